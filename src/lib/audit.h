@@ -1,0 +1,58 @@
+/*
+ * audit: the hash-chained audit log of CPS §6.4–6.6. Every state-changing
+ * operation appends its record inside the same store transaction as the
+ * change; rejected requests are recorded too. Each record commits to the
+ * previous one: hash = SM3(canonical encoding of the record || prev hash),
+ * and the chain head (seq and hash) is kept in the store metadata, so that a
+ * changed, deleted, inserted or reordered record, or a cut tail, is found by
+ * gmca_audit_verify.
+ */
+#ifndef GMCA_AUDIT_H
+#define GMCA_AUDIT_H
+
+#include <stdint.h>
+
+#include "err.h"
+#include "store.h"
+
+/* Event types (CPS §6.5). */
+#define GMCA_EV_CA_INIT "ca.init"
+#define GMCA_EV_KEY_GENERATE "key.generate"
+#define GMCA_EV_KEY_ACTIVATE "key.activate"
+#define GMCA_EV_CERT_REQUEST "cert.request"
+#define GMCA_EV_CERT_ISSUE "cert.issue"
+#define GMCA_EV_CERT_REVOKE "cert.revoke"
+#define GMCA_EV_CRL_GENERATE "crl.generate"
+#define GMCA_EV_CONFIG_CHANGE "config.change"
+#define GMCA_EV_AUDIT_VERIFY "audit.verify"
+
+#define GMCA_AUDIT_DETAIL_MAX 4096
+
+struct gmca_audit_event {
+	const char *type;   /* one of GMCA_EV_* */
+	const char *actor;  /* operator identity (CPS §6.6 item 6) */
+	int success;        /* 1 success, 0 failure */
+	const char *object; /* serial, CA name, CRL number; NULL: none */
+	const char *detail; /* text, truncated to GMCA_AUDIT_DETAIL_MAX; NULL: none */
+};
+
+/* Append one record. The caller holds a store transaction. */
+int gmca_audit_append(struct gmca_store *s, const struct gmca_audit_event *ev,
+		      struct gmca_error *e) GMCA_WUR;
+
+/* Append one record in a transaction of its own (for rejections). */
+int gmca_audit_record(struct gmca_store *s, const struct gmca_audit_event *ev,
+		      struct gmca_error *e) GMCA_WUR;
+
+/* The record hash as stored: SM3 over the canonical encoding and prev. */
+int gmca_audit_hash(const struct gmca_audit_rec *r, uint8_t out[GMCA_SM3_LEN]) GMCA_WUR;
+
+/*
+ * Walk the whole chain. 0 if intact, with *count records. Otherwise
+ * GMCA_ERR_TAMPER, *bad_seq the first bad record (or the seq where one is
+ * missing) and e saying what is wrong with it.
+ */
+int gmca_audit_verify(struct gmca_store *s, int64_t *count, int64_t *bad_seq,
+		      struct gmca_error *e) GMCA_WUR;
+
+#endif
