@@ -29,20 +29,20 @@
 #define GMCA_AUDIT_DETAIL_MAX 4096
 
 struct gmca_audit_event {
-	const char *type;   /* one of GMCA_EV_* */
-	const char *actor;  /* operator identity (CPS §6.6 item 6) */
-	int success;        /* 1 success, 0 failure */
-	const char *object; /* serial, CA name, CRL number; NULL: none */
-	const char *detail; /* text, truncated to GMCA_AUDIT_DETAIL_MAX; NULL: none */
+        const char *type;   /* one of GMCA_EV_* */
+        const char *actor;  /* operator identity (CPS §6.6 item 6) */
+        int success;        /* 1 success, 0 failure */
+        const char *object; /* serial, CA name, CRL number; NULL: none */
+        const char *detail; /* text, truncated to GMCA_AUDIT_DETAIL_MAX; NULL: none */
 };
 
 /* Append one record. The caller holds a store transaction. */
 int gmca_audit_append(struct gmca_store *s, const struct gmca_audit_event *ev,
-		      struct gmca_error *e) GMCA_WUR;
+                      struct gmca_error *e) GMCA_WUR;
 
 /* Append one record in a transaction of its own (for rejections). */
 int gmca_audit_record(struct gmca_store *s, const struct gmca_audit_event *ev,
-		      struct gmca_error *e) GMCA_WUR;
+                      struct gmca_error *e) GMCA_WUR;
 
 /* The record hash as stored: SM3 over the canonical encoding and prev. */
 int gmca_audit_hash(const struct gmca_audit_rec *r, uint8_t out[GMCA_SM3_LEN]) GMCA_WUR;
@@ -53,6 +53,6 @@ int gmca_audit_hash(const struct gmca_audit_rec *r, uint8_t out[GMCA_SM3_LEN]) G
  * missing) and e saying what is wrong with it.
  */
 int gmca_audit_verify(struct gmca_store *s, int64_t *count, int64_t *bad_seq,
-		      struct gmca_error *e) GMCA_WUR;
+                      struct gmca_error *e) GMCA_WUR;
 
 #endif

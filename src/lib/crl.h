@@ -21,22 +21,22 @@
 #define GMCA_CRL_MAX (64u << 20) /* bytes of a CRL we accept to parse */
 
 struct gmca_crl_entry {
-	uint8_t serial[20];
-	size_t serial_len;
-	time_t revoked_at;
-	int reason;           /* CRL_REASON_* (RFC 5280 §5.3.1), -1: omit */
-	time_t invalidity;    /* 0: omit */
+        uint8_t serial[20];
+        size_t serial_len;
+        time_t revoked_at;
+        int reason;        /* CRL_REASON_* (RFC 5280 §5.3.1), -1: omit */
+        time_t invalidity; /* 0: omit */
 };
 
 struct gmca_crl_params {
-	const X509 *issuer;   /* the CA certificate (issuer name and SKI) */
-	EVP_PKEY *key;        /* the CA private key */
-	const char *sm2_id;   /* NULL: default */
-	int64_t number;       /* cRLNumber */
-	time_t this_update;
-	time_t next_update;
-	const struct gmca_crl_entry *entries;
-	size_t nentries;
+        const X509 *issuer; /* the CA certificate (issuer name and SKI) */
+        EVP_PKEY *key;      /* the CA private key */
+        const char *sm2_id; /* NULL: default */
+        int64_t number;     /* cRLNumber */
+        time_t this_update;
+        time_t next_update;
+        const struct gmca_crl_entry *entries;
+        size_t nentries;
 };
 
 /* Build and sign a CRL. Caller frees with X509_CRL_free. */
@@ -44,7 +44,7 @@ X509_CRL *gmca_crl_build(const struct gmca_crl_params *p, struct gmca_error *e);
 
 /* 0 when crl's signature verifies with issuer_key under id (NULL: default). */
 int gmca_crl_verify(X509_CRL *crl, EVP_PKEY *issuer_key, const char *id,
-		    struct gmca_error *e) GMCA_WUR;
+                    struct gmca_error *e) GMCA_WUR;
 
 /* Parse DER or one PEM block strictly (no trailing bytes). */
 X509_CRL *gmca_crl_parse(const uint8_t *buf, size_t len, struct gmca_error *e);

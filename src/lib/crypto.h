@@ -48,27 +48,27 @@ EVP_MD_CTX *gmca_sm2_verify_ctx(EVP_PKEY *key, const char *id, struct gmca_error
  * *sig is allocated with OPENSSL_malloc; caller frees with OPENSSL_free.
  */
 int gmca_sm2_sign(EVP_PKEY *key, const char *id, const uint8_t *msg, size_t len, uint8_t **sig,
-		  size_t *siglen, struct gmca_error *e) GMCA_WUR;
+                  size_t *siglen, struct gmca_error *e) GMCA_WUR;
 
 /* 0 when sig is a valid SM2 signature of msg under id; GMCA_ERR_VERIFY if not. */
 int gmca_sm2_verify(EVP_PKEY *key, const char *id, const uint8_t *msg, size_t len,
-		    const uint8_t *sig, size_t siglen, struct gmca_error *e) GMCA_WUR;
+                    const uint8_t *sig, size_t siglen, struct gmca_error *e) GMCA_WUR;
 
 /* Z value of GM/T 0003 for key and id (NULL: default): out[32]. */
 int gmca_sm2_z(EVP_PKEY *key, const char *id, uint8_t out[GMCA_SM3_LEN],
-	       struct gmca_error *e) GMCA_WUR;
+               struct gmca_error *e) GMCA_WUR;
 
 /*
  * SM2 public-key encryption; output is the GM/T 0009 SM2Cipher DER
  * (C1, C3, C2). *out allocated with OPENSSL_malloc.
  */
 int gmca_sm2_encrypt(EVP_PKEY *pub, const uint8_t *in, size_t len, uint8_t **out, size_t *outlen,
-		     struct gmca_error *e) GMCA_WUR;
+                     struct gmca_error *e) GMCA_WUR;
 
 /* Inverse of gmca_sm2_encrypt. *out allocated with OPENSSL_secure_malloc-compatible
  * OPENSSL_malloc; caller frees with OPENSSL_clear_free(*out, *outlen). */
-int gmca_sm2_decrypt(EVP_PKEY *key, const uint8_t *in, size_t len, uint8_t **out,
-		     size_t *outlen, struct gmca_error *e) GMCA_WUR;
+int gmca_sm2_decrypt(EVP_PKEY *key, const uint8_t *in, size_t len, uint8_t **out, size_t *outlen,
+                     struct gmca_error *e) GMCA_WUR;
 
 /* SM3 digest of data. */
 int gmca_sm3(const void *data, size_t len, uint8_t out[GMCA_SM3_LEN]) GMCA_WUR;
@@ -80,7 +80,7 @@ int gmca_sm3_final(EVP_MD_CTX *c, uint8_t out[GMCA_SM3_LEN]) GMCA_WUR;
 
 /* HMAC-SM3 of data under key. */
 int gmca_hmac_sm3(const uint8_t *key, size_t keylen, const void *data, size_t len,
-		  uint8_t out[GMCA_SM3_LEN], struct gmca_error *e) GMCA_WUR;
+                  uint8_t out[GMCA_SM3_LEN], struct gmca_error *e) GMCA_WUR;
 
 /* Lower-case hex of an SM3 digest: out must hold 65 bytes. */
 void gmca_hex(const uint8_t *in, size_t len, char *out);
@@ -91,15 +91,15 @@ void gmca_hex(const uint8_t *in, size_t len, char *out);
  * on bad padding.
  */
 int gmca_sm4_cbc_encrypt(const uint8_t key[GMCA_SM4_KEY_LEN], const uint8_t iv[GMCA_SM4_BLOCK],
-			 const uint8_t *in, size_t len, uint8_t **out, size_t *outlen,
-			 struct gmca_error *e) GMCA_WUR;
+                         const uint8_t *in, size_t len, uint8_t **out, size_t *outlen,
+                         struct gmca_error *e) GMCA_WUR;
 int gmca_sm4_cbc_decrypt(const uint8_t key[GMCA_SM4_KEY_LEN], const uint8_t iv[GMCA_SM4_BLOCK],
-			 const uint8_t *in, size_t len, uint8_t **out, size_t *outlen,
-			 struct gmca_error *e) GMCA_WUR;
+                         const uint8_t *in, size_t len, uint8_t **out, size_t *outlen,
+                         struct gmca_error *e) GMCA_WUR;
 
 /* SM4-ECB without padding (len a multiple of 16), into out (len bytes). */
 int gmca_sm4_ecb(int encrypt, const uint8_t key[GMCA_SM4_KEY_LEN], const uint8_t *in, size_t len,
-		 uint8_t *out, struct gmca_error *e) GMCA_WUR;
+                 uint8_t *out, struct gmca_error *e) GMCA_WUR;
 
 /*
  * SM4-GCM (NIST SP 800-38D with SM4 as the block cipher, as RFC 8998 uses
@@ -108,14 +108,14 @@ int gmca_sm4_ecb(int encrypt, const uint8_t key[GMCA_SM4_KEY_LEN], const uint8_t
  * SM4 block function. Decrypt returns GMCA_ERR_VERIFY when the tag does not
  * match, and then out is zeroed.
  */
-int gmca_sm4_gcm_encrypt(const uint8_t key[GMCA_SM4_KEY_LEN],
-			 const uint8_t iv[GMCA_SM4_GCM_IV_LEN], const uint8_t *aad, size_t aadlen,
-			 const uint8_t *in, size_t len, uint8_t *out,
-			 uint8_t tag[GMCA_SM4_GCM_TAG_LEN], struct gmca_error *e) GMCA_WUR;
-int gmca_sm4_gcm_decrypt(const uint8_t key[GMCA_SM4_KEY_LEN],
-			 const uint8_t iv[GMCA_SM4_GCM_IV_LEN], const uint8_t *aad, size_t aadlen,
-			 const uint8_t *in, size_t len, const uint8_t tag[GMCA_SM4_GCM_TAG_LEN],
-			 uint8_t *out, struct gmca_error *e) GMCA_WUR;
+int gmca_sm4_gcm_encrypt(const uint8_t key[GMCA_SM4_KEY_LEN], const uint8_t iv[GMCA_SM4_GCM_IV_LEN],
+                         const uint8_t *aad, size_t aadlen, const uint8_t *in, size_t len,
+                         uint8_t *out, uint8_t tag[GMCA_SM4_GCM_TAG_LEN],
+                         struct gmca_error *e) GMCA_WUR;
+int gmca_sm4_gcm_decrypt(const uint8_t key[GMCA_SM4_KEY_LEN], const uint8_t iv[GMCA_SM4_GCM_IV_LEN],
+                         const uint8_t *aad, size_t aadlen, const uint8_t *in, size_t len,
+                         const uint8_t tag[GMCA_SM4_GCM_TAG_LEN], uint8_t *out,
+                         struct gmca_error *e) GMCA_WUR;
 
 /*
  * Private keys at rest: PEM "ENCRYPTED PRIVATE KEY" (PKCS#8 PBES2, SM4-CBC,
@@ -127,18 +127,17 @@ int gmca_sm4_gcm_decrypt(const uint8_t key[GMCA_SM4_KEY_LEN],
 #define GMCA_PASS_MIN 8
 #define GMCA_PASS_MAX 1024
 int gmca_key_write(const char *path, EVP_PKEY *key, const char *pass, size_t passlen,
-		   struct gmca_error *e) GMCA_WUR;
+                   struct gmca_error *e) GMCA_WUR;
 
 /* Read a key written by gmca_key_write. Wrong passphrase: GMCA_ERR_AUTH.
  * Caller frees with EVP_PKEY_free. NULL on failure. */
-EVP_PKEY *gmca_key_read(const char *path, const char *pass, size_t passlen,
-			struct gmca_error *e);
+EVP_PKEY *gmca_key_read(const char *path, const char *pass, size_t passlen, struct gmca_error *e);
 
 /* Encrypted PKCS#8 PEM of key in memory (for the same format elsewhere). */
 int gmca_key_to_pem(EVP_PKEY *key, const char *pass, size_t passlen, char **pem, size_t *pemlen,
-		    struct gmca_error *e) GMCA_WUR;
+                    struct gmca_error *e) GMCA_WUR;
 EVP_PKEY *gmca_key_from_pem(const char *pem, size_t pemlen, const char *pass, size_t passlen,
-			    struct gmca_error *e);
+                            struct gmca_error *e);
 
 /* Wipe and free a buffer that held secrets; NULL is fine. */
 void gmca_secret_free(void *p, size_t len);

@@ -13,28 +13,28 @@
 #define GMCA_PRINTF(a, b) __attribute__((format(printf, a, b)))
 
 enum gmca_err {
-	GMCA_OK = 0,
-	GMCA_ERR_INTERNAL = -1, /* a bug or an unexpected library failure */
-	GMCA_ERR_NOMEM = -2,
-	GMCA_ERR_INVALID = -3,  /* malformed or unacceptable input */
-	GMCA_ERR_CRYPTO = -4,   /* a cryptographic operation failed */
-	GMCA_ERR_VERIFY = -5,   /* a signature or tag did not verify */
-	GMCA_ERR_NOTFOUND = -6, /* no such serial, CA, profile, file */
-	GMCA_ERR_EXISTS = -7,   /* refusing to overwrite or duplicate */
-	GMCA_ERR_POLICY = -8,   /* refused by a profile or CPS rule */
-	GMCA_ERR_IO = -9,
-	GMCA_ERR_DB = -10,
-	GMCA_ERR_AUTH = -11,   /* wrong passphrase, operator or approval */
-	GMCA_ERR_STATE = -12,  /* operation not valid in the current state */
-	GMCA_ERR_TAMPER = -13, /* integrity check (audit chain) failed */
-	GMCA_ERR_LIMIT = -14,  /* input over a hard size or count cap */
+        GMCA_OK = 0,
+        GMCA_ERR_INTERNAL = -1, /* a bug or an unexpected library failure */
+        GMCA_ERR_NOMEM = -2,
+        GMCA_ERR_INVALID = -3,  /* malformed or unacceptable input */
+        GMCA_ERR_CRYPTO = -4,   /* a cryptographic operation failed */
+        GMCA_ERR_VERIFY = -5,   /* a signature or tag did not verify */
+        GMCA_ERR_NOTFOUND = -6, /* no such serial, CA, profile, file */
+        GMCA_ERR_EXISTS = -7,   /* refusing to overwrite or duplicate */
+        GMCA_ERR_POLICY = -8,   /* refused by a profile or CPS rule */
+        GMCA_ERR_IO = -9,
+        GMCA_ERR_DB = -10,
+        GMCA_ERR_AUTH = -11,   /* wrong passphrase, operator or approval */
+        GMCA_ERR_STATE = -12,  /* operation not valid in the current state */
+        GMCA_ERR_TAMPER = -13, /* integrity check (audit chain) failed */
+        GMCA_ERR_LIMIT = -14,  /* input over a hard size or count cap */
 };
 
 #define GMCA_ERROR_MSG_MAX 512
 
 struct gmca_error {
-	int code;
-	char msg[GMCA_ERROR_MSG_MAX];
+        int code;
+        char msg[GMCA_ERROR_MSG_MAX];
 };
 
 /* Short stable name of a code ("invalid", "verify", ...). */

@@ -23,22 +23,22 @@
 
 /* How a profile treats a DN attribute, private extension or SAN kind. */
 enum gmca_rule {
-	GMCA_RULE_FORBIDDEN = 0,
-	GMCA_RULE_OPTIONAL = 1,
-	GMCA_RULE_REQUIRED = 2,
+        GMCA_RULE_FORBIDDEN = 0,
+        GMCA_RULE_OPTIONAL = 1,
+        GMCA_RULE_REQUIRED = 2,
 };
 
 /* DN attributes a profile rules on (CPS §2.1.2 tables 3 and 4). */
 enum gmca_dn_attr {
-	GMCA_DN_C = 0,
-	GMCA_DN_ST,
-	GMCA_DN_L,
-	GMCA_DN_O,
-	GMCA_DN_OU,
-	GMCA_DN_CN,
-	GMCA_DN_E,
-	GMCA_DN_SERIAL,
-	GMCA_DN_COUNT
+        GMCA_DN_C = 0,
+        GMCA_DN_ST,
+        GMCA_DN_L,
+        GMCA_DN_O,
+        GMCA_DN_OU,
+        GMCA_DN_CN,
+        GMCA_DN_E,
+        GMCA_DN_SERIAL,
+        GMCA_DN_COUNT
 };
 
 enum gmca_san_kind { GMCA_SAN_DNS = 0, GMCA_SAN_IP, GMCA_SAN_EMAIL, GMCA_SAN_COUNT };
@@ -50,21 +50,21 @@ enum gmca_san_kind { GMCA_SAN_DNS = 0, GMCA_SAN_IP, GMCA_SAN_EMAIL, GMCA_SAN_COU
 enum gmca_key_purpose { GMCA_PURPOSE_SIGN = 0, GMCA_PURPOSE_ENCRYPT, GMCA_PURPOSE_CA };
 
 struct gmca_profile {
-	char name[GMCA_PROFILE_NAME_MAX];
-	char description[256];
-	enum gmca_key_purpose purpose;
-	int ca;                      /* issues CA certificates */
-	int path_len;                /* -1: none */
-	unsigned key_usage;          /* X509v3_KU_* bits */
-	int eku[GMCA_PROFILE_EKU_MAX];
-	size_t neku;
-	int validity_days;           /* default validity */
-	int max_validity_days;       /* a request may not ask for more */
-	enum gmca_rule dn[GMCA_DN_COUNT];
-	enum gmca_rule pext[GMCA_PEXT_COUNT];
-	enum gmca_rule san[GMCA_SAN_COUNT];
-	char sm2_id[GMCA_SM2_ID_BUF];
-	int ocsp_nocheck;
+        char name[GMCA_PROFILE_NAME_MAX];
+        char description[256];
+        enum gmca_key_purpose purpose;
+        int ca;             /* issues CA certificates */
+        int path_len;       /* -1: none */
+        unsigned key_usage; /* X509v3_KU_* bits */
+        int eku[GMCA_PROFILE_EKU_MAX];
+        size_t neku;
+        int validity_days;     /* default validity */
+        int max_validity_days; /* a request may not ask for more */
+        enum gmca_rule dn[GMCA_DN_COUNT];
+        enum gmca_rule pext[GMCA_PEXT_COUNT];
+        enum gmca_rule san[GMCA_SAN_COUNT];
+        char sm2_id[GMCA_SM2_ID_BUF];
+        int ocsp_nocheck;
 };
 
 /*
@@ -76,7 +76,7 @@ struct gmca_profile *gmca_profile_load(const char *path, struct gmca_error *e);
 
 /* Parse a profile from JSON text; name is used if the text has none. */
 struct gmca_profile *gmca_profile_parse(const char *json, size_t len, const char *name,
-					struct gmca_error *e);
+                                        struct gmca_error *e);
 
 /* Load profile `name` from directory dir (file dir/name.json). The name
  * must be [a-z0-9_-]{1,63}; GMCA_ERR_NOTFOUND if there is no such profile. */
@@ -85,8 +85,7 @@ struct gmca_profile *gmca_profile_find(const char *dir, const char *name, struct
 void gmca_profile_free(struct gmca_profile *p);
 
 /* Names of all profiles in dir, sorted; caller frees each and the array. */
-int gmca_profile_list(const char *dir, char ***names, size_t *count,
-		      struct gmca_error *e) GMCA_WUR;
+int gmca_profile_list(const char *dir, char ***names, size_t *count, struct gmca_error *e) GMCA_WUR;
 
 /*
  * Check a request against the profile: the subject DN (required attributes
@@ -96,7 +95,7 @@ int gmca_profile_list(const char *dir, char ***names, size_t *count,
  * "profile <name>: <rule>" on failure.
  */
 int gmca_profile_check(const struct gmca_profile *p, const X509_NAME *subject,
-		       const struct gmca_subject_info *info, int days,
-		       struct gmca_error *e) GMCA_WUR;
+                       const struct gmca_subject_info *info, int days,
+                       struct gmca_error *e) GMCA_WUR;
 
 #endif

@@ -43,168 +43,168 @@ void gmca_store_rollback(struct gmca_store *s);
 
 /* ---- CAs ---- */
 struct gmca_ca_rec {
-	int64_t id;
-	char name[GMCA_NAME_MAX];
-	int64_t parent_id; /* 0 for a root */
-	char subject[GMCA_DN_MAX];
-	char key_file[256];              /* relative to the state directory */
-	char sm2_id[GMCA_SM2_ID_BUF];
-	int64_t created;
-	uint8_t *cert_der;               /* owned; freed by gmca_ca_rec_clear */
-	size_t cert_len;
+        int64_t id;
+        char name[GMCA_NAME_MAX];
+        int64_t parent_id; /* 0 for a root */
+        char subject[GMCA_DN_MAX];
+        char key_file[256]; /* relative to the state directory */
+        char sm2_id[GMCA_SM2_ID_BUF];
+        int64_t created;
+        uint8_t *cert_der; /* owned; freed by gmca_ca_rec_clear */
+        size_t cert_len;
 };
 void gmca_ca_rec_clear(struct gmca_ca_rec *r);
 /* Insert; sets r->id. GMCA_ERR_EXISTS if the name is taken. */
 int gmca_store_ca_insert(struct gmca_store *s, struct gmca_ca_rec *r,
-			 struct gmca_error *e) GMCA_WUR;
+                         struct gmca_error *e) GMCA_WUR;
 /* GMCA_ERR_NOTFOUND if absent. out is filled and owns its buffers. */
 int gmca_store_ca_get(struct gmca_store *s, const char *name, struct gmca_ca_rec *out,
-		      struct gmca_error *e) GMCA_WUR;
+                      struct gmca_error *e) GMCA_WUR;
 int gmca_store_ca_get_by_id(struct gmca_store *s, int64_t id, struct gmca_ca_rec *out,
-			    struct gmca_error *e) GMCA_WUR;
+                            struct gmca_error *e) GMCA_WUR;
 /* Calls cb for each CA in id order; a non-zero return from cb stops and is returned. */
 int gmca_store_ca_list(struct gmca_store *s, int (*cb)(const struct gmca_ca_rec *, void *),
-		       void *arg, struct gmca_error *e) GMCA_WUR;
+                       void *arg, struct gmca_error *e) GMCA_WUR;
 
 /* ---- certificates ---- */
 enum gmca_cert_status { GMCA_CERT_VALID = 0, GMCA_CERT_REVOKED = 1 };
 
 struct gmca_cert_rec {
-	char serial[GMCA_SERIAL_HEX_MAX]; /* upper-case hex, unique across the store */
-	int64_t ca_id;
-	char subject[GMCA_DN_MAX];
-	char profile[GMCA_NAME_MAX];
-	int64_t not_before;
-	int64_t not_after;
-	int64_t issued_at;
-	int status;                       /* enum gmca_cert_status */
-	int64_t revoked_at;               /* 0 unless revoked */
-	int reason;                       /* CRL reason code, -1 none */
-	int64_t invalidity_date;          /* 0: none */
-	char fingerprint[65];             /* SM3 of the DER, hex */
-	int64_t request_id;               /* 0: none */
-	uint8_t *der;                     /* owned; freed by gmca_cert_rec_clear */
-	size_t der_len;
+        char serial[GMCA_SERIAL_HEX_MAX]; /* upper-case hex, unique across the store */
+        int64_t ca_id;
+        char subject[GMCA_DN_MAX];
+        char profile[GMCA_NAME_MAX];
+        int64_t not_before;
+        int64_t not_after;
+        int64_t issued_at;
+        int status;              /* enum gmca_cert_status */
+        int64_t revoked_at;      /* 0 unless revoked */
+        int reason;              /* CRL reason code, -1 none */
+        int64_t invalidity_date; /* 0: none */
+        char fingerprint[65];    /* SM3 of the DER, hex */
+        int64_t request_id;      /* 0: none */
+        uint8_t *der;            /* owned; freed by gmca_cert_rec_clear */
+        size_t der_len;
 };
 void gmca_cert_rec_clear(struct gmca_cert_rec *r);
 
 /* GMCA_ERR_EXISTS on a duplicate serial. */
 int gmca_store_cert_insert(struct gmca_store *s, const struct gmca_cert_rec *r,
-			   struct gmca_error *e) GMCA_WUR;
+                           struct gmca_error *e) GMCA_WUR;
 /* *exists = 1 if a certificate (or a reserved serial) uses serial. */
 int gmca_store_serial_exists(struct gmca_store *s, const char *serial, int *exists,
-			     struct gmca_error *e) GMCA_WUR;
+                             struct gmca_error *e) GMCA_WUR;
 int gmca_store_cert_get(struct gmca_store *s, const char *serial, struct gmca_cert_rec *out,
-			struct gmca_error *e) GMCA_WUR;
+                        struct gmca_error *e) GMCA_WUR;
 /*
  * Mark a valid certificate revoked. GMCA_ERR_NOTFOUND for an unknown
  * serial, GMCA_ERR_STATE if already revoked.
  */
-int gmca_store_cert_revoke(struct gmca_store *s, const char *serial, int64_t revoked_at,
-			   int reason, int64_t invalidity_date, struct gmca_error *e) GMCA_WUR;
+int gmca_store_cert_revoke(struct gmca_store *s, const char *serial, int64_t revoked_at, int reason,
+                           int64_t invalidity_date, struct gmca_error *e) GMCA_WUR;
 
 #define GMCA_STATUS_ANY -1
 #define GMCA_STATUS_EXPIRED 2 /* filter only: valid but past not_after at `now` */
 
 struct gmca_cert_filter {
-	int64_t ca_id;          /* 0: any */
-	const char *subject;    /* substring of the subject DN, NULL: any */
-	const char *profile;    /* NULL: any */
-	int status;             /* GMCA_STATUS_ANY, GMCA_CERT_VALID (and unexpired), _REVOKED, _EXPIRED */
-	int64_t now;            /* reference time for VALID/EXPIRED */
-	int64_t limit;          /* 0: no limit */
-	int64_t offset;
+        int64_t ca_id;       /* 0: any */
+        const char *subject; /* substring of the subject DN, NULL: any */
+        const char *profile; /* NULL: any */
+        int status;    /* GMCA_STATUS_ANY, GMCA_CERT_VALID (and unexpired), _REVOKED, _EXPIRED */
+        int64_t now;   /* reference time for VALID/EXPIRED */
+        int64_t limit; /* 0: no limit */
+        int64_t offset;
 };
 /* Calls cb in issued order (then serial); records passed to cb have der == NULL. */
 int gmca_store_cert_list(struct gmca_store *s, const struct gmca_cert_filter *f,
-			 int (*cb)(const struct gmca_cert_rec *, void *), void *arg,
-			 struct gmca_error *e) GMCA_WUR;
+                         int (*cb)(const struct gmca_cert_rec *, void *), void *arg,
+                         struct gmca_error *e) GMCA_WUR;
 /* Revoked certificates of one CA, in revocation order; der == NULL. */
 int gmca_store_revoked_list(struct gmca_store *s, int64_t ca_id,
-			    int (*cb)(const struct gmca_cert_rec *, void *), void *arg,
-			    struct gmca_error *e) GMCA_WUR;
+                            int (*cb)(const struct gmca_cert_rec *, void *), void *arg,
+                            struct gmca_error *e) GMCA_WUR;
 int gmca_store_cert_count(struct gmca_store *s, int64_t *count, struct gmca_error *e) GMCA_WUR;
 
 /* ---- certificate requests ---- */
 enum gmca_req_status { GMCA_REQ_PENDING = 0, GMCA_REQ_ISSUED = 1, GMCA_REQ_REJECTED = 2 };
 
 struct gmca_request_rec {
-	int64_t id;
-	int64_t created;
-	int64_t ca_id;
-	char profile[GMCA_NAME_MAX];
-	char subject[GMCA_DN_MAX];
-	int status;
-	char serial[GMCA_SERIAL_HEX_MAX]; /* when issued */
-	const uint8_t *csr_der;           /* borrowed on insert */
-	size_t csr_len;
-	const char *info_json;            /* borrowed on insert, may be NULL */
+        int64_t id;
+        int64_t created;
+        int64_t ca_id;
+        char profile[GMCA_NAME_MAX];
+        char subject[GMCA_DN_MAX];
+        int status;
+        char serial[GMCA_SERIAL_HEX_MAX]; /* when issued */
+        const uint8_t *csr_der;           /* borrowed on insert */
+        size_t csr_len;
+        const char *info_json; /* borrowed on insert, may be NULL */
 };
 int gmca_store_request_insert(struct gmca_store *s, struct gmca_request_rec *r,
-			      struct gmca_error *e) GMCA_WUR;
-int gmca_store_request_set_status(struct gmca_store *s, int64_t id, int status,
-				  const char *serial, struct gmca_error *e) GMCA_WUR;
+                              struct gmca_error *e) GMCA_WUR;
+int gmca_store_request_set_status(struct gmca_store *s, int64_t id, int status, const char *serial,
+                                  struct gmca_error *e) GMCA_WUR;
 
 /* ---- CRLs ---- */
 struct gmca_crl_rec {
-	int64_t ca_id;
-	int64_t number;       /* cRLNumber, strictly increasing per CA */
-	int64_t this_update;
-	int64_t next_update;
-	int64_t entries;
-	uint8_t *der;         /* owned by records returned from the store */
-	size_t der_len;
+        int64_t ca_id;
+        int64_t number; /* cRLNumber, strictly increasing per CA */
+        int64_t this_update;
+        int64_t next_update;
+        int64_t entries;
+        uint8_t *der; /* owned by records returned from the store */
+        size_t der_len;
 };
 void gmca_crl_rec_clear(struct gmca_crl_rec *r);
 /* Next cRLNumber for ca_id (1 for the first). Call inside the transaction that inserts. */
 int gmca_store_crl_next_number(struct gmca_store *s, int64_t ca_id, int64_t *number,
-			       struct gmca_error *e) GMCA_WUR;
+                               struct gmca_error *e) GMCA_WUR;
 /* GMCA_ERR_EXISTS if (ca_id, number) exists. The record's der is borrowed. */
 int gmca_store_crl_insert(struct gmca_store *s, const struct gmca_crl_rec *r,
-			  struct gmca_error *e) GMCA_WUR;
+                          struct gmca_error *e) GMCA_WUR;
 int gmca_store_crl_latest(struct gmca_store *s, int64_t ca_id, struct gmca_crl_rec *out,
-			  struct gmca_error *e) GMCA_WUR;
+                          struct gmca_error *e) GMCA_WUR;
 /* All CRLs of a CA in number order; der == NULL in records passed to cb. */
 int gmca_store_crl_list(struct gmca_store *s, int64_t ca_id,
-			int (*cb)(const struct gmca_crl_rec *, void *), void *arg,
-			struct gmca_error *e) GMCA_WUR;
+                        int (*cb)(const struct gmca_crl_rec *, void *), void *arg,
+                        struct gmca_error *e) GMCA_WUR;
 
 /* ---- audit records (the chain logic lives in audit.c) ---- */
 struct gmca_audit_rec {
-	int64_t seq;               /* 1, 2, 3 ... */
-	int64_t time;              /* microseconds since the epoch, UTC */
-	char event[GMCA_NAME_MAX];
-	char actor[256];
-	int success;               /* 1 success, 0 failure */
-	char object[128];
-	char *detail;              /* owned; NULL allowed */
-	uint8_t prev[GMCA_SM3_LEN];
-	uint8_t hash[GMCA_SM3_LEN];
+        int64_t seq;  /* 1, 2, 3 ... */
+        int64_t time; /* microseconds since the epoch, UTC */
+        char event[GMCA_NAME_MAX];
+        char actor[256];
+        int success; /* 1 success, 0 failure */
+        char object[128];
+        char *detail; /* owned; NULL allowed */
+        uint8_t prev[GMCA_SM3_LEN];
+        uint8_t hash[GMCA_SM3_LEN];
 };
 void gmca_audit_rec_clear(struct gmca_audit_rec *r);
 /* Last record's seq and hash; seq 0 and a zero hash when empty. */
 int gmca_store_audit_last(struct gmca_store *s, int64_t *seq, uint8_t hash[GMCA_SM3_LEN],
-			  struct gmca_error *e) GMCA_WUR;
+                          struct gmca_error *e) GMCA_WUR;
 int gmca_store_audit_insert(struct gmca_store *s, const struct gmca_audit_rec *r,
-			    struct gmca_error *e) GMCA_WUR;
+                            struct gmca_error *e) GMCA_WUR;
 
 struct gmca_audit_filter {
-	int64_t since;          /* microseconds, 0: any */
-	int64_t until;          /* microseconds, 0: any */
-	const char *event;      /* exact or prefix ending in '*', NULL: any */
-	const char *actor;      /* exact, NULL: any */
-	int64_t limit;          /* 0: all */
+        int64_t since;     /* microseconds, 0: any */
+        int64_t until;     /* microseconds, 0: any */
+        const char *event; /* exact or prefix ending in '*', NULL: any */
+        const char *actor; /* exact, NULL: any */
+        int64_t limit;     /* 0: all */
 };
 /* Records in seq order (all of them when f is NULL). */
 int gmca_store_audit_iter(struct gmca_store *s, const struct gmca_audit_filter *f,
-			  int (*cb)(const struct gmca_audit_rec *, void *), void *arg,
-			  struct gmca_error *e) GMCA_WUR;
+                          int (*cb)(const struct gmca_audit_rec *, void *), void *arg,
+                          struct gmca_error *e) GMCA_WUR;
 
 /* ---- metadata ---- */
 /* GMCA_ERR_NOTFOUND if absent; value is copied into buf. */
 int gmca_store_meta_get(struct gmca_store *s, const char *key, char *buf, size_t len,
-			struct gmca_error *e) GMCA_WUR;
+                        struct gmca_error *e) GMCA_WUR;
 int gmca_store_meta_set(struct gmca_store *s, const char *key, const char *value,
-			struct gmca_error *e) GMCA_WUR;
+                        struct gmca_error *e) GMCA_WUR;
 
 #endif

@@ -24,7 +24,7 @@ void gmca_set_clock(time_t (*fn)(void));
  * GMCA_ERR_LIMIT if larger than max.
  */
 int gmca_read_file(const char *path, size_t max, uint8_t **buf, size_t *len,
-		   struct gmca_error *e) GMCA_WUR;
+                   struct gmca_error *e) GMCA_WUR;
 
 /*
  * Create path with O_CREAT|O_EXCL and mode (e.g. 0600 or 0644), write all
@@ -32,11 +32,11 @@ int gmca_read_file(const char *path, size_t max, uint8_t **buf, size_t *len,
  * removed.
  */
 int gmca_write_file_excl(const char *path, const void *data, size_t len, int mode,
-			 struct gmca_error *e) GMCA_WUR;
+                         struct gmca_error *e) GMCA_WUR;
 
 /* Write via a temporary file and rename (replaces an existing file). */
 int gmca_write_file_atomic(const char *path, const void *data, size_t len, int mode,
-			   struct gmca_error *e) GMCA_WUR;
+                           struct gmca_error *e) GMCA_WUR;
 
 /* Upper-case hex of in into out (2*len+1 bytes). */
 void gmca_hex_upper(const uint8_t *in, size_t len, char *out);

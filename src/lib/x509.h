@@ -16,26 +16,26 @@
 
 #include "err.h"
 
-#define GMCA_CSR_MAX 16384   /* bytes of DER or PEM accepted for a CSR */
-#define GMCA_CERT_MAX 65536  /* bytes of DER or PEM accepted for a certificate */
-#define GMCA_DN_MAX 1024     /* bytes of a textual subject DN */
-#define GMCA_DN_RDN_MAX 16   /* attributes in a DN */
-#define GMCA_ATTR_MAX 256    /* bytes of one DN attribute value */
-#define GMCA_SERIAL_LEN 16   /* 128-bit serial numbers */
-#define GMCA_SAN_MAX 16      /* entries of each subjectAltName kind */
+#define GMCA_CSR_MAX 16384  /* bytes of DER or PEM accepted for a CSR */
+#define GMCA_CERT_MAX 65536 /* bytes of DER or PEM accepted for a certificate */
+#define GMCA_DN_MAX 1024    /* bytes of a textual subject DN */
+#define GMCA_DN_RDN_MAX 16  /* attributes in a DN */
+#define GMCA_ATTR_MAX 256   /* bytes of one DN attribute value */
+#define GMCA_SERIAL_LEN 16  /* 128-bit serial numbers */
+#define GMCA_SAN_MAX 16     /* entries of each subjectAltName kind */
 
 /*
  * GM/T 0015 private extensions (GMT-REFERENCE.md §1.2). The 2012 OIDs are
  * what deployed relying parties read; the USCC also has the 2023 OID.
  */
 enum gmca_pext {
-	GMCA_PEXT_IDENTITY_CARD = 0, /* 1.2.156.10260.4.1.1 IdentifyCode [0] EXPLICIT */
-	GMCA_PEXT_INSURANCE,         /* 1.2.156.10260.4.1.2 */
-	GMCA_PEXT_IC_REGISTRATION,   /* 1.2.156.10260.4.1.3 */
-	GMCA_PEXT_ORG_CODE,          /* 1.2.156.10260.4.1.4 */
-	GMCA_PEXT_TAXATION,          /* 1.2.156.10260.4.1.5 */
-	GMCA_PEXT_USCC,              /* 1.2.156.10260.4.4 (GM/T 0015-2023) */
-	GMCA_PEXT_COUNT
+        GMCA_PEXT_IDENTITY_CARD = 0, /* 1.2.156.10260.4.1.1 IdentifyCode [0] EXPLICIT */
+        GMCA_PEXT_INSURANCE,         /* 1.2.156.10260.4.1.2 */
+        GMCA_PEXT_IC_REGISTRATION,   /* 1.2.156.10260.4.1.3 */
+        GMCA_PEXT_ORG_CODE,          /* 1.2.156.10260.4.1.4 */
+        GMCA_PEXT_TAXATION,          /* 1.2.156.10260.4.1.5 */
+        GMCA_PEXT_USCC,              /* 1.2.156.10260.4.4 (GM/T 0015-2023) */
+        GMCA_PEXT_COUNT
 };
 
 /* Name used in JSON and profiles ("identity_card_number", ...), and OID. */
@@ -50,13 +50,13 @@ int gmca_pext_from_name(const char *name);
  * gmca_subject_info_free.
  */
 struct gmca_subject_info {
-	char *pext[GMCA_PEXT_COUNT];
-	char *dns[GMCA_SAN_MAX];
-	size_t ndns;
-	char *ip[GMCA_SAN_MAX];
-	size_t nip;
-	char *email[GMCA_SAN_MAX];
-	size_t nemail;
+        char *pext[GMCA_PEXT_COUNT];
+        char *dns[GMCA_SAN_MAX];
+        size_t ndns;
+        char *ip[GMCA_SAN_MAX];
+        size_t nip;
+        char *email[GMCA_SAN_MAX];
+        size_t nemail;
 };
 
 /*
@@ -69,7 +69,7 @@ struct gmca_subject_info {
  * NULL on failure.
  */
 struct gmca_subject_info *gmca_subject_info_parse(const char *json, size_t len,
-						  struct gmca_error *e);
+                                                  struct gmca_error *e);
 void gmca_subject_info_free(struct gmca_subject_info *si);
 
 /*
@@ -92,8 +92,7 @@ int gmca_dn_format(const X509_NAME *name, char *buf, size_t len, struct gmca_err
  * public key on the SM2 curve; the proof of possession (CPS §2.2.1) verified
  * with the ID sm2_id (NULL: default). Caller frees with X509_REQ_free.
  */
-X509_REQ *gmca_csr_parse(const uint8_t *buf, size_t len, const char *sm2_id,
-			 struct gmca_error *e);
+X509_REQ *gmca_csr_parse(const uint8_t *buf, size_t len, const char *sm2_id, struct gmca_error *e);
 
 /* Parse one certificate (DER or one PEM block), strict as above, no signature check. */
 X509 *gmca_cert_parse(const uint8_t *buf, size_t len, struct gmca_error *e);
@@ -106,26 +105,26 @@ int gmca_serial_hex(const X509 *cert, char *buf, size_t len) GMCA_WUR;
 
 /* What a certificate should contain. Pointers are borrowed. */
 struct gmca_cert_template {
-	const X509_NAME *subject;
-	EVP_PKEY *pubkey;          /* the subject's SM2 public key */
-	const X509 *issuer;        /* NULL: self-signed (root) */
-	EVP_PKEY *issuer_key;      /* signing key (the subject's own key when self-signed) */
-	const char *sm2_id;        /* NULL: default ID */
-	uint8_t serial[GMCA_SERIAL_LEN];
-	time_t not_before;
-	time_t not_after;
-	int ca;                    /* basicConstraints cA */
-	int path_len;              /* -1: no pathLenConstraint */
-	unsigned key_usage;        /* X509v3_KU_* bits; 0: no extension */
-	const int *eku;            /* NIDs for extKeyUsage */
-	size_t neku;
-	const char *crl_url;       /* cRLDistributionPoints */
-	const char *ocsp_url;      /* authorityInfoAccess OCSP */
-	const char *ca_issuers_url;/* authorityInfoAccess caIssuers */
-	const char *policy_oid;    /* certificatePolicies */
-	const char *cps_uri;       /* CPS qualifier of the policy */
-	const struct gmca_subject_info *info; /* SAN and private extensions, may be NULL */
-	int ocsp_nocheck;          /* id-pkix-ocsp-nocheck (OCSP responder certs) */
+        const X509_NAME *subject;
+        EVP_PKEY *pubkey;     /* the subject's SM2 public key */
+        const X509 *issuer;   /* NULL: self-signed (root) */
+        EVP_PKEY *issuer_key; /* signing key (the subject's own key when self-signed) */
+        const char *sm2_id;   /* NULL: default ID */
+        uint8_t serial[GMCA_SERIAL_LEN];
+        time_t not_before;
+        time_t not_after;
+        int ca;             /* basicConstraints cA */
+        int path_len;       /* -1: no pathLenConstraint */
+        unsigned key_usage; /* X509v3_KU_* bits; 0: no extension */
+        const int *eku;     /* NIDs for extKeyUsage */
+        size_t neku;
+        const char *crl_url;                  /* cRLDistributionPoints */
+        const char *ocsp_url;                 /* authorityInfoAccess OCSP */
+        const char *ca_issuers_url;           /* authorityInfoAccess caIssuers */
+        const char *policy_oid;               /* certificatePolicies */
+        const char *cps_uri;                  /* CPS qualifier of the policy */
+        const struct gmca_subject_info *info; /* SAN and private extensions, may be NULL */
+        int ocsp_nocheck;                     /* id-pkix-ocsp-nocheck (OCSP responder certs) */
 };
 
 /*
@@ -140,7 +139,7 @@ X509 *gmca_cert_build(const struct gmca_cert_template *t, struct gmca_error *e);
 
 /* 0 if cert's signature verifies under issuer's key with id (NULL: default). */
 int gmca_cert_verify_signed_by(X509 *cert, EVP_PKEY *issuer_key, const char *id,
-			       struct gmca_error *e) GMCA_WUR;
+                               struct gmca_error *e) GMCA_WUR;
 
 /*
  * Read a private extension value back from a certificate into a newly
@@ -149,7 +148,7 @@ int gmca_cert_verify_signed_by(X509 *cert, EVP_PKEY *issuer_key, const char *id,
  * when absent.
  */
 int gmca_cert_get_pext(const X509 *cert, enum gmca_pext p, char **value,
-		       struct gmca_error *e) GMCA_WUR;
+                       struct gmca_error *e) GMCA_WUR;
 
 /* SM3 fingerprint of the DER certificate, lower-case hex (65 bytes). */
 int gmca_cert_fingerprint(const X509 *cert, char out[65], struct gmca_error *e) GMCA_WUR;

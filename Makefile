@@ -1,0 +1,47 @@
+# gmca — the two commands a new user needs:
+#   make run    install what is missing, build, create a demo CA, show it working
+#   make test   install what is missing, build (also under ASan+UBSan), run every test
+.PHONY: all deps build build-asan test run bench format format-check lint clean
+
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+DEMO ?= var/demo
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+build:
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+build-asan:
+	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DGMCA_SANITIZE=ON >/dev/null
+	@cmake --build $(ASAN_BUILD) -j $(JOBS)
+
+test:
+	@scripts/deps.sh --with-npm
+	@$(MAKE) --no-print-directory build build-asan
+	@scripts/lint.sh
+	@echo "== unit and fuzz-corpus tests under AddressSanitizer + UBSan"
+	@cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+		ctest --output-on-failure -j $(JOBS)
+	@echo "== all tests (unit, fuzz corpus, end-to-end, interoperability)"
+	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+run: deps build
+	@scripts/demo.sh $(BUILD)/gmca $(DEMO)
+
+bench: deps build
+	@bench/issue.sh $(BUILD)
+
+format:
+	@clang-format -i src/lib/*.[ch] src/gmca/*.[ch] tests/unit/*.c fuzz/*.c bench/*.c
+
+format-check:
+	@scripts/lint.sh
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)
