@@ -1,0 +1,70 @@
+/*
+ * Shared pieces of the gmca command: global options, passphrase intake
+ * (file, environment or terminal — never an argument), errors to stderr as
+ * one line, and exit codes that scripts can rely on.
+ */
+#ifndef GMCA_CLI_H
+#define GMCA_CLI_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "ca.h"
+#include "err.h"
+
+/* Exit codes. */
+enum {
+        EXIT_OK = 0,
+        EXIT_FAIL = 1,     /* any other failure */
+        EXIT_USAGE = 2,    /* bad command line */
+        EXIT_INPUT = 3,    /* bad input: CSR, JSON, DN, serial... */
+        EXIT_NOTFOUND = 4, /* unknown serial, CA, profile, file */
+        EXIT_AUTH = 5,     /* wrong passphrase */
+        EXIT_POLICY = 6,   /* refused by a profile or CPS rule, or wrong state */
+        EXIT_TAMPER = 7,   /* integrity failure (audit chain, key/cert mismatch) */
+};
+
+struct cli {
+        const char *dir; /* state directory */
+        char actor[GMCA_ACTOR_MAX];
+        const char *pass_file;
+        const char *pass_env;
+};
+
+/* Print "gmca: <cause>" and return the exit code for e->code. */
+int cli_fail(const struct gmca_error *e);
+/* Print "gmca: <message>" and return EXIT_USAGE. */
+int cli_usage_error(const char *fmt, ...) GMCA_PRINTF(1, 2);
+int cli_exit_code(int err);
+
+/*
+ * Get the key passphrase from --pass-file, --pass-env or the terminal
+ * (twice when confirm is set). *pass is wiped and freed with cli_pass_free.
+ */
+int cli_passphrase(const struct cli *cli, int confirm, char **pass, size_t *len,
+                   struct gmca_error *e);
+void cli_pass_free(char *pass, size_t len);
+
+/* Open the state directory and activate CA ca (NULL: default) if activate is set. */
+struct gmca_ctx *cli_open(const struct cli *cli, const char *ca, int activate,
+                          struct gmca_error *e);
+
+/* Print a JSON value to stdout followed by a newline, then free it. */
+int cli_print_json(json_t *v);
+
+/* Write data to path (exclusive create) or stdout when path is NULL. */
+int cli_output(const char *path, const void *data, size_t len, struct gmca_error *e);
+
+/* Parse a positive int option; -1 on error. */
+int cli_parse_int(const char *s, int min, int max);
+
+int cmd_init(struct cli *cli, int argc, char **argv);
+int cmd_cert(struct cli *cli, int argc, char **argv);
+int cmd_crl(struct cli *cli, int argc, char **argv);
+int cmd_audit(struct cli *cli, int argc, char **argv);
+int cmd_ca(struct cli *cli, int argc, char **argv);
+int cmd_profile(struct cli *cli, int argc, char **argv);
+
+#endif

@@ -1,0 +1,128 @@
+/*
+ * gmca — the command of the gmca certificate authority. Dispatches to the
+ * command groups (init, cert, crl, ca, audit, profile); global options set
+ * the state directory, the operator recorded in the audit log and where the
+ * key passphrase comes from.
+ */
+#include <getopt.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "util.h"
+
+#define DEFAULT_DIR "./var/gmca"
+
+static const char usage[] =
+    "usage: gmca [global options] <command> [options]\n"
+    "\n"
+    "A certificate authority for SM2/SM3 e-government PKI (GM/T 0015).\n"
+    "\n"
+    "commands:\n"
+    "  init              create the root and operational CA (key ceremony)\n"
+    "  cert issue        issue a certificate from a PKCS#10 request\n"
+    "  cert show|list|export|revoke\n"
+    "  crl generate|list CRLs of a CA\n"
+    "  ca list|export    the CAs of this state directory\n"
+    "  audit verify|list the hash-chained audit log\n"
+    "  profile list|show certificate profiles\n"
+    "\n"
+    "global options:\n"
+    "  --dir DIR         state directory (default " DEFAULT_DIR ", or $GMCA_DIR)\n"
+    "  --operator NAME   operator identity for the audit log (default: os:<login>)\n"
+    "  --pass-file FILE  read the CA key passphrase from the first line of FILE\n"
+    "  --pass-env VAR    read the CA key passphrase from environment variable VAR\n"
+    "  -h, --help        this help; `gmca <command> --help` for each command\n"
+    "  --version\n"
+    "\n"
+    "Passphrases are never taken as arguments; without --pass-file or --pass-env\n"
+    "gmca asks on the terminal. Exit status: 0 ok, 1 failure, 2 usage, 3 bad input,\n"
+    "4 not found, 5 wrong passphrase, 6 refused by policy or state, 7 integrity.\n";
+
+static void default_actor(struct cli *cli)
+{
+        const char *env = getenv("GMCA_OPERATOR");
+        struct passwd *pw;
+
+        if (env != NULL && env[0] != '\0') {
+                snprintf(cli->actor, sizeof(cli->actor), "%s", env);
+                return;
+        }
+        pw = getpwuid(geteuid());
+        snprintf(cli->actor, sizeof(cli->actor), "os:%s", pw != NULL ? pw->pw_name : "unknown");
+}
+
+int main(int argc, char **argv)
+{
+        static const struct option opts[] = {
+            {"dir", required_argument, NULL, 'd'},
+            {"operator", required_argument, NULL, 'o'},
+            {"pass-file", required_argument, NULL, 'p'},
+            {"pass-env", required_argument, NULL, 'P'},
+            {"help", no_argument, NULL, 'h'},
+            {"version", no_argument, NULL, 'V'},
+            {NULL, 0, NULL, 0},
+        };
+        struct cli cli;
+        const char *cmd;
+        int ch;
+
+        memset(&cli, 0, sizeof(cli));
+        cli.dir = getenv("GMCA_DIR") != NULL ? getenv("GMCA_DIR") : DEFAULT_DIR;
+        default_actor(&cli);
+        while ((ch = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+                switch (ch) {
+                case 'd':
+                        cli.dir = optarg;
+                        break;
+                case 'o':
+                        if (strlen(optarg) == 0 || strlen(optarg) >= sizeof(cli.actor))
+                                return cli_usage_error("--operator: 1..%zu bytes",
+                                                       sizeof(cli.actor) - 1);
+                        snprintf(cli.actor, sizeof(cli.actor), "%s", optarg);
+                        break;
+                case 'p':
+                        cli.pass_file = optarg;
+                        break;
+                case 'P':
+                        cli.pass_env = optarg;
+                        break;
+                case 'h':
+                        fputs(usage, stdout);
+                        return EXIT_OK;
+                case 'V':
+                        puts("gmca 0.1.0");
+                        return EXIT_OK;
+                default:
+                        return EXIT_USAGE;
+                }
+        }
+        if (optind >= argc) {
+                fputs(usage, stderr);
+                return EXIT_USAGE;
+        }
+        cmd = argv[optind];
+        argc -= optind;
+        argv += optind;
+        optind = 1; /* reset getopt for the command's own options */
+        if (strcmp(cmd, "init") == 0)
+                return cmd_init(&cli, argc, argv);
+        if (strcmp(cmd, "cert") == 0)
+                return cmd_cert(&cli, argc, argv);
+        if (strcmp(cmd, "crl") == 0)
+                return cmd_crl(&cli, argc, argv);
+        if (strcmp(cmd, "ca") == 0)
+                return cmd_ca(&cli, argc, argv);
+        if (strcmp(cmd, "audit") == 0)
+                return cmd_audit(&cli, argc, argv);
+        if (strcmp(cmd, "profile") == 0)
+                return cmd_profile(&cli, argc, argv);
+        if (strcmp(cmd, "help") == 0) {
+                fputs(usage, stdout);
+                return EXIT_OK;
+        }
+        return cli_usage_error("unknown command '%s'", cmd);
+}

@@ -1,0 +1,1229 @@
+/*
+ * The CA engine's business operations over one state directory. Each
+ * operation is one store transaction that carries its audit record; each
+ * rejection of outside input is audited in a transaction of its own, so
+ * the database changes by nothing but that record.
+ */
+#define _XOPEN_SOURCE 700 /* nftw */
+#include "ca.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <ftw.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+#include "audit.h"
+#include "crl.h"
+#include "crypto.h"
+#include "util.h"
+#include "x509.h"
+
+#define MAX_CAS 16
+#define MAX_PROFILES 32
+#define CONFIG_MAX 65536
+#define URL_MAX 512
+#define DEFAULT_BASE_URL "http://127.0.0.1:8080"
+#define ANY_POLICY "2.5.29.32.0"
+#define SERIAL_TRIES 8
+
+struct ca_slot {
+        struct gmca_ca_rec rec;
+        X509 *cert;
+        EVP_PKEY *key; /* set while activated */
+};
+
+struct ca_config {
+        char default_ca[GMCA_NAME_MAX];
+        char base_url[URL_MAX];
+        char policy_oid[128];
+        char cps_uri[URL_MAX];
+        int crl_hours;
+};
+
+struct gmca_ctx {
+        char dir[PATH_MAX];
+        char actor[GMCA_ACTOR_MAX];
+        struct ca_config cfg;
+        struct gmca_store *store;
+        struct ca_slot cas[MAX_CAS];
+        size_t ncas;
+        struct gmca_profile *profiles[MAX_PROFILES];
+        size_t nprofiles;
+};
+
+static int valid_name(const char *s)
+{
+        size_t n = strlen(s);
+
+        if (n == 0 || n >= GMCA_NAME_MAX)
+                return 0;
+        for (size_t i = 0; i < n; i++) {
+                char ch = s[i];
+
+                if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' ||
+                      ch == '_'))
+                        return 0;
+        }
+        return 1;
+}
+
+static int path_join(char *out, size_t len, const char *a, const char *b, struct gmca_error *e)
+{
+        if ((size_t)snprintf(out, len, "%s/%s", a, b) >= len)
+                return gmca_error_set(e, GMCA_ERR_INVALID, "path too long: %s/%s", a, b);
+        return 0;
+}
+
+/* ---- configuration ---- */
+
+static void config_defaults(struct ca_config *cfg)
+{
+        memset(cfg, 0, sizeof(*cfg));
+        gmca_strlcpy(cfg->default_ca, "sub", sizeof(cfg->default_ca));
+        gmca_strlcpy(cfg->base_url, DEFAULT_BASE_URL, sizeof(cfg->base_url));
+        gmca_strlcpy(cfg->policy_oid, ANY_POLICY, sizeof(cfg->policy_oid));
+        snprintf(cfg->cps_uri, sizeof(cfg->cps_uri), "%s/cps", DEFAULT_BASE_URL);
+        cfg->crl_hours = 24;
+}
+
+static int config_string(json_t *root, const char *key, char *out, size_t len, struct gmca_error *e)
+{
+        json_t *v = json_object_get(root, key);
+
+        if (v == NULL)
+                return 0;
+        if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) >= len)
+                return gmca_error_set(e, GMCA_ERR_INVALID,
+                                      "%s: \"%s\" must be a string of 1..%zu bytes",
+                                      GMCA_CONFIG_FILE, key, len - 1);
+        gmca_strlcpy(out, json_string_value(v), len);
+        return 0;
+}
+
+static int config_load(const char *dir, struct ca_config *cfg, struct gmca_error *e)
+{
+        static const char *known[] = {"version",    "default_ca", "base_url",
+                                      "policy_oid", "cps_uri",    "crl_hours"};
+        char path[PATH_MAX];
+        uint8_t *buf = NULL;
+        size_t len;
+        json_t *root = NULL, *v;
+        json_error_t jerr;
+        const char *key;
+        int rc;
+
+        config_defaults(cfg);
+        if ((rc = path_join(path, sizeof(path), dir, GMCA_CONFIG_FILE, e)) != 0)
+                return rc;
+        if ((rc = gmca_read_file(path, CONFIG_MAX, &buf, &len, e)) != 0) {
+                if (rc == GMCA_ERR_NOTFOUND) {
+                        gmca_error_clear(e);
+                        rc = gmca_error_set(e, GMCA_ERR_NOTFOUND,
+                                            "%s: not a gmca state directory (no %s; run gmca init)",
+                                            dir, GMCA_CONFIG_FILE);
+                }
+                return rc;
+        }
+        root = json_loadb((const char *)buf, len, JSON_REJECT_DUPLICATES, &jerr);
+        free(buf);
+        if (root == NULL || !json_is_object(root)) {
+                rc = gmca_error_set(e, GMCA_ERR_INVALID, "%s: line %d: %s", path,
+                                    root ? 0 : jerr.line, root ? "not a JSON object" : jerr.text);
+                goto out;
+        }
+        json_object_foreach(root, key, v)
+        {
+                size_t i;
+
+                for (i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+                        if (strcmp(key, known[i]) == 0)
+                                break;
+                if (i == sizeof(known) / sizeof(known[0])) {
+                        rc = gmca_error_set(e, GMCA_ERR_INVALID, "%s: unknown key \"%s\"", path,
+                                            key);
+                        goto out;
+                }
+        }
+        if ((rc = config_string(root, "default_ca", cfg->default_ca, sizeof(cfg->default_ca), e)) !=
+                0 ||
+            (rc = config_string(root, "base_url", cfg->base_url, sizeof(cfg->base_url), e)) != 0 ||
+            (rc = config_string(root, "policy_oid", cfg->policy_oid, sizeof(cfg->policy_oid), e)) !=
+                0 ||
+            (rc = config_string(root, "cps_uri", cfg->cps_uri, sizeof(cfg->cps_uri), e)) != 0)
+                goto out;
+        if ((v = json_object_get(root, "crl_hours")) != NULL) {
+                if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+                    json_integer_value(v) > 24 * 31) {
+                        rc = gmca_error_set(e, GMCA_ERR_INVALID,
+                                            "%s: crl_hours must be 1..744 (CPS §3.9.10)", path);
+                        goto out;
+                }
+                cfg->crl_hours = (int)json_integer_value(v);
+        }
+        rc = 0;
+out:
+        json_decref(root);
+        return rc;
+}
+
+static int config_write(const char *dir, const struct ca_config *cfg, struct gmca_error *e)
+{
+        char path[PATH_MAX];
+        json_t *root;
+        char *text = NULL;
+        int rc;
+
+        if ((rc = path_join(path, sizeof(path), dir, GMCA_CONFIG_FILE, e)) != 0)
+                return rc;
+        root = json_pack("{s:i, s:s, s:s, s:s, s:s, s:i}", "version", 1, "default_ca",
+                         cfg->default_ca, "base_url", cfg->base_url, "policy_oid", cfg->policy_oid,
+                         "cps_uri", cfg->cps_uri, "crl_hours", cfg->crl_hours);
+        if (root == NULL || (text = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS)) == NULL) {
+                json_decref(root);
+                return gmca_error_set(e, GMCA_ERR_NOMEM, "config: out of memory");
+        }
+        rc = gmca_write_file_excl(path, text, strlen(text), 0644, e);
+        free(text);
+        json_decref(root);
+        return rc;
+}
+
+/* ---- helpers ---- */
+
+static int write_pem_cert(const char *path, X509 *cert, struct gmca_error *e)
+{
+        BIO *b = BIO_new(BIO_s_mem());
+        char *data;
+        long n;
+        int rc;
+
+        if (b == NULL || PEM_write_bio_X509(b, cert) != 1) {
+                BIO_free(b);
+                return gmca_error_ossl(e, GMCA_ERR_INTERNAL, "%s: cannot encode certificate", path);
+        }
+        n = BIO_get_mem_data(b, &data);
+        rc = gmca_write_file_excl(path, data, (size_t)n, 0644, e);
+        BIO_free(b);
+        return rc;
+}
+
+static int copy_profiles(const char *src, const char *dst, struct gmca_error *e)
+{
+        DIR *d;
+        struct dirent *de;
+        int rc = 0, count = 0;
+
+        if ((d = opendir(src)) == NULL)
+                return gmca_error_set(e, GMCA_ERR_NOTFOUND, "profiles: %s: %s", src,
+                                      strerror(errno));
+        while (rc == 0 && (de = readdir(d)) != NULL) {
+                char from[PATH_MAX], to[PATH_MAX];
+                size_t n = strlen(de->d_name);
+                uint8_t *buf = NULL;
+                size_t len;
+
+                if (n < 6 || strcmp(de->d_name + n - 5, ".json") != 0 || de->d_name[0] == '.')
+                        continue;
+                if ((rc = path_join(from, sizeof(from), src, de->d_name, e)) != 0 ||
+                    (rc = path_join(to, sizeof(to), dst, de->d_name, e)) != 0)
+                        break;
+                if ((rc = gmca_read_file(from, GMCA_PROFILE_FILE_MAX, &buf, &len, e)) == 0)
+                        rc = gmca_write_file_excl(to, buf, len, 0644, e);
+                free(buf);
+                count++;
+        }
+        closedir(d);
+        if (rc == 0 && count == 0)
+                rc = gmca_error_set(e, GMCA_ERR_NOTFOUND, "profiles: no *.json in %s", src);
+        return rc;
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+        (void)sb;
+        (void)flag;
+        (void)ftw;
+        return remove(path);
+}
+
+static void rm_tree(const char *path)
+{
+        nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Dir does not exist (1), exists and is empty (2), or neither (0). */
+static int dir_free(const char *dir)
+{
+        DIR *d = opendir(dir);
+        struct dirent *de;
+        int empty = 1;
+
+        if (d == NULL)
+                return errno == ENOENT ? 1 : 0;
+        while ((de = readdir(d)) != NULL)
+                if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+                        empty = 0;
+        closedir(d);
+        return empty ? 2 : 0;
+}
+
+static int url_join(char *out, size_t len, const char *base, const char *suffix)
+{
+        return (size_t)snprintf(out, len, "%s%s", base, suffix) < len ? 0 : -1;
+}
+
+/*
+ * The parts of a certificate that come from the profile and configuration:
+ * extensions, URLs and the SM2 ID. The caller sets subject, keys, serial,
+ * validity.
+ */
+struct tmpl_urls {
+        char crl[URL_MAX];
+        char ocsp[URL_MAX];
+        char ca_issuers[URL_MAX];
+};
+
+static int fill_template(struct gmca_cert_template *t, struct tmpl_urls *u,
+                         const struct ca_config *cfg, const struct gmca_profile *p,
+                         const char *issuer_name, struct gmca_error *e)
+{
+        char tmp[URL_MAX];
+
+        t->sm2_id = p->sm2_id;
+        t->ca = p->ca;
+        t->path_len = p->path_len;
+        t->key_usage = p->key_usage;
+        t->eku = p->eku;
+        t->neku = p->neku;
+        t->ocsp_nocheck = p->ocsp_nocheck;
+        t->policy_oid = cfg->policy_oid;
+        t->cps_uri = cfg->cps_uri;
+        if (issuer_name == NULL)
+                return 0; /* a root has no issuer to point at */
+        snprintf(tmp, sizeof(tmp), "/crl/%s.crl", issuer_name);
+        if (url_join(u->crl, sizeof(u->crl), cfg->base_url, tmp) != 0)
+                return gmca_error_set(e, GMCA_ERR_INVALID, "base_url too long");
+        snprintf(tmp, sizeof(tmp), "/ca/%s.crt", issuer_name);
+        if (url_join(u->ca_issuers, sizeof(u->ca_issuers), cfg->base_url, tmp) != 0 ||
+            url_join(u->ocsp, sizeof(u->ocsp), cfg->base_url, "/ocsp") != 0)
+                return gmca_error_set(e, GMCA_ERR_INVALID, "base_url too long");
+        t->crl_url = u->crl;
+        t->ca_issuers_url = u->ca_issuers;
+        /* The OCSP responder answers for end entities and operational CAs. */
+        t->ocsp_url = p->ocsp_nocheck ? NULL : u->ocsp;
+        return 0;
+}
+
+static int cert_der(X509 *cert, uint8_t **der, size_t *len, struct gmca_error *e)
+{
+        unsigned char *buf = NULL;
+        int n = i2d_X509(cert, &buf);
+
+        if (n <= 0)
+                return gmca_error_ossl(e, GMCA_ERR_INTERNAL, "certificate: cannot encode");
+        *der = buf;
+        *len = (size_t)n;
+        return 0;
+}
+
+/* Fill a certificate record for the store from a built certificate. */
+static int cert_record(X509 *cert, int64_t ca_id, const char *profile, int64_t request_id,
+                       struct gmca_cert_rec *r, struct gmca_error *e)
+{
+        int rc;
+
+        memset(r, 0, sizeof(*r));
+        if ((rc = gmca_serial_hex(cert, r->serial, sizeof(r->serial))) != 0)
+                return gmca_error_set(e, rc, "certificate: serial");
+        r->ca_id = ca_id;
+        if ((rc = gmca_dn_format(X509_get_subject_name(cert), r->subject, sizeof(r->subject), e)) !=
+            0)
+                return rc;
+        gmca_strlcpy(r->profile, profile, sizeof(r->profile));
+        {
+                struct tm tm;
+
+                if (ASN1_TIME_to_tm(X509_get0_notBefore(cert), &tm) != 1)
+                        return gmca_error_set(e, GMCA_ERR_INTERNAL, "certificate: notBefore");
+                r->not_before = timegm(&tm);
+                if (ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) != 1)
+                        return gmca_error_set(e, GMCA_ERR_INTERNAL, "certificate: notAfter");
+                r->not_after = timegm(&tm);
+        }
+        r->issued_at = gmca_now();
+        r->status = GMCA_CERT_VALID;
+        r->reason = -1;
+        r->request_id = request_id;
+        if ((rc = gmca_cert_fingerprint(cert, r->fingerprint, e)) != 0)
+                return rc;
+        return cert_der(cert, &r->der, &r->der_len, e);
+}
+
+static char *detail_json(json_t *obj)
+{
+        char *s = obj != NULL ? json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+
+        json_decref(obj);
+        return s;
+}
+
+/* ---- init ---- */
+
+struct init_ca {
+        const char *name;
+        X509_NAME *dn;
+        EVP_PKEY *key;
+        X509 *cert;
+        struct gmca_profile *prof;
+};
+
+static int init_build(const char *tmp, const struct ca_config *cfg, struct init_ca *ca, int days,
+                      const struct init_ca *issuer, struct gmca_error *e)
+{
+        struct gmca_cert_template t;
+        struct tmpl_urls u;
+        time_t now = gmca_now();
+        int rc;
+
+        (void)tmp;
+        if ((rc = gmca_profile_check(ca->prof, ca->dn, NULL, days, e)) != 0)
+                return rc;
+        if ((ca->key = gmca_sm2_keygen(e)) == NULL)
+                return GMCA_ERR_CRYPTO;
+        memset(&t, 0, sizeof(t));
+        memset(&u, 0, sizeof(u));
+        if ((rc = fill_template(&t, &u, cfg, ca->prof, issuer ? issuer->name : NULL, e)) != 0)
+                return rc;
+        if ((rc = gmca_serial_random(t.serial, e)) != 0)
+                return rc;
+        t.subject = ca->dn;
+        t.pubkey = ca->key;
+        t.issuer = issuer ? issuer->cert : NULL;
+        t.issuer_key = issuer ? issuer->key : ca->key;
+        t.not_before = now;
+        t.not_after = now + (time_t)(days > 0 ? days : ca->prof->validity_days) * 86400;
+        if (issuer != NULL) {
+                /* An operational CA never outlives its root. */
+                struct tm tm;
+
+                if (ASN1_TIME_to_tm(X509_get0_notAfter(issuer->cert), &tm) == 1 &&
+                    timegm(&tm) < t.not_after)
+                        t.not_after = timegm(&tm);
+        }
+        if ((ca->cert = gmca_cert_build(&t, e)) == NULL)
+                return e != NULL && e->code != 0 ? e->code : GMCA_ERR_INTERNAL;
+        return 0;
+}
+
+static int init_record(struct gmca_store *s, struct init_ca *ca, int64_t parent_id,
+                       const char *actor, int64_t *id, struct gmca_error *e)
+{
+        struct gmca_ca_rec rec;
+        struct gmca_cert_rec cr;
+        struct gmca_audit_event ev;
+        char *detail = NULL;
+        int rc;
+
+        memset(&rec, 0, sizeof(rec));
+        gmca_strlcpy(rec.name, ca->name, sizeof(rec.name));
+        rec.parent_id = parent_id;
+        if ((rc = gmca_dn_format(ca->dn, rec.subject, sizeof(rec.subject), e)) != 0)
+                return rc;
+        snprintf(rec.key_file, sizeof(rec.key_file), "keys/%s.key.pem", ca->name);
+        gmca_strlcpy(rec.sm2_id, ca->prof->sm2_id, sizeof(rec.sm2_id));
+        rec.created = gmca_now();
+        if ((rc = cert_der(ca->cert, &rec.cert_der, &rec.cert_len, e)) != 0)
+                return rc;
+        rc = gmca_store_ca_insert(s, &rec, e);
+        *id = rec.id;
+        gmca_ca_rec_clear(&rec);
+        if (rc != 0)
+                return rc;
+        if ((rc = cert_record(ca->cert, parent_id ? parent_id : *id, ca->prof->name, 0, &cr, e)) !=
+            0) {
+                gmca_cert_rec_clear(&cr);
+                return rc;
+        }
+        rc = gmca_store_cert_insert(s, &cr, e);
+        if (rc == 0) {
+                detail = detail_json(json_pack("{s:s, s:s, s:s}", "ca", ca->name, "algorithm",
+                                               "SM2", "fingerprint", cr.fingerprint));
+                ev = (struct gmca_audit_event){GMCA_EV_KEY_GENERATE, actor, 1, ca->name, detail};
+                rc = gmca_audit_append(s, &ev, e);
+                free(detail);
+        }
+        if (rc == 0) {
+                detail = detail_json(json_pack("{s:s, s:s, s:s, s:s}", "ca", ca->name, "subject",
+                                               cr.subject, "profile", ca->prof->name, "issuer",
+                                               parent_id ? "parent" : "self"));
+                ev = (struct gmca_audit_event){GMCA_EV_CERT_ISSUE, actor, 1, cr.serial, detail};
+                rc = gmca_audit_append(s, &ev, e);
+                free(detail);
+        }
+        gmca_cert_rec_clear(&cr);
+        return rc;
+}
+
+int gmca_ca_init(const char *dir, const struct gmca_init_params *p, const char *pass,
+                 size_t passlen, struct gmca_error *e)
+{
+        struct ca_config cfg;
+        struct init_ca root, sub;
+        struct gmca_store *s = NULL;
+        char tmp[PATH_MAX], path[PATH_MAX], sub_path[PATH_MAX];
+        const char *actor = p->actor ? p->actor : "unknown";
+        int64_t root_id = 0, sub_id = 0;
+        int rc = GMCA_ERR_INTERNAL, made_tmp = 0, state;
+        struct gmca_audit_event ev;
+        char *detail = NULL;
+
+        memset(&root, 0, sizeof(root));
+        memset(&sub, 0, sizeof(sub));
+        root.name = p->root_name ? p->root_name : "root";
+        sub.name = p->sub_name ? p->sub_name : "sub";
+        if (!valid_name(root.name) || !valid_name(sub.name) || strcmp(root.name, sub.name) == 0)
+                return gmca_error_set(e, GMCA_ERR_INVALID,
+                                      "init: CA names must be distinct, [a-z0-9_-]{1,63}");
+        if (p->root_dn == NULL || p->sub_dn == NULL)
+                return gmca_error_set(e, GMCA_ERR_INVALID, "init: root and sub DNs are required");
+        if (p->profiles_src == NULL)
+                return gmca_error_set(e, GMCA_ERR_INVALID, "init: no profile directory");
+        if (passlen < GMCA_PASS_MIN || passlen > GMCA_PASS_MAX)
+                return gmca_error_set(e, GMCA_ERR_INVALID,
+                                      "init: key passphrase must be %d..%d bytes", GMCA_PASS_MIN,
+                                      GMCA_PASS_MAX);
+        if ((state = dir_free(dir)) == 0)
+                return gmca_error_set(e, GMCA_ERR_EXISTS,
+                                      "init: %s exists and is not empty; refusing to overwrite",
+                                      dir);
+
+        config_defaults(&cfg);
+        gmca_strlcpy(cfg.default_ca, sub.name, sizeof(cfg.default_ca));
+        if (p->base_url != NULL) {
+                if (strlen(p->base_url) >= 256 || strncmp(p->base_url, "http", 4) != 0)
+                        return gmca_error_set(e, GMCA_ERR_INVALID,
+                                              "init: base URL must be http(s)://..., < 256 bytes");
+                gmca_strlcpy(cfg.base_url, p->base_url, sizeof(cfg.base_url));
+                /* strip one trailing slash so that URLs join cleanly */
+                if (cfg.base_url[strlen(cfg.base_url) - 1] == '/')
+                        cfg.base_url[strlen(cfg.base_url) - 1] = '\0';
+                snprintf(cfg.cps_uri, sizeof(cfg.cps_uri), "%s/cps", cfg.base_url);
+        }
+        if (p->policy_oid != NULL) {
+                ASN1_OBJECT *o = OBJ_txt2obj(p->policy_oid, 1);
+
+                ASN1_OBJECT_free(o);
+                if (o == NULL || strlen(p->policy_oid) >= sizeof(cfg.policy_oid)) {
+                        gmca_ossl_clear();
+                        return gmca_error_set(e, GMCA_ERR_INVALID, "init: bad policy OID %s",
+                                              p->policy_oid);
+                }
+                gmca_strlcpy(cfg.policy_oid, p->policy_oid, sizeof(cfg.policy_oid));
+        }
+        if (p->cps_uri != NULL) {
+                if (strlen(p->cps_uri) >= sizeof(cfg.cps_uri))
+                        return gmca_error_set(e, GMCA_ERR_INVALID, "init: CPS URI too long");
+                gmca_strlcpy(cfg.cps_uri, p->cps_uri, sizeof(cfg.cps_uri));
+        }
+
+        /* Build everything in a sibling directory, then rename it into place. */
+        if ((size_t)snprintf(tmp, sizeof(tmp), "%s.init-XXXXXX", dir) >= sizeof(tmp))
+                return gmca_error_set(e, GMCA_ERR_INVALID, "init: path too long");
+        if (mkdtemp(tmp) == NULL)
+                return gmca_error_set(e, GMCA_ERR_IO, "init: %s: %s", tmp, strerror(errno));
+        made_tmp = 1;
+        if (chmod(tmp, 0700) != 0)
+                goto io_fail;
+        static const char *subdirs[] = {"keys", "certs", "crl", "profiles"};
+        for (size_t i = 0; i < 4; i++) {
+                if ((rc = path_join(path, sizeof(path), tmp, subdirs[i], e)) != 0)
+                        goto out;
+                if (mkdir(path, i == 0 ? 0700 : 0755) != 0)
+                        goto io_fail;
+        }
+        if ((rc = path_join(path, sizeof(path), tmp, "profiles", e)) != 0 ||
+            (rc = copy_profiles(p->profiles_src, path, e)) != 0)
+                goto out;
+        if ((root.prof = gmca_profile_find(path, "root-ca", e)) == NULL ||
+            (sub.prof = gmca_profile_find(path, "sub-ca", e)) == NULL) {
+                rc = e && e->code ? e->code : GMCA_ERR_NOTFOUND;
+                goto out;
+        }
+        if ((root.dn = gmca_dn_parse(p->root_dn, e)) == NULL ||
+            (sub.dn = gmca_dn_parse(p->sub_dn, e)) == NULL) {
+                rc = GMCA_ERR_INVALID;
+                goto out;
+        }
+        if ((rc = init_build(tmp, &cfg, &root, p->root_days, NULL, e)) != 0 ||
+            (rc = init_build(tmp, &cfg, &sub, p->sub_days, &root, e)) != 0)
+                goto out;
+
+        /* Keys: encrypted, 0600, exclusive. */
+        snprintf(path, sizeof(path), "%s/keys/%s.key.pem", tmp, root.name);
+        snprintf(sub_path, sizeof(sub_path), "%s/keys/%s.key.pem", tmp, sub.name);
+        if ((rc = gmca_key_write(path, root.key, pass, passlen, e)) != 0 ||
+            (rc = gmca_key_write(sub_path, sub.key, pass, passlen, e)) != 0)
+                goto out;
+        snprintf(path, sizeof(path), "%s/certs/%s.pem", tmp, root.name);
+        snprintf(sub_path, sizeof(sub_path), "%s/certs/%s.pem", tmp, sub.name);
+        if ((rc = write_pem_cert(path, root.cert, e)) != 0 ||
+            (rc = write_pem_cert(sub_path, sub.cert, e)) != 0 ||
+            (rc = config_write(tmp, &cfg, e)) != 0)
+                goto out;
+
+        if ((rc = path_join(path, sizeof(path), tmp, GMCA_DB_FILE, e)) != 0)
+                goto out;
+        if ((s = gmca_store_open(path, e)) == NULL) {
+                rc = GMCA_ERR_DB;
+                goto out;
+        }
+        if ((rc = gmca_store_begin(s, e)) != 0)
+                goto out;
+        if ((rc = init_record(s, &root, 0, actor, &root_id, e)) != 0 ||
+            (rc = init_record(s, &sub, root_id, actor, &sub_id, e)) != 0) {
+                gmca_store_rollback(s);
+                goto out;
+        }
+        detail = detail_json(json_pack("{s:s, s:s, s:s, s:s}", "root", root.name, "sub", sub.name,
+                                       "base_url", cfg.base_url, "policy", cfg.policy_oid));
+        ev = (struct gmca_audit_event){GMCA_EV_CA_INIT, actor, 1, sub.name, detail};
+        if ((rc = gmca_audit_append(s, &ev, e)) != 0 || (rc = gmca_store_commit(s, e)) != 0) {
+                gmca_store_rollback(s);
+                goto out;
+        }
+        gmca_store_close(s);
+        s = NULL;
+
+        if (state == 2 && rmdir(dir) != 0)
+                goto io_fail;
+        if (rename(tmp, dir) != 0)
+                goto io_fail;
+        made_tmp = 0;
+        rc = 0;
+        goto out;
+io_fail:
+        rc = gmca_error_set(e, GMCA_ERR_IO, "init: %s", strerror(errno));
+out:
+        free(detail);
+        gmca_store_close(s);
+        if (made_tmp)
+                rm_tree(tmp);
+        EVP_PKEY_free(root.key);
+        EVP_PKEY_free(sub.key);
+        X509_free(root.cert);
+        X509_free(sub.cert);
+        X509_NAME_free(root.dn);
+        X509_NAME_free(sub.dn);
+        gmca_profile_free(root.prof);
+        gmca_profile_free(sub.prof);
+        return rc;
+}
+
+/* ---- context ---- */
+
+struct gmca_ctx *gmca_ctx_open(const char *dir, const char *actor, struct gmca_error *e)
+{
+        struct gmca_ctx *c;
+        char path[PATH_MAX];
+
+        if ((c = calloc(1, sizeof(*c))) == NULL) {
+                gmca_error_set(e, GMCA_ERR_NOMEM, "out of memory");
+                return NULL;
+        }
+        if (strlen(dir) >= sizeof(c->dir) - 64) {
+                gmca_error_set(e, GMCA_ERR_INVALID, "%s: path too long", dir);
+                goto fail;
+        }
+        gmca_strlcpy(c->dir, dir, sizeof(c->dir));
+        gmca_strlcpy(c->actor, actor != NULL ? actor : "unknown", sizeof(c->actor));
+        if (config_load(dir, &c->cfg, e) != 0)
+                goto fail;
+        snprintf(path, sizeof(path), "%s/%s", dir, GMCA_DB_FILE);
+        if (access(path, F_OK) != 0) {
+                gmca_error_set(e, GMCA_ERR_NOTFOUND, "%s: missing database %s", dir, GMCA_DB_FILE);
+                goto fail;
+        }
+        if ((c->store = gmca_store_open(path, e)) == NULL)
+                goto fail;
+        return c;
+fail:
+        gmca_ctx_close(c);
+        return NULL;
+}
+
+void gmca_ctx_close(struct gmca_ctx *c)
+{
+        if (c == NULL)
+                return;
+        for (size_t i = 0; i < c->ncas; i++) {
+                EVP_PKEY_free(c->cas[i].key); /* OpenSSL clears private key material on free */
+                X509_free(c->cas[i].cert);
+                gmca_ca_rec_clear(&c->cas[i].rec);
+        }
+        for (size_t i = 0; i < c->nprofiles; i++)
+                gmca_profile_free(c->profiles[i]);
+        gmca_store_close(c->store);
+        OPENSSL_cleanse(c, sizeof(*c));
+        free(c);
+}
+
+struct gmca_store *gmca_ctx_store(struct gmca_ctx *c)
+{
+        return c->store;
+}
+
+const char *gmca_ctx_dir(const struct gmca_ctx *c)
+{
+        return c->dir;
+}
+
+const char *gmca_ctx_default_ca(const struct gmca_ctx *c)
+{
+        return c->cfg.default_ca;
+}
+
+static struct ca_slot *find_ca(struct gmca_ctx *c, const char *name, struct gmca_error *e)
+{
+        struct ca_slot *slot;
+        const uint8_t *p;
+
+        if (name == NULL)
+                name = c->cfg.default_ca;
+        for (size_t i = 0; i < c->ncas; i++)
+                if (strcmp(c->cas[i].rec.name, name) == 0)
+                        return &c->cas[i];
+        if (!valid_name(name)) {
+                gmca_error_set(e, GMCA_ERR_INVALID, "CA name must be [a-z0-9_-]{1,63}");
+                return NULL;
+        }
+        if (c->ncas == MAX_CAS) {
+                gmca_error_set(e, GMCA_ERR_LIMIT, "too many CAs open");
+                return NULL;
+        }
+        slot = &c->cas[c->ncas];
+        memset(slot, 0, sizeof(*slot));
+        if (gmca_store_ca_get(c->store, name, &slot->rec, e) != 0) {
+                gmca_ca_rec_clear(&slot->rec);
+                return NULL;
+        }
+        p = slot->rec.cert_der;
+        slot->cert = d2i_X509(NULL, &p, (long)slot->rec.cert_len);
+        if (slot->cert == NULL || p != slot->rec.cert_der + slot->rec.cert_len) {
+                gmca_error_ossl(e, GMCA_ERR_TAMPER, "CA %s: stored certificate does not parse",
+                                name);
+                X509_free(slot->cert);
+                gmca_ca_rec_clear(&slot->rec);
+                return NULL;
+        }
+        c->ncas++;
+        return slot;
+}
+
+struct gmca_profile *gmca_ctx_profile(struct gmca_ctx *c, const char *name, struct gmca_error *e)
+{
+        char dir[PATH_MAX];
+        struct gmca_profile *p;
+
+        for (size_t i = 0; i < c->nprofiles; i++)
+                if (strcmp(c->profiles[i]->name, name) == 0)
+                        return c->profiles[i];
+        snprintf(dir, sizeof(dir), "%s/profiles", c->dir);
+        if ((p = gmca_profile_find(dir, name, e)) == NULL)
+                return NULL;
+        if (c->nprofiles < MAX_PROFILES)
+                c->profiles[c->nprofiles++] = p;
+        else {
+                gmca_profile_free(p);
+                gmca_error_set(e, GMCA_ERR_LIMIT, "too many profiles in use");
+                return NULL;
+        }
+        return p;
+}
+
+static int audit_failure(struct gmca_ctx *c, const char *event, const char *object,
+                         const struct gmca_error *cause)
+{
+        struct gmca_error ignored = {0};
+        struct gmca_audit_event ev;
+        char *detail;
+
+        detail = detail_json(
+            json_pack("{s:s, s:s}", "error", gmca_err_name(cause->code), "cause", cause->msg));
+        ev = (struct gmca_audit_event){event, c->actor, 0, object, detail};
+        int rc = gmca_audit_record(c->store, &ev, &ignored);
+        free(detail);
+        return rc;
+}
+
+int gmca_ctx_audit_failure(struct gmca_ctx *c, const char *event, const char *object,
+                           const char *cause, struct gmca_error *e)
+{
+        struct gmca_error err = {0};
+
+        gmca_error_set(&err, GMCA_ERR_INVALID, "%s", cause);
+        if (audit_failure(c, event, object, &err) != 0)
+                return gmca_error_set(e, GMCA_ERR_DB, "audit: cannot record failure");
+        return 0;
+}
+
+/*
+ * Finish a failed operation: audit the rejection, and if even that fails,
+ * say so, since an unaudited rejection is itself an incident.
+ */
+static int reject(struct gmca_ctx *c, const char *event, const char *object, int rc,
+                  struct gmca_error *e)
+{
+        struct gmca_error cause = {0};
+
+        if (e != NULL && e->code != 0)
+                cause = *e;
+        else
+                gmca_error_set(&cause, rc, "%s", gmca_err_name(rc));
+        if (cause.code == 0)
+                cause.code = rc;
+        if (audit_failure(c, event, object, &cause) != 0 && e != NULL) {
+                size_t n = strlen(e->msg);
+
+                snprintf(e->msg + n, sizeof(e->msg) - n, " [and the audit record failed]");
+        }
+        return rc;
+}
+
+int gmca_ctx_activate(struct gmca_ctx *c, const char *ca, const char *pass, size_t passlen,
+                      struct gmca_error *e)
+{
+        struct ca_slot *slot;
+        char path[PATH_MAX];
+        EVP_PKEY *key;
+        struct gmca_audit_event ev;
+        int rc;
+
+        if ((slot = find_ca(c, ca, e)) == NULL)
+                return e && e->code ? e->code : GMCA_ERR_NOTFOUND;
+        if (slot->key != NULL)
+                return 0;
+        if (strstr(slot->rec.key_file, "..") != NULL || slot->rec.key_file[0] == '/')
+                return gmca_error_set(e, GMCA_ERR_TAMPER, "CA %s: bad key path in store",
+                                      slot->rec.name);
+        snprintf(path, sizeof(path), "%s/%s", c->dir, slot->rec.key_file);
+        if ((key = gmca_key_read(path, pass, passlen, e)) == NULL)
+                return reject(c, GMCA_EV_KEY_ACTIVATE, slot->rec.name,
+                              e && e->code ? e->code : GMCA_ERR_AUTH, e);
+        if (EVP_PKEY_eq(key, X509_get0_pubkey(slot->cert)) != 1) {
+                EVP_PKEY_free(key);
+                gmca_ossl_clear();
+                gmca_error_set(e, GMCA_ERR_TAMPER,
+                               "CA %s: key file does not match the CA certificate", slot->rec.name);
+                return reject(c, GMCA_EV_KEY_ACTIVATE, slot->rec.name, GMCA_ERR_TAMPER, e);
+        }
+        ev = (struct gmca_audit_event){GMCA_EV_KEY_ACTIVATE, c->actor, 1, slot->rec.name, NULL};
+        if ((rc = gmca_audit_record(c->store, &ev, e)) != 0) {
+                EVP_PKEY_free(key);
+                return rc;
+        }
+        slot->key = key;
+        return 0;
+}
+
+static time_t cert_not_after(const X509 *cert)
+{
+        struct tm tm;
+
+        if (ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) != 1)
+                return 0;
+        return timegm(&tm);
+}
+
+/* ---- issue ---- */
+
+static int issue_checked(struct gmca_ctx *c, struct ca_slot *ca, const struct gmca_issue_req *r,
+                         char serial[GMCA_SERIAL_HEX_MAX], X509 **out, struct gmca_error *e)
+{
+        struct gmca_profile *prof;
+        X509_REQ *csr = NULL;
+        struct gmca_subject_info *info = NULL;
+        struct gmca_cert_template t;
+        struct tmpl_urls u;
+        struct gmca_cert_rec rec;
+        struct gmca_request_rec req;
+        struct gmca_audit_event ev;
+        X509 *cert = NULL;
+        char *detail = NULL;
+        time_t now = gmca_now(), ca_end;
+        int rc, exists = 1;
+
+        memset(&rec, 0, sizeof(rec));
+        if ((prof = gmca_ctx_profile(c, r->profile, e)) == NULL)
+                return e && e->code ? e->code : GMCA_ERR_NOTFOUND;
+        if (prof->ca)
+                return gmca_error_set(e, GMCA_ERR_POLICY,
+                                      "profile %s: CA certificates are made by a key ceremony "
+                                      "(gmca init), not by cert issue",
+                                      prof->name);
+        if ((csr = gmca_csr_parse(r->csr, r->csr_len, prof->sm2_id, e)) == NULL) {
+                rc = e && e->code ? e->code : GMCA_ERR_INVALID;
+                goto out;
+        }
+        if (r->info_json != NULL &&
+            (info = gmca_subject_info_parse(r->info_json, r->info_len, e)) == NULL) {
+                rc = e && e->code ? e->code : GMCA_ERR_INVALID;
+                goto out;
+        }
+        if ((rc = gmca_profile_check(prof, X509_REQ_get_subject_name(csr), info, r->days, e)) != 0)
+                goto out;
+
+        memset(&t, 0, sizeof(t));
+        memset(&u, 0, sizeof(u));
+        if ((rc = fill_template(&t, &u, &c->cfg, prof, ca->rec.name, e)) != 0)
+                goto out;
+        for (int i = 0; i < SERIAL_TRIES && exists; i++) {
+                char hex[GMCA_SERIAL_HEX_MAX];
+
+                if ((rc = gmca_serial_random(t.serial, e)) != 0)
+                        goto out;
+                gmca_hex_upper(t.serial, GMCA_SERIAL_LEN, hex);
+                if ((rc = gmca_store_serial_exists(c->store, hex, &exists, e)) != 0)
+                        goto out;
+        }
+        if (exists) {
+                rc = gmca_error_set(e, GMCA_ERR_INTERNAL, "serial: no unique serial after %d tries",
+                                    SERIAL_TRIES);
+                goto out;
+        }
+        t.subject = X509_REQ_get_subject_name(csr);
+        t.pubkey = X509_REQ_get0_pubkey(csr);
+        t.issuer = ca->cert;
+        t.issuer_key = ca->key;
+        t.info = info;
+        t.not_before = now;
+        t.not_after = now + (time_t)(r->days > 0 ? r->days : prof->validity_days) * 86400;
+        /* A certificate never outlives its CA (GM/T 0015): end at the CA's end. */
+        ca_end = cert_not_after(ca->cert);
+        if (ca_end <= now) {
+                rc = gmca_error_set(e, GMCA_ERR_STATE, "CA %s: certificate has expired",
+                                    ca->rec.name);
+                goto out;
+        }
+        if (t.not_after > ca_end)
+                t.not_after = ca_end;
+        if ((cert = gmca_cert_build(&t, e)) == NULL) {
+                rc = e && e->code ? e->code : GMCA_ERR_INTERNAL;
+                goto out;
+        }
+        if ((rc = cert_record(cert, ca->rec.id, prof->name, 0, &rec, e)) != 0)
+                goto out;
+
+        memset(&req, 0, sizeof(req));
+        req.created = now;
+        req.ca_id = ca->rec.id;
+        gmca_strlcpy(req.profile, prof->name, sizeof(req.profile));
+        gmca_strlcpy(req.subject, rec.subject, sizeof(req.subject));
+        req.status = GMCA_REQ_ISSUED;
+        gmca_strlcpy(req.serial, rec.serial, sizeof(req.serial));
+        {
+                unsigned char *der = NULL;
+                int n = i2d_X509_REQ(csr, &der);
+
+                if (n <= 0) {
+                        rc = gmca_error_ossl(e, GMCA_ERR_INTERNAL, "CSR: cannot encode");
+                        goto out;
+                }
+                req.csr_der = der;
+                req.csr_len = (size_t)n;
+                req.info_json = r->info_json;
+                detail = detail_json(json_pack("{s:s, s:s, s:s, s:s, s:I}", "ca", ca->rec.name,
+                                               "profile", prof->name, "subject", rec.subject,
+                                               "fingerprint", rec.fingerprint, "not_after",
+                                               (json_int_t)rec.not_after));
+                ev = (struct gmca_audit_event){GMCA_EV_CERT_ISSUE, c->actor, 1, rec.serial, detail};
+                if ((rc = gmca_store_begin(c->store, e)) == 0) {
+                        if ((rc = gmca_store_request_insert(c->store, &req, e)) != 0 ||
+                            (rc = gmca_store_cert_insert(c->store, &rec, e)) != 0 ||
+                            (rc = gmca_audit_append(c->store, &ev, e)) != 0 ||
+                            (rc = gmca_store_commit(c->store, e)) != 0)
+                                gmca_store_rollback(c->store);
+                }
+                OPENSSL_free(der);
+        }
+        if (rc != 0)
+                goto out;
+        gmca_strlcpy(serial, rec.serial, GMCA_SERIAL_HEX_MAX);
+        if (out != NULL) {
+                *out = cert;
+                cert = NULL;
+        }
+out:
+        free(detail);
+        gmca_cert_rec_clear(&rec);
+        X509_free(cert);
+        X509_REQ_free(csr);
+        gmca_subject_info_free(info);
+        return rc;
+}
+
+int gmca_ca_issue(struct gmca_ctx *c, const struct gmca_issue_req *r,
+                  char serial[GMCA_SERIAL_HEX_MAX], X509 **out, struct gmca_error *e)
+{
+        struct ca_slot *ca;
+        int rc;
+
+        if ((ca = find_ca(c, r->ca, e)) == NULL)
+                return reject(c, GMCA_EV_CERT_ISSUE, r->ca,
+                              e && e->code ? e->code : GMCA_ERR_NOTFOUND, e);
+        if (ca->key == NULL) {
+                gmca_error_set(e, GMCA_ERR_STATE, "CA %s is not activated", ca->rec.name);
+                return reject(c, GMCA_EV_CERT_ISSUE, ca->rec.name, GMCA_ERR_STATE, e);
+        }
+        if (r->profile == NULL || r->csr == NULL) {
+                gmca_error_set(e, GMCA_ERR_INVALID, "issue: profile and CSR are required");
+                return reject(c, GMCA_EV_CERT_ISSUE, ca->rec.name, GMCA_ERR_INVALID, e);
+        }
+        if ((rc = issue_checked(c, ca, r, serial, out, e)) != 0)
+                return reject(c, GMCA_EV_CERT_ISSUE, r->profile, rc, e);
+        return 0;
+}
+
+/* ---- revoke ---- */
+
+int gmca_serial_normalize(const char *in, char out[GMCA_SERIAL_HEX_MAX])
+{
+        size_t n = 0;
+
+        if (strncmp(in, "0x", 2) == 0 || strncmp(in, "0X", 2) == 0)
+                in += 2;
+        for (; *in != '\0'; in++) {
+                char ch = *in;
+
+                if (ch == ':')
+                        continue;
+                if (ch >= 'a' && ch <= 'f')
+                        ch = (char)(ch - 'a' + 'A');
+                if (!((ch >= '0' && ch <= '9') || (ch >= 'A' && ch <= 'F')))
+                        return -1;
+                if (n + 1 >= GMCA_SERIAL_HEX_MAX)
+                        return -1;
+                out[n++] = ch;
+        }
+        out[n] = '\0';
+        return n == 0 ? -1 : 0;
+}
+
+int gmca_ca_revoke(struct gmca_ctx *c, const char *serial_in, int reason, int64_t invalidity,
+                   struct gmca_error *e)
+{
+        char serial[GMCA_SERIAL_HEX_MAX];
+        struct gmca_cert_rec rec;
+        struct gmca_audit_event ev;
+        struct gmca_ca_rec carec;
+        char *detail = NULL;
+        int rc;
+
+        memset(&rec, 0, sizeof(rec));
+        memset(&carec, 0, sizeof(carec));
+        if (gmca_serial_normalize(serial_in, serial) != 0) {
+                gmca_error_set(e, GMCA_ERR_INVALID, "revoke: serial must be 1..40 hex digits");
+                return reject(c, GMCA_EV_CERT_REVOKE, NULL, GMCA_ERR_INVALID, e);
+        }
+        if (reason < 0 || reason > 10 || reason == 7 || reason == CRL_REASON_REMOVE_FROM_CRL ||
+            reason == CRL_REASON_CERTIFICATE_HOLD) {
+                gmca_error_set(e, GMCA_ERR_INVALID,
+                               "revoke: reason %d not allowed (RFC 5280 §5.3.1; revocation here "
+                               "is permanent, so no certificateHold or removeFromCRL)",
+                               reason);
+                return reject(c, GMCA_EV_CERT_REVOKE, serial, GMCA_ERR_INVALID, e);
+        }
+        if ((rc = gmca_store_begin(c->store, e)) != 0)
+                return reject(c, GMCA_EV_CERT_REVOKE, serial, rc, e);
+        if ((rc = gmca_store_cert_get(c->store, serial, &rec, e)) != 0)
+                goto fail;
+        if (invalidity > gmca_now()) {
+                rc = gmca_error_set(e, GMCA_ERR_INVALID,
+                                    "revoke: invalidity date lies in the future (RFC 5280 §5.3.2)");
+                goto fail;
+        }
+        if ((rc = gmca_store_ca_get_by_id(c->store, rec.ca_id, &carec, e)) != 0)
+                goto fail;
+        if ((rc = gmca_store_cert_revoke(c->store, serial, gmca_now(), reason, invalidity, e)) != 0)
+                goto fail;
+        detail = detail_json(json_pack("{s:s, s:s, s:s}", "ca", carec.name, "reason",
+                                       gmca_crl_reason_name(reason), "subject", rec.subject));
+        ev = (struct gmca_audit_event){GMCA_EV_CERT_REVOKE, c->actor, 1, serial, detail};
+        if ((rc = gmca_audit_append(c->store, &ev, e)) != 0 ||
+            (rc = gmca_store_commit(c->store, e)) != 0)
+                goto fail;
+        rc = 0;
+        goto out;
+fail:
+        gmca_store_rollback(c->store);
+        reject(c, GMCA_EV_CERT_REVOKE, serial, rc, e);
+out:
+        free(detail);
+        gmca_cert_rec_clear(&rec);
+        gmca_ca_rec_clear(&carec);
+        return rc;
+}
+
+/* ---- CRL ---- */
+
+struct entries {
+        struct gmca_crl_entry *v;
+        size_t n, cap;
+        int failed;
+};
+
+static int collect_revoked(const struct gmca_cert_rec *r, void *arg)
+{
+        struct entries *es = arg;
+        struct gmca_crl_entry *ent;
+        size_t len;
+
+        if (es->n == es->cap) {
+                size_t ncap = es->cap ? es->cap * 2 : 64;
+                struct gmca_crl_entry *nv = realloc(es->v, ncap * sizeof(*nv));
+
+                if (nv == NULL) {
+                        es->failed = GMCA_ERR_NOMEM;
+                        return 1;
+                }
+                es->v = nv;
+                es->cap = ncap;
+        }
+        ent = &es->v[es->n];
+        memset(ent, 0, sizeof(*ent));
+        if (gmca_unhex(r->serial, ent->serial, sizeof(ent->serial), &len) != 0 &&
+            strlen(r->serial) % 2 == 1) {
+                /* an odd number of hex digits: pad with a leading zero */
+                char padded[GMCA_SERIAL_HEX_MAX + 1];
+
+                snprintf(padded, sizeof(padded), "0%s", r->serial);
+                if (gmca_unhex(padded, ent->serial, sizeof(ent->serial), &len) != 0) {
+                        es->failed = GMCA_ERR_TAMPER;
+                        return 1;
+                }
+        } else if (len == 0) {
+                es->failed = GMCA_ERR_TAMPER;
+                return 1;
+        }
+        ent->serial_len = len;
+        ent->revoked_at = (time_t)r->revoked_at;
+        ent->reason = r->reason;
+        ent->invalidity = (time_t)r->invalidity_date;
+        es->n++;
+        return 0;
+}
+
+static int publish_crl(struct gmca_ctx *c, const char *ca, int64_t number, const uint8_t *der,
+                       size_t len, struct gmca_error *e)
+{
+        char path[PATH_MAX];
+        int rc;
+
+        snprintf(path, sizeof(path), "%s/crl/%s", c->dir, ca);
+        if (mkdir(path, 0755) != 0 && errno != EEXIST)
+                return gmca_error_set(e, GMCA_ERR_IO, "%s: %s", path, strerror(errno));
+        snprintf(path, sizeof(path), "%s/crl/%s/%lld.crl", c->dir, ca, (long long)number);
+        if ((rc = gmca_write_file_excl(path, der, len, 0644, e)) != 0)
+                return rc;
+        snprintf(path, sizeof(path), "%s/crl/%s.crl", c->dir, ca);
+        return gmca_write_file_atomic(path, der, len, 0644, e);
+}
+
+int gmca_ca_crl_generate(struct gmca_ctx *c, const char *ca_name, int next_hours,
+                         struct gmca_crl_rec *out, struct gmca_error *e)
+{
+        struct ca_slot *ca;
+        struct entries es = {0};
+        struct gmca_crl_params p;
+        struct gmca_crl_rec rec;
+        struct gmca_audit_event ev;
+        X509_CRL *crl = NULL;
+        unsigned char *der = NULL;
+        char *detail = NULL, object[GMCA_NAME_MAX + 24];
+        time_t now = gmca_now();
+        int rc, n;
+
+        memset(&rec, 0, sizeof(rec));
+        if ((ca = find_ca(c, ca_name, e)) == NULL)
+                return reject(c, GMCA_EV_CRL_GENERATE, ca_name,
+                              e && e->code ? e->code : GMCA_ERR_NOTFOUND, e);
+        if (ca->key == NULL) {
+                gmca_error_set(e, GMCA_ERR_STATE, "CA %s is not activated", ca->rec.name);
+                return reject(c, GMCA_EV_CRL_GENERATE, ca->rec.name, GMCA_ERR_STATE, e);
+        }
+        if (next_hours < 0 || next_hours > 24 * 31) {
+                gmca_error_set(e, GMCA_ERR_INVALID, "crl: next update must be 1..744 hours");
+                return reject(c, GMCA_EV_CRL_GENERATE, ca->rec.name, GMCA_ERR_INVALID, e);
+        }
+        if (next_hours == 0)
+                next_hours = c->cfg.crl_hours;
+        if ((rc = gmca_store_begin(c->store, e)) != 0)
+                return reject(c, GMCA_EV_CRL_GENERATE, ca->rec.name, rc, e);
+        if ((rc = gmca_store_crl_next_number(c->store, ca->rec.id, &rec.number, e)) != 0 ||
+            (rc = gmca_store_revoked_list(c->store, ca->rec.id, collect_revoked, &es, e)) != 0)
+                goto fail;
+        if (es.failed) {
+                rc = gmca_error_set(e, es.failed, "crl: cannot collect revoked certificates");
+                goto fail;
+        }
+        memset(&p, 0, sizeof(p));
+        p.issuer = ca->cert;
+        p.key = ca->key;
+        p.sm2_id = ca->rec.sm2_id[0] ? ca->rec.sm2_id : NULL;
+        p.number = rec.number;
+        p.this_update = now;
+        p.next_update = now + (time_t)next_hours * 3600;
+        p.entries = es.v;
+        p.nentries = es.n;
+        if ((crl = gmca_crl_build(&p, e)) == NULL) {
+                rc = e && e->code ? e->code : GMCA_ERR_INTERNAL;
+                goto fail;
+        }
+        if ((n = i2d_X509_CRL(crl, &der)) <= 0) {
+                rc = gmca_error_ossl(e, GMCA_ERR_INTERNAL, "crl: cannot encode");
+                goto fail;
+        }
+        rec.ca_id = ca->rec.id;
+        rec.this_update = p.this_update;
+        rec.next_update = p.next_update;
+        rec.entries = (int64_t)es.n;
+        rec.der = der;
+        rec.der_len = (size_t)n;
+        snprintf(object, sizeof(object), "%s#%lld", ca->rec.name, (long long)rec.number);
+        detail = detail_json(json_pack("{s:s, s:I, s:I, s:I}", "ca", ca->rec.name, "number",
+                                       (json_int_t)rec.number, "entries", (json_int_t)es.n,
+                                       "next_update", (json_int_t)rec.next_update));
+        ev = (struct gmca_audit_event){GMCA_EV_CRL_GENERATE, c->actor, 1, object, detail};
+        if ((rc = gmca_store_crl_insert(c->store, &rec, e)) != 0 ||
+            (rc = gmca_audit_append(c->store, &ev, e)) != 0 ||
+            (rc = gmca_store_commit(c->store, e)) != 0)
+                goto fail;
+        /* The store is the record; the files are its publication. */
+        if ((rc = publish_crl(c, ca->rec.name, rec.number, der, (size_t)n, e)) != 0)
+                goto out;
+        if (out != NULL) {
+                *out = rec;
+                out->der = OPENSSL_memdup(der, (size_t)n);
+                if (out->der == NULL)
+                        out->der_len = 0;
+        }
+        rc = 0;
+        goto out;
+fail:
+        gmca_store_rollback(c->store);
+        reject(c, GMCA_EV_CRL_GENERATE, ca->rec.name, rc, e);
+out:
+        free(detail);
+        free(es.v);
+        OPENSSL_free(der);
+        X509_CRL_free(crl);
+        return rc;
+}

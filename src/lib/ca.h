@@ -1,0 +1,120 @@
+/*
+ * ca: the CA engine's business operations over one state directory —
+ * creating the root and operational CA, activating a CA key, issuing,
+ * revoking, generating CRLs. It ties the modules together and owns the rule
+ * that each operation is one store transaction with its audit record, and
+ * that every rejection is audited too.
+ *
+ * State directory layout (everything under one --dir):
+ *   gmca.json             configuration (written at init)
+ *   gmca.db               the store (SQLite)
+ *   keys/<ca>.key.pem     CA private keys, encrypted PKCS#8, mode 0600
+ *   certs/<ca>.pem        CA certificates
+ *   crl/<ca>.crl          latest CRL (DER); crl/<ca>/<number>.crl every CRL
+ *   profiles/NAME.json     certificate profiles in force
+ */
+#ifndef GMCA_CA_H
+#define GMCA_CA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/x509.h>
+
+#include "err.h"
+#include "profile.h"
+#include "store.h"
+
+#define GMCA_CONFIG_FILE "gmca.json"
+#define GMCA_DB_FILE "gmca.db"
+#define GMCA_ACTOR_MAX 256
+
+struct gmca_ctx;
+
+struct gmca_init_params {
+        const char *root_name;    /* default "root" */
+        const char *root_dn;      /* required */
+        int root_days;            /* 0: the root-ca profile's default */
+        const char *sub_name;     /* default "sub" */
+        const char *sub_dn;       /* required */
+        int sub_days;             /* 0: the sub-ca profile's default */
+        const char *base_url;     /* for CRL DP, AIA; default http://127.0.0.1:8080 */
+        const char *policy_oid;   /* default anyPolicy 2.5.29.32.0 */
+        const char *cps_uri;      /* default <base_url>/cps */
+        const char *profiles_src; /* directory to copy profiles from */
+        const char *actor;        /* who runs the ceremony */
+};
+
+/*
+ * Create a new CA state directory: generates the root and operational CA
+ * keys and certificates, stores the keys encrypted under pass, records
+ * everything with audit records. Everything is built in a temporary
+ * directory beside dir and renamed into place at the end, so an interrupted
+ * init leaves nothing behind. dir must not exist (or be empty).
+ */
+int gmca_ca_init(const char *dir, const struct gmca_init_params *p, const char *pass,
+                 size_t passlen, struct gmca_error *e) GMCA_WUR;
+
+/* Open an existing state directory. actor is recorded on every audit record. */
+struct gmca_ctx *gmca_ctx_open(const char *dir, const char *actor, struct gmca_error *e);
+/* Wipes any activated key. NULL is fine. */
+void gmca_ctx_close(struct gmca_ctx *c);
+
+struct gmca_store *gmca_ctx_store(struct gmca_ctx *c);
+const char *gmca_ctx_dir(const struct gmca_ctx *c);
+/* Name of the CA that issues by default (the operational CA). */
+const char *gmca_ctx_default_ca(const struct gmca_ctx *c);
+
+/*
+ * Activate CA `ca` (NULL: default CA): decrypt its key with pass. Audited
+ * (key.activate, success or failure); a wrong passphrase is GMCA_ERR_AUTH.
+ */
+int gmca_ctx_activate(struct gmca_ctx *c, const char *ca, const char *pass, size_t passlen,
+                      struct gmca_error *e) GMCA_WUR;
+
+struct gmca_issue_req {
+        const char *ca;      /* NULL: default CA */
+        const char *profile; /* required */
+        const uint8_t *csr;  /* DER or PEM */
+        size_t csr_len;
+        const char *info_json; /* subject info (private extensions, SAN); NULL: none */
+        size_t info_len;
+        int days; /* 0: profile default */
+};
+
+/*
+ * Issue a certificate. The CA must be activated. On success *serial holds
+ * the new serial and, if out is not NULL, *out the certificate (caller
+ * frees). Rejections are audited and leave no other trace.
+ */
+int gmca_ca_issue(struct gmca_ctx *c, const struct gmca_issue_req *r,
+                  char serial[GMCA_SERIAL_HEX_MAX], X509 **out, struct gmca_error *e) GMCA_WUR;
+
+/*
+ * Revoke by serial with an RFC 5280 reason (not removeFromCRL or
+ * certificateHold: revocation here is permanent). invalidity: 0 for none.
+ */
+int gmca_ca_revoke(struct gmca_ctx *c, const char *serial, int reason, int64_t invalidity,
+                   struct gmca_error *e) GMCA_WUR;
+
+/*
+ * Generate, store and publish the next CRL of CA `ca` (NULL: default).
+ * next_hours: 0 means the configured interval (24 h by default). The CA
+ * must be activated. out (may be NULL) receives the stored record.
+ */
+int gmca_ca_crl_generate(struct gmca_ctx *c, const char *ca, int next_hours,
+                         struct gmca_crl_rec *out, struct gmca_error *e) GMCA_WUR;
+
+/* Normalise a serial typed by a person ("0x", colons, lower case) to the
+ * store's upper-case hex. -1 if it is not 1..40 hex digits. */
+int gmca_serial_normalize(const char *in, char out[GMCA_SERIAL_HEX_MAX]);
+
+/* Load a profile by name from the state directory's profiles. */
+struct gmca_profile *gmca_ctx_profile(struct gmca_ctx *c, const char *name, struct gmca_error *e);
+
+/* Record an audited failure that happened before the library was reached
+ * (bad arguments at the command line are not audited; bad input is). */
+int gmca_ctx_audit_failure(struct gmca_ctx *c, const char *event, const char *object,
+                           const char *cause, struct gmca_error *e) GMCA_WUR;
+
+#endif
