@@ -1,0 +1,254 @@
+/*
+ * Benchmark of certificate issuance through the library, as in production:
+ * for each certificate the CSR is parsed and its SM2 proof of possession
+ * checked, the profile applied, the certificate signed, and the certificate
+ * plus its audit record committed to the store in one transaction.
+ *
+ *   bench_issue prepare DIR N      make N SM2 keys + CSRs (DER) in DIR/csr/
+ *   bench_issue ceiling DIR N      one SM2 verify + one SM2 sign per item, one core
+ *   bench_issue issue DIR N P CADIR  issue N certificates with P processes,
+ *                                  into a new CA created in CADIR
+ *
+ * Figures are printed as "<what>: <count> in <seconds> s = <rate>/s" so that
+ * bench/issue.sh can put them side by side with `openssl ca` measured in the
+ * same run. Not a test: nothing here asserts a speed.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "ca.h"
+#include "crypto.h"
+#include "util.h"
+
+#define PASS "bench passphrase 0"
+#define INFO "{\"identity_card_number\": \"11010519491231002X\"}"
+
+static double now_s(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void die(const char *what, const struct gmca_error *e)
+{
+        fprintf(stderr, "bench: %s: %s\n", what, e != NULL ? e->msg : strerror(errno));
+        exit(1);
+}
+
+static void csr_path(char *buf, size_t len, const char *dir, int i, const char *ext)
+{
+        snprintf(buf, len, "%s/csr/%06d.%s", dir, i, ext);
+}
+
+static int prepare(const char *dir, int n)
+{
+        char path[4096];
+        struct gmca_error e = {0};
+
+        snprintf(path, sizeof(path), "%s/csr", dir);
+        if (mkdir(path, 0755) != 0 && errno != EEXIST)
+                die(path, NULL);
+        for (int i = 0; i < n; i++) {
+                EVP_PKEY *key = gmca_sm2_keygen(&e);
+                X509_REQ *req = X509_REQ_new();
+                X509_NAME *name = X509_NAME_new();
+                EVP_MD_CTX *mctx;
+                char cn[64];
+                FILE *f;
+
+                if (key == NULL || req == NULL || name == NULL)
+                        die("keygen", &e);
+                snprintf(cn, sizeof(cn), "测试用户 %06d", i);
+                X509_NAME_add_entry_by_txt(name, "C", MBSTRING_ASC, (const unsigned char *)"CN", -1,
+                                           -1, 0);
+                X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8,
+                                           (const unsigned char *)"基准测试单位", -1, -1, 0);
+                X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1,
+                                           -1, 0);
+                X509_REQ_set_subject_name(req, name);
+                X509_REQ_set_pubkey(req, key);
+                if ((mctx = gmca_sm2_sign_ctx(key, NULL, &e)) == NULL ||
+                    X509_REQ_sign_ctx(req, mctx) <= 0)
+                        die("CSR signing", &e);
+                csr_path(path, sizeof(path), dir, i, "der");
+                if ((f = fopen(path, "wb")) == NULL || i2d_X509_REQ_fp(f, req) != 1 ||
+                    fclose(f) != 0)
+                        die(path, NULL);
+                csr_path(path, sizeof(path), dir, i, "pem");
+                if ((f = fopen(path, "w")) == NULL || PEM_write_X509_REQ(f, req) != 1 ||
+                    fclose(f) != 0)
+                        die(path, NULL);
+                EVP_MD_CTX_free(mctx);
+                X509_NAME_free(name);
+                X509_REQ_free(req);
+                EVP_PKEY_free(key);
+        }
+        printf("prepared %d CSRs in %s/csr\n", n, dir);
+        return 0;
+}
+
+struct blob {
+        uint8_t *p;
+        size_t n;
+};
+
+static struct blob *load_csrs(const char *dir, int from, int n)
+{
+        struct blob *b = calloc((size_t)n, sizeof(*b));
+        struct gmca_error e = {0};
+        char path[4096];
+
+        if (b == NULL)
+                die("calloc", NULL);
+        for (int i = 0; i < n; i++) {
+                csr_path(path, sizeof(path), dir, from + i, "der");
+                if (gmca_read_file(path, GMCA_CSR_MAX, &b[i].p, &b[i].n, &e) != 0)
+                        die(path, &e);
+        }
+        return b;
+}
+
+static void free_csrs(struct blob *b, int n)
+{
+        for (int i = 0; i < n; i++)
+                free(b[i].p);
+        free(b);
+}
+
+/* One SM2 verify (a CSR's signature over its TBS) and one SM2 sign per item. */
+static int ceiling(const char *dir, int n)
+{
+        struct blob *b = load_csrs(dir, 0, n);
+        struct gmca_error e = {0};
+        EVP_PKEY *ca = gmca_sm2_keygen(&e);
+        double t0, t;
+
+        if (ca == NULL)
+                die("keygen", &e);
+        t0 = now_s();
+        for (int i = 0; i < n; i++) {
+                const uint8_t *p = b[i].p;
+                X509_REQ *req = d2i_X509_REQ(NULL, &p, (long)b[i].n);
+                const ASN1_BIT_STRING *sig;
+                unsigned char *tbs = NULL;
+                uint8_t *out = NULL;
+                size_t outlen;
+                int tbslen;
+
+                if (req == NULL)
+                        die("d2i", NULL);
+                X509_REQ_get0_signature(req, &sig, NULL);
+                tbslen = i2d_re_X509_REQ_tbs(req, &tbs);
+                if (gmca_sm2_verify(X509_REQ_get0_pubkey(req), NULL, tbs, (size_t)tbslen,
+                                    ASN1_STRING_get0_data(sig), (size_t)ASN1_STRING_length(sig),
+                                    &e) != 0)
+                        die("verify", &e);
+                /* A certificate TBS is about twice a CSR's: sign that much. */
+                if (gmca_sm2_sign(ca, NULL, b[(i + 1) % n].p, b[(i + 1) % n].n, &out, &outlen,
+                                  &e) != 0)
+                        die("sign", &e);
+                OPENSSL_free(out);
+                OPENSSL_free(tbs);
+                X509_REQ_free(req);
+        }
+        t = now_s() - t0;
+        printf("crypto ceiling (1 verify + 1 sign, one core): %d in %.3f s = %.0f/s\n", n, t,
+               n / t);
+        EVP_PKEY_free(ca);
+        free_csrs(b, n);
+        return 0;
+}
+
+static void issue_range(const char *dir, const char *cadir, int from, int n)
+{
+        struct gmca_error e = {0};
+        struct gmca_ctx *c;
+        struct blob *b = load_csrs(dir, from, n);
+        char cadir[4096], serial[GMCA_SERIAL_HEX_MAX];
+
+        snprintf(cadir, sizeof(cadir), "%s/ca", dir);
+        if ((c = gmca_ctx_open(cadir, "bench", &e)) == NULL ||
+            gmca_ctx_activate(c, NULL, PASS, strlen(PASS), &e) != 0)
+                die("open CA", &e);
+        for (int i = 0; i < n; i++) {
+                struct gmca_issue_req r = {NULL, "personal-sign", b[i].p, b[i].n,
+                                           INFO, strlen(INFO),    0};
+
+                if (gmca_ca_issue(c, &r, serial, NULL, &e) != 0)
+                        die("issue", &e);
+        }
+        gmca_ctx_close(c);
+        free_csrs(b, n);
+}
+
+static int issue(const char *dir, int n, int procs)
+{
+        char cadir[4096];
+        struct gmca_init_params p = {0};
+        struct gmca_error e = {0};
+        double t0, t;
+        int failed = 0;
+
+        snprintf(cadir, sizeof(cadir), "%s/ca", dir);
+        p.root_dn = "C=CN, O=基准测试, CN=基准测试根 CA";
+        p.sub_dn = "C=CN, O=基准测试, CN=基准测试运营 CA";
+        p.profiles_src = getenv("GMCA_PROFILES");
+        p.actor = "bench";
+        if (gmca_ca_init(cadir, &p, PASS, strlen(PASS), &e) != 0)
+                die("init", &e);
+        t0 = now_s();
+        if (procs <= 1) {
+                issue_range(dir, cadir, 0, n);
+        } else {
+                for (int k = 0; k < procs; k++) {
+                        pid_t pid = fork();
+
+                        if (pid == 0) {
+                                issue_range(dir, cadir, k * (n / procs), n / procs);
+                                _exit(0);
+                        }
+                        if (pid < 0)
+                                die("fork", NULL);
+                }
+                for (int k = 0; k < procs; k++) {
+                        int st;
+
+                        if (wait(&st) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+                                failed = 1;
+                }
+                n = (n / procs) * procs;
+        }
+        t = now_s() - t0;
+        if (failed) {
+                fprintf(stderr, "bench: a worker failed\n");
+                return 1;
+        }
+        printf("gmca library issuance (%d process%s): %d in %.3f s = %.0f/s\n", procs,
+               procs == 1 ? "" : "es", n, t, n / t);
+        return 0;
+}
+
+int main(int argc, char **argv)
+{
+        if (argc >= 4 && strcmp(argv[1], "prepare") == 0)
+                return prepare(argv[2], (int)strtol(argv[3], NULL, 10));
+        if (argc >= 4 && strcmp(argv[1], "ceiling") == 0)
+                return ceiling(argv[2], (int)strtol(argv[3], NULL, 10));
+        if (argc >= 5 && strcmp(argv[1], "issue") == 0)
+                return issue(argv[2], (int)strtol(argv[3], NULL, 10),
+                             (int)strtol(argv[4], NULL, 10));
+        fprintf(stderr, "usage: bench_issue prepare|ceiling DIR N | issue DIR N PROCS CADIR\n");
+        return 2;
+}
