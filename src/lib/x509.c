@@ -261,9 +261,11 @@ static const struct {
         unsigned flag;
         int bit; /* KeyUsage BIT STRING position, RFC 5280 §4.2.1.3 */
 } ku_bits[] = {
-    {X509v3_KU_DIGITAL_SIGNATURE, 0}, {X509v3_KU_NON_REPUDIATION, 1}, {X509v3_KU_KEY_ENCIPHERMENT, 2},
-    {X509v3_KU_DATA_ENCIPHERMENT, 3}, {X509v3_KU_KEY_AGREEMENT, 4},   {X509v3_KU_KEY_CERT_SIGN, 5},
-    {X509v3_KU_CRL_SIGN, 6},          {X509v3_KU_ENCIPHER_ONLY, 7},   {X509v3_KU_DECIPHER_ONLY, 8},
+    {X509v3_KU_DIGITAL_SIGNATURE, 0}, {X509v3_KU_NON_REPUDIATION, 1},
+    {X509v3_KU_KEY_ENCIPHERMENT, 2},  {X509v3_KU_DATA_ENCIPHERMENT, 3},
+    {X509v3_KU_KEY_AGREEMENT, 4},     {X509v3_KU_KEY_CERT_SIGN, 5},
+    {X509v3_KU_CRL_SIGN, 6},          {X509v3_KU_ENCIPHER_ONLY, 7},
+    {X509v3_KU_DECIPHER_ONLY, 8},
 };
 
 static unsigned ku_all(void)
@@ -401,7 +403,9 @@ static int check_issuer(const struct gmca_cert_template *t, ASN1_OCTET_STRING **
                 gmca_ossl_clear();
                 gmca_error_set(e, GMCA_ERR_INVALID,
                                "issuer: RFC 5280 §4.2.1.2: subjectKeyIdentifier %s",
-                               crit == -1 ? "absent" : crit == -2 ? "duplicated" : "malformed");
+                               crit == -1   ? "absent"
+                               : crit == -2 ? "duplicated"
+                                            : "malformed");
                 goto out;
         }
         *ski = id;
@@ -444,8 +448,7 @@ out:
  * it, so marking it critical costs nothing and leaves no relying party free
  * to treat the end entity as a CA.
  */
-static int add_basic_constraints(X509 *x, const struct gmca_cert_template *t,
-                                 struct gmca_error *e)
+static int add_basic_constraints(X509 *x, const struct gmca_cert_template *t, struct gmca_error *e)
 {
         BASIC_CONSTRAINTS *bc = BASIC_CONSTRAINTS_new();
         int rc = GMCA_ERR_NOMEM;
@@ -553,8 +556,8 @@ static int add_key_ids(X509 *x, const ASN1_OCTET_STRING *issuer_ski, struct gmca
                 gmca_error_ossl(e, rc, "key identifiers: out of memory");
                 goto out;
         }
-        if ((rc = add_ext_i2d(x, NID_subject_key_identifier, ski, 0, "subjectKeyIdentifier",
-                              e)) != 0)
+        if ((rc = add_ext_i2d(x, NID_subject_key_identifier, ski, 0, "subjectKeyIdentifier", e)) !=
+            0)
                 goto out;
         rc = add_ext_i2d(x, NID_authority_key_identifier, aki, 0, "authorityKeyIdentifier", e);
 out:
@@ -731,8 +734,7 @@ static int add_san(X509 *x, const struct gmca_subject_info *si, struct gmca_erro
 
                 if (ip == NULL) {
                         gmca_ossl_clear();
-                        gmca_error_set(e, rc,
-                                       "subjectAltName: RFC 5280 §4.2.1.6: bad iPAddress");
+                        gmca_error_set(e, rc, "subjectAltName: RFC 5280 §4.2.1.6: bad iPAddress");
                         goto out;
                 }
                 if ((gn = GENERAL_NAME_new()) == NULL) {
@@ -745,8 +747,7 @@ static int add_san(X509 *x, const struct gmca_subject_info *si, struct gmca_erro
         }
         for (size_t i = 0; i < si->nemail; i++) {
                 if (si->email[i] == NULL || !email_ok(si->email[i])) {
-                        gmca_error_set(e, rc,
-                                       "subjectAltName: RFC 5280 §4.2.1.6: bad rfc822Name");
+                        gmca_error_set(e, rc, "subjectAltName: RFC 5280 §4.2.1.6: bad rfc822Name");
                         goto out;
                 }
                 if (push_name(names, ia5_name(GEN_EMAIL, si->email[i])) != 0)
@@ -890,8 +891,7 @@ int gmca_cert_verify_signed_by(X509 *cert, EVP_PKEY *issuer_key, const char *id,
                 return gmca_error_set(e, GMCA_ERR_VERIFY, "certificate: no signature");
         X509_ALGOR_get0(&obj, &ptype, NULL, alg);
         /* GMT-REFERENCE §1.1: parameters absent (OpenSSL) or NULL (GmSSL option). */
-        if (OBJ_obj2nid(obj) != NID_SM2_with_SM3 ||
-            (ptype != V_ASN1_UNDEF && ptype != V_ASN1_NULL))
+        if (OBJ_obj2nid(obj) != NID_SM2_with_SM3 || (ptype != V_ASN1_UNDEF && ptype != V_ASN1_NULL))
                 return gmca_error_set(e, GMCA_ERR_VERIFY,
                                       "signatureAlgorithm: GM/T 0015: must be SM2-with-SM3 "
                                       "(1.2.156.10197.1.501)");
