@@ -167,7 +167,6 @@ int gmca_serial_random(uint8_t serial[GMCA_SERIAL_LEN], struct gmca_error *e)
                 s[0] &= 0x7f;
                 if (s[0] != 0) {
                         memcpy(serial, s, sizeof(s));
-                        OPENSSL_cleanse(s, sizeof(s));
                         return 0;
                 }
         }
@@ -322,9 +321,11 @@ static int check_template(const struct gmca_cert_template *t, struct gmca_error 
                 return gmca_error_set(e, GMCA_ERR_INVALID,
                                       "keyUsage: RFC 5280 §4.2.1.3: encipherOnly/decipherOnly "
                                       "need keyAgreement");
-        if (t->neku > EKU_MAX || (t->neku > 0 && t->eku == NULL))
+        if (t->neku > EKU_MAX)
                 return gmca_error_set(e, GMCA_ERR_LIMIT, "extKeyUsage: at most %d purposes",
                                       EKU_MAX);
+        if (t->neku > 0 && t->eku == NULL)
+                return gmca_error_set(e, GMCA_ERR_INVALID, "extKeyUsage: purposes missing");
         if (t->cps_uri != NULL && t->policy_oid == NULL)
                 return gmca_error_set(e, GMCA_ERR_INVALID,
                                       "certificatePolicies: a CPS URI needs a policy OID");
@@ -899,6 +900,11 @@ int gmca_cert_verify_signed_by(X509 *cert, EVP_PKEY *issuer_key, const char *id,
                 return gmca_error_set(e, GMCA_ERR_VERIFY,
                                       "signature: RFC 5280 §4.1.1.2: outer and TBS algorithms "
                                       "differ");
+        /*
+         * The signature is checked over the TBS as DER-encoded now: a
+         * certificate whose original encoding was not DER does not verify,
+         * which is what a CA wants from its own inputs.
+         */
         if ((tbslen = i2d_re_X509_tbs(cert, &tbs)) <= 0)
                 return gmca_error_ossl(e, GMCA_ERR_INVALID, "certificate: cannot encode TBS");
         rc = gmca_sm2_verify(issuer_key, id, tbs, (size_t)tbslen, ASN1_STRING_get0_data(sig),
