@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <ftw.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,6 +75,22 @@ static int valid_name(const char *s)
                         return 0;
         }
         return 1;
+}
+
+/* snprintf into a path buffer; a path that does not fit is an error, not a cut. */
+static int pathf(char *out, size_t len, struct gmca_error *e, const char *fmt, ...)
+    GMCA_PRINTF(4, 5);
+static int pathf(char *out, size_t len, struct gmca_error *e, const char *fmt, ...)
+{
+        va_list ap;
+        int n;
+
+        va_start(ap, fmt);
+        n = vsnprintf(out, len, fmt, ap);
+        va_end(ap);
+        if (n < 0 || (size_t)n >= len)
+                return gmca_error_set(e, GMCA_ERR_INVALID, "path too long");
+        return 0;
 }
 
 static int path_join(char *out, size_t len, const char *a, const char *b, struct gmca_error *e)
@@ -568,13 +585,17 @@ int gmca_ca_init(const char *dir, const struct gmca_init_params *p, const char *
                 goto out;
 
         /* Keys: encrypted, 0600, exclusive. */
-        snprintf(path, sizeof(path), "%s/keys/%s.key.pem", tmp, root.name);
-        snprintf(sub_path, sizeof(sub_path), "%s/keys/%s.key.pem", tmp, sub.name);
+        if ((rc = pathf(path, sizeof(path), e, "%s/keys/%s.key.pem", tmp, root.name)) != 0 ||
+            (rc = pathf(sub_path, sizeof(sub_path), e, "%s/keys/%s.key.pem", tmp, sub.name)) != 0)
+                goto out;
+
         if ((rc = gmca_key_write(path, root.key, pass, passlen, e)) != 0 ||
             (rc = gmca_key_write(sub_path, sub.key, pass, passlen, e)) != 0)
                 goto out;
-        snprintf(path, sizeof(path), "%s/certs/%s.pem", tmp, root.name);
-        snprintf(sub_path, sizeof(sub_path), "%s/certs/%s.pem", tmp, sub.name);
+        if ((rc = pathf(path, sizeof(path), e, "%s/certs/%s.pem", tmp, root.name)) != 0 ||
+            (rc = pathf(sub_path, sizeof(sub_path), e, "%s/certs/%s.pem", tmp, sub.name)) != 0)
+                goto out;
+
         if ((rc = write_pem_cert(path, root.cert, e)) != 0 ||
             (rc = write_pem_cert(sub_path, sub.cert, e)) != 0 ||
             (rc = config_write(tmp, &cfg, e)) != 0)
@@ -647,7 +668,9 @@ struct gmca_ctx *gmca_ctx_open(const char *dir, const char *actor, struct gmca_e
         gmca_strlcpy(c->actor, actor != NULL ? actor : "unknown", sizeof(c->actor));
         if (config_load(dir, &c->cfg, e) != 0)
                 goto fail;
-        snprintf(path, sizeof(path), "%s/%s", dir, GMCA_DB_FILE);
+        if (pathf(path, sizeof(path), e, "%s/%s", dir, GMCA_DB_FILE) != 0)
+                goto fail;
+
         if (access(path, F_OK) != 0) {
                 gmca_error_set(e, GMCA_ERR_NOTFOUND, "%s: missing database %s", dir, GMCA_DB_FILE);
                 goto fail;
@@ -736,7 +759,9 @@ struct gmca_profile *gmca_ctx_profile(struct gmca_ctx *c, const char *name, stru
         for (size_t i = 0; i < c->nprofiles; i++)
                 if (strcmp(c->profiles[i]->name, name) == 0)
                         return c->profiles[i];
-        snprintf(dir, sizeof(dir), "%s/profiles", c->dir);
+        if (pathf(dir, sizeof(dir), e, "%s/profiles", c->dir) != 0)
+                return NULL;
+
         if ((p = gmca_profile_find(dir, name, e)) == NULL)
                 return NULL;
         if (c->nprofiles < MAX_PROFILES)
@@ -814,7 +839,9 @@ int gmca_ctx_activate(struct gmca_ctx *c, const char *ca, const char *pass, size
         if (strstr(slot->rec.key_file, "..") != NULL || slot->rec.key_file[0] == '/')
                 return gmca_error_set(e, GMCA_ERR_TAMPER, "CA %s: bad key path in store",
                                       slot->rec.name);
-        snprintf(path, sizeof(path), "%s/%s", c->dir, slot->rec.key_file);
+        if ((rc = pathf(path, sizeof(path), e, "%s/%s", c->dir, slot->rec.key_file)) != 0)
+                return rc;
+
         if ((key = gmca_key_read(path, pass, passlen, e)) == NULL)
                 return reject(c, GMCA_EV_KEY_ACTIVATE, slot->rec.name,
                               e && e->code ? e->code : GMCA_ERR_AUTH, e);
@@ -1127,13 +1154,20 @@ static int publish_crl(struct gmca_ctx *c, const char *ca, int64_t number, const
         char path[PATH_MAX];
         int rc;
 
-        snprintf(path, sizeof(path), "%s/crl/%s", c->dir, ca);
+        if ((rc = pathf(path, sizeof(path), e, "%s/crl/%s", c->dir, ca)) != 0)
+                return rc;
+
         if (mkdir(path, 0755) != 0 && errno != EEXIST)
                 return gmca_error_set(e, GMCA_ERR_IO, "%s: %s", path, strerror(errno));
-        snprintf(path, sizeof(path), "%s/crl/%s/%lld.crl", c->dir, ca, (long long)number);
+        if ((rc = pathf(path, sizeof(path), e, "%s/crl/%s/%lld.crl", c->dir, ca,
+                        (long long)number)) != 0)
+                return rc;
+
         if ((rc = gmca_write_file_excl(path, der, len, 0644, e)) != 0)
                 return rc;
-        snprintf(path, sizeof(path), "%s/crl/%s.crl", c->dir, ca);
+        if ((rc = pathf(path, sizeof(path), e, "%s/crl/%s.crl", c->dir, ca)) != 0)
+                return rc;
+
         return gmca_write_file_atomic(path, der, len, 0644, e);
 }
 

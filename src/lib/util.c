@@ -2,6 +2,7 @@
  * Small shared helpers: the replaceable clock, bounded file I/O with
  * exclusive or atomic creation, hex and time formatting.
  */
+#define _XOPEN_SOURCE 700 /* strptime */
 #include "util.h"
 
 #include <errno.h>
