@@ -66,7 +66,10 @@ int gmca_sm2_encrypt(EVP_PKEY *pub, const uint8_t *in, size_t len, uint8_t **out
                      struct gmca_error *e) GMCA_WUR;
 
 /* Inverse of gmca_sm2_encrypt. *out allocated with OPENSSL_secure_malloc-compatible
- * OPENSSL_malloc; caller frees with OPENSSL_clear_free(*out, *outlen). */
+ * OPENSSL_malloc; caller frees with OPENSSL_clear_free(*out, *outlen).
+ * GMCA_ERR_INVALID if in is not exactly one DER SM2Cipher; GMCA_ERR_VERIFY
+ * if it does not decrypt (C3 mismatch, wrong key). Plaintexts are capped
+ * at 1 MiB on both sides (GMCA_ERR_LIMIT). */
 int gmca_sm2_decrypt(EVP_PKEY *key, const uint8_t *in, size_t len, uint8_t **out, size_t *outlen,
                      struct gmca_error *e) GMCA_WUR;
 
@@ -118,6 +121,23 @@ int gmca_sm4_gcm_decrypt(const uint8_t key[GMCA_SM4_KEY_LEN], const uint8_t iv[G
                          struct gmca_error *e) GMCA_WUR;
 
 /*
+ * The GCM behind gmca_sm4_gcm_* when OpenSSL has no SM4-GCM, over any
+ * 128-bit block cipher that EVP offers in ECB mode (ecb: "SM4-ECB",
+ * "AES-128-ECB", ...; keylen must be that cipher's). Exposed so tests can
+ * check it against OpenSSL's AES-GCM. Same contract as gmca_sm4_gcm_*;
+ * in and out may be the same buffer. GMCA_ERR_LIMIT above 2^36 - 32 bytes
+ * of text (SP 800-38D §5.2.1.1).
+ */
+int gmca_gcm_encrypt(const char *ecb, const uint8_t *key, size_t keylen,
+                     const uint8_t iv[GMCA_SM4_GCM_IV_LEN], const uint8_t *aad, size_t aadlen,
+                     const uint8_t *in, size_t len, uint8_t *out, uint8_t tag[GMCA_SM4_GCM_TAG_LEN],
+                     struct gmca_error *e) GMCA_WUR;
+int gmca_gcm_decrypt(const char *ecb, const uint8_t *key, size_t keylen,
+                     const uint8_t iv[GMCA_SM4_GCM_IV_LEN], const uint8_t *aad, size_t aadlen,
+                     const uint8_t *in, size_t len, const uint8_t tag[GMCA_SM4_GCM_TAG_LEN],
+                     uint8_t *out, struct gmca_error *e) GMCA_WUR;
+
+/*
  * Private keys at rest: PEM "ENCRYPTED PRIVATE KEY" (PKCS#8 PBES2, SM4-CBC,
  * PBKDF2 with a random salt and GMCA_KEY_PBKDF2_ITER iterations). The file
  * is created with O_EXCL and mode 0600: an existing file is refused with
@@ -130,10 +150,16 @@ int gmca_key_write(const char *path, EVP_PKEY *key, const char *pass, size_t pas
                    struct gmca_error *e) GMCA_WUR;
 
 /* Read a key written by gmca_key_write. Wrong passphrase: GMCA_ERR_AUTH.
- * Caller frees with EVP_PKEY_free. NULL on failure. */
+ * Not that format, or not an SM2 private key: GMCA_ERR_INVALID. A PBKDF2
+ * iteration count over 10,000,000: GMCA_ERR_LIMIT (checked before deriving).
+ * Files over 64 KiB are refused. Caller frees with EVP_PKEY_free. NULL on
+ * failure. */
 EVP_PKEY *gmca_key_read(const char *path, const char *pass, size_t passlen, struct gmca_error *e);
 
-/* Encrypted PKCS#8 PEM of key in memory (for the same format elsewhere). */
+/* Encrypted PKCS#8 PEM of key in memory (for the same format elsewhere).
+ * *pem is NUL-terminated (not counted in *pemlen), allocated with
+ * OPENSSL_malloc; caller frees with OPENSSL_free. gmca_key_from_pem has
+ * gmca_key_read's contract. */
 int gmca_key_to_pem(EVP_PKEY *key, const char *pass, size_t passlen, char **pem, size_t *pemlen,
                     struct gmca_error *e) GMCA_WUR;
 EVP_PKEY *gmca_key_from_pem(const char *pem, size_t pemlen, const char *pass, size_t passlen,
