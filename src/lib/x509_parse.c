@@ -95,21 +95,37 @@ static int unpem(const uint8_t *buf, size_t len, const char *what, const char *c
                 rc = gmca_error_set(e, GMCA_ERR_NOMEM, "%s: out of memory", what);
                 goto out;
         }
-        while (i < len && buf[i] != '-') {
-                uint8_t c = buf[i++];
+        /* Body lines up to a line that starts with the END marker. */
+        while (i < len && !(len - i >= 5 && memcmp(buf + i, "-----", 5) == 0)) {
+                size_t eol = i;
 
-                if (c == '\n' || c == '\r')
-                        continue;
-                if (c == '=' && n > 0) {
-                        if (++pad > 2)
-                                break;
-                } else if (!is_b64(c) || pad > 0) {
+                while (eol < len && buf[eol] != '\n')
+                        eol++;
+                if (memchr(buf + i, ':', eol - i) != NULL) {
                         gmca_error_set(e, rc,
-                                       "%s: RFC 7468: %s in the PEM body (no headers allowed)",
-                                       what, c == ':' ? "header line" : "non-base64 character");
+                                       "%s: RFC 7468: header line in the PEM body (no headers "
+                                       "allowed)",
+                                       what);
                         goto out;
                 }
-                b64[n++] = c;
+                for (; i < eol; i++) {
+                        uint8_t c = buf[i];
+
+                        if (c == '\r' && i + 1 == eol)
+                                continue;
+                        if (c == '=' && n > 0 && pad < 2) {
+                                pad++;
+                        } else if (!is_b64(c) || pad > 0) {
+                                gmca_error_set(e, rc,
+                                               "%s: RFC 7468: non-base64 character in the PEM "
+                                               "body",
+                                               what);
+                                goto out;
+                        }
+                        b64[n++] = c;
+                }
+                if (i < len)
+                        i++; /* the LF */
         }
         if (n == 0 || n % 4 != 0 || pad > 2) {
                 gmca_error_set(e, rc, "%s: RFC 7468: PEM body is not padded base64", what);

@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include <openssl/asn1.h>
+#include <openssl/bn.h>
 #include <openssl/objects.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -278,6 +279,165 @@ static void test_cert_files(void **state)
                 expect(cert != NULL ? 0 : e.code, &e, c->rc, c->msg, c->file);
                 X509_free(cert);
                 free(buf);
+        }
+}
+
+/* Text edits of good_sm2.pem: what a strict RFC 7468 reader must take or refuse. */
+static char *edit(const char *pem, const char *from, const char *to, int all)
+{
+        size_t fl = strlen(from), tl = strlen(to), cap = strlen(pem) * 2 + 256, n = 0;
+        char *out = malloc(cap);
+        const char *p = pem, *q;
+
+        assert_non_null(out);
+        while ((q = strstr(p, from)) != NULL) {
+                memcpy(out + n, p, (size_t)(q - p));
+                n += (size_t)(q - p);
+                memcpy(out + n, to, tl);
+                n += tl;
+                p = q + fl;
+                if (!all)
+                        break;
+        }
+        assert_true(n + strlen(p) + 1 <= cap);
+        memcpy(out + n, p, strlen(p) + 1);
+        return out;
+}
+
+static const struct pem_case {
+        const char *from, *to;
+        int all;
+        int rc;
+        const char *msg;
+} pem_cases[] = {
+    {"-----BEGIN", "\n  \t-----BEGIN", 0, 0, NULL},
+    {"\n", "\r\n", 1, 0, NULL},
+    {"-----END CERTIFICATE REQUEST", "-----END NEW CERTIFICATE REQUEST", 0, GMCA_ERR_INVALID,
+     "END line"},
+    {"REQUEST-----\n", "REQUEST-----\nProc-Type: 4,ENCRYPTED\n\n", 0, GMCA_ERR_INVALID,
+     "header line"},
+    {"BEGIN CERTIFICATE REQUEST", "BEGIN X509 CRL", 0, GMCA_ERR_INVALID, "PEM label"},
+    {"-----BEGIN CERTIFICATE REQUEST-----\n", "-----BEGIN CERTIFICATE REQUEST-----\n=", 0,
+     GMCA_ERR_INVALID, "non-base64"},
+    {"-----BEGIN CERTIFICATE REQUEST-----\n", "-----BEGIN CERTIFICATE REQUEST-----\nA", 0,
+     GMCA_ERR_INVALID, "padded base64"},
+    {"-----BEGIN CERTIFICATE REQUEST-----\n", "-----BEGIN CERTIFICATE REQUEST-----\n ", 0,
+     GMCA_ERR_INVALID, "non-base64"},
+    {"-----END CERTIFICATE REQUEST-----\n", "-----END CERTIFICATE REQUEST-----", 0, 0, NULL},
+    {"-----END CERTIFICATE REQUEST-----\n", "-----END CERTIFICATE REQUEST-----x", 0,
+     GMCA_ERR_INVALID, "END line"},
+    {"-----END CERTIFICATE REQUEST-----\n", "", 0, GMCA_ERR_INVALID, "END line"},
+};
+
+static void test_pem_variants(void **state)
+{
+        size_t len = 0;
+        uint8_t *raw = load("good_sm2.pem", &len);
+
+        (void)state;
+        for (size_t i = 0; i < sizeof(pem_cases) / sizeof(pem_cases[0]); i++) {
+                const struct pem_case *c = &pem_cases[i];
+                char *pem = edit((const char *)raw, c->from, c->to, c->all);
+                struct gmca_error e;
+                X509_REQ *req;
+
+                gmca_error_clear(&e);
+                req = gmca_csr_parse((const uint8_t *)pem, strlen(pem), NULL, &e);
+                expect(req != NULL ? 0 : e.code, &e, c->rc, c->msg, c->to);
+                X509_REQ_free(req);
+                free(pem);
+        }
+        free(raw);
+}
+
+/* Certificates built here for the checks the CLI will not break. */
+enum cert_kind { C_GOOD, C_V1, C_SERIAL0, C_SERIAL_NEG, C_SERIAL21, C_DUP_EXT, C_EMPTY_SUBJECT };
+
+static uint8_t *build_cert(enum cert_kind kind, size_t *len)
+{
+        EVP_PKEY *key = gmca_sm2_keygen(NULL);
+        X509 *x = X509_new();
+        X509_NAME *name = NULL, *empty = X509_NAME_new();
+        ASN1_INTEGER *serial = ASN1_INTEGER_new();
+        EVP_MD_CTX *ctx = NULL;
+        uint8_t *der = NULL;
+        long sv = kind == C_SERIAL0 ? 0 : kind == C_SERIAL_NEG ? -5 : 4660;
+        int n;
+
+        assert_non_null(key);
+        assert_non_null(x);
+        assert_non_null(serial);
+        assert_non_null(empty);
+        assert_non_null(name = gmca_dn_parse("C=CN, O=Org, CN=Built CA", NULL));
+        assert_int_equal(X509_set_version(x, kind == C_V1 ? X509_VERSION_1 : X509_VERSION_3), 1);
+        if (kind == C_SERIAL21) {
+                BIGNUM *bn = BN_new();
+
+                assert_non_null(bn);
+                assert_int_equal(BN_set_bit(bn, 20 * 8 + 3), 1);
+                assert_non_null(BN_to_ASN1_INTEGER(bn, serial));
+                BN_free(bn);
+        } else {
+                assert_int_equal(ASN1_INTEGER_set(serial, sv), 1);
+        }
+        assert_int_equal(X509_set_serialNumber(x, serial), 1);
+        assert_int_equal(X509_set_issuer_name(x, name), 1);
+        assert_int_equal(X509_set_subject_name(x, kind == C_EMPTY_SUBJECT ? empty : name), 1);
+        assert_non_null(X509_gmtime_adj(X509_getm_notBefore(x), 0));
+        assert_non_null(X509_gmtime_adj(X509_getm_notAfter(x), 3600));
+        assert_int_equal(X509_set_pubkey(x, key), 1);
+        for (int i = 0; i < (kind == C_DUP_EXT ? 2 : kind == C_V1 ? 0 : 1); i++) {
+                X509_EXTENSION *ext =
+                    X509V3_EXT_conf_nid(NULL, NULL, NID_basic_constraints, "critical,CA:TRUE");
+
+                assert_non_null(ext);
+                assert_int_equal(X509_add_ext(x, ext, -1), 1);
+                X509_EXTENSION_free(ext);
+        }
+        assert_non_null(ctx = gmca_sm2_sign_ctx(key, NULL, NULL));
+        assert_true(X509_sign_ctx(x, ctx) > 0);
+        assert_true((n = i2d_X509(x, &der)) > 0);
+        *len = (size_t)n;
+        EVP_MD_CTX_free(ctx);
+        ASN1_INTEGER_free(serial);
+        X509_NAME_free(empty);
+        X509_NAME_free(name);
+        X509_free(x);
+        EVP_PKEY_free(key);
+        return der;
+}
+
+static const struct built_cert_case {
+        enum cert_kind kind;
+        int rc;
+        const char *msg;
+} built_cert_cases[] = {
+    {C_GOOD, 0, NULL},
+    {C_V1, GMCA_ERR_INVALID, "version must be v3"},
+    {C_SERIAL0, GMCA_ERR_INVALID, "serial number must be positive"},
+    {C_SERIAL_NEG, GMCA_ERR_INVALID, "serial number must be positive"},
+    {C_SERIAL21, GMCA_ERR_INVALID, "longer than 20 octets"},
+    {C_DUP_EXT, GMCA_ERR_INVALID, "extension 2.5.29.19 appears twice"},
+    {C_EMPTY_SUBJECT, GMCA_ERR_INVALID, "subject is empty"},
+};
+
+static void test_cert_built(void **state)
+{
+        (void)state;
+        for (size_t i = 0; i < sizeof(built_cert_cases) / sizeof(built_cert_cases[0]); i++) {
+                const struct built_cert_case *c = &built_cert_cases[i];
+                struct gmca_error e;
+                size_t len = 0;
+                uint8_t *der = build_cert(c->kind, &len);
+                X509 *cert;
+                char what[32];
+
+                snprintf(what, sizeof(what), "built cert %zu", i);
+                gmca_error_clear(&e);
+                cert = gmca_cert_parse(der, len, &e);
+                expect(cert != NULL ? 0 : e.code, &e, c->rc, c->msg, what);
+                X509_free(cert);
+                OPENSSL_free(der);
         }
 }
 
@@ -633,7 +793,8 @@ int main(void)
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_csr_files),          cmocka_unit_test(test_csr_null),
             cmocka_unit_test(test_csr_chinese),        cmocka_unit_test(test_csr_built),
-            cmocka_unit_test(test_cert_files),         cmocka_unit_test(test_dn_table),
+            cmocka_unit_test(test_pem_variants),       cmocka_unit_test(test_cert_files),
+            cmocka_unit_test(test_cert_built),         cmocka_unit_test(test_dn_table),
             cmocka_unit_test(test_dn_limits),          cmocka_unit_test(test_dn_types),
             cmocka_unit_test(test_subject_info_table), cmocka_unit_test(test_subject_info_values),
         };
