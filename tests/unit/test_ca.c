@@ -1,0 +1,462 @@
+/*
+ * Unit tests of the CA engine operations: init, activation, issuance,
+ * revocation and CRLs, with the rule that every operation and every
+ * rejection leaves exactly one audit record and nothing else.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <openssl/x509.h>
+
+#include "audit.h"
+#include "ca.h"
+#include "crl.h"
+#include "crypto.h"
+#include "util.h"
+
+#define PASS "unit test passphrase 1"
+#define INFO "{\"identity_card_number\": \"11010519491231002X\"}"
+
+struct fixture {
+        char top[256];
+        char dir[300];
+        struct gmca_ctx *c;
+};
+
+static const char *profiles_dir(void)
+{
+        static char path[1024];
+        const char *src = getenv("GMCA_SRC");
+
+        snprintf(path, sizeof(path), "%s/conf/profiles", src != NULL ? src : ".");
+        return path;
+}
+
+static int setup(void **state)
+{
+        struct fixture *f = calloc(1, sizeof(*f));
+        struct gmca_init_params p = {0};
+        struct gmca_error e = {0};
+
+        snprintf(f->top, sizeof(f->top), "/tmp/gmca-test-ca.XXXXXX");
+        if (mkdtemp(f->top) == NULL)
+                return -1;
+        snprintf(f->dir, sizeof(f->dir), "%s/ca", f->top);
+        p.root_dn = "C=CN, O=单元测试认证中心, CN=单元测试根 CA";
+        p.sub_dn = "C=CN, O=单元测试认证中心, CN=单元测试运营 CA";
+        p.profiles_src = profiles_dir();
+        p.actor = "unit";
+        if (gmca_ca_init(f->dir, &p, PASS, strlen(PASS), &e) != 0) {
+                fprintf(stderr, "init: %s\n", e.msg);
+                return -1;
+        }
+        if ((f->c = gmca_ctx_open(f->dir, "unit-operator", &e)) == NULL) {
+                fprintf(stderr, "open: %s\n", e.msg);
+                return -1;
+        }
+        *state = f;
+        return 0;
+}
+
+static int teardown(void **state)
+{
+        struct fixture *f = *state;
+        char cmd[600];
+
+        gmca_ctx_close(f->c);
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->top);
+        if (system(cmd) != 0)
+                return -1;
+        free(f);
+        gmca_set_clock(NULL);
+        return 0;
+}
+
+/* A DER CSR for subject cn, SM2 with the default ID; caller frees. */
+static uint8_t *make_csr(const char *cn, size_t *len)
+{
+        struct gmca_error e = {0};
+        EVP_PKEY *key = gmca_sm2_keygen(&e);
+        X509_REQ *req = X509_REQ_new();
+        X509_NAME *name = X509_NAME_new();
+        EVP_MD_CTX *mctx;
+        unsigned char *der = NULL;
+        int n;
+
+        assert_non_null(key);
+        X509_NAME_add_entry_by_txt(name, "C", MBSTRING_ASC, (const unsigned char *)"CN", -1, -1, 0);
+        X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1, 0);
+        X509_REQ_set_subject_name(req, name);
+        X509_REQ_set_pubkey(req, key);
+        mctx = gmca_sm2_sign_ctx(key, NULL, &e);
+        assert_non_null(mctx);
+        assert_true(X509_REQ_sign_ctx(req, mctx) > 0);
+        n = i2d_X509_REQ(req, &der);
+        assert_true(n > 0);
+        *len = (size_t)n;
+        EVP_MD_CTX_free(mctx);
+        X509_NAME_free(name);
+        X509_REQ_free(req);
+        EVP_PKEY_free(key);
+        return der;
+}
+
+static int64_t certs(struct fixture *f)
+{
+        int64_t n = -1;
+        struct gmca_error e = {0};
+
+        assert_int_equal(gmca_store_cert_count(gmca_ctx_store(f->c), &n, &e), 0);
+        return n;
+}
+
+static int count_audit(const struct gmca_audit_rec *r, void *arg)
+{
+        int64_t *n = arg;
+
+        (void)r;
+        (*n)++;
+        return 0;
+}
+
+static int64_t audits(struct fixture *f)
+{
+        int64_t n = 0;
+        struct gmca_error e = {0};
+
+        assert_int_equal(gmca_store_audit_iter(gmca_ctx_store(f->c), NULL, count_audit, &n, &e), 0);
+        return n;
+}
+
+static int last_success(const struct gmca_audit_rec *r, void *arg)
+{
+        *(int *)arg = r->success;
+        return 0;
+}
+
+static int last_outcome(struct fixture *f)
+{
+        int s = -1;
+        struct gmca_error e = {0};
+
+        assert_int_equal(gmca_store_audit_iter(gmca_ctx_store(f->c), NULL, last_success, &s, &e),
+                         0);
+        return s;
+}
+
+static void chain_ok(struct fixture *f)
+{
+        int64_t count = 0, bad = 0;
+        struct gmca_error e = {0};
+
+        assert_int_equal(gmca_audit_verify(gmca_ctx_store(f->c), &count, &bad, &e), 0);
+}
+
+static void activate(struct fixture *f)
+{
+        struct gmca_error e = {0};
+
+        assert_int_equal(gmca_ctx_activate(f->c, NULL, PASS, strlen(PASS), &e), 0);
+}
+
+static void test_init_layout(void **state)
+{
+        struct fixture *f = *state;
+        char path[512];
+        struct stat st;
+
+        snprintf(path, sizeof(path), "%s/keys/sub.key.pem", f->dir);
+        assert_int_equal(stat(path, &st), 0);
+        assert_int_equal(st.st_mode & 0777, 0600);
+        snprintf(path, sizeof(path), "%s/keys", f->dir);
+        assert_int_equal(stat(path, &st), 0);
+        assert_int_equal(st.st_mode & 0777, 0700);
+        /* root + sub certificates are in the store, and the init is audited */
+        assert_int_equal(certs(f), 2);
+        assert_true(audits(f) >= 5);
+        chain_ok(f);
+        assert_string_equal(gmca_ctx_default_ca(f->c), "sub");
+}
+
+static void test_init_refuses_existing(void **state)
+{
+        struct fixture *f = *state;
+        struct gmca_init_params p = {0};
+        struct gmca_error e = {0};
+
+        p.root_dn = "C=CN, O=X, CN=Y";
+        p.sub_dn = "C=CN, O=X, CN=Z";
+        p.profiles_src = profiles_dir();
+        assert_int_equal(gmca_ca_init(f->dir, &p, PASS, strlen(PASS), &e), GMCA_ERR_EXISTS);
+}
+
+static void test_init_failure_leaves_nothing(void **state)
+{
+        struct fixture *f = *state;
+        struct gmca_init_params p = {0};
+        struct gmca_error e = {0};
+        char dir[512], cmd[1100];
+
+        snprintf(dir, sizeof(dir), "%s/other", f->top);
+        p.root_dn = "C=CN, O=X, CN=Y";
+        p.sub_dn = "C=CN, O=X, XX=Z"; /* unknown attribute: fails after the root is built */
+        p.profiles_src = profiles_dir();
+        assert_int_equal(gmca_ca_init(dir, &p, PASS, strlen(PASS), &e), GMCA_ERR_INVALID);
+        assert_int_not_equal(access(dir, F_OK), 0);
+        /* no temporary directory is left beside it */
+        snprintf(cmd, sizeof(cmd), "ls -d '%s'/other* >/dev/null 2>&1", f->top);
+        assert_int_not_equal(system(cmd), 0);
+        gmca_error_clear(&e);
+        assert_int_equal(gmca_ca_init(dir, &p, "short", 5, &e), GMCA_ERR_INVALID);
+}
+
+static void test_activate_wrong_passphrase(void **state)
+{
+        struct fixture *f = *state;
+        struct gmca_error e = {0};
+        int64_t a0 = audits(f);
+
+        assert_int_equal(gmca_ctx_activate(f->c, NULL, "not the passphrase", 18, &e),
+                         GMCA_ERR_AUTH);
+        assert_int_equal(audits(f), a0 + 1);
+        assert_int_equal(last_outcome(f), 0);
+        gmca_error_clear(&e);
+        assert_int_equal(gmca_ctx_activate(f->c, "nosuch", PASS, strlen(PASS), &e),
+                         GMCA_ERR_NOTFOUND);
+        activate(f);
+        assert_int_equal(last_outcome(f), 1);
+        chain_ok(f);
+}
+
+static void test_issue_and_revoke(void **state)
+{
+        struct fixture *f = *state;
+        struct gmca_error e = {0};
+        char serial[GMCA_SERIAL_HEX_MAX], serial2[GMCA_SERIAL_HEX_MAX];
+        struct gmca_cert_rec rec;
+        size_t len;
+        uint8_t *csr = make_csr("张三", &len);
+        struct gmca_issue_req r = {NULL, "personal-sign", csr, len, INFO, strlen(INFO), 0};
+        X509 *cert = NULL;
+        char *value = NULL;
+        int64_t c0;
+
+        activate(f);
+        c0 = certs(f);
+        assert_int_equal(gmca_ca_issue(f->c, &r, serial, &cert, &e), 0);
+        assert_non_null(cert);
+        assert_int_equal(strlen(serial), 32);
+        assert_int_equal(certs(f), c0 + 1);
+        assert_int_equal(gmca_cert_get_pext(cert, GMCA_PEXT_IDENTITY_CARD, &value, &e), 0);
+        assert_string_equal(value, "11010519491231002X");
+        OPENSSL_free(value);
+        memset(&rec, 0, sizeof(rec));
+        assert_int_equal(gmca_store_cert_get(gmca_ctx_store(f->c), serial, &rec, &e), 0);
+        assert_string_equal(rec.profile, "personal-sign");
+        assert_int_equal(rec.status, GMCA_CERT_VALID);
+        assert_non_null(strstr(rec.subject, "张三"));
+        gmca_cert_rec_clear(&rec);
+
+        /* a second certificate from the same CSR gets another serial */
+        assert_int_equal(gmca_ca_issue(f->c, &r, serial2, NULL, &e), 0);
+        assert_string_not_equal(serial, serial2);
+
+        assert_int_equal(gmca_ca_revoke(f->c, serial, CRL_REASON_KEY_COMPROMISE, 0, &e), 0);
+        assert_int_equal(gmca_ca_revoke(f->c, serial, CRL_REASON_SUPERSEDED, 0, &e),
+                         GMCA_ERR_STATE);
+        gmca_error_clear(&e);
+        assert_int_equal(gmca_ca_revoke(f->c, "00DEADBEEF", CRL_REASON_SUPERSEDED, 0, &e),
+                         GMCA_ERR_NOTFOUND);
+        gmca_error_clear(&e);
+        assert_int_equal(gmca_ca_revoke(f->c, serial2, CRL_REASON_REMOVE_FROM_CRL, 0, &e),
+                         GMCA_ERR_INVALID);
+        gmca_error_clear(&e);
+        assert_int_equal(
+            gmca_ca_revoke(f->c, serial2, CRL_REASON_SUPERSEDED, (int64_t)gmca_now() + 86400, &e),
+            GMCA_ERR_INVALID);
+        chain_ok(f);
+        X509_free(cert);
+        OPENSSL_free(csr);
+}
+
+static void test_rejections_audited(void **state)
+{
+        struct fixture *f = *state;
+        struct gmca_error e = {0};
+        char serial[GMCA_SERIAL_HEX_MAX];
+        size_t len;
+        uint8_t *csr = make_csr("李四", &len);
+        static const uint8_t junk[] = {0x30, 0x03, 0x02, 0x01, 0x00};
+        struct {
+                const char *profile;
+                const uint8_t *csr;
+                size_t len;
+                const char *info;
+                int days;
+                int want;
+        } cases[] = {
+            {"personal-sign", junk, sizeof(junk), INFO, 0, GMCA_ERR_INVALID},
+            {"no-such-profile", csr, len, INFO, 0, GMCA_ERR_NOTFOUND},
+            {"../root-ca", csr, len, INFO, 0, GMCA_ERR_INVALID},
+            {"personal-sign", csr, len, NULL, 0, GMCA_ERR_POLICY},
+            {"personal-sign", csr, len, "{\"identity_card_number\": 5}", 0, GMCA_ERR_INVALID},
+            {"personal-sign", csr, len, INFO, 100000, GMCA_ERR_POLICY},
+            {"sub-ca", csr, len, INFO, 0, GMCA_ERR_POLICY},
+        };
+        int64_t c0, a0;
+
+        /* not activated: refused and audited */
+        c0 = certs(f);
+        a0 = audits(f);
+        {
+                struct gmca_issue_req r = {NULL, "personal-sign", csr, len, INFO, strlen(INFO), 0};
+
+                assert_int_equal(gmca_ca_issue(f->c, &r, serial, NULL, &e), GMCA_ERR_STATE);
+        }
+        assert_int_equal(certs(f), c0);
+        assert_int_equal(audits(f), a0 + 1);
+        activate(f);
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                struct gmca_issue_req r = {NULL,          cases[i].profile,
+                                           cases[i].csr,  cases[i].len,
+                                           cases[i].info, cases[i].info ? strlen(cases[i].info) : 0,
+                                           cases[i].days};
+                int rc;
+
+                c0 = certs(f);
+                a0 = audits(f);
+                gmca_error_clear(&e);
+                rc = gmca_ca_issue(f->c, &r, serial, NULL, &e);
+                if (rc != cases[i].want)
+                        fail_msg("case %zu: rc %d want %d: %s", i, rc, cases[i].want, e.msg);
+                assert_true(e.msg[0] != '\0');
+                assert_int_equal(certs(f), c0);
+                assert_int_equal(audits(f), a0 + 1);
+                assert_int_equal(last_outcome(f), 0);
+        }
+        chain_ok(f);
+        OPENSSL_free(csr);
+}
+
+static time_t late_clock(void)
+{
+        /* 10 days before the operational CA's end (profile sub-ca: 10 years) */
+        return time(NULL) + (time_t)3650 * 86400 - 10 * 86400;
+}
+
+static void test_validity_clamped_to_ca(void **state)
+{
+        struct fixture *f = *state;
+        struct gmca_error e = {0};
+        char serial[GMCA_SERIAL_HEX_MAX];
+        size_t len;
+        uint8_t *csr = make_csr("王五", &len);
+        struct gmca_issue_req r = {NULL, "personal-sign", csr, len, INFO, strlen(INFO), 0};
+        X509 *cert = NULL, *ca = NULL;
+        struct gmca_ca_rec carec;
+        const uint8_t *p;
+
+        activate(f);
+        gmca_set_clock(late_clock);
+        assert_int_equal(gmca_ca_issue(f->c, &r, serial, &cert, &e), 0);
+        gmca_set_clock(NULL);
+        memset(&carec, 0, sizeof(carec));
+        assert_int_equal(gmca_store_ca_get(gmca_ctx_store(f->c), "sub", &carec, &e), 0);
+        p = carec.cert_der;
+        ca = d2i_X509(NULL, &p, (long)carec.cert_len);
+        assert_non_null(ca);
+        assert_int_equal(ASN1_TIME_compare(X509_get0_notAfter(cert), X509_get0_notAfter(ca)), 0);
+        X509_free(ca);
+        X509_free(cert);
+        gmca_ca_rec_clear(&carec);
+        OPENSSL_free(csr);
+}
+
+static void test_crl(void **state)
+{
+        struct fixture *f = *state;
+        struct gmca_error e = {0};
+        char serial[GMCA_SERIAL_HEX_MAX];
+        size_t len;
+        uint8_t *csr = make_csr("赵六", &len);
+        struct gmca_issue_req r = {NULL, "personal-sign", csr, len, INFO, strlen(INFO), 0};
+        struct gmca_crl_rec c1, c2;
+        struct gmca_ca_rec carec;
+        X509 *ca;
+        X509_CRL *crl;
+        const uint8_t *p;
+
+        memset(&c1, 0, sizeof(c1));
+        memset(&c2, 0, sizeof(c2));
+        memset(&carec, 0, sizeof(carec));
+        assert_int_equal(gmca_ca_crl_generate(f->c, NULL, 0, &c1, &e), GMCA_ERR_STATE);
+        gmca_error_clear(&e);
+        activate(f);
+        assert_int_equal(gmca_ca_crl_generate(f->c, NULL, 0, &c1, &e), 0);
+        assert_int_equal(c1.number, 1);
+        assert_int_equal(c1.entries, 0);
+        assert_int_equal(c1.next_update - c1.this_update, 24 * 3600);
+        assert_int_equal(gmca_ca_issue(f->c, &r, serial, NULL, &e), 0);
+        assert_int_equal(gmca_ca_revoke(f->c, serial, CRL_REASON_KEY_COMPROMISE, 0, &e), 0);
+        assert_int_equal(gmca_ca_crl_generate(f->c, NULL, 6, &c2, &e), 0);
+        assert_int_equal(c2.number, 2);
+        assert_int_equal(c2.entries, 1);
+        assert_int_equal(c2.next_update - c2.this_update, 6 * 3600);
+        /* the CRL verifies under the operational CA's key with the SM2 ID */
+        assert_int_equal(gmca_store_ca_get(gmca_ctx_store(f->c), "sub", &carec, &e), 0);
+        p = carec.cert_der;
+        ca = d2i_X509(NULL, &p, (long)carec.cert_len);
+        assert_non_null(ca);
+        crl = gmca_crl_parse(c2.der, c2.der_len, &e);
+        assert_non_null(crl);
+        assert_int_equal(gmca_crl_verify(crl, X509_get0_pubkey(ca), NULL, &e), 0);
+        assert_int_equal(sk_X509_REVOKED_num(X509_CRL_get_REVOKED(crl)), 1);
+        assert_int_equal(gmca_ca_crl_generate(f->c, NULL, 1000, NULL, &e), GMCA_ERR_INVALID);
+        gmca_error_clear(&e);
+        assert_int_equal(gmca_ca_crl_generate(f->c, "nosuch", 0, NULL, &e), GMCA_ERR_NOTFOUND);
+        X509_CRL_free(crl);
+        X509_free(ca);
+        gmca_ca_rec_clear(&carec);
+        gmca_crl_rec_clear(&c1);
+        gmca_crl_rec_clear(&c2);
+        chain_ok(f);
+        OPENSSL_free(csr);
+}
+
+static void test_serial_normalize(void **state)
+{
+        char out[GMCA_SERIAL_HEX_MAX];
+        (void)state;
+
+        assert_int_equal(gmca_serial_normalize("0x0a:bc:DE", out), 0);
+        assert_string_equal(out, "0ABCDE");
+        assert_int_equal(gmca_serial_normalize("", out), -1);
+        assert_int_equal(gmca_serial_normalize("12g4", out), -1);
+        assert_int_equal(gmca_serial_normalize("0123456789012345678901234567890123456789FF", out),
+                         -1);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+            cmocka_unit_test_setup_teardown(test_init_layout, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_init_refuses_existing, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_init_failure_leaves_nothing, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_activate_wrong_passphrase, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_issue_and_revoke, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_rejections_audited, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_validity_clamped_to_ca, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_crl, setup, teardown),
+            cmocka_unit_test(test_serial_normalize),
+        };
+
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
