@@ -20,6 +20,8 @@
 #define GMCA_PROFILE_NAME_MAX 64
 #define GMCA_PROFILE_FILE_MAX 65536
 #define GMCA_PROFILE_EKU_MAX 8
+#define GMCA_PROFILE_DAYS_MAX 36500 /* max_validity_days ceiling (100 years) */
+#define GMCA_PROFILE_LIST_MAX 1024  /* profiles in one directory */
 
 /* How a profile treats a DN attribute, private extension or SAN kind. */
 enum gmca_rule {
