@@ -20,10 +20,22 @@ struct gmca_store;
 
 #define GMCA_SERIAL_HEX_MAX 41 /* 20 bytes of serial in hex, plus NUL */
 #define GMCA_NAME_MAX 64
+#define GMCA_META_VALUE_MAX 4096 /* bytes of a metadata value, with its NUL */
 
 /*
- * Open (creating if needed) and migrate a store. uri: a file path or
- * "sqlite:PATH". Caller closes with gmca_store_close (NULL is fine).
+ * Records returned by the store own their buffers (der, cert_der, detail),
+ * allocated with OPENSSL_malloc; the *_rec_clear functions free them with
+ * OPENSSL_free and zero the record. They accept a zeroed or filled record.
+ * Text inputs are bounded: serials are 1..40 upper-case hex digits, names
+ * (CA, profile, metadata key, event) 1..GMCA_NAME_MAX-1 bytes without control
+ * characters; anything else is GMCA_ERR_INVALID.
+ */
+
+/*
+ * Open (creating if needed, mode 0600) and migrate a store. uri: a file
+ * path or "sqlite:PATH". Caller closes with gmca_store_close (NULL is fine),
+ * which rolls back a transaction left open. GMCA_ERR_STATE (in e) if the
+ * database's schema is newer than this program's.
  */
 struct gmca_store *gmca_store_open(const char *uri, struct gmca_error *e);
 void gmca_store_close(struct gmca_store *s);
@@ -34,12 +46,14 @@ int gmca_store_schema_version(struct gmca_store *s);
 /*
  * Transactions. begin takes the write lock at once (SQLite BEGIN
  * IMMEDIATE), so read-then-write sequences inside are serialised between
- * processes. Nested begin is an error. rollback is safe without a
- * transaction.
+ * processes. Nested begin is GMCA_ERR_STATE. A failed commit rolls back
+ * and closes the transaction. rollback is safe without a transaction.
  */
 int gmca_store_begin(struct gmca_store *s, struct gmca_error *e) GMCA_WUR;
 int gmca_store_commit(struct gmca_store *s, struct gmca_error *e) GMCA_WUR;
 void gmca_store_rollback(struct gmca_store *s);
+/* 1 while a transaction begun with gmca_store_begin is open, else 0. */
+int gmca_store_in_transaction(const struct gmca_store *s);
 
 /* ---- CAs ---- */
 struct gmca_ca_rec {
@@ -115,7 +129,11 @@ struct gmca_cert_filter {
         int64_t limit; /* 0: no limit */
         int64_t offset;
 };
-/* Calls cb in issued order (then serial); records passed to cb have der == NULL. */
+/*
+ * Calls cb in issued order (then serial); records passed to cb have der ==
+ * NULL. f NULL lists all. The subject filter is a case-sensitive substring.
+ * A non-zero return from cb stops and is returned.
+ */
 int gmca_store_cert_list(struct gmca_store *s, const struct gmca_cert_filter *f,
                          int (*cb)(const struct gmca_cert_rec *, void *), void *arg,
                          struct gmca_error *e) GMCA_WUR;
@@ -142,8 +160,15 @@ struct gmca_request_rec {
 };
 int gmca_store_request_insert(struct gmca_store *s, struct gmca_request_rec *r,
                               struct gmca_error *e) GMCA_WUR;
+/* GMCA_ERR_NOTFOUND for an unknown id. serial may be NULL or "". */
 int gmca_store_request_set_status(struct gmca_store *s, int64_t id, int status, const char *serial,
                                   struct gmca_error *e) GMCA_WUR;
+/*
+ * A request's metadata; csr_der and info_json are set to NULL (the
+ * record owns nothing). GMCA_ERR_NOTFOUND for an unknown id.
+ */
+int gmca_store_request_get(struct gmca_store *s, int64_t id, struct gmca_request_rec *out,
+                           struct gmca_error *e) GMCA_WUR;
 
 /* ---- CRLs ---- */
 struct gmca_crl_rec {
@@ -180,6 +205,12 @@ struct gmca_audit_rec {
         char *detail; /* owned; NULL allowed */
         uint8_t prev[GMCA_SM3_LEN];
         uint8_t hash[GMCA_SM3_LEN];
+        /*
+         * Set by the store when a stored column did not fit the record (a
+         * hash not 32 bytes, a NULL or over-long text, a NUL inside text):
+         * the row was altered outside gmca. Ignored on insert.
+         */
+        int malformed;
 };
 void gmca_audit_rec_clear(struct gmca_audit_rec *r);
 /* Last record's seq and hash; seq 0 and a zero hash when empty. */
@@ -195,7 +226,10 @@ struct gmca_audit_filter {
         const char *actor; /* exact, NULL: any */
         int64_t limit;     /* 0: all */
 };
-/* Records in seq order (all of them when f is NULL). */
+/*
+ * Records in seq order (all of them when f is NULL); since and until are
+ * inclusive. A non-zero return from cb stops and is returned.
+ */
 int gmca_store_audit_iter(struct gmca_store *s, const struct gmca_audit_filter *f,
                           int (*cb)(const struct gmca_audit_rec *, void *), void *arg,
                           struct gmca_error *e) GMCA_WUR;
