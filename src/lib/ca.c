@@ -533,7 +533,8 @@ int gmca_ca_init(const char *dir, const struct gmca_init_params *p, const char *
                 /* strip one trailing slash so that URLs join cleanly */
                 if (cfg.base_url[strlen(cfg.base_url) - 1] == '/')
                         cfg.base_url[strlen(cfg.base_url) - 1] = '\0';
-                snprintf(cfg.cps_uri, sizeof(cfg.cps_uri), "%s/cps", cfg.base_url);
+                if (pathf(cfg.cps_uri, sizeof(cfg.cps_uri), e, "%s/cps", cfg.base_url) != 0)
+                        return GMCA_ERR_INVALID;
         }
         if (p->policy_oid != NULL) {
                 ASN1_OBJECT *o = OBJ_txt2obj(p->policy_oid, 1);

@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "audit.h"
 #include "ca.h"
