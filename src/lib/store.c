@@ -292,7 +292,7 @@ static int q_step(struct q *q, struct gmca_error *e, const char *fmt, ...)
         const struct gmca_db_ops *ops = q->s->ops;
         char what[256];
         va_list ap;
-        int rc;
+        int rc = GMCA_ERR_DB;
 
         if (q->rc == 0 && (rc = ops->step(q->st)) >= 0)
                 return rc;
@@ -661,9 +661,9 @@ static int ca_get(struct gmca_store *s, enum stmt id, const char *name, int64_t 
         if (rc == GMCA_DB_ROW)
                 rc = ca_row(&q, out, e);
         else if (rc == GMCA_DB_DONE && name != NULL)
-                rc = gmca_error_set(e, GMCA_ERR_NOTFOUND, "store: no CA named %s", name);
+                rc = gmca_error_set(e, GMCA_ERR_NOTFOUND, "store: CA %s not found", name);
         else if (rc == GMCA_DB_DONE)
-                rc = gmca_error_set(e, GMCA_ERR_NOTFOUND, "store: no CA with id %lld",
+                rc = gmca_error_set(e, GMCA_ERR_NOTFOUND, "store: CA with id %lld not found",
                                     (long long)ca_id);
         q_close(&q);
         return rc;
@@ -782,7 +782,7 @@ static int cert_status(struct gmca_store *s, const char *serial, int *status, st
 int gmca_store_serial_exists(struct gmca_store *s, const char *serial, int *exists,
                              struct gmca_error *e)
 {
-        int rc, status;
+        int rc, status = -1;
 
         if ((rc = check_serial(serial, e)) != 0 || (rc = cert_status(s, serial, &status, e)) != 0)
                 return rc;
@@ -831,8 +831,8 @@ int gmca_store_cert_get(struct gmca_store *s, const char *serial, struct gmca_ce
         if (rc == GMCA_DB_ROW)
                 rc = cert_row(&q, 1, out, e);
         else if (rc == GMCA_DB_DONE)
-                rc = gmca_error_set(e, GMCA_ERR_NOTFOUND, "store: no certificate with serial %s",
-                                    serial);
+                rc =
+                    gmca_error_set(e, GMCA_ERR_NOTFOUND, "store: certificate %s not found", serial);
         q_close(&q);
         return rc;
 }
@@ -842,7 +842,7 @@ int gmca_store_cert_revoke(struct gmca_store *s, const char *serial, int64_t rev
 {
         struct q q;
         int64_t changed;
-        int rc, status;
+        int rc, status = -1;
 
         if ((rc = check_serial(serial, e)) != 0)
                 return rc;
@@ -867,7 +867,7 @@ int gmca_store_cert_revoke(struct gmca_store *s, const char *serial, int64_t rev
         if ((rc = cert_status(s, serial, &status, e)) != 0)
                 return rc;
         if (status == -1)
-                return gmca_error_set(e, GMCA_ERR_NOTFOUND, "store: no certificate with serial %s",
+                return gmca_error_set(e, GMCA_ERR_NOTFOUND, "store: certificate %s not found",
                                       serial);
         return gmca_error_set(e, GMCA_ERR_STATE, "store: certificate %s is already revoked",
                               serial);
@@ -1047,7 +1047,7 @@ int gmca_store_request_set_status(struct gmca_store *s, int64_t id, int status, 
         if (rc < 0)
                 return rc;
         if (changed != 1)
-                return gmca_error_set(e, GMCA_ERR_NOTFOUND, "store: no request with id %lld",
+                return gmca_error_set(e, GMCA_ERR_NOTFOUND, "store: request %lld not found",
                                       (long long)id);
         return 0;
 }
@@ -1064,7 +1064,7 @@ int gmca_store_request_get(struct gmca_store *s, int64_t id, struct gmca_request
         q_int(&q, id);
         rc = q_step(&q, e, "request %lld", (long long)id);
         if (rc == GMCA_DB_DONE) {
-                rc = gmca_error_set(e, GMCA_ERR_NOTFOUND, "store: no request with id %lld",
+                rc = gmca_error_set(e, GMCA_ERR_NOTFOUND, "store: request %lld not found",
                                     (long long)id);
         } else if (rc == GMCA_DB_ROW) {
                 memset(&r, 0, sizeof(r));
@@ -1177,7 +1177,7 @@ int gmca_store_crl_latest(struct gmca_store *s, int64_t ca_id, struct gmca_crl_r
         q_int(&q, ca_id);
         rc = q_step(&q, e, "latest CRL of CA %lld", (long long)ca_id);
         if (rc == GMCA_DB_DONE) {
-                rc = gmca_error_set(e, GMCA_ERR_NOTFOUND, "store: CA %lld has no CRL",
+                rc = gmca_error_set(e, GMCA_ERR_NOTFOUND, "store: no CRL of CA %lld found",
                                     (long long)ca_id);
         } else if (rc == GMCA_DB_ROW) {
                 crl_row(&q, &r);
@@ -1416,7 +1416,7 @@ int gmca_store_meta_get(struct gmca_store *s, const char *key, char *buf, size_t
         q_text(&q, key);
         rc = q_step(&q, e, "metadata %s", key);
         if (rc == GMCA_DB_DONE) {
-                rc = gmca_error_set(e, GMCA_ERR_NOTFOUND, "store: no metadata %s", key);
+                rc = gmca_error_set(e, GMCA_ERR_NOTFOUND, "store: metadata %s not found", key);
         } else if (rc == GMCA_DB_ROW) {
                 v = s->ops->column_text(q.st, 0);
                 n = v != NULL ? strlen(v) : 0;
