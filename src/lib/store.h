@@ -4,7 +4,8 @@
  * prepared statements only, versioned migrations shared by backends. Owns
  * the tables of CAs, certificates, requests, CRLs, audit records and
  * key/value metadata. A business operation is one transaction
- * (gmca_store_begin .. commit) that includes its audit record.
+ * (gmca_store_begin .. commit) that includes its audit record. A store
+ * handle serves one thread at a time; processes share the file safely.
  */
 #ifndef GMCA_STORE_H
 #define GMCA_STORE_H
