@@ -176,9 +176,8 @@ static void issue_range(const char *dir, const char *cadir, int from, int n)
         struct gmca_error e = {0};
         struct gmca_ctx *c;
         struct blob *b = load_csrs(dir, from, n);
-        char cadir[4096], serial[GMCA_SERIAL_HEX_MAX];
+        char serial[GMCA_SERIAL_HEX_MAX];
 
-        snprintf(cadir, sizeof(cadir), "%s/ca", dir);
         if ((c = gmca_ctx_open(cadir, "bench", &e)) == NULL ||
             gmca_ctx_activate(c, NULL, PASS, strlen(PASS), &e) != 0)
                 die("open CA", &e);
@@ -193,15 +192,13 @@ static void issue_range(const char *dir, const char *cadir, int from, int n)
         free_csrs(b, n);
 }
 
-static int issue(const char *dir, int n, int procs)
+static int issue(const char *dir, int n, int procs, const char *cadir)
 {
-        char cadir[4096];
         struct gmca_init_params p = {0};
         struct gmca_error e = {0};
         double t0, t;
         int failed = 0;
 
-        snprintf(cadir, sizeof(cadir), "%s/ca", dir);
         p.root_dn = "C=CN, O=基准测试, CN=基准测试根 CA";
         p.sub_dn = "C=CN, O=基准测试, CN=基准测试运营 CA";
         p.profiles_src = getenv("GMCA_PROFILES");
@@ -246,9 +243,9 @@ int main(int argc, char **argv)
                 return prepare(argv[2], (int)strtol(argv[3], NULL, 10));
         if (argc >= 4 && strcmp(argv[1], "ceiling") == 0)
                 return ceiling(argv[2], (int)strtol(argv[3], NULL, 10));
-        if (argc >= 5 && strcmp(argv[1], "issue") == 0)
+        if (argc >= 6 && strcmp(argv[1], "issue") == 0)
                 return issue(argv[2], (int)strtol(argv[3], NULL, 10),
-                             (int)strtol(argv[4], NULL, 10));
+                             (int)strtol(argv[4], NULL, 10), argv[5]);
         fprintf(stderr, "usage: bench_issue prepare|ceiling DIR N | issue DIR N PROCS CADIR\n");
         return 2;
 }

@@ -33,13 +33,14 @@ openssl req -new -key "$T/good.key" -sm3 -sigopt distid:1234567812345678 \
 
 reject() { # reject EXIT WHAT MESSAGE -- gmca args...
   local want=$1 what=$2 msg=$3; shift 4
-  local c0 a0
-  c0=$(cert_count "$D"); a0=$(audit_count "$D")
+  local c0 a0 f0
+  c0=$(cert_count "$D"); a0=$(audit_work_count "$D"); f0=$(audit_failures "$D")
   expect_exit "$want" "$what" -- g "$@"
   expect_err "$msg"
   check "$what: no certificate added" test "$(cert_count "$D")" = "$c0"
-  check "$what: one audit record" test "$(audit_count "$D")" = "$((a0 + 1))"
-  check "$what: audited as failure" test "$(audit_last_outcome "$D")" = failure
+  check "$what: one audit record (besides key activation)" test "$(audit_work_count "$D")" = "$((a0 + 1))"
+  check "$what: audited as failure" test "$(audit_failures "$D")" = "$((f0 + 1))"
+  check "$what: the last record is that failure" test "$(audit_last_outcome "$D")" = failure
 }
 issue() { echo cert issue --profile personal-sign --info "$T/id.json" --csr "$1"; }
 

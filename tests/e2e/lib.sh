@@ -55,6 +55,10 @@ sm2_csr() {
 # count of rows: certificates and audit records, read through the command.
 cert_count() { "$GMCA" --dir "$1" cert list --json | grep -c '"serial"' || true; }
 audit_count() { "$GMCA" --dir "$1" audit list --json | grep -c '"seq"' || true; }
+# Audit records that are not key activations (each command that needs the CA
+# key records its activation), and failures.
+audit_work_count() { "$GMCA" --dir "$1" audit list --json | grep '"event"' | grep -vc '"key.activate"' || true; }
+audit_failures() { "$GMCA" --dir "$1" audit list --json | grep -c '"outcome": "failure"' || true; }
 audit_last_outcome() {
   "$GMCA" --dir "$1" audit list --json | grep '"outcome"' | tail -n 1 | sed 's/.*: "\(.*\)".*/\1/'
 }
