@@ -48,6 +48,7 @@ struct ca_config {
         char policy_oid[128];
         char cps_uri[URL_MAX];
         int crl_hours;
+        int verify_after_sign; /* check each fresh signature (one SM2 verify) */
 };
 
 struct gmca_ctx {
@@ -128,8 +129,8 @@ static int config_string(json_t *root, const char *key, char *out, size_t len, s
 
 static int config_load(const char *dir, struct ca_config *cfg, struct gmca_error *e)
 {
-        static const char *known[] = {"version",    "default_ca", "base_url",
-                                      "policy_oid", "cps_uri",    "crl_hours"};
+        static const char *known[] = {"version", "default_ca", "base_url",         "policy_oid",
+                                      "cps_uri", "crl_hours",  "verify_after_sign"};
         char path[PATH_MAX];
         uint8_t *buf = NULL;
         size_t len;
@@ -177,6 +178,14 @@ static int config_load(const char *dir, struct ca_config *cfg, struct gmca_error
                 0 ||
             (rc = config_string(root, "cps_uri", cfg->cps_uri, sizeof(cfg->cps_uri), e)) != 0)
                 goto out;
+        if ((v = json_object_get(root, "verify_after_sign")) != NULL) {
+                if (!json_is_boolean(v)) {
+                        rc = gmca_error_set(e, GMCA_ERR_INVALID,
+                                            "%s: verify_after_sign must be true or false", path);
+                        goto out;
+                }
+                cfg->verify_after_sign = json_is_true(v);
+        }
         if ((v = json_object_get(root, "crl_hours")) != NULL) {
                 if (!json_is_integer(v) || json_integer_value(v) < 1 ||
                     json_integer_value(v) > 24 * 31) {
@@ -201,9 +210,10 @@ static int config_write(const char *dir, const struct ca_config *cfg, struct gmc
 
         if ((rc = path_join(path, sizeof(path), dir, GMCA_CONFIG_FILE, e)) != 0)
                 return rc;
-        root = json_pack("{s:i, s:s, s:s, s:s, s:s, s:i}", "version", 1, "default_ca",
+        root = json_pack("{s:i, s:s, s:s, s:s, s:s, s:i, s:b}", "version", 1, "default_ca",
                          cfg->default_ca, "base_url", cfg->base_url, "policy_oid", cfg->policy_oid,
-                         "cps_uri", cfg->cps_uri, "crl_hours", cfg->crl_hours);
+                         "cps_uri", cfg->cps_uri, "crl_hours", cfg->crl_hours, "verify_after_sign",
+                         cfg->verify_after_sign);
         if (root == NULL || (text = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS)) == NULL) {
                 json_decref(root);
                 return gmca_error_set(e, GMCA_ERR_NOMEM, "config: out of memory");
@@ -932,6 +942,7 @@ static int issue_checked(struct gmca_ctx *c, struct ca_slot *ca, const struct gm
         t.issuer = ca->cert;
         t.issuer_key = ca->key;
         t.info = info;
+        t.skip_self_check = !c->cfg.verify_after_sign;
         t.not_before = now;
         t.not_after = now + (time_t)(r->days > 0 ? r->days : prof->validity_days) * 86400;
         /* A certificate never outlives its CA (GM/T 0015): end at the CA's end. */

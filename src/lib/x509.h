@@ -125,6 +125,7 @@ struct gmca_cert_template {
         const char *cps_uri;                  /* CPS qualifier of the policy */
         const struct gmca_subject_info *info; /* SAN and private extensions, may be NULL */
         int ocsp_nocheck;                     /* id-pkix-ocsp-nocheck (OCSP responder certs) */
+        int skip_self_check;                  /* do not verify the fresh signature (see below) */
 };
 
 /*
@@ -133,7 +134,13 @@ struct gmca_cert_template {
  * SKI (SM3-free SHA-1 method of RFC 5280 §4.2.1.2 is replaced by the
  * leftmost 160 bits of SM3 over the public key), AKI (issuer's SKI),
  * CRL DP, AIA, certificatePolicies with CPS URI, subjectAltName and the
- * private extensions present in t->info. Caller frees with X509_free.
+ * private extensions present in t->info. Unless t->skip_self_check is set,
+ * the fresh signature is verified with the issuer's public key before the
+ * certificate is returned, so that a signing fault never leaves the CA; the
+ * check costs one SM2 verification, and a CA whose key sits in a device
+ * that checks its own signatures may skip it. For end-entity certificates
+ * the returned object carries the encoded key only (X509_get0_pubkey gives
+ * NULL; use t->pubkey, or parse the DER). Caller frees with X509_free.
  */
 X509 *gmca_cert_build(const struct gmca_cert_template *t, struct gmca_error *e);
 

@@ -325,7 +325,13 @@ static int check_pubkey(X509_PUBKEY *spki, EVP_PKEY *key, const char *what, stru
                 rc = gmca_error_ossl(e, GMCA_ERR_NOMEM, "%s: out of memory", what);
                 goto out;
         }
-        if (EVP_PKEY_public_check(ctx) != 1) {
+        /*
+         * The quick check (on the curve, not at infinity, coordinates in
+         * range) is complete for SM2: the curve's cofactor is 1, so every
+         * such point has order n and the full check's n*P = O scalar
+         * multiplication (as costly as a signature) adds nothing.
+         */
+        if (EVP_PKEY_public_check_quick(ctx) != 1) {
                 gmca_error_ossl(e, rc, "%s: GM/T 0003: public key is not a valid SM2 point", what);
                 goto out;
         }
