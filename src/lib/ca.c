@@ -883,23 +883,41 @@ static time_t cert_not_after(const X509 *cert)
 
 /* ---- issue ---- */
 
-static int issue_checked(struct gmca_ctx *c, struct ca_slot *ca, const struct gmca_issue_req *r,
-                         char serial[GMCA_SERIAL_HEX_MAX], X509 **out, struct gmca_error *e)
+/*
+ * A certificate signed and ready to be stored: everything an issuance
+ * writes, prepared outside the transaction so that the write lock is held
+ * only for the inserts.
+ */
+struct pending {
+        struct gmca_cert_rec rec;
+        struct gmca_request_rec req;
+        unsigned char *csr_der;
+        char *detail;
+        X509 *cert;
+};
+
+static void pending_clear(struct pending *p)
+{
+        gmca_cert_rec_clear(&p->rec);
+        OPENSSL_free(p->csr_der);
+        free(p->detail);
+        X509_free(p->cert);
+        memset(p, 0, sizeof(*p));
+}
+
+/* Check the request against its profile and sign: no store writes. */
+static int issue_prepare(struct gmca_ctx *c, struct ca_slot *ca, const struct gmca_issue_req *r,
+                         struct pending *pd, struct gmca_error *e)
 {
         struct gmca_profile *prof;
         X509_REQ *csr = NULL;
         struct gmca_subject_info *info = NULL;
         struct gmca_cert_template t;
         struct tmpl_urls u;
-        struct gmca_cert_rec rec;
-        struct gmca_request_rec req;
-        struct gmca_audit_event ev;
-        X509 *cert = NULL;
-        char *detail = NULL;
         time_t now = gmca_now(), ca_end;
-        int rc, exists = 1;
+        int rc, n, exists = 1;
 
-        memset(&rec, 0, sizeof(rec));
+        memset(pd, 0, sizeof(*pd));
         if ((prof = gmca_ctx_profile(c, r->profile, e)) == NULL)
                 return e && e->code ? e->code : GMCA_ERR_NOTFOUND;
         if (prof->ca)
@@ -954,58 +972,88 @@ static int issue_checked(struct gmca_ctx *c, struct ca_slot *ca, const struct gm
         }
         if (t.not_after > ca_end)
                 t.not_after = ca_end;
-        if ((cert = gmca_cert_build(&t, e)) == NULL) {
+        if ((pd->cert = gmca_cert_build(&t, e)) == NULL) {
                 rc = e && e->code ? e->code : GMCA_ERR_INTERNAL;
                 goto out;
         }
-        if ((rc = cert_record(cert, ca->rec.id, prof->name, 0, &rec, e)) != 0)
+        if ((rc = cert_record(pd->cert, ca->rec.id, prof->name, 0, &pd->rec, e)) != 0)
                 goto out;
-
-        memset(&req, 0, sizeof(req));
-        req.created = now;
-        req.ca_id = ca->rec.id;
-        gmca_strlcpy(req.profile, prof->name, sizeof(req.profile));
-        gmca_strlcpy(req.subject, rec.subject, sizeof(req.subject));
-        req.status = GMCA_REQ_ISSUED;
-        gmca_strlcpy(req.serial, rec.serial, sizeof(req.serial));
-        {
-                unsigned char *der = NULL;
-                int n = i2d_X509_REQ(csr, &der);
-
-                if (n <= 0) {
-                        rc = gmca_error_ossl(e, GMCA_ERR_INTERNAL, "CSR: cannot encode");
-                        goto out;
-                }
-                req.csr_der = der;
-                req.csr_len = (size_t)n;
-                req.info_json = r->info_json;
-                detail = detail_json(json_pack("{s:s, s:s, s:s, s:s, s:I}", "ca", ca->rec.name,
-                                               "profile", prof->name, "subject", rec.subject,
-                                               "fingerprint", rec.fingerprint, "not_after",
-                                               (json_int_t)rec.not_after));
-                ev = (struct gmca_audit_event){GMCA_EV_CERT_ISSUE, c->actor, 1, rec.serial, detail};
-                if ((rc = gmca_store_begin(c->store, e)) == 0) {
-                        if ((rc = gmca_store_request_insert(c->store, &req, e)) != 0 ||
-                            (rc = gmca_store_cert_insert(c->store, &rec, e)) != 0 ||
-                            (rc = gmca_audit_append(c->store, &ev, e)) != 0 ||
-                            (rc = gmca_store_commit(c->store, e)) != 0)
-                                gmca_store_rollback(c->store);
-                }
-                OPENSSL_free(der);
-        }
-        if (rc != 0)
+        if ((n = i2d_X509_REQ(csr, &pd->csr_der)) <= 0) {
+                rc = gmca_error_ossl(e, GMCA_ERR_INTERNAL, "CSR: cannot encode");
                 goto out;
-        gmca_strlcpy(serial, rec.serial, GMCA_SERIAL_HEX_MAX);
-        if (out != NULL) {
-                *out = cert;
-                cert = NULL;
         }
+        pd->req.created = now;
+        pd->req.ca_id = ca->rec.id;
+        gmca_strlcpy(pd->req.profile, prof->name, sizeof(pd->req.profile));
+        gmca_strlcpy(pd->req.subject, pd->rec.subject, sizeof(pd->req.subject));
+        pd->req.status = GMCA_REQ_ISSUED;
+        gmca_strlcpy(pd->req.serial, pd->rec.serial, sizeof(pd->req.serial));
+        pd->req.csr_der = pd->csr_der;
+        pd->req.csr_len = (size_t)n;
+        pd->req.info_json = r->info_json;
+        pd->detail =
+            detail_json(json_pack("{s:s, s:s, s:s, s:s, s:I}", "ca", ca->rec.name, "profile",
+                                  prof->name, "subject", pd->rec.subject, "fingerprint",
+                                  pd->rec.fingerprint, "not_after", (json_int_t)pd->rec.not_after));
+        if (pd->detail == NULL) {
+                rc = gmca_error_set(e, GMCA_ERR_NOMEM, "out of memory");
+                goto out;
+        }
+        rc = 0;
 out:
-        free(detail);
-        gmca_cert_rec_clear(&rec);
-        X509_free(cert);
+        if (rc != 0)
+                pending_clear(pd);
         X509_REQ_free(csr);
         gmca_subject_info_free(info);
+        return rc;
+}
+
+/* Inside a transaction: the request, the certificate and its audit record. */
+static int issue_store(struct gmca_ctx *c, struct pending *pd, struct gmca_error *e)
+{
+        struct gmca_audit_event ev = {GMCA_EV_CERT_ISSUE, c->actor, 1, pd->rec.serial, pd->detail};
+        int rc;
+
+        if ((rc = gmca_store_request_insert(c->store, &pd->req, e)) != 0 ||
+            (rc = gmca_store_cert_insert(c->store, &pd->rec, e)) != 0 ||
+            (rc = gmca_audit_append(c->store, &ev, e)) != 0)
+                return rc;
+        return 0;
+}
+
+/* The CA for a request, activated; audits and returns the refusal otherwise. */
+static struct ca_slot *issuing_ca(struct gmca_ctx *c, const struct gmca_issue_req *r, int *rc,
+                                  struct gmca_error *e)
+{
+        struct ca_slot *ca;
+
+        if ((ca = find_ca(c, r->ca, e)) == NULL) {
+                *rc = reject(c, GMCA_EV_CERT_ISSUE, r->ca,
+                             e && e->code ? e->code : GMCA_ERR_NOTFOUND, e);
+                return NULL;
+        }
+        if (ca->key == NULL) {
+                gmca_error_set(e, GMCA_ERR_STATE, "CA %s is not activated", ca->rec.name);
+                *rc = reject(c, GMCA_EV_CERT_ISSUE, ca->rec.name, GMCA_ERR_STATE, e);
+                return NULL;
+        }
+        if (r->profile == NULL || r->csr == NULL) {
+                gmca_error_set(e, GMCA_ERR_INVALID, "issue: profile and CSR are required");
+                *rc = reject(c, GMCA_EV_CERT_ISSUE, ca->rec.name, GMCA_ERR_INVALID, e);
+                return NULL;
+        }
+        return ca;
+}
+
+/* Store one prepared certificate in a transaction of its own. */
+static int issue_commit_one(struct gmca_ctx *c, struct pending *pd, struct gmca_error *e)
+{
+        int rc;
+
+        if ((rc = gmca_store_begin(c->store, e)) != 0)
+                return rc;
+        if ((rc = issue_store(c, pd, e)) != 0 || (rc = gmca_store_commit(c->store, e)) != 0)
+                gmca_store_rollback(c->store);
         return rc;
 }
 
@@ -1013,21 +1061,103 @@ int gmca_ca_issue(struct gmca_ctx *c, const struct gmca_issue_req *r,
                   char serial[GMCA_SERIAL_HEX_MAX], X509 **out, struct gmca_error *e)
 {
         struct ca_slot *ca;
+        struct pending pd;
         int rc;
 
-        if ((ca = find_ca(c, r->ca, e)) == NULL)
-                return reject(c, GMCA_EV_CERT_ISSUE, r->ca,
-                              e && e->code ? e->code : GMCA_ERR_NOTFOUND, e);
-        if (ca->key == NULL) {
-                gmca_error_set(e, GMCA_ERR_STATE, "CA %s is not activated", ca->rec.name);
-                return reject(c, GMCA_EV_CERT_ISSUE, ca->rec.name, GMCA_ERR_STATE, e);
-        }
-        if (r->profile == NULL || r->csr == NULL) {
-                gmca_error_set(e, GMCA_ERR_INVALID, "issue: profile and CSR are required");
-                return reject(c, GMCA_EV_CERT_ISSUE, ca->rec.name, GMCA_ERR_INVALID, e);
-        }
-        if ((rc = issue_checked(c, ca, r, serial, out, e)) != 0)
+        if ((ca = issuing_ca(c, r, &rc, e)) == NULL)
+                return rc;
+        if ((rc = issue_prepare(c, ca, r, &pd, e)) != 0 ||
+            (rc = issue_commit_one(c, &pd, e)) != 0) {
+                pending_clear(&pd);
                 return reject(c, GMCA_EV_CERT_ISSUE, r->profile, rc, e);
+        }
+        gmca_strlcpy(serial, pd.rec.serial, GMCA_SERIAL_HEX_MAX);
+        if (out != NULL) {
+                *out = pd.cert;
+                pd.cert = NULL;
+        }
+        pending_clear(&pd);
+        return 0;
+}
+
+int gmca_ca_issue_batch(struct gmca_ctx *c, const struct gmca_issue_req *r, size_t n,
+                        struct gmca_issue_result *res, struct gmca_error *e)
+{
+        struct pending *pd;
+        unsigned char *audited;
+        size_t i;
+        int rc;
+
+        if (n == 0)
+                return 0;
+        if (n > GMCA_ISSUE_BATCH_MAX)
+                return gmca_error_set(e, GMCA_ERR_LIMIT, "issue: at most %d requests a batch",
+                                      GMCA_ISSUE_BATCH_MAX);
+        pd = calloc(n, sizeof(*pd));
+        audited = calloc(n, 1);
+        if (pd == NULL || audited == NULL) {
+                free(pd);
+                free(audited);
+                return gmca_error_set(e, GMCA_ERR_NOMEM, "out of memory");
+        }
+        for (i = 0; i < n; i++) {
+                struct ca_slot *ca;
+
+                memset(&res[i], 0, sizeof(res[i]));
+                if ((ca = issuing_ca(c, &r[i], &res[i].rc, &res[i].err)) == NULL) {
+                        audited[i] = 1; /* refused and audited */
+                        continue;
+                }
+                res[i].rc = issue_prepare(c, ca, &r[i], &pd[i], &res[i].err);
+        }
+        /* One transaction for the batch: each certificate with its audit record. */
+        if ((rc = gmca_store_begin(c->store, e)) == 0) {
+                for (i = 0; i < n && rc == 0; i++) {
+                        struct gmca_audit_event ev;
+                        char *detail;
+
+                        if (pd[i].cert != NULL) {
+                                rc = issue_store(c, &pd[i], e);
+                                continue;
+                        }
+                        if (res[i].rc == 0 || audited[i])
+                                continue;
+                        if (res[i].err.code == 0)
+                                res[i].err.code = res[i].rc;
+                        detail =
+                            detail_json(json_pack("{s:s, s:s}", "error", gmca_err_name(res[i].rc),
+                                                  "cause", res[i].err.msg));
+                        ev = (struct gmca_audit_event){GMCA_EV_CERT_ISSUE, c->actor, 0,
+                                                       r[i].profile, detail};
+                        rc = gmca_audit_append(c->store, &ev, e);
+                        free(detail);
+                }
+                if (rc == 0)
+                        rc = gmca_store_commit(c->store, e);
+                if (rc != 0)
+                        gmca_store_rollback(c->store);
+        }
+        if (rc != 0) {
+                /* The batch failed as a whole: store what can be, one by one. */
+                gmca_error_clear(e);
+                for (i = 0; i < n; i++) {
+                        if (pd[i].cert != NULL &&
+                            (res[i].rc = issue_commit_one(c, &pd[i], &res[i].err)) != 0)
+                                reject(c, GMCA_EV_CERT_ISSUE, r[i].profile, res[i].rc, &res[i].err);
+                        else if (pd[i].cert == NULL && res[i].rc != 0 && res[i].err.msg[0] != '\0')
+                                reject(c, GMCA_EV_CERT_ISSUE, r[i].profile, res[i].rc, &res[i].err);
+                }
+        }
+        for (i = 0; i < n; i++) {
+                if (pd[i].cert != NULL && res[i].rc == 0) {
+                        gmca_strlcpy(res[i].serial, pd[i].rec.serial, sizeof(res[i].serial));
+                        res[i].cert = pd[i].cert;
+                        pd[i].cert = NULL;
+                }
+                pending_clear(&pd[i]);
+        }
+        free(pd);
+        free(audited);
         return 0;
 }
 

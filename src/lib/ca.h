@@ -90,6 +90,25 @@ struct gmca_issue_req {
 int gmca_ca_issue(struct gmca_ctx *c, const struct gmca_issue_req *r,
                   char serial[GMCA_SERIAL_HEX_MAX], X509 **out, struct gmca_error *e) GMCA_WUR;
 
+#define GMCA_ISSUE_BATCH_MAX 1024
+
+struct gmca_issue_result {
+        int rc;                           /* 0 issued, or why not */
+        char serial[GMCA_SERIAL_HEX_MAX]; /* when issued */
+        X509 *cert;                       /* when issued; caller frees */
+        struct gmca_error err;            /* when not */
+};
+
+/*
+ * Issue up to GMCA_ISSUE_BATCH_MAX requests with one store transaction
+ * (group commit): each is checked and signed on its own, and each issued
+ * certificate and each refusal still gets its own audit record. The result
+ * of request i is in res[i]. Returns 0 once every request has its result;
+ * nothing is reported issued that is not committed.
+ */
+int gmca_ca_issue_batch(struct gmca_ctx *c, const struct gmca_issue_req *r, size_t n,
+                        struct gmca_issue_result *res, struct gmca_error *e) GMCA_WUR;
+
 /*
  * Revoke by serial with an RFC 5280 reason (not removeFromCRL or
  * certificateHold: revocation here is permanent). invalidity: 0 for none.

@@ -432,6 +432,46 @@ static void test_crl(void **state)
         OPENSSL_free(csr);
 }
 
+static void test_issue_batch(void **state)
+{
+        struct fixture *f = *state;
+        struct gmca_error e = {0};
+        size_t l1, l2, l3;
+        uint8_t *c1 = make_csr("甲", &l1), *c2 = make_csr("乙", &l2), *c3 = make_csr("丙", &l3);
+        static const uint8_t junk[] = {0x30, 0x00};
+        struct gmca_issue_req r[4] = {
+            {NULL, "personal-sign", c1, l1, INFO, strlen(INFO), 0},
+            {NULL, "personal-sign", junk, sizeof(junk), INFO, strlen(INFO), 0},
+            {NULL, "personal-sign", c2, l2, INFO, strlen(INFO), 0},
+            {NULL, "personal-sign", c3, l3, NULL, 0, 0}, /* lacks the identity number */
+        };
+        struct gmca_issue_result res[4];
+        int64_t c0, a0;
+
+        activate(f);
+        c0 = certs(f);
+        a0 = audits(f);
+        assert_int_equal(gmca_ca_issue_batch(f->c, r, 4, res, &e), 0);
+        assert_int_equal(res[0].rc, 0);
+        assert_int_equal(res[1].rc, GMCA_ERR_INVALID);
+        assert_int_equal(res[2].rc, 0);
+        assert_int_equal(res[3].rc, GMCA_ERR_POLICY);
+        assert_non_null(strstr(res[3].err.msg, "identity_card_number"));
+        assert_non_null(res[0].cert);
+        assert_null(res[1].cert);
+        assert_string_not_equal(res[0].serial, res[2].serial);
+        assert_int_equal(certs(f), c0 + 2);
+        assert_int_equal(audits(f), a0 + 4); /* two issued, two refusals */
+        chain_ok(f);
+        for (int i = 0; i < 4; i++)
+                X509_free(res[i].cert);
+        assert_int_equal(gmca_ca_issue_batch(f->c, r, GMCA_ISSUE_BATCH_MAX + 1, res, &e),
+                         GMCA_ERR_LIMIT);
+        OPENSSL_free(c1);
+        OPENSSL_free(c2);
+        OPENSSL_free(c3);
+}
+
 static void test_serial_normalize(void **state)
 {
         char out[GMCA_SERIAL_HEX_MAX];
@@ -456,6 +496,7 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_rejections_audited, setup, teardown),
             cmocka_unit_test_setup_teardown(test_validity_clamped_to_ca, setup, teardown),
             cmocka_unit_test_setup_teardown(test_crl, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_issue_batch, setup, teardown),
             cmocka_unit_test(test_serial_normalize),
         };
 
