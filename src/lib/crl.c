@@ -398,112 +398,6 @@ out:
 
 /* ---- parsing ---- */
 
-static int is_ws(uint8_t c)
-{
-        return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
-
-/*
- * Exactly one PEM "X509 CRL" block, white space around it allowed, no
- * explanatory headers. *der is allocated with OPENSSL_malloc; caller frees
- * with OPENSSL_free.
- */
-static int unpem(const uint8_t *buf, size_t len, uint8_t **der, size_t *derlen,
-                 struct gmca_error *e)
-{
-        static const char begin[] = "-----BEGIN X509 CRL-----";
-        BIO *bio = NULL;
-        char *name = NULL, *header = NULL;
-        unsigned char *data = NULL;
-        long dlen = 0;
-        size_t i = 0;
-        int rc = GMCA_ERR_INVALID;
-
-        while (i < len && is_ws(buf[i]))
-                i++;
-        if (len - i < sizeof(begin) - 1 || memcmp(buf + i, begin, sizeof(begin) - 1) != 0) {
-                gmca_error_set(e, rc, "crl: RFC 7468: not DER and no \"%s\" line", begin);
-                goto out;
-        }
-        if ((bio = BIO_new_mem_buf(buf + i, (int)(len - i))) == NULL) {
-                rc = gmca_error_ossl(e, GMCA_ERR_NOMEM, "crl: out of memory");
-                goto out;
-        }
-        if (PEM_read_bio_ex(bio, &name, &header, &data, &dlen, PEM_FLAG_ONLY_B64) != 1) {
-                gmca_error_ossl(e, rc, "crl: RFC 7468: bad PEM block");
-                goto out;
-        }
-        if (strcmp(name, "X509 CRL") != 0 || header[0] != '\0' || dlen <= 0) {
-                gmca_error_set(e, rc, "crl: RFC 7468: bad PEM block");
-                goto out;
-        }
-        for (;;) {
-                uint8_t rest[256];
-                int n = BIO_read(bio, rest, sizeof(rest));
-
-                if (n <= 0)
-                        break;
-                for (int k = 0; k < n; k++) {
-                        if (!is_ws(rest[k])) {
-                                gmca_error_set(e, rc, "crl: trailing data after the PEM block");
-                                goto out;
-                        }
-                }
-        }
-        *der = data;
-        *derlen = (size_t)dlen;
-        data = NULL;
-        rc = 0;
-out:
-        BIO_free(bio);
-        OPENSSL_free(name);
-        OPENSSL_free(header);
-        OPENSSL_free(data);
-        return rc;
-}
-
-/*
- * OpenSSL writes an X509_NAME back from the bytes it received, so a BER
- * issuer name would survive re-encoding. Rebuild it entry by entry and
- * compare.
- */
-static int name_is_der(const X509_NAME *name, struct gmca_error *e)
-{
-        X509_NAME *copy = NULL;
-        unsigned char *a = NULL, *b = NULL;
-        int alen, blen, n, rc = GMCA_ERR_INVALID;
-
-        if ((copy = X509_NAME_new()) == NULL) {
-                rc = gmca_error_set(e, GMCA_ERR_NOMEM, "crl: out of memory");
-                goto out;
-        }
-        n = X509_NAME_entry_count(name);
-        for (int i = 0; i < n; i++) {
-                const X509_NAME_ENTRY *ent = X509_NAME_get_entry(name, i);
-                int set = 0;
-
-                if (i > 0 && X509_NAME_ENTRY_set(ent) ==
-                                 X509_NAME_ENTRY_set(X509_NAME_get_entry(name, i - 1)))
-                        set = -1;
-                if (X509_NAME_add_entry(copy, ent, -1, set) != 1) {
-                        rc = gmca_error_ossl(e, GMCA_ERR_NOMEM, "crl: issuer: cannot copy");
-                        goto out;
-                }
-        }
-        alen = i2d_X509_NAME(name, &a);
-        blen = i2d_X509_NAME(copy, &b);
-        if (alen <= 0 || alen != blen || memcmp(a, b, (size_t)alen) != 0) {
-                gmca_error_ossl(e, rc, "crl: X.690 §10: issuer is not DER");
-                goto out;
-        }
-        rc = 0;
-out:
-        OPENSSL_free(a);
-        OPENSSL_free(b);
-        X509_NAME_free(copy);
-        return rc;
-}
-
 /*
  * DER check after d2i: the whole object written back equals the input, and
  * the TBS re-encoded from its fields (i2d_re_X509_CRL_tbs, bypassing the
@@ -528,7 +422,7 @@ static int crl_is_der(X509_CRL *crl, const uint8_t *der, size_t len, struct gmca
                 goto bad;
         if ((q - t) + l != tl || memcmp(t, tbs, (size_t)tl) != 0)
                 goto bad;
-        rc = name_is_der(X509_CRL_get_issuer(crl), e);
+        rc = gmca_name_is_der(X509_CRL_get_issuer(crl), "crl", "issuer", e);
         goto out;
 bad:
         gmca_ossl_clear();
@@ -543,31 +437,13 @@ X509_CRL *gmca_crl_parse(const uint8_t *buf, size_t len, struct gmca_error *e)
 {
         uint8_t *owned = NULL;
         const uint8_t *der, *q;
-        size_t derlen, i = 0;
+        size_t derlen = 0;
         X509_CRL *crl = NULL, *ret = NULL;
 
-        if (buf == NULL || len == 0) {
-                gmca_error_set(e, GMCA_ERR_INVALID, "crl: empty input");
+        static const char *const labels[] = {"X509 CRL", NULL};
+
+        if (gmca_der_input(buf, len, GMCA_CRL_MAX, "crl", labels, &owned, &der, &derlen, e) != 0)
                 goto out;
-        }
-        if (len > GMCA_CRL_MAX) {
-                gmca_error_set(e, GMCA_ERR_LIMIT, "crl: input larger than %u bytes", GMCA_CRL_MAX);
-                goto out;
-        }
-        while (i < len && is_ws(buf[i]))
-                i++;
-        if (buf[0] == 0x30) {
-                der = buf;
-                derlen = len;
-        } else if (i < len && buf[i] == '-') {
-                if (unpem(buf, len, &owned, &derlen, e) != 0)
-                        goto out;
-                der = owned;
-        } else {
-                gmca_error_set(e, GMCA_ERR_INVALID,
-                               "crl: neither DER (a SEQUENCE) nor a PEM \"X509 CRL\" block");
-                goto out;
-        }
         q = der;
         if ((crl = d2i_X509_CRL(NULL, &q, (long)derlen)) == NULL) {
                 gmca_error_ossl(e, GMCA_ERR_INVALID, "crl: not a DER CertificateList");

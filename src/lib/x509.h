@@ -94,6 +94,24 @@ int gmca_dn_format(const X509_NAME *name, char *buf, size_t len, struct gmca_err
  */
 X509_REQ *gmca_csr_parse(const uint8_t *buf, size_t len, const char *sm2_id, struct gmca_error *e);
 
+/*
+ * The DER bytes of an input that is DER or exactly one strict RFC 7468 PEM
+ * block with one of labels (NULL-terminated): *der points into buf, or into
+ * *owned, which the caller frees with OPENSSL_free. Empty input and input
+ * over max bytes are refused; what names the object in messages.
+ */
+int gmca_der_input(const uint8_t *buf, size_t len, size_t max, const char *what,
+                   const char *const *labels, uint8_t **owned, const uint8_t **der, size_t *derlen,
+                   struct gmca_error *e) GMCA_WUR;
+
+/*
+ * 0 if name is DER. OpenSSL writes a parsed X509_NAME back from the bytes it
+ * received, so re-encoding the whole object cannot tell; this rebuilds the
+ * name entry by entry and compares.
+ */
+int gmca_name_is_der(const X509_NAME *name, const char *what, const char *field,
+                     struct gmca_error *e) GMCA_WUR;
+
 /* Parse one certificate (DER or one PEM block), strict as above, no signature check. */
 X509 *gmca_cert_parse(const uint8_t *buf, size_t len, struct gmca_error *e);
 

@@ -171,9 +171,9 @@ out:
  * The DER bytes of the input: buf itself, or the decoded PEM block into
  * *owned (caller frees with OPENSSL_free).
  */
-static int input_der(const uint8_t *buf, size_t len, size_t max, const char *what,
-                     const char *const *labels, uint8_t **owned, const uint8_t **der,
-                     size_t *derlen, struct gmca_error *e)
+int gmca_der_input(const uint8_t *buf, size_t len, size_t max, const char *what,
+                   const char *const *labels, uint8_t **owned, const uint8_t **der, size_t *derlen,
+                   struct gmca_error *e)
 {
         size_t i = 0;
 
@@ -216,8 +216,8 @@ static int same_der(const uint8_t *der, size_t derlen, const uint8_t *full, int 
  * unchanged, so a BER name survives a re-encoding of the whole object.
  * Rebuild the name entry by entry and compare the encodings.
  */
-static int name_is_der(const X509_NAME *name, const char *what, const char *field,
-                       struct gmca_error *e)
+int gmca_name_is_der(const X509_NAME *name, const char *what, const char *field,
+                     struct gmca_error *e)
 {
         X509_NAME *copy = NULL;
         unsigned char *a = NULL, *b = NULL;
@@ -510,7 +510,7 @@ X509_REQ *gmca_csr_parse(const uint8_t *buf, size_t len, const char *sm2_id, str
         const char *id = sm2_id != NULL ? sm2_id : GMCA_SM2_DEFAULT_ID;
 
         gmca_error_clear(&sub);
-        if (input_der(buf, len, GMCA_CSR_MAX, what, csr_labels, &owned, &der, &derlen, e) != 0)
+        if (gmca_der_input(buf, len, GMCA_CSR_MAX, what, csr_labels, &owned, &der, &derlen, e) != 0)
                 goto out;
         p = der;
         if (derlen > LONG_MAX || (req = d2i_X509_REQ(NULL, &p, (long)derlen)) == NULL) {
@@ -544,7 +544,7 @@ X509_REQ *gmca_csr_parse(const uint8_t *buf, size_t len, const char *sm2_id, str
                 gmca_error_set(e, GMCA_ERR_INVALID, "%s: CPS §2.1: subject is empty", what);
                 goto out;
         }
-        if (name_is_der(subject, what, "subject", e) != 0)
+        if (gmca_name_is_der(subject, what, "subject", e) != 0)
                 goto out;
         if (check_attrs(req, e) != 0)
                 goto out;
@@ -609,7 +609,8 @@ X509 *gmca_cert_parse(const uint8_t *buf, size_t len, struct gmca_error *e)
         size_t derlen = 0;
         int tbslen, fulllen;
 
-        if (input_der(buf, len, GMCA_CERT_MAX, what, cert_labels, &owned, &der, &derlen, e) != 0)
+        if (gmca_der_input(buf, len, GMCA_CERT_MAX, what, cert_labels, &owned, &der, &derlen, e) !=
+            0)
                 goto out;
         p = der;
         if (derlen > LONG_MAX || (cert = d2i_X509(NULL, &p, (long)derlen)) == NULL) {
@@ -656,8 +657,8 @@ X509 *gmca_cert_parse(const uint8_t *buf, size_t len, struct gmca_error *e)
                 gmca_error_set(e, GMCA_ERR_INVALID, "%s: CPS §2.1: subject is empty", what);
                 goto out;
         }
-        if (name_is_der(issuer, what, "issuer", e) != 0 ||
-            name_is_der(subject, what, "subject", e) != 0)
+        if (gmca_name_is_der(issuer, what, "issuer", e) != 0 ||
+            gmca_name_is_der(subject, what, "subject", e) != 0)
                 goto out;
         X509_get0_uids(cert, &iuid, &suid);
         if (iuid != NULL || suid != NULL) {

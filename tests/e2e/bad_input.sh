@@ -2,7 +2,7 @@
 # CPS-facing rejections through the real binary: each bad input gives a
 # clear one-line error and a non-zero exit, leaves the certificates as they
 # were, adds exactly one audit record (a failure), and the chain verifies.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/common.bash"
 D=$T/ca
 g() { "$GMCA" --dir "$D" --pass-file "$T/pass" "$@"; }
 new_ca "$D"

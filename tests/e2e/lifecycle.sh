@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole life of certificates through the real gmca binary: init, issue
 # for several profiles, show/list/export, revoke, CRL, audit list/verify.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/common.bash"
 D=$T/ca
 g() { "$GMCA" --dir "$D" --pass-file "$T/pass" "$@"; }
 

@@ -4,7 +4,7 @@
 # sm-crypto over the TBS bytes with ID 1234567812345678; the openssl CLI
 # parses and verifies the certificates; a CSR made by `openssl req` is
 # accepted.
-. "$GMCA_SRC/tests/e2e/lib.sh"
+. "$GMCA_SRC/tests/e2e/common.bash"
 V=$GMCA_SRC/tests/interop/sm2verify.mjs
 [ -d "$GMCA_SRC/tests/interop/node_modules/sm-crypto" ] ||
   (cd "$GMCA_SRC/tests/interop" && npm install --no-audit --no-fund --silent)

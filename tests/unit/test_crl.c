@@ -607,7 +607,8 @@ static void test_parse(void **state)
                 } cases[] = {
                     {"empty", der, 0, GMCA_ERR_INVALID, "empty input"},
                     {"NULL", NULL, 5, GMCA_ERR_INVALID, "empty input"},
-                    {"garbage", garbage, sizeof(garbage) - 1, GMCA_ERR_INVALID, "neither DER"},
+                    {"garbage", garbage, sizeof(garbage) - 1, GMCA_ERR_INVALID,
+                     "not a DER CertificateList"},
                     {"empty SEQUENCE", zero, sizeof(zero), GMCA_ERR_INVALID, "CertificateList"},
                     {"trailing byte after DER", trail, l1, GMCA_ERR_INVALID, "1 trailing bytes"},
                     {"DER then PEM", derpem, l5, GMCA_ERR_INVALID, "trailing bytes"},
@@ -616,14 +617,13 @@ static void test_parse(void **state)
                     {"truncated to the header", der, 4, GMCA_ERR_INVALID, "CertificateList"},
                     {"trailing text after PEM", ptrail, l2, GMCA_ERR_INVALID,
                      "trailing data after the PEM block"},
-                    {"two PEM blocks", two, l3, GMCA_ERR_INVALID, "trailing data"},
-                    {"junk before PEM", lead, l4, GMCA_ERR_INVALID, "neither DER"},
+                    {"two PEM blocks", two, l3, GMCA_ERR_INVALID, "more than one PEM block"},
+                    {"junk before PEM", lead, l4, GMCA_ERR_INVALID, "not a DER CertificateList"},
                     {"wrong PEM label", (uint8_t *)label, pemlen, GMCA_ERR_INVALID,
-                     "BEGIN X509 CRL"},
+                     "PEM label is not \"X509 CRL\""},
                     {"PEM header line", (uint8_t *)hdr, pemlen + 24, GMCA_ERR_INVALID,
-                     "bad PEM block"},
-                    {"truncated PEM", (uint8_t *)pem, pemlen - 30, GMCA_ERR_INVALID,
-                     "bad PEM block"},
+                     "header line in the PEM body"},
+                    {"truncated PEM", (uint8_t *)pem, pemlen - 30, GMCA_ERR_INVALID, "RFC 7468"},
                 };
 
                 for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
