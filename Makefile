@@ -1,7 +1,7 @@
 # gmca — the two commands a new user needs:
 #   make run    install what is missing, build, create a demo CA, show it working
 #   make test   install what is missing, build (also under ASan+UBSan), run every test
-.PHONY: all deps build build-asan test run bench format format-check lint clean
+.PHONY: all deps build build-asan test run bench fuzz format format-check lint clean
 
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD ?= build
@@ -37,6 +37,17 @@ run: deps build
 bench: deps build
 	@bench/issue.sh $(BUILD)
 
+# libFuzzer on every parser of outside input, FUZZ_SECONDS each (not part of make test,
+# which replays the corpora under the sanitizers).
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	@cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DGMCA_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug \
+		-DGMCA_SANITIZE=ON >/dev/null
+	@cmake --build build-fuzz -j $(JOBS)
+	@for f in build-fuzz/fuzz_*; do n=$${f##*/fuzz_}; echo "== $$n"; \
+		mkdir -p build-fuzz/corpus/$$n; \
+		$$f -max_total_time=$(FUZZ_SECONDS) build-fuzz/corpus/$$n fuzz/corpus/$$n || exit 1; done
+
 format:
 	@clang-format -i src/lib/*.[ch] src/gmca/*.[ch] tests/unit/*.c fuzz/*.c bench/*.c
 
@@ -44,4 +55,4 @@ format-check:
 	@scripts/lint.sh
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz

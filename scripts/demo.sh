@@ -51,7 +51,7 @@ echo "== openssl checks the chain of 张三's certificate"
 "$gmca" --dir "$dir" ca export > "$work/sub.pem"
 openssl verify -vfyopt distid:1234567812345678 -CAfile "$work/sub.pem" -partial_chain \
   "$work/zhangsan-$n.pem"
-openssl crl -inform DER -in "$dir/crl/sub.crl" -noout -text | sed -n '1,12p'
+openssl crl -inform DER -in "$dir/crl/sub.crl" -noout -text -nameopt utf8 | sed -n "1,14p"
 g audit verify
 cat <<TXT
 

@@ -55,6 +55,7 @@ void gmca_error_clear(struct gmca_error *e)
         e->msg[0] = '\0';
 }
 
+static void vset(struct gmca_error *e, int code, const char *fmt, va_list ap) GMCA_PRINTF(3, 0);
 static void vset(struct gmca_error *e, int code, const char *fmt, va_list ap)
 {
         if (e == NULL || e->msg[0] != '\0')
