@@ -112,6 +112,31 @@ check "no records for another actor" test "$(grep -c '"seq"' "$T/out")" = 0
 expect_exit 0 "audit list since tomorrow" -- g audit list --since "$(date -u -d tomorrow +%F)" --json
 check "nothing since tomorrow" test "$(grep -c '"seq"' "$T/out")" = 0
 
+# init from a JSON file; the command line wins over the file.
+cat > "$T/init.json" <<JSON
+{"root_dn": "C=CN, O=配置文件测试, CN=配置根 CA", "sub_dn": "C=CN, O=配置文件测试, CN=配置运营 CA",
+ "root_name": "cfgroot", "sub_name": "cfgsub", "root_days": 3650, "sub_days": 1825,
+ "base_url": "https://ca.example.gov.cn/"}
+JSON
+expect_exit 0 "init from a file" -- "$GMCA" --dir "$T/cfg" init --pass-file "$T/pass" \
+  --config "$T/init.json" --sub-days 1000
+expect_exit 0 "CAs named by the file" -- "$GMCA" --dir "$T/cfg" ca list --json
+check "root name from the file" grep -q '"name": "cfgroot"' "$T/out"
+"$GMCA" --dir "$T/cfg" ca export --ca cfgsub > "$T/cfgsub.pem"
+check "sub validity from the command line (1000 days)" bash -c "test \$(( (\$(date -d \"\$(openssl x509 -in '$T/cfgsub.pem' -noout -enddate | cut -d= -f2)\" +%s) - \$(date -d \"\$(openssl x509 -in '$T/cfgsub.pem' -noout -startdate | cut -d= -f2)\" +%s)) / 86400 )) -eq 1000"
+check "CRL URL from the file's base URL" bash -c "openssl x509 -in '$T/cfgsub.pem' -noout -text | grep -q 'https://ca.example.gov.cn/crl/cfgroot.crl'"
+echo '{"root_dn": "C=CN, CN=x", "sub_dn": "C=CN, CN=y", "colour": "blue"}' > "$T/bad.json"
+expect_exit 3 "init refuses an unknown key in the file" -- "$GMCA" --dir "$T/cfg2" init \
+  --pass-file "$T/pass" --config "$T/bad.json"
+expect_err "colour"
+check "nothing left behind" bash -c "! ls -d '$T'/cfg2* 2>/dev/null"
+expect_exit 3 "init refuses a bad DN" -- "$GMCA" --dir "$T/cfg3" init --pass-file "$T/pass" \
+  --root-dn "C=China, CN=x" --sub-dn "C=CN, CN=y"
+check "nothing left behind after a bad DN" bash -c "! ls -d '$T'/cfg3* 2>/dev/null"
+echo "short" > "$T/short"
+expect_exit 3 "init refuses a short passphrase" -- "$GMCA" --dir "$T/cfg4" init --pass-file "$T/short" \
+  --root-dn "C=CN, CN=x" --sub-dn "C=CN, CN=y"
+
 # --help everywhere
 for c in "" "init" "cert" "crl" "ca" "audit" "profile"; do
   expect_exit 0 "help $c" -- "$GMCA" $c --help
