@@ -236,3 +236,12 @@ int cli_output(const char *path, const void *data, size_t len, struct gmca_error
         }
         return gmca_write_file_excl(path, data, len, 0644, e);
 }
+
+int cli_group_help(int argc, char **argv, const char *usage, int *rc)
+{
+        if (argc >= 2 && strcmp(argv[1], "--help") != 0 && strcmp(argv[1], "-h") != 0)
+                return 0;
+        fputs(usage, argc < 2 ? stderr : stdout);
+        *rc = argc < 2 ? EXIT_USAGE : EXIT_OK;
+        return 1;
+}

@@ -57,6 +57,12 @@ int cli_print_json(json_t *v);
 /* Write data to path (exclusive create) or stdout when path is NULL. */
 int cli_output(const char *path, const void *data, size_t len, struct gmca_error *e);
 
+/*
+ * For `gmca <group> <subcommand> ...`: with no subcommand, or --help in its
+ * place, print usage (to stderr or stdout), set *rc and return 1.
+ */
+int cli_group_help(int argc, char **argv, const char *usage, int *rc);
+
 /* Parse a positive int option; -1 on error. */
 int cli_parse_int(const char *s, int min, int max);
 

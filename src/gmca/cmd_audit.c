@@ -63,10 +63,8 @@ int cmd_audit(struct cli *cli, int argc, char **argv)
         int json = 0, ch, rc;
         time_t t;
 
-        if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-                fputs(usage, argc < 2 ? stderr : stdout);
-                return argc < 2 ? EXIT_USAGE : EXIT_OK;
-        }
+        if (cli_group_help(argc, argv, usage, &rc))
+                return rc;
         sub = argv[1];
         argc--;
         argv++;

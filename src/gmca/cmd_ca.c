@@ -51,10 +51,8 @@ int cmd_ca(struct cli *cli, int argc, char **argv)
         const char *ca = NULL, *out = NULL, *sub;
         int der = 0, json = 0, ch, rc;
 
-        if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-                fputs(usage, argc < 2 ? stderr : stdout);
-                return argc < 2 ? EXIT_USAGE : EXIT_OK;
-        }
+        if (cli_group_help(argc, argv, usage, &rc))
+                return rc;
         sub = argv[1];
         argc--;
         argv++;

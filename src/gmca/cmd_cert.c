@@ -458,10 +458,8 @@ int cmd_cert(struct cli *cli, int argc, char **argv)
         const char *sub;
         int rc;
 
-        if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-                fputs(usage, argc < 2 ? stderr : stdout);
-                return argc < 2 ? EXIT_USAGE : EXIT_OK;
-        }
+        if (cli_group_help(argc, argv, usage, &rc))
+                return rc;
         sub = argv[1];
         if ((rc = parse_opts(cli, argc - 1, argv + 1, &o)) != 0)
                 return rc < 0 ? EXIT_OK : rc;

@@ -22,10 +22,8 @@ int cmd_profile(struct cli *cli, int argc, char **argv)
         char dir[PATH_MAX];
         int rc = EXIT_OK;
 
-        if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-                fputs(usage, argc < 2 ? stderr : stdout);
-                return argc < 2 ? EXIT_USAGE : EXIT_OK;
-        }
+        if (cli_group_help(argc, argv, usage, &rc))
+                return rc;
         if ((size_t)snprintf(dir, sizeof(dir), "%s/profiles", cli->dir) >= sizeof(dir))
                 return cli_usage_error("--dir: too long");
         if (strcmp(argv[1], "list") == 0 && argc == 2) {
