@@ -5,7 +5,8 @@
  * plus its audit record committed to the store in one transaction.
  *
  *   bench_issue prepare DIR N      make N SM2 keys + CSRs (DER) in DIR/csr/
- *   bench_issue ceiling DIR N      one SM2 verify + one SM2 sign per item, one core
+ *   bench_issue ceiling DIR N [P]  one SM2 verify + one SM2 sign per item, one core
+ *                                  (or P processes at once)
  *   bench_issue issue DIR N P CADIR [B]  issue N certificates with P processes
  *                                  into a new CA created in CADIR, B requests
  *                                  a transaction (group commit; default 1)
@@ -263,6 +264,40 @@ static int issue(const char *dir, int n, int procs, const char *cadir, int batch
 }
 
 /*
+ * The crypto ceiling on P cores: P processes each run the ceiling loop over
+ * N/P items at once; tells how far this machine itself scales.
+ */
+static int ceiling_procs(const char *dir, int n, int procs)
+{
+        double t0 = now_s(), t;
+        int failed = 0;
+
+        for (int k = 0; k < procs; k++) {
+                pid_t pid = fork();
+
+                if (pid == 0) {
+                        if (freopen("/dev/null", "w", stdout) == NULL)
+                                _exit(1);
+                        _exit(ceiling(dir, n / procs));
+                }
+                if (pid < 0)
+                        die("fork", NULL);
+        }
+        for (int k = 0; k < procs; k++) {
+                int st;
+
+                if (wait(&st) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+                        failed = 1;
+        }
+        t = now_s() - t0;
+        if (failed)
+                return 1;
+        n = (n / procs) * procs;
+        printf("crypto ceiling (%d processes): %d in %.3f s = %.0f/s\n", procs, n, t, n / t);
+        return 0;
+}
+
+/*
  * The issuing work without the store: strict CSR intake, subject info,
  * profile check, certificate building and signing, DER and fingerprint.
  * Tells how much of the gap to the ceiling the store takes.
@@ -344,6 +379,9 @@ int main(int argc, char **argv)
                 return prepare(argv[2], (int)strtol(argv[3], NULL, 10));
         if (argc >= 4 && strcmp(argv[1], "nostore") == 0)
                 return nostore(argv[2], (int)strtol(argv[3], NULL, 10));
+        if (argc >= 5 && strcmp(argv[1], "ceiling") == 0)
+                return ceiling_procs(argv[2], (int)strtol(argv[3], NULL, 10),
+                                     (int)strtol(argv[4], NULL, 10));
         if (argc >= 4 && strcmp(argv[1], "ceiling") == 0)
                 return ceiling(argv[2], (int)strtol(argv[3], NULL, 10));
         if (argc >= 6 && strcmp(argv[1], "issue") == 0)

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <sqlite3.h>
+#include <time.h>
 
 #include "store_db.h"
 
@@ -72,6 +73,24 @@ static const struct {
     {"PRAGMA case_sensitive_like=ON", NULL, NULL},
 };
 
+/*
+ * Waiting for another process's write lock. SQLite's own busy timeout
+ * sleeps 1, 2, 5, 10 ... 100 ms between tries, while a CA transaction
+ * holds the lock for a few milliseconds: two issuing processes would spend
+ * a fifth of their time asleep. Poll every 250 us instead, up to the same
+ * BUSY_TIMEOUT_MS in all.
+ */
+static int sq_busy(void *arg, int count)
+{
+        struct timespec ts = {0, 250000};
+
+        (void)arg;
+        if ((int64_t)count * 250 >= (int64_t)BUSY_TIMEOUT_MS * 1000)
+                return 0;
+        nanosleep(&ts, NULL);
+        return 1;
+}
+
 static int sq_open(const char *path, struct gmca_db **out, struct gmca_error *e)
 {
         struct gmca_db *db = NULL;
@@ -99,7 +118,7 @@ static int sq_open(const char *path, struct gmca_db **out, struct gmca_error *e)
                 goto out;
         }
         sqlite3_extended_result_codes(db->h, 1);
-        if (sqlite3_busy_timeout(db->h, BUSY_TIMEOUT_MS) != SQLITE_OK ||
+        if (sqlite3_busy_handler(db->h, sq_busy, NULL) != SQLITE_OK ||
             sqlite3_db_config(db->h, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL) != SQLITE_OK ||
             sqlite3_db_config(db->h, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, NULL) != SQLITE_OK) {
                 rc = gmca_error_set(e, GMCA_ERR_DB, "store: %s: %s", path, sqlite3_errmsg(db->h));
