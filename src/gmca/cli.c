@@ -245,3 +245,21 @@ int cli_group_help(int argc, char **argv, const char *usage, int *rc)
         *rc = argc < 2 ? EXIT_USAGE : EXIT_OK;
         return 1;
 }
+
+int cli_only_options(const char *seen, const char *allowed, const char *what)
+{
+        for (const char *p = seen; *p != '\0'; p++)
+                if (strchr(allowed, *p) == NULL)
+                        return cli_usage_error("%s: an option given does not apply to it", what);
+        return 0;
+}
+
+void cli_seen_option(char *seen, size_t size, int ch)
+{
+        size_t n = strlen(seen);
+
+        if (ch != '?' && ch != 'h' && n + 1 < size && strchr(seen, ch) == NULL) {
+                seen[n] = (char)ch;
+                seen[n + 1] = '\0';
+        }
+}

@@ -63,6 +63,15 @@ int cli_output(const char *path, const void *data, size_t len, struct gmca_error
  */
 int cli_group_help(int argc, char **argv, const char *usage, int *rc);
 
+/*
+ * Options a subcommand ignores are refused rather than silently dropped:
+ * cli_seen_option records each option letter parsed into seen (a NUL-
+ * terminated buffer of size bytes); cli_only_options returns EXIT_USAGE
+ * (after saying so) if seen has a letter not in allowed, else 0.
+ */
+void cli_seen_option(char *seen, size_t size, int ch);
+int cli_only_options(const char *seen, const char *allowed, const char *what);
+
 /* Parse a positive int option; -1 on error. */
 int cli_parse_int(const char *s, int min, int max);
 

@@ -50,6 +50,7 @@ int cmd_ca(struct cli *cli, int argc, char **argv)
         struct gmca_ctx *c;
         const char *ca = NULL, *out = NULL, *sub;
         int der = 0, json = 0, ch, rc;
+        char seen[16] = "";
 
         if (cli_group_help(argc, argv, usage, &rc))
                 return rc;
@@ -57,6 +58,7 @@ int cmd_ca(struct cli *cli, int argc, char **argv)
         argc--;
         argv++;
         while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+                cli_seen_option(seen, sizeof(seen), ch);
                 switch (ch) {
                 case 'a':
                         ca = optarg;
@@ -82,6 +84,10 @@ int cmd_ca(struct cli *cli, int argc, char **argv)
         if ((c = cli_open(cli, NULL, 0, &e)) == NULL)
                 return cli_fail(&e);
         if (strcmp(sub, "list") == 0) {
+                if (cli_only_options(seen, "j", "ca list") != 0) {
+                        gmca_ctx_close(c);
+                        return EXIT_USAGE;
+                }
                 struct ca_list_state st = {json, json ? json_array() : NULL};
 
                 rc = gmca_store_ca_list(gmca_ctx_store(c), ca_one, &st, &e);
@@ -93,6 +99,10 @@ int cmd_ca(struct cli *cli, int argc, char **argv)
                 return json ? cli_print_json(st.arr) : EXIT_OK;
         }
         if (strcmp(sub, "export") == 0) {
+                if (cli_only_options(seen, "aDo", "ca export") != 0) {
+                        gmca_ctx_close(c);
+                        return EXIT_USAGE;
+                }
                 struct gmca_ca_rec r;
 
                 memset(&r, 0, sizeof(r));

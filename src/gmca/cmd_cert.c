@@ -35,6 +35,7 @@ struct cert_opts {
         const char *profile, *csr, *info, *ca, *out, *serial, *status, *subject, *reason;
         const char *invalidity;
         int days, limit, offset, json, pem, der;
+        char seen[32]; /* option letters given, to refuse those a subcommand ignores */
 };
 
 static int parse_opts(struct cli *cli, int argc, char **argv, struct cert_opts *o)
@@ -66,6 +67,7 @@ static int parse_opts(struct cli *cli, int argc, char **argv, struct cert_opts *
         memset(o, 0, sizeof(*o));
         o->limit = 0;
         while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+                cli_seen_option(o->seen, sizeof(o->seen), ch);
                 switch (ch) {
                 case 'f':
                         o->profile = optarg;
@@ -273,8 +275,10 @@ static int cert_show(struct cli *cli, struct cert_opts *o)
 
         if (o->serial == NULL)
                 return cli_usage_error("cert show: --serial is required");
-        if (gmca_serial_normalize(o->serial, serial) != 0)
-                return cli_usage_error("--serial: 1..40 hex digits");
+        if (gmca_serial_normalize(o->serial, serial) != 0) {
+                fputs("gmca: --serial: 1..40 hex digits\n", stderr);
+                return EXIT_INPUT;
+        }
         if ((c = cli_open(cli, NULL, 0, &e)) == NULL)
                 return cli_fail(&e);
         memset(&r, 0, sizeof(r));
@@ -403,8 +407,10 @@ static int cert_export(struct cli *cli, struct cert_opts *o)
 
         if (o->serial == NULL)
                 return cli_usage_error("cert export: --serial is required");
-        if (gmca_serial_normalize(o->serial, serial) != 0)
-                return cli_usage_error("--serial: 1..40 hex digits");
+        if (gmca_serial_normalize(o->serial, serial) != 0) {
+                fputs("gmca: --serial: 1..40 hex digits\n", stderr);
+                return EXIT_INPUT;
+        }
         if ((c = cli_open(cli, NULL, 0, &e)) == NULL)
                 return cli_fail(&e);
         memset(&r, 0, sizeof(r));
@@ -464,14 +470,16 @@ int cmd_cert(struct cli *cli, int argc, char **argv)
         if ((rc = parse_opts(cli, argc - 1, argv + 1, &o)) != 0)
                 return rc < 0 ? EXIT_OK : rc;
         if (strcmp(sub, "issue") == 0)
-                return cert_issue(cli, &o);
+                return cli_only_options(o.seen, "fciadopP", "cert") ? EXIT_USAGE
+                                                                    : cert_issue(cli, &o);
         if (strcmp(sub, "show") == 0)
-                return cert_show(cli, &o);
+                return cli_only_options(o.seen, "sjm", "cert") ? EXIT_USAGE : cert_show(cli, &o);
         if (strcmp(sub, "list") == 0)
-                return cert_list(cli, &o);
+                return cli_only_options(o.seen, "atfSlOj", "cert") ? EXIT_USAGE
+                                                                   : cert_list(cli, &o);
         if (strcmp(sub, "export") == 0)
-                return cert_export(cli, &o);
+                return cli_only_options(o.seen, "sDo", "cert") ? EXIT_USAGE : cert_export(cli, &o);
         if (strcmp(sub, "revoke") == 0)
-                return cert_revoke(cli, &o);
+                return cli_only_options(o.seen, "srI", "cert") ? EXIT_USAGE : cert_revoke(cli, &o);
         return cli_usage_error("cert: unknown subcommand '%s'", sub);
 }

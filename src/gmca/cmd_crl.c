@@ -60,6 +60,7 @@ int cmd_crl(struct cli *cli, int argc, char **argv)
         struct gmca_ctx *c;
         const char *ca = NULL, *out = NULL, *sub;
         int hours = 0, json = 0, ch, rc;
+        char seen[16] = "";
 
         if (cli_group_help(argc, argv, usage, &rc))
                 return rc;
@@ -67,6 +68,7 @@ int cmd_crl(struct cli *cli, int argc, char **argv)
         argc--;
         argv++;
         while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+                cli_seen_option(seen, sizeof(seen), ch);
                 switch (ch) {
                 case 'a':
                         ca = optarg;
@@ -99,6 +101,9 @@ int cmd_crl(struct cli *cli, int argc, char **argv)
         if (optind != argc)
                 return cli_usage_error("crl: unexpected argument '%s'", argv[optind]);
         if (strcmp(sub, "generate") == 0) {
+                if (cli_only_options(seen, "aHonpP", "crl generate") != 0) {
+                        return EXIT_USAGE;
+                }
                 struct gmca_crl_rec r;
 
                 memset(&r, 0, sizeof(r));
@@ -116,6 +121,9 @@ int cmd_crl(struct cli *cli, int argc, char **argv)
                 return rc == 0 ? EXIT_OK : cli_fail(&e);
         }
         if (strcmp(sub, "list") == 0) {
+                if (cli_only_options(seen, "aj", "crl list") != 0) {
+                        return EXIT_USAGE;
+                }
                 struct gmca_ca_rec rec;
                 struct crl_list_state st = {json, json ? json_array() : NULL};
 

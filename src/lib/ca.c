@@ -844,14 +844,16 @@ int gmca_ctx_activate(struct gmca_ctx *c, const char *ca, const char *pass, size
         int rc;
 
         if ((slot = find_ca(c, ca, e)) == NULL)
-                return e && e->code ? e->code : GMCA_ERR_NOTFOUND;
+                return reject(c, GMCA_EV_KEY_ACTIVATE, ca,
+                              e && e->code ? e->code : GMCA_ERR_NOTFOUND, e);
         if (slot->key != NULL)
                 return 0;
-        if (strstr(slot->rec.key_file, "..") != NULL || slot->rec.key_file[0] == '/')
-                return gmca_error_set(e, GMCA_ERR_TAMPER, "CA %s: bad key path in store",
-                                      slot->rec.name);
+        if (strstr(slot->rec.key_file, "..") != NULL || slot->rec.key_file[0] == '/') {
+                gmca_error_set(e, GMCA_ERR_TAMPER, "CA %s: bad key path in store", slot->rec.name);
+                return reject(c, GMCA_EV_KEY_ACTIVATE, slot->rec.name, GMCA_ERR_TAMPER, e);
+        }
         if ((rc = pathf(path, sizeof(path), e, "%s/%s", c->dir, slot->rec.key_file)) != 0)
-                return rc;
+                return reject(c, GMCA_EV_KEY_ACTIVATE, slot->rec.name, rc, e);
 
         if ((key = gmca_key_read(path, pass, passlen, e)) == NULL)
                 return reject(c, GMCA_EV_KEY_ACTIVATE, slot->rec.name,
@@ -1021,6 +1023,23 @@ static int issue_store(struct gmca_ctx *c, struct pending *pd, struct gmca_error
         return 0;
 }
 
+/* 1 if the CA's own certificate is on record as revoked (a store fault counts as revoked). */
+static int ca_revoked(struct gmca_ctx *c, struct ca_slot *ca)
+{
+        char serial[GMCA_SERIAL_HEX_MAX];
+        struct gmca_cert_rec cr;
+        struct gmca_error ignored = {0};
+        int revoked;
+
+        memset(&cr, 0, sizeof(cr));
+        if (gmca_serial_hex(ca->cert, serial, sizeof(serial)) != 0 ||
+            gmca_store_cert_get(c->store, serial, &cr, &ignored) != 0)
+                return 1;
+        revoked = cr.status == GMCA_CERT_REVOKED;
+        gmca_cert_rec_clear(&cr);
+        return revoked;
+}
+
 /* The CA for a request, activated; audits and returns the refusal otherwise. */
 static struct ca_slot *issuing_ca(struct gmca_ctx *c, const struct gmca_issue_req *r, int *rc,
                                   struct gmca_error *e)
@@ -1040,6 +1059,13 @@ static struct ca_slot *issuing_ca(struct gmca_ctx *c, const struct gmca_issue_re
         if (r->profile == NULL || r->csr == NULL) {
                 gmca_error_set(e, GMCA_ERR_INVALID, "issue: profile and CSR are required");
                 *rc = reject(c, GMCA_EV_CERT_ISSUE, ca->rec.name, GMCA_ERR_INVALID, e);
+                return NULL;
+        }
+        if (ca_revoked(c, ca)) {
+                gmca_error_set(e, GMCA_ERR_STATE,
+                               "CA %s: its own certificate is revoked; it issues no more",
+                               ca->rec.name);
+                *rc = reject(c, GMCA_EV_CERT_ISSUE, ca->rec.name, GMCA_ERR_STATE, e);
                 return NULL;
         }
         return ca;
@@ -1141,10 +1167,12 @@ int gmca_ca_issue_batch(struct gmca_ctx *c, const struct gmca_issue_req *r, size
                 /* The batch failed as a whole: store what can be, one by one. */
                 gmca_error_clear(e);
                 for (i = 0; i < n; i++) {
+                        if (audited[i])
+                                continue;
                         if (pd[i].cert != NULL &&
                             (res[i].rc = issue_commit_one(c, &pd[i], &res[i].err)) != 0)
                                 reject(c, GMCA_EV_CERT_ISSUE, r[i].profile, res[i].rc, &res[i].err);
-                        else if (pd[i].cert == NULL && res[i].rc != 0 && res[i].err.msg[0] != '\0')
+                        else if (pd[i].cert == NULL && res[i].rc != 0)
                                 reject(c, GMCA_EV_CERT_ISSUE, r[i].profile, res[i].rc, &res[i].err);
                 }
         }
@@ -1221,6 +1249,13 @@ int gmca_ca_revoke(struct gmca_ctx *c, const char *serial_in, int reason, int64_
         }
         if ((rc = gmca_store_ca_get_by_id(c->store, rec.ca_id, &carec, e)) != 0)
                 goto fail;
+        if (carec.parent_id == 0 && carec.cert_len == rec.der_len &&
+            memcmp(carec.cert_der, rec.der, rec.der_len) == 0) {
+                rc = gmca_error_set(e, GMCA_ERR_POLICY,
+                                    "revoke: a root certificate cannot be revoked on its own "
+                                    "CRL; a root compromise is handled by CPS §6.10.3");
+                goto fail;
+        }
         if ((rc = gmca_store_cert_revoke(c->store, serial, gmca_now(), reason, invalidity, e)) != 0)
                 goto fail;
         detail = detail_json(json_pack("{s:s, s:s, s:s}", "ca", carec.name, "reason",
@@ -1253,7 +1288,8 @@ static int collect_revoked(const struct gmca_cert_rec *r, void *arg)
 {
         struct entries *es = arg;
         struct gmca_crl_entry *ent;
-        size_t len;
+        char padded[GMCA_SERIAL_HEX_MAX + 1];
+        size_t len = 0;
 
         if (es->n == es->cap) {
                 size_t ncap = es->cap ? es->cap * 2 : 64;
@@ -1268,18 +1304,10 @@ static int collect_revoked(const struct gmca_cert_rec *r, void *arg)
         }
         ent = &es->v[es->n];
         memset(ent, 0, sizeof(*ent));
-        if (gmca_unhex(r->serial, ent->serial, sizeof(ent->serial), &len) != 0 &&
-            strlen(r->serial) % 2 == 1) {
-                /* an odd number of hex digits: pad with a leading zero */
-                char padded[GMCA_SERIAL_HEX_MAX + 1];
-
-                snprintf(padded, sizeof(padded), "0%s", r->serial);
-                if (gmca_unhex(padded, ent->serial, sizeof(ent->serial), &len) != 0) {
-                        es->failed = GMCA_ERR_TAMPER;
-                        return 1;
-                }
-        } else if (len == 0) {
-                es->failed = GMCA_ERR_TAMPER;
+        /* An odd number of hex digits is padded with a leading zero. */
+        snprintf(padded, sizeof(padded), "%s%s", strlen(r->serial) % 2 == 1 ? "0" : "", r->serial);
+        if (gmca_unhex(padded, ent->serial, sizeof(ent->serial), &len) != 0 || len == 0) {
+                es->failed = GMCA_ERR_TAMPER; /* the store holds only hex serials */
                 return 1;
         }
         ent->serial_len = len;
@@ -1343,13 +1371,18 @@ int gmca_ca_crl_generate(struct gmca_ctx *c, const char *ca_name, int next_hours
                 next_hours = c->cfg.crl_hours;
         if ((rc = gmca_store_begin(c->store, e)) != 0)
                 return reject(c, GMCA_EV_CRL_GENERATE, ca->rec.name, rc, e);
-        if ((rc = gmca_store_crl_next_number(c->store, ca->rec.id, &rec.number, e)) != 0 ||
-            (rc = gmca_store_revoked_list(c->store, ca->rec.id, collect_revoked, &es, e)) != 0)
+        if ((rc = gmca_store_crl_next_number(c->store, ca->rec.id, &rec.number, e)) != 0)
                 goto fail;
+        rc = gmca_store_revoked_list(c->store, ca->rec.id, collect_revoked, &es, e);
         if (es.failed) {
-                rc = gmca_error_set(e, es.failed, "crl: cannot collect revoked certificates");
+                rc = gmca_error_set(e, es.failed,
+                                    es.failed == GMCA_ERR_TAMPER
+                                        ? "crl: a revoked serial in the store is not hex"
+                                        : "crl: out of memory collecting revoked certificates");
                 goto fail;
         }
+        if (rc != 0)
+                goto fail;
         memset(&p, 0, sizeof(p));
         p.issuer = ca->cert;
         p.key = ca->key;
@@ -1387,9 +1420,13 @@ int gmca_ca_crl_generate(struct gmca_ctx *c, const char *ca_name, int next_hours
                 goto out;
         if (out != NULL) {
                 *out = rec;
-                out->der = OPENSSL_memdup(der, (size_t)n);
-                if (out->der == NULL)
-                        out->der_len = 0;
+                if ((out->der = OPENSSL_memdup(der, (size_t)n)) == NULL) {
+                        memset(out, 0, sizeof(*out));
+                        rc = gmca_error_set(e, GMCA_ERR_NOMEM,
+                                            "crl: CRL %lld issued and published, but out of memory",
+                                            (long long)rec.number);
+                        goto out;
+                }
         }
         rc = 0;
         goto out;

@@ -137,6 +137,38 @@ echo "short" > "$T/short"
 expect_exit 3 "init refuses a short passphrase" -- "$GMCA" --dir "$T/cfg4" init --pass-file "$T/short" \
   --root-dn "C=CN, CN=x" --sub-dn "C=CN, CN=y"
 
+# Options a subcommand does not use are refused, not ignored.
+expect_exit 2 "revoke does not take --ca" -- g cert revoke --serial "$S1" --reason superseded --ca root
+expect_exit 2 "crl list does not take --hours" -- g crl list --hours 3
+expect_exit 2 "ca list does not take --der" -- g ca list --der
+expect_exit 3 "show: a malformed serial is bad input" -- g cert show --serial XYZ
+expect_err "hex"
+
+# An unknown CA is refused when its key is asked for, and that is audited.
+f0=$(audit_failures "$D")
+expect_exit 4 "issue under an unknown CA" -- g cert issue --ca nope --profile personal-sign \
+  --csr "$T/zs.csr" --info "$T/zs.json"
+check "unknown CA audited" test "$(audit_failures "$D")" = "$((f0 + 1))"
+
+# A root cannot revoke itself; an operational CA whose certificate is
+# revoked issues no more (but still signs CRLs for what it issued).
+ROOT_SERIAL=$(g cert list --profile root-ca --json | sed -n 's/.*"serial": "\(.*\)".*/\1/p')
+SUB_SERIAL=$(g cert list --profile sub-ca --json | sed -n 's/.*"serial": "\(.*\)".*/\1/p')
+expect_exit 6 "a root does not revoke itself" -- g cert revoke --serial "$ROOT_SERIAL" --reason cACompromise
+expect_err "root"
+expect_exit 0 "revoke the operational CA" -- g cert revoke --serial "$SUB_SERIAL" --reason cACompromise
+expect_exit 6 "a revoked CA issues no more" -- g cert issue --profile personal-sign \
+  --csr "$T/zs.csr" --info "$T/zs.json"
+expect_err "revoked"
+expect_exit 0 "the root's CRL lists the operational CA" -- g crl generate --ca root
+check "sub CA on the root CRL" bash -c "openssl crl -inform DER -in '$D/crl/root.crl' -noout -text | grep -q 'Serial Number: $SUB_SERIAL'"
+expect_exit 0 "a revoked CA still signs its CRL" -- g crl generate
+
+# A corrupted serial in the store stops CRL generation as an integrity fault.
+sqlite3 "$D/gmca.db" "UPDATE certificates SET serial='ZZ' WHERE serial='$S2'"
+expect_exit 7 "CRL refuses a non-hex serial in the store" -- g crl generate
+expect_err "not hex"
+
 # --help everywhere
 for c in "" "init" "cert" "crl" "ca" "audit" "profile"; do
   expect_exit 0 "help $c" -- "$GMCA" $c --help

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -472,6 +473,62 @@ static void test_issue_batch(void **state)
         OPENSSL_free(c3);
 }
 
+static int count_failures(const struct gmca_audit_rec *r, void *arg)
+{
+        *(int64_t *)arg += r->success ? 0 : 1;
+        return 0;
+}
+
+/*
+ * When the batch transaction fails, each request is stored or refused on
+ * its own, and each refusal is audited exactly once.
+ */
+static void test_issue_batch_fallback(void **state)
+{
+        struct fixture *f = *state;
+        struct gmca_error e = {0};
+        size_t l1, l2;
+        uint8_t *c1 = make_csr("甲", &l1), *c2 = make_csr("乙", &l2);
+        struct gmca_issue_req r[3] = {
+            {"nope", "personal-sign", c1, l1, INFO, strlen(INFO), 0},
+            {NULL, "personal-sign", c1, l1, INFO, strlen(INFO), 0},
+            {NULL, "personal-sign", c2, l2, INFO, strlen(INFO), 0},
+        };
+        struct gmca_issue_result res[3];
+        char path[512];
+        sqlite3 *db;
+        int64_t c0, f0 = 0, f1 = 0;
+
+        activate(f);
+        /* A fault only the second certificate meets: its insert aborts. */
+        snprintf(path, sizeof(path), "%s/gmca.db", f->dir);
+        assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(db,
+                                      "CREATE TRIGGER fault BEFORE INSERT ON certificates "
+                                      "WHEN instr(NEW.subject, '乙') > 0 BEGIN "
+                                      "SELECT RAISE(ABORT, 'injected fault'); END",
+                                      NULL, NULL, NULL),
+                         SQLITE_OK);
+        sqlite3_close(db);
+        c0 = certs(f);
+        assert_int_equal(gmca_store_audit_iter(gmca_ctx_store(f->c), NULL, count_failures, &f0, &e),
+                         0);
+        assert_int_equal(gmca_ca_issue_batch(f->c, r, 3, res, &e), 0);
+        assert_int_equal(res[0].rc, GMCA_ERR_NOTFOUND);
+        if (res[1].rc != 0)
+                fail_msg("second request: %s", res[1].err.msg);
+        assert_int_not_equal(res[2].rc, 0);
+        assert_int_equal(certs(f), c0 + 1);
+        assert_int_equal(gmca_store_audit_iter(gmca_ctx_store(f->c), NULL, count_failures, &f1, &e),
+                         0);
+        assert_int_equal(f1, f0 + 2); /* the unknown CA once, the fault once */
+        chain_ok(f);
+        for (int i = 0; i < 3; i++)
+                X509_free(res[i].cert);
+        OPENSSL_free(c1);
+        OPENSSL_free(c2);
+}
+
 static void test_serial_normalize(void **state)
 {
         char out[GMCA_SERIAL_HEX_MAX];
@@ -497,6 +554,7 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_validity_clamped_to_ca, setup, teardown),
             cmocka_unit_test_setup_teardown(test_crl, setup, teardown),
             cmocka_unit_test_setup_teardown(test_issue_batch, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_issue_batch_fallback, setup, teardown),
             cmocka_unit_test(test_serial_normalize),
         };
 
