@@ -16,6 +16,8 @@
 
 #include <cmocka.h>
 
+#include "testutil.h"
+
 #include <openssl/objects.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -42,16 +44,6 @@ static const char *testdata_dir(char *buf, size_t len)
         else
                 snprintf(buf, len, "tests/data/profiles");
         return buf;
-}
-
-static void expect(int rc, const struct gmca_error *e, int want, const char *msg, const char *what)
-{
-        if (rc != want)
-                fail_msg("%s: rc %d (%s), want %d", what, rc, e->msg, want);
-        if (msg != NULL && strstr(e->msg, msg) == NULL)
-                fail_msg("%s: message \"%s\" lacks \"%s\"", what, e->msg, msg);
-        if (want == 0 && e->msg[0] != '\0')
-                fail_msg("%s: success with a message \"%s\"", what, e->msg);
 }
 
 /* ---- shipped profiles ---- */

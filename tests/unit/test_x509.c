@@ -74,21 +74,6 @@ static struct gmca_subject_info *info_new(void)
         return si;
 }
 
-static void info_free(struct gmca_subject_info *si)
-{
-        if (si == NULL)
-                return;
-        for (int i = 0; i < GMCA_PEXT_COUNT; i++)
-                free(si->pext[i]);
-        for (size_t i = 0; i < si->ndns; i++)
-                free(si->dns[i]);
-        for (size_t i = 0; i < si->nip; i++)
-                free(si->ip[i]);
-        for (size_t i = 0; i < si->nemail; i++)
-                free(si->email[i]);
-        free(si);
-}
-
 static char *dup_str(const char *s)
 {
         char *d = strdup(s);
@@ -734,7 +719,7 @@ static void test_end_entities(void **state)
                 }
                 X509_free(x);
                 X509_NAME_free(name);
-                info_free(si);
+                gmca_subject_info_free(si);
         }
 }
 
@@ -1225,7 +1210,7 @@ static void test_refusals(void **state)
                 assert_int_equal(e.code, r->rc);
                 if (strstr(e.msg, r->msg) == NULL)
                         fail_msg("cause \"%s\" lacks \"%s\"", e.msg, r->msg);
-                info_free(si);
+                gmca_subject_info_free(si);
         }
         /* The unchanged template is fine, so each refusal is the change's doing. */
         {
@@ -1301,7 +1286,7 @@ static void test_openssl_cli(void **state)
                 write_pem(dir, f, x);
                 X509_free(x);
                 X509_NAME_free(name);
-                info_free(si);
+                gmca_subject_info_free(si);
         }
 
         snprintf(cmd, sizeof(cmd),

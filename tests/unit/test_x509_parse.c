@@ -15,6 +15,8 @@
 
 #include <cmocka.h>
 
+#include "testutil.h"
+
 #include <openssl/asn1.h>
 #include <openssl/bn.h>
 #include <openssl/objects.h>
@@ -38,16 +40,6 @@ static uint8_t *load(const char *name, size_t *len)
         if (gmca_read_file(path, 1u << 20, &buf, len, &e) != 0)
                 fail_msg("%s: %s", path, e.msg);
         return buf;
-}
-
-static void expect(int rc, const struct gmca_error *e, int want, const char *msg, const char *what)
-{
-        if (rc != want)
-                fail_msg("%s: rc %d (%s), want %d", what, rc, e->msg, want);
-        if (msg != NULL && strstr(e->msg, msg) == NULL)
-                fail_msg("%s: message \"%s\" lacks \"%s\"", what, e->msg, msg);
-        if (want == 0 && e->msg[0] != '\0')
-                fail_msg("%s: success with a message \"%s\"", what, e->msg);
 }
 
 static const struct csr_case {
