@@ -87,6 +87,13 @@ reject 6 "revoke a revoked serial" "already revoked" -- cert revoke --serial "$S
 # An unknown reason is a usage error, not audited input.
 expect_exit 2 "unknown reason" -- g cert revoke --serial "$S" --reason sleepy
 
+# Search filters from the command line are capped before they reach SQL.
+expect_exit 3 "oversized subject filter" -- g cert list --subject "$(head -c 3000 /dev/zero | tr '\0' a)"
+expect_err "subject filter"
+expect_exit 3 "oversized actor filter" -- g audit list --actor "$(head -c 400 /dev/zero | tr '\0' a)"
+expect_err "actor"
+expect_exit 2 "operator name over its cap" -- "$GMCA" --dir "$D" --operator "$(head -c 400 /dev/zero | tr '\0' a)" cert list
+
 # Passphrase never from arguments: there is no such option.
 expect_exit 2 "no --pass option" -- "$GMCA" --dir "$D" --pass secret cert list
 
