@@ -248,7 +248,7 @@ X509_CRL *gmca_crl_build(const struct gmca_crl_params *p, struct gmca_error *e)
         ASN1_INTEGER *num = NULL;
         EVP_MD_CTX *mctx = NULL;
 
-        if (p == NULL || p->issuer == NULL || p->key == NULL) {
+        if (p == NULL || p->issuer == NULL || (p->key == NULL && p->signer == NULL)) {
                 gmca_error_set(e, GMCA_ERR_INVALID, "crl: issuer certificate and key required");
                 goto out;
         }
@@ -298,9 +298,12 @@ X509_CRL *gmca_crl_build(const struct gmca_crl_params *p, struct gmca_error *e)
                 gmca_error_ossl(e, GMCA_ERR_INTERNAL, "crl: cRLNumber");
                 goto out;
         }
-        if ((mctx = gmca_sm2_sign_ctx(p->key, p->sm2_id, e)) == NULL)
+        if (p->signer != NULL) {
+                if (gmca_x509_crl_sign(crl, p->signer, e) != 0)
+                        goto out;
+        } else if ((mctx = gmca_sm2_sign_ctx(p->key, p->sm2_id, e)) == NULL) {
                 goto out;
-        if (X509_CRL_sign_ctx(crl, mctx) <= 0) {
+        } else if (X509_CRL_sign_ctx(crl, mctx) <= 0) {
                 gmca_error_ossl(e, GMCA_ERR_CRYPTO, "crl: SM2 signature failed");
                 goto out;
         }

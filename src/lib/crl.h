@@ -29,10 +29,11 @@ struct gmca_crl_entry {
 };
 
 struct gmca_crl_params {
-        const X509 *issuer; /* the CA certificate (issuer name and SKI) */
-        EVP_PKEY *key;      /* the CA private key */
-        const char *sm2_id; /* NULL: default */
-        int64_t number;     /* cRLNumber */
+        const X509 *issuer;               /* the CA certificate (issuer name and SKI) */
+        EVP_PKEY *key;                    /* the CA private key; NULL when signer is set */
+        const struct gmca_signer *signer; /* NULL: sign with key in this process */
+        const char *sm2_id;               /* NULL: default */
+        int64_t number;                   /* cRLNumber */
         time_t this_update;
         time_t next_update;
         const struct gmca_crl_entry *entries;

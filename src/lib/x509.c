@@ -905,9 +905,12 @@ X509 *gmca_cert_build(const struct gmca_cert_template *t, struct gmca_error *e)
         }
         if (set_basics(x, t, e) != 0 || add_extensions(x, t, issuer_ski, e) != 0)
                 goto out;
-        if ((mctx = gmca_sm2_sign_ctx(t->issuer_key, t->sm2_id, e)) == NULL)
+        if (t->signer != NULL) {
+                if (gmca_x509_sign(x, t->signer, e) != 0)
+                        goto out;
+        } else if ((mctx = gmca_sm2_sign_ctx(t->issuer_key, t->sm2_id, e)) == NULL) {
                 goto out;
-        if (X509_sign_ctx(x, mctx) <= 0) {
+        } else if (X509_sign_ctx(x, mctx) <= 0) {
                 gmca_error_ossl(e, GMCA_ERR_CRYPTO, "certificate: SM2 signing failed");
                 goto out;
         }

@@ -15,6 +15,7 @@
 #include <openssl/x509.h>
 
 #include "err.h"
+#include "signer.h"
 
 #define GMCA_CSR_MAX 16384  /* bytes of DER or PEM accepted for a CSR */
 #define GMCA_CERT_MAX 65536 /* bytes of DER or PEM accepted for a certificate */
@@ -126,8 +127,10 @@ struct gmca_cert_template {
         const X509_NAME *subject;
         EVP_PKEY *pubkey;     /* the subject's SM2 public key */
         const X509 *issuer;   /* NULL: self-signed (root) */
-        EVP_PKEY *issuer_key; /* signing key (the subject's own key when self-signed) */
-        const char *sm2_id;   /* NULL: default ID */
+        EVP_PKEY *issuer_key; /* signing key (the subject's own key when self-signed); with a
+                                 signer, the issuer's public key is enough */
+        const struct gmca_signer *signer; /* NULL: sign with issuer_key in this process */
+        const char *sm2_id;               /* NULL: default ID */
         uint8_t serial[GMCA_SERIAL_LEN];
         time_t not_before;
         time_t not_after;

@@ -327,6 +327,50 @@ static void test_build_with_id(void **state)
         X509_CRL_free(crl);
 }
 
+/* Signed by a signer (a device, the CA engine): the same TBS, a signature that verifies. */
+static void test_build_with_signer(void **state)
+{
+        struct fixture *f = *state;
+        const struct gmca_crl_entry v[] = {
+            {{0x01, 0x02}, 2, T0 - 3600, CRL_REASON_KEY_COMPROMISE, T0 - 7200},
+        };
+        struct gmca_crl_params p = params(f, v, 1);
+        struct gmca_pkey_signer ps;
+        struct gmca_error e = {0};
+        unsigned char *t1 = NULL, *t2 = NULL;
+        X509_CRL *a, *b, *back;
+        uint8_t *der;
+        size_t len;
+        const unsigned char *q;
+        int n1, n2;
+
+        assert_non_null(a = gmca_crl_build(&p, &e));
+        expect(gmca_pkey_signer_init(&ps, f->key, "ALICE123@YAHOO.COM", &e), &e, 0, NULL, "init");
+        p.key = NULL;
+        p.sm2_id = "ALICE123@YAHOO.COM";
+        p.signer = &ps.base;
+        assert_non_null(b = gmca_crl_build(&p, &e));
+        expect(gmca_crl_verify(b, f->key, "ALICE123@YAHOO.COM", &e), &e, 0, NULL, "signer CRL");
+        der = crl_der(b, &len);
+        q = der;
+        assert_non_null(back = d2i_X509_CRL(NULL, &q, (long)len));
+        assert_ptr_equal(q, der + len);
+        expect(gmca_crl_verify(back, f->key, "ALICE123@YAHOO.COM", &e), &e, 0, NULL, "reparsed");
+        assert_int_equal(X509_CRL_get_signature_nid(back), NID_SM2_with_SM3);
+        /* Only the signature differs from the CRL the key signed in-process. */
+        n1 = i2d_re_X509_CRL_tbs(a, &t1);
+        n2 = i2d_re_X509_CRL_tbs(b, &t2);
+        assert_true(n1 > 0);
+        assert_int_equal(n1, n2);
+        assert_memory_equal(t1, t2, (size_t)n1);
+        OPENSSL_free(t1);
+        OPENSSL_free(t2);
+        free(der);
+        X509_CRL_free(a);
+        X509_CRL_free(b);
+        X509_CRL_free(back);
+}
+
 /* ---- verification failures ---- */
 
 /* Offset of needle in hay, or fail. */
@@ -776,9 +820,13 @@ static void test_reasons(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_build),           cmocka_unit_test(test_build_with_id),
-            cmocka_unit_test(test_verify_failures), cmocka_unit_test(test_build_refusals),
-            cmocka_unit_test(test_parse),           cmocka_unit_test(test_openssl_reads),
+            cmocka_unit_test(test_build),
+            cmocka_unit_test(test_build_with_id),
+            cmocka_unit_test(test_build_with_signer),
+            cmocka_unit_test(test_verify_failures),
+            cmocka_unit_test(test_build_refusals),
+            cmocka_unit_test(test_parse),
+            cmocka_unit_test(test_openssl_reads),
             cmocka_unit_test(test_reasons),
         };
 

@@ -29,6 +29,7 @@
 #include "crypto.h"
 #include "err.h"
 #include "x509.h"
+#include "testutil.h"
 
 #define YEAR (365L * 24 * 3600)
 #define OTHER_ID "1234567812345679"
@@ -1322,6 +1323,105 @@ static void test_openssl_cli(void **state)
         assert_int_equal(rmdir(dir), 0);
 }
 
+/* A public-only copy of key, as a device gives it. */
+static EVP_PKEY *public_only(EVP_PKEY *key)
+{
+        unsigned char *der = NULL;
+        const unsigned char *q;
+        int len = i2d_PUBKEY(key, &der);
+        EVP_PKEY *pub;
+
+        assert_true(len > 0);
+        q = der;
+        pub = d2i_PUBKEY(NULL, &q, len);
+        assert_non_null(pub);
+        OPENSSL_free(der);
+        return pub;
+}
+
+static int failing_sign(void *arg, const uint8_t *tbs, size_t len, uint8_t sig[GMCA_SM2_SIG_MAX],
+                        size_t *siglen, struct gmca_error *e)
+{
+        (void)tbs;
+        (void)len;
+        (void)sig;
+        *siglen = 0;
+        if (arg != NULL)
+                return 0; /* "succeeds" with an empty signature */
+        return gmca_error_set(e, GMCA_ERR_AUTH, "device: key locked");
+}
+
+/* A signer (as a device or the CA engine provides) gives the same certificate as the key. */
+static void test_signer(void **state)
+{
+        struct pki *k = *state;
+        void (*make[])(struct pki *, struct gmca_cert_template *) = {root_template, sub_template,
+                                                                     ee_template};
+
+        for (size_t i = 0; i < sizeof(make) / sizeof(make[0]); i++) {
+                struct gmca_cert_template t;
+                struct gmca_pkey_signer ps;
+                struct gmca_signer bad;
+                struct gmca_error e = {0};
+                unsigned char *tbs1 = NULL, *tbs2 = NULL, *der = NULL;
+                const unsigned char *q;
+                int n1, n2, dlen;
+                X509 *a, *b, *back;
+                EVP_PKEY *priv, *pub;
+                const X509_ALGOR *alg;
+                const ASN1_OBJECT *obj;
+                int ptype;
+
+                make[i](k, &t);
+                a = build_ok(&t);
+                priv = t.issuer_key;
+                pub = public_only(priv);
+                expect(gmca_pkey_signer_init(&ps, priv, t.sm2_id, &e), &e, 0, NULL, "signer init");
+                t.issuer_key = pub;
+                t.signer = &ps.base;
+                b = build_ok(&t);
+                n1 = i2d_re_X509_tbs(a, &tbs1);
+                n2 = i2d_re_X509_tbs(b, &tbs2);
+                assert_true(n1 > 0);
+                assert_int_equal(n1, n2);
+                assert_memory_equal(tbs1, tbs2, (size_t)n1);
+                expect(gmca_cert_verify_signed_by(b, priv, NULL, &e), &e, 0, NULL, "verify");
+                /* What leaves is DER that parses back the same, with the algorithm twice. */
+                dlen = i2d_X509(b, &der);
+                assert_true(dlen > 0);
+                q = der;
+                back = d2i_X509(NULL, &q, dlen);
+                assert_non_null(back);
+                assert_ptr_equal(q, der + dlen);
+                alg = X509_get0_tbs_sigalg(back);
+                X509_ALGOR_get0(&obj, &ptype, NULL, alg);
+                assert_int_equal(OBJ_obj2nid(obj), NID_SM2_with_SM3);
+                assert_int_equal(ptype, V_ASN1_UNDEF);
+                assert_int_equal(X509_get_signature_nid(back), NID_SM2_with_SM3);
+                expect(gmca_cert_verify_signed_by(back, priv, NULL, &e), &e, 0, NULL, "reparsed");
+
+                /* A signer's failure is the build's failure, with its cause. */
+                bad = (struct gmca_signer){failing_sign, NULL};
+                t.signer = &bad;
+                gmca_error_clear(&e);
+                assert_null(gmca_cert_build(&t, &e));
+                assert_int_equal(e.code, GMCA_ERR_AUTH);
+                assert_non_null(strstr(e.msg, "key locked"));
+                bad.arg = &bad;
+                gmca_error_clear(&e);
+                assert_null(gmca_cert_build(&t, &e));
+                assert_int_equal(e.code, GMCA_ERR_CRYPTO);
+
+                OPENSSL_free(tbs1);
+                OPENSSL_free(tbs2);
+                OPENSSL_free(der);
+                X509_free(a);
+                X509_free(b);
+                X509_free(back);
+                EVP_PKEY_free(pub);
+        }
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -1330,6 +1430,7 @@ int main(void)
             cmocka_unit_test(test_custom_id),     cmocka_unit_test(test_fingerprint_serial_hex),
             cmocka_unit_test(test_pext_parse),    cmocka_unit_test(test_pext_duplicate),
             cmocka_unit_test(test_refusals),      cmocka_unit_test(test_openssl_cli),
+            cmocka_unit_test(test_signer),
         };
 
         return cmocka_run_group_tests(tests, setup, teardown);
