@@ -365,7 +365,7 @@ static void test_build_with_signer(void **state)
         assert_memory_equal(t1, t2, (size_t)n1);
         OPENSSL_free(t1);
         OPENSSL_free(t2);
-        free(der);
+        OPENSSL_free(der);
         X509_CRL_free(a);
         X509_CRL_free(b);
         X509_CRL_free(back);
