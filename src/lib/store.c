@@ -99,6 +99,15 @@ static const char *const migrations[] = {
     " prev BLOB NOT NULL,"
     " hash BLOB NOT NULL);"
     "CREATE INDEX audit_time ON audit (time);",
+    /* 2: CA key lifecycle (CPS §6.8, §7.2.1.4) and re-issuance after a compromise. */
+    "ALTER TABLE cas ADD COLUMN key_state TEXT NOT NULL DEFAULT 'active';"
+    "ALTER TABLE cas ADD COLUMN state_time BIGINT NOT NULL DEFAULT 0;"
+    "CREATE TABLE reissues ("
+    " job TEXT NOT NULL,"
+    " old_serial TEXT NOT NULL,"
+    " new_serial TEXT NOT NULL,"
+    " time BIGINT NOT NULL,"
+    " PRIMARY KEY (job, old_serial));",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -109,6 +118,9 @@ enum stmt {
         ST_CA_GET,
         ST_CA_GET_ID,
         ST_CA_LIST,
+        ST_CA_SET_STATE,
+        ST_REISSUE_INSERT,
+        ST_REISSUE_LIST,
         ST_CERT_INSERT,
         ST_CERT_STATUS,
         ST_CERT_GET,
@@ -132,7 +144,8 @@ enum stmt {
         ST_COUNT
 };
 
-#define CA_COLS "id, name, parent_id, subject, key_file, sm2_id, created, cert_der"
+#define CA_COLS                                                                                    \
+        "id, name, parent_id, subject, key_file, sm2_id, created, cert_der, key_state, state_time"
 #define CERT_COLS                                                                                  \
         "serial, ca_id, subject, profile, not_before, not_after, issued_at, status, revoked_at, "  \
         "reason, invalidity_date, fingerprint, request_id"
@@ -142,10 +155,16 @@ static const char *const sql[ST_COUNT] = {
     [ST_VERSION_GET] = "SELECT COALESCE(MAX(version), 0) FROM schema_version",
     [ST_VERSION_ADD] = "INSERT INTO schema_version (version, applied) VALUES (?, ?)",
     [ST_CA_INSERT] = "INSERT INTO cas (name, parent_id, subject, key_file, sm2_id, created, "
-                     "cert_der) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                     "cert_der, key_state, state_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                     " RETURNING id",
     [ST_CA_GET] = "SELECT " CA_COLS " FROM cas WHERE name = ?",
     [ST_CA_GET_ID] = "SELECT " CA_COLS " FROM cas WHERE id = ?",
     [ST_CA_LIST] = "SELECT " CA_COLS " FROM cas ORDER BY id",
+    [ST_CA_SET_STATE] = "UPDATE cas SET key_state = ?, state_time = ? WHERE id = ?",
+    [ST_REISSUE_INSERT] = "INSERT INTO reissues (job, old_serial, new_serial, time)"
+                          " VALUES (?, ?, ?, ?)",
+    [ST_REISSUE_LIST] = "SELECT old_serial, new_serial, time FROM reissues WHERE job = ?"
+                        " ORDER BY time, old_serial",
     [ST_CERT_INSERT] = "INSERT INTO certificates (" CERT_COLS ", der) VALUES "
                        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     [ST_CERT_STATUS] = "SELECT status FROM certificates WHERE serial = ?",
@@ -597,7 +616,8 @@ int gmca_store_ca_insert(struct gmca_store *s, struct gmca_ca_rec *r, struct gmc
         if ((rc = check_name(r->name, sizeof(r->name), "CA name", e)) != 0)
                 return rc;
         if (r->parent_id < 0 || !FIELD_OK(r->subject) || !FIELD_OK(r->key_file) ||
-            !FIELD_OK(r->sm2_id))
+            !FIELD_OK(r->sm2_id) ||
+            (r->key_state[0] != '\0' && !gmca_key_state_valid(r->key_state)))
                 return gmca_error_set(e, GMCA_ERR_INVALID, "store: CA %s: malformed record",
                                       r->name);
         if (r->cert_der != NULL &&
@@ -615,6 +635,8 @@ int gmca_store_ca_insert(struct gmca_store *s, struct gmca_ca_rec *r, struct gmc
         q_text(&q, r->sm2_id);
         q_int(&q, r->created);
         q_blob(&q, r->cert_der, r->cert_len);
+        q_text(&q, r->key_state[0] != '\0' ? r->key_state : GMCA_KEY_ACTIVE);
+        q_int(&q, r->state_time);
         if ((rc = q_step(&q, e, "CA %s", r->name)) == GMCA_DB_ROW) {
                 r->id = s->ops->column_int64(q.st, 0);
                 rc = q_step(&q, e, "CA %s", r->name);
@@ -639,8 +661,10 @@ static int ca_row(struct q *q, struct gmca_ca_rec *out, struct gmca_error *e)
             (rc = col_str(q, 3, r.subject, sizeof(r.subject), "cas.subject", e)) != 0 ||
             (rc = col_str(q, 4, r.key_file, sizeof(r.key_file), "cas.key_file", e)) != 0 ||
             (rc = col_str(q, 5, r.sm2_id, sizeof(r.sm2_id), "cas.sm2_id", e)) != 0 ||
+            (rc = col_str(q, 8, r.key_state, sizeof(r.key_state), "cas.key_state", e)) != 0 ||
             (rc = col_dup(q, 7, &r.cert_der, &r.cert_len, e)) != 0)
                 return rc;
+        r.state_time = ops->column_int64(q->st, 9);
         *out = r;
         return 0;
 }
@@ -704,6 +728,91 @@ int gmca_store_ca_list(struct gmca_store *s, int (*cb)(const struct gmca_ca_rec 
                         goto out;
         }
 out:
+        q_close(&q);
+        return rc;
+}
+
+int gmca_key_state_valid(const char *st)
+{
+        static const char *const states[] = {GMCA_KEY_ACTIVE, GMCA_KEY_SUPERSEDED,
+                                             GMCA_KEY_COMPROMISED, GMCA_KEY_ARCHIVED,
+                                             GMCA_KEY_DESTROYED};
+
+        for (size_t i = 0; st != NULL && i < sizeof(states) / sizeof(states[0]); i++)
+                if (strcmp(st, states[i]) == 0)
+                        return 1;
+        return 0;
+}
+
+int gmca_store_ca_set_state(struct gmca_store *s, int64_t ca_id, const char *state, int64_t when,
+                            struct gmca_error *e)
+{
+        struct q q;
+        int rc, changed;
+
+        if (!gmca_key_state_valid(state) || when < 0)
+                return gmca_error_set(e, GMCA_ERR_INVALID, "store: bad CA key state");
+        if ((rc = q_open(s, ST_CA_SET_STATE, &q, e)) != 0)
+                return rc;
+        q_text(&q, state);
+        q_int(&q, when);
+        q_int(&q, ca_id);
+        rc = q_step(&q, e, "CA %lld state", (long long)ca_id);
+        changed = s->ops->changes(s->db);
+        q_close(&q);
+        if (rc < 0)
+                return rc;
+        if (changed != 1)
+                return gmca_error_set(e, GMCA_ERR_NOTFOUND, "store: CA with id %lld not found",
+                                      (long long)ca_id);
+        return 0;
+}
+
+int gmca_store_reissue_insert(struct gmca_store *s, const char *job, const char *old_serial,
+                              const char *new_serial, int64_t when, struct gmca_error *e)
+{
+        struct q q;
+        int rc;
+
+        if ((rc = check_name(job, GMCA_NAME_MAX, "re-issue job", e)) != 0)
+                return rc;
+        if (old_serial == NULL || new_serial == NULL || old_serial[0] == '\0' ||
+            new_serial[0] == '\0' || strlen(old_serial) >= GMCA_SERIAL_HEX_MAX ||
+            strlen(new_serial) >= GMCA_SERIAL_HEX_MAX)
+                return gmca_error_set(e, GMCA_ERR_INVALID, "store: re-issue: bad serial");
+        if ((rc = q_open(s, ST_REISSUE_INSERT, &q, e)) != 0)
+                return rc;
+        q_text(&q, job);
+        q_text(&q, old_serial);
+        q_text(&q, new_serial);
+        q_int(&q, when);
+        rc = q_step(&q, e, "re-issue of %s", old_serial);
+        q_close(&q);
+        return rc < 0 ? rc : 0;
+}
+
+int gmca_store_reissue_list(struct gmca_store *s, const char *job,
+                            int (*cb)(const char *, const char *, int64_t, void *), void *arg,
+                            struct gmca_error *e)
+{
+        char old_serial[GMCA_SERIAL_HEX_MAX], new_serial[GMCA_SERIAL_HEX_MAX];
+        struct q q;
+        int rc;
+
+        if ((rc = check_name(job, GMCA_NAME_MAX, "re-issue job", e)) != 0)
+                return rc;
+        if ((rc = q_open(s, ST_REISSUE_LIST, &q, e)) != 0)
+                return rc;
+        q_text(&q, job);
+        while ((rc = q_step(&q, e, "re-issue list")) == GMCA_DB_ROW) {
+                if ((rc = col_str(&q, 0, old_serial, sizeof(old_serial), "reissues.old_serial",
+                                  e)) != 0 ||
+                    (rc = col_str(&q, 1, new_serial, sizeof(new_serial), "reissues.new_serial",
+                                  e)) != 0)
+                        break;
+                if ((rc = cb(old_serial, new_serial, s->ops->column_int64(q.st, 2), arg)) != 0)
+                        break;
+        }
         q_close(&q);
         return rc;
 }

@@ -67,8 +67,27 @@ struct gmca_ca_rec {
         int64_t created;
         uint8_t *cert_der; /* owned; freed by gmca_ca_rec_clear */
         size_t cert_len;
+        char key_state[16]; /* GMCA_KEY_*; "" on insert means active */
+        int64_t state_time; /* when key_state last changed */
 };
 void gmca_ca_rec_clear(struct gmca_ca_rec *r);
+
+/*
+ * The life of a CA key (CPS §6.8, §7.2.1.4, §7.2.1.9): active (issues and
+ * signs CRLs); superseded after a rollover and compromised after a
+ * compromise (signs CRLs for what it issued, nothing else); archived (kept,
+ * signs nothing); destroyed (erased from the device).
+ */
+#define GMCA_KEY_ACTIVE "active"
+#define GMCA_KEY_SUPERSEDED "superseded"
+#define GMCA_KEY_COMPROMISED "compromised"
+#define GMCA_KEY_ARCHIVED "archived"
+#define GMCA_KEY_DESTROYED "destroyed"
+/* 1 if s is one of the GMCA_KEY_* states. */
+int gmca_key_state_valid(const char *s);
+/* Set a CA's key state. GMCA_ERR_NOTFOUND if no such CA. */
+int gmca_store_ca_set_state(struct gmca_store *s, int64_t ca_id, const char *state, int64_t when,
+                            struct gmca_error *e) GMCA_WUR;
 /* Insert; sets r->id. GMCA_ERR_EXISTS if the name is taken. */
 int gmca_store_ca_insert(struct gmca_store *s, struct gmca_ca_rec *r,
                          struct gmca_error *e) GMCA_WUR;
@@ -143,6 +162,17 @@ int gmca_store_revoked_list(struct gmca_store *s, int64_t ca_id,
                             int (*cb)(const struct gmca_cert_rec *, void *), void *arg,
                             struct gmca_error *e) GMCA_WUR;
 int gmca_store_cert_count(struct gmca_store *s, int64_t *count, struct gmca_error *e) GMCA_WUR;
+
+/*
+ * Re-issuance after a CA compromise (CPS §6.10.3): old serial -> new serial
+ * per job. GMCA_ERR_EXISTS if old_serial already has its replacement.
+ */
+int gmca_store_reissue_insert(struct gmca_store *s, const char *job, const char *old_serial,
+                              const char *new_serial, int64_t when, struct gmca_error *e) GMCA_WUR;
+/* Calls cb(old, new, time, arg) in the order they were done. */
+int gmca_store_reissue_list(struct gmca_store *s, const char *job,
+                            int (*cb)(const char *, const char *, int64_t, void *), void *arg,
+                            struct gmca_error *e) GMCA_WUR;
 
 /* ---- certificate requests ---- */
 enum gmca_req_status { GMCA_REQ_PENDING = 0, GMCA_REQ_ISSUED = 1, GMCA_REQ_REJECTED = 2 };

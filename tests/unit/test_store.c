@@ -142,18 +142,18 @@ static void test_open_mode_wal_migrate(void **state)
         assert_int_equal(sb.st_mode & 0777, 0600);
         outside(f->path, "PRAGMA journal_mode", got, sizeof(got));
         assert_string_equal(got, "wal");
-        assert_int_equal(gmca_store_schema_version(f->s), 1);
+        assert_int_equal(gmca_store_schema_version(f->s), 2);
         /* Opening again (here while the first is open) migrates nothing. */
         s2 = gmca_store_open(f->path, &e);
         if (s2 == NULL)
                 fail_msg("reopen: %s", e.msg);
-        assert_int_equal(gmca_store_schema_version(s2), 1);
+        assert_int_equal(gmca_store_schema_version(s2), 2);
         gmca_store_close(s2);
         s2 = gmca_store_open(f->path, &e);
         assert_non_null(s2);
         gmca_store_close(s2);
         outside(f->path, "SELECT COUNT(*) FROM schema_version", got, sizeof(got));
-        assert_string_equal(got, "1");
+        assert_string_equal(got, "2");
         /* Nothing issued may vanish: no cascading deletes anywhere. */
         outside(f->path, "SELECT COUNT(*) FROM sqlite_master WHERE sql LIKE '%CASCADE%'", got,
                 sizeof(got));
@@ -277,6 +277,58 @@ static void test_ca(void **state)
         add_ca(f->s, "third", f->ca1);
         must(gmca_store_ca_list(f->s, collect_ca, names, &e), &e);
         assert_string_equal(names, "root,sub,third");
+
+        /* Key states: active at insert, then changed; unknown states refused. */
+        must(gmca_store_ca_get(f->s, "sub", &r, &e), &e);
+        assert_string_equal(r.key_state, GMCA_KEY_ACTIVE);
+        gmca_ca_rec_clear(&r);
+        must(gmca_store_ca_set_state(f->s, f->ca2, GMCA_KEY_SUPERSEDED, NOW + 5, &e), &e);
+        must(gmca_store_ca_get(f->s, "sub", &r, &e), &e);
+        assert_string_equal(r.key_state, GMCA_KEY_SUPERSEDED);
+        assert_int_equal(r.state_time, NOW + 5);
+        gmca_ca_rec_clear(&r);
+        assert_int_equal(gmca_store_ca_set_state(f->s, f->ca2, "lost", NOW, &e), GMCA_ERR_INVALID);
+        gmca_error_clear(&e);
+        assert_int_equal(gmca_store_ca_set_state(f->s, 4242, GMCA_KEY_ARCHIVED, NOW, &e),
+                         GMCA_ERR_NOTFOUND);
+        gmca_error_clear(&e);
+        memset(&bad, 0, sizeof(bad));
+        gmca_strlcpy(bad.name, "badstate", sizeof(bad.name));
+        gmca_strlcpy(bad.subject, "CN=x", sizeof(bad.subject));
+        gmca_strlcpy(bad.key_state, "asleep", sizeof(bad.key_state));
+        assert_int_equal(gmca_store_ca_insert(f->s, &bad, &e), GMCA_ERR_INVALID);
+        gmca_error_clear(&e);
+}
+
+static int collect_reissue(const char *old_serial, const char *new_serial, int64_t when, void *arg)
+{
+        char *buf = arg;
+        size_t n = strlen(buf);
+
+        snprintf(buf + n, 256 - n, "%s%s>%s@%lld", n ? "," : "", old_serial, new_serial,
+                 (long long)when);
+        return 0;
+}
+
+static void test_reissue(void **state)
+{
+        struct fx *f = *state;
+        struct gmca_error e = {0};
+        char buf[256] = "";
+
+        must(gmca_store_reissue_insert(f->s, "job1", "0A", "1B", NOW + 1, &e), &e);
+        must(gmca_store_reissue_insert(f->s, "job1", "0C", "1D", NOW, &e), &e);
+        must(gmca_store_reissue_insert(f->s, "job2", "0A", "2B", NOW, &e), &e);
+        /* One replacement per old certificate and job. */
+        assert_int_equal(gmca_store_reissue_insert(f->s, "job1", "0A", "3B", NOW, &e),
+                         GMCA_ERR_EXISTS);
+        gmca_error_clear(&e);
+        assert_int_equal(gmca_store_reissue_insert(f->s, "job1", "", "3B", NOW, &e),
+                         GMCA_ERR_INVALID);
+        gmca_error_clear(&e);
+        must(gmca_store_reissue_list(f->s, "job1", collect_reissue, buf, &e), &e);
+        snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), "|");
+        assert_string_equal(buf, "0C>1D@1700000000,0A>1B@1700000001|");
 }
 
 /* Records the serials passed to a list callback, comma-separated. */
@@ -863,6 +915,7 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_open_uris, setup, teardown),
             cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
             cmocka_unit_test_setup_teardown(test_ca, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_reissue, setup, teardown),
             cmocka_unit_test_setup_teardown(test_cert_insert_get, setup, teardown),
             cmocka_unit_test_setup_teardown(test_cert_insert_refused, setup, teardown),
             cmocka_unit_test_setup_teardown(test_serial_invalid, setup, teardown),
