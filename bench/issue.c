@@ -34,7 +34,23 @@
 #include "crypto.h"
 #include "util.h"
 
-#define PASS "bench passphrase 0"
+static const char *const bench_names[5] = {"bench-a", "bench-b", "bench-c", "bench-d", "bench-e"};
+static const char *const bench_pins[5] = {"Bench1pinX", "Bench2pinX", "Bench3pinX", "Bench4pinX",
+                                          "Bench5pinX"};
+
+/* The five custodians of a bench CA; shares under <cadir>.shares/. */
+static void bench_custodians(const char *cadir, char paths[5][4200], struct gmca_custodian *cust)
+{
+        char d[4100];
+
+        snprintf(d, sizeof(d), "%s.shares", cadir);
+        mkdir(d, 0700);
+        for (int i = 0; i < 5; i++) {
+                snprintf(paths[i], 4200, "%s/share-%d.json", d, i + 1);
+                cust[i] = (struct gmca_custodian){bench_names[i], bench_pins[i],
+                                                  strlen(bench_pins[i]), paths[i]};
+        }
+}
 #define INFO "{\"identity_card_number\": \"11010519491231002X\"}"
 
 static double now_s(void)
@@ -186,11 +202,14 @@ static void issue_range(const char *dir, const char *cadir, int from, int n, int
         struct gmca_error e = {0};
         struct gmca_ctx *c;
         struct blob *b = load_csrs(dir, from, n);
-        char serial[GMCA_SERIAL_HEX_MAX], byte = 1;
+        char serial[GMCA_SERIAL_HEX_MAX], byte = 1, paths[5][4200];
+        struct gmca_custodian cust[5];
 
+        bench_custodians(cadir, paths, cust);
         if ((c = gmca_ctx_open(cadir, "bench", &e)) == NULL ||
-            gmca_ctx_activate(c, NULL, PASS, strlen(PASS), &e) != 0)
+            gmca_ctx_activate(c, cust, 3, &e) != 0)
                 die("open CA", &e);
+        gmca_ctx_forget_secrets(c);
         if (write(ready, &byte, 1) != 1 || read(go, &byte, 1) != 0)
                 die("barrier", NULL);
         for (int i = 0; i < n; i++) {
@@ -221,7 +240,13 @@ static int issue(const char *dir, int n, int procs, const char *cadir, int batch
         if (batch < 1 || batch > GMCA_ISSUE_BATCH_MAX)
                 batch = 1;
         per = n / procs;
-        if (gmca_ca_init(cadir, &p, PASS, strlen(PASS), &e) != 0)
+        char paths[5][4200];
+        struct gmca_custodian cust[5];
+
+        bench_custodians(cadir, paths, cust);
+        p.custodians = cust;
+        p.ncustodians = 5;
+        if (gmca_ca_init(cadir, &p, &e) != 0)
                 die("init", &e);
         if (pipe(ready) != 0 || pipe(go) != 0)
                 die("pipe", NULL);

@@ -2,25 +2,43 @@
 # `make run`: create (once) a demo CA under var/demo and show it working:
 # a subscriber key and CSR made with the openssl CLI, a certificate issued,
 # listed and shown, a second one revoked, a CRL generated, the audit chain
-# verified. The demo passphrase is random and kept in var/demo.pass (0600):
-# a real CA takes it from its custodians, never from a file beside the keys.
+# verified. The key ceremony gives five demo custodians one share each; their
+# random PINs and shares sit in var/demo-custody/ (0700) only because this is
+# a demo: a real CA's custodians keep their share and PIN apart, each alone.
 set -euo pipefail
 gmca=$(realpath "$1")
 dir=$2
 base=$(dirname "$dir")
-pass="$base/$(basename "$dir").pass"
+custody="$base/$(basename "$dir")-custody"
 work="$base/$(basename "$dir")-subscriber"
 mkdir -p "$base" "$work"
+names=(张三 李四 王五 赵六 钱七)
 
 if [ ! -f "$dir/gmca.json" ]; then
+  rm -rf "$custody"
+  mkdir -m 700 "$custody"
+  args=()
   umask 077
-  head -c 24 /dev/urandom | base64 | tr -d '\n/+=' > "$pass"
+  for i in 1 2 3 4 5; do
+    # letters and digits, never the custodian's name (CPS §7.4.1)
+    printf 'Demo%s%s\n' "$i" "$(head -c 12 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 12)" \
+      > "$custody/pin$i"
+    args+=(--custodian "${names[$((i - 1))]}" --pin-file "$custody/pin$i")
+  done
   umask 022
-  "$gmca" --dir "$dir" --operator demo-admin init --pass-file "$pass" \
+  "$gmca" --dir "$dir" --operator demo-admin init "${args[@]}" --shares-out "$custody" \
     --root-dn "C=CN, O=示范电子政务认证中心, OU=根证书, CN=示范电子政务 SM2 根 CA" \
     --sub-dn "C=CN, ST=北京市, L=北京市, O=示范电子政务认证中心, OU=运营, CN=示范电子政务 SM2 运营 CA"
 fi
-g() { "$gmca" --dir "$dir" --operator demo-operator --pass-file "$pass" "$@"; }
+# Three of the five custodians wake the CA keys; the CA engine holds them.
+# (exit 6: already activated by an earlier run.)
+rc=0
+"$gmca" --dir "$dir" --operator demo-admin activate \
+  --share "$custody/share-1.json" --pin-file "$custody/pin1" \
+  --share "$custody/share-3.json" --pin-file "$custody/pin3" \
+  --share "$custody/share-5.json" --pin-file "$custody/pin5" 2>/dev/null || rc=$?
+[ "$rc" = 0 ] || [ "$rc" = 6 ] || exit "$rc"
+g() { "$gmca" --dir "$dir" --operator demo-operator "$@"; }
 
 n=$(date +%s)
 key="$work/zhangsan-$n.key"
@@ -55,9 +73,9 @@ openssl crl -inform DER -in "$dir/crl/sub.crl" -noout -text -nameopt utf8 | sed 
 g audit verify
 cat <<TXT
 
-Demo CA ready in $dir (passphrase in $pass).
+Demo CA ready in $dir, activated (CA engine running; demo custody in $custody).
 Try:  build/gmca --dir $dir cert list --json
       build/gmca --dir $dir audit list
-      build/gmca --dir $dir --pass-file $pass cert issue --profile personal-sign \\
-          --csr YOUR.csr --info subject.json
+      build/gmca --dir $dir cert issue --profile personal-sign --csr YOUR.csr --info subject.json
+      build/gmca --dir $dir deactivate
 TXT

@@ -94,8 +94,8 @@ static int prompt(const char *text, char *buf, size_t cap, size_t *len, struct g
 
         if (fd < 0)
                 return gmca_error_set(e, GMCA_ERR_INVALID,
-                                      "no passphrase: give --pass-file FILE or --pass-env VAR "
-                                      "(no terminal to prompt on)");
+                                      "no %s given and no terminal to ask on (use --pin-file)",
+                                      text);
         if (tcgetattr(fd, &old) != 0) {
                 close(fd);
                 return gmca_error_set(e, GMCA_ERR_IO, "terminal: %s", strerror(errno));
@@ -131,21 +131,22 @@ static int prompt(const char *text, char *buf, size_t cap, size_t *len, struct g
         return rc;
 }
 
-int cli_passphrase(const struct cli *cli, int confirm, char **pass, size_t *len,
-                   struct gmca_error *e)
+int cli_secret(const char *file, const char *env, const char *what, int confirm, char **pass,
+               size_t *len, struct gmca_error *e)
 {
         size_t cap = GMCA_PASS_MAX + 2, n = 0;
+        char question[160];
         char *buf = OPENSSL_zalloc(cap);
         int rc = 0;
 
         if (buf == NULL)
                 return gmca_error_set(e, GMCA_ERR_NOMEM, "out of memory");
-        if (cli->pass_file != NULL) {
+        snprintf(question, sizeof(question), "%s: ", what);
+        if (file != NULL) {
                 uint8_t *data = NULL;
                 size_t dlen = 0;
 
-                if ((rc = gmca_read_file(cli->pass_file, GMCA_PASS_MAX + 2, &data, &dlen, e)) ==
-                    0) {
+                if ((rc = gmca_read_file(file, GMCA_PASS_MAX + 2, &data, &dlen, e)) == 0) {
                         /* The first line is the passphrase. */
                         while (n < dlen && data[n] != '\n' && data[n] != '\r' && n + 1 < cap) {
                                 buf[n] = (char)data[n];
@@ -154,19 +155,18 @@ int cli_passphrase(const struct cli *cli, int confirm, char **pass, size_t *len,
                         OPENSSL_cleanse(data, dlen);
                 }
                 free(data);
-        } else if (cli->pass_env != NULL) {
-                const char *v = getenv(cli->pass_env);
+        } else if (env != NULL) {
+                const char *v = getenv(env);
 
                 if (v == NULL)
                         rc = gmca_error_set(e, GMCA_ERR_INVALID,
-                                            "no passphrase: environment variable %s is not set",
-                                            cli->pass_env);
+                                            "no %s: environment variable %s is not set", what, env);
                 else if ((n = strlen(v)) + 1 >= cap)
                         rc = gmca_error_set(e, GMCA_ERR_LIMIT, "passphrase too long");
                 else
                         memcpy(buf, v, n + 1);
         } else {
-                rc = prompt("CA key passphrase: ", buf, cap, &n, e);
+                rc = prompt(question, buf, cap, &n, e);
                 if (rc == 0 && confirm) {
                         char *again = OPENSSL_zalloc(cap);
                         size_t n2 = 0;
@@ -175,13 +175,13 @@ int cli_passphrase(const struct cli *cli, int confirm, char **pass, size_t *len,
                                 rc = gmca_error_set(e, GMCA_ERR_NOMEM, "out of memory");
                         else if ((rc = prompt("Again: ", again, cap, &n2, e)) == 0 &&
                                  (n2 != n || CRYPTO_memcmp(again, buf, n) != 0))
-                                rc =
-                                    gmca_error_set(e, GMCA_ERR_INVALID, "passphrases do not match");
+                                rc = gmca_error_set(e, GMCA_ERR_INVALID, "%s: the two do not match",
+                                                    what);
                         OPENSSL_clear_free(again, cap);
                 }
         }
         if (rc == 0 && n == 0)
-                rc = gmca_error_set(e, GMCA_ERR_INVALID, "empty passphrase");
+                rc = gmca_error_set(e, GMCA_ERR_INVALID, "empty %s", what);
         if (rc != 0) {
                 OPENSSL_clear_free(buf, cap);
                 return rc;
@@ -196,21 +196,88 @@ int cli_passphrase(const struct cli *cli, int confirm, char **pass, size_t *len,
 struct gmca_ctx *cli_open(const struct cli *cli, const char *ca, int activate, struct gmca_error *e)
 {
         struct gmca_ctx *c;
-        char *pass = NULL;
-        size_t len = 0;
 
+        (void)ca;
         if ((c = gmca_ctx_open(cli->dir, cli->actor, e)) == NULL)
                 return NULL;
-        if (!activate)
-                return c;
-        if (cli_passphrase(cli, 0, &pass, &len, e) != 0 ||
-            gmca_ctx_activate(c, ca, pass, len, e) != 0) {
-                cli_pass_free(pass, len);
-                gmca_ctx_close(c);
-                return NULL;
-        }
-        cli_pass_free(pass, len);
+        /* Without an engine the operation is refused, and audited, by the library. */
+        if (activate && gmca_ctx_use_engine(c, e) != 0)
+                gmca_error_clear(e);
         return c;
+}
+
+/* ---- custodians ---- */
+
+int cli_custody_option(struct cli_custody *k, int which, const char *arg)
+{
+        const char **slot;
+        size_t *n;
+
+        if (which == 'n') {
+                slot = k->names;
+                n = &k->nnames;
+        } else if (which == 's') {
+                slot = k->shares;
+                n = &k->nshares;
+        } else {
+                slot = k->pin_files;
+                n = &k->npins;
+        }
+        if (*n == GMCA_CUSTODY_MAX)
+                return cli_usage_error("at most %d custodians", GMCA_CUSTODY_MAX);
+        slot[(*n)++] = arg;
+        return 0;
+}
+
+int cli_custody_collect(struct cli_custody *k, int ceremony, const char *share_dir,
+                        struct gmca_error *e)
+{
+        size_t n = ceremony ? k->nnames : k->nshares;
+        int rc;
+
+        if (n == 0)
+                return gmca_error_set(e, GMCA_ERR_INVALID,
+                                      ceremony ? "no custodians: give --custodian NAME for each"
+                                               : "no custodians: give --share FILE (and "
+                                                 "--pin-file FILE) for each one present");
+        if (k->npins > n)
+                return gmca_error_set(e, GMCA_ERR_INVALID, "more --pin-file than custodians");
+        if (ceremony && share_dir == NULL)
+                return gmca_error_set(e, GMCA_ERR_INVALID,
+                                      "--shares-out DIR: where the custodians' share files go");
+        for (size_t i = 0; i < n; i++) {
+                char what[GMCA_CUSTODIAN_NAME_MAX + 64];
+                struct gmca_share_info info;
+
+                if (ceremony) {
+                        if ((size_t)snprintf(k->paths[i], sizeof(k->paths[i]), "%s/share-%zu.json",
+                                             share_dir, i + 1) >= sizeof(k->paths[i]))
+                                return gmca_error_set(e, GMCA_ERR_INVALID, "--shares-out too long");
+                        k->cust[i].name = k->names[i];
+                        k->cust[i].path = k->paths[i];
+                        snprintf(what, sizeof(what), "PIN for custodian %s", k->names[i]);
+                } else {
+                        k->cust[i].path = k->shares[i];
+                        if ((rc = gmca_share_info(k->shares[i], &info, e)) != 0)
+                                return rc;
+                        snprintf(what, sizeof(what), "PIN of %s (%s)", info.custodian,
+                                 k->shares[i]);
+                }
+                if ((rc = cli_secret(i < k->npins ? k->pin_files[i] : NULL, NULL, what, ceremony,
+                                     &k->pins[i], &k->pinlens[i], e)) != 0)
+                        return rc;
+                k->cust[i].pin = k->pins[i];
+                k->cust[i].pinlen = k->pinlens[i];
+        }
+        k->n = n;
+        return 0;
+}
+
+void cli_custody_free(struct cli_custody *k)
+{
+        for (size_t i = 0; i < GMCA_CUSTODY_MAX; i++)
+                cli_pass_free(k->pins[i], k->pinlens[i]);
+        memset(k, 0, sizeof(*k));
 }
 
 int cli_print_json(json_t *v)

@@ -29,8 +29,6 @@ enum {
 struct cli {
         const char *dir; /* state directory */
         char actor[GMCA_ACTOR_MAX];
-        const char *pass_file;
-        const char *pass_env;
 };
 
 /* Print "gmca: <cause>" and return the exit code for e->code. */
@@ -40,14 +38,41 @@ int cli_usage_error(const char *fmt, ...) GMCA_PRINTF(1, 2);
 int cli_exit_code(int err);
 
 /*
- * Get the key passphrase from --pass-file, --pass-env or the terminal
- * (twice when confirm is set). *pass is wiped and freed with cli_pass_free.
+ * Get a secret (PIN) from the first line of file, from environment variable
+ * env, or from the terminal (twice when confirm is set), never from an
+ * argument. what names it in the prompt and in errors. *pass is wiped and
+ * freed with cli_pass_free.
  */
-int cli_passphrase(const struct cli *cli, int confirm, char **pass, size_t *len,
-                   struct gmca_error *e);
+int cli_secret(const char *file, const char *env, const char *what, int confirm, char **pass,
+               size_t *len, struct gmca_error *e);
 void cli_pass_free(char *pass, size_t len);
 
-/* Open the state directory and activate CA ca (NULL: default) if activate is set. */
+/*
+ * Custodians on the command line: --custodian NAME (ceremonies that make
+ * shares), --share FILE (ceremonies that use them) and --pin-file FILE,
+ * paired with them in order; a PIN without a file is asked on the terminal.
+ */
+struct cli_custody {
+        const char *names[GMCA_CUSTODY_MAX];
+        size_t nnames;
+        const char *shares[GMCA_CUSTODY_MAX];
+        size_t nshares;
+        const char *pin_files[GMCA_CUSTODY_MAX];
+        size_t npins;
+        char paths[GMCA_CUSTODY_MAX][4096];
+        char *pins[GMCA_CUSTODY_MAX];
+        size_t pinlens[GMCA_CUSTODY_MAX];
+        struct gmca_custodian cust[GMCA_CUSTODY_MAX];
+        size_t n;
+};
+/* which: 'n' --custodian, 's' --share, 'p' --pin-file. EXIT_USAGE past the cap. */
+int cli_custody_option(struct cli_custody *k, int which, const char *arg);
+/* Read the PINs and fill k->cust: from names and share_dir (ceremony) or from shares. */
+int cli_custody_collect(struct cli_custody *k, int ceremony, const char *share_dir,
+                        struct gmca_error *e);
+void cli_custody_free(struct cli_custody *k);
+
+/* Open the state directory; with activate, sign through the running CA engine. */
 struct gmca_ctx *cli_open(const struct cli *cli, const char *ca, int activate,
                           struct gmca_error *e);
 
@@ -81,5 +106,8 @@ int cmd_crl(struct cli *cli, int argc, char **argv);
 int cmd_audit(struct cli *cli, int argc, char **argv);
 int cmd_ca(struct cli *cli, int argc, char **argv);
 int cmd_profile(struct cli *cli, int argc, char **argv);
+int cmd_activate(struct cli *cli, int argc, char **argv);
+int cmd_deactivate(struct cli *cli, int argc, char **argv);
+int cmd_key(struct cli *cli, int argc, char **argv);
 
 #endif

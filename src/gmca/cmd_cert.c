@@ -22,7 +22,7 @@ static const char usage[] =
     "         GM/T 0015 private extensions and subjectAltName entries, e.g.\n"
     "         {\"identity_card_number\": \"...\", \"san\": {\"dns\": [\"a.gov.cn\"]}}.\n"
     "         Prints the certificate (PEM) or, with --out, writes it and prints\n"
-    "         the serial. Needs the CA key passphrase.\n"
+    "         the serial. Needs the CA activated (gmca activate).\n"
     "  show   --serial S [--json | --pem]\n"
     "  list   [--ca NAME] [--status valid|revoked|expired] [--profile P]\n"
     "         [--subject TEXT] [--limit N] [--offset N] [--json]\n"
@@ -57,8 +57,6 @@ static int parse_opts(struct cli *cli, int argc, char **argv, struct cert_opts *
             {"json", no_argument, NULL, 'j'},
             {"pem", no_argument, NULL, 'm'},
             {"der", no_argument, NULL, 'D'},
-            {"pass-file", required_argument, NULL, 'p'},
-            {"pass-env", required_argument, NULL, 'P'},
             {"help", no_argument, NULL, 'h'},
             {NULL, 0, NULL, 0},
         };
@@ -119,12 +117,6 @@ static int parse_opts(struct cli *cli, int argc, char **argv, struct cert_opts *
                         break;
                 case 'D':
                         o->der = 1;
-                        break;
-                case 'p':
-                        cli->pass_file = optarg;
-                        break;
-                case 'P':
-                        cli->pass_env = optarg;
                         break;
                 case 'h':
                         fputs(usage, stdout);

@@ -14,7 +14,7 @@ static const char usage[] =
     "\n"
     "  generate [--ca NAME] [--hours N] [--out FILE]\n"
     "           sign and publish the next CRL now (nextUpdate in N hours,\n"
-    "           default from the configuration, 24). Needs the CA key passphrase.\n"
+    "           default from the configuration, 24). Needs the CA activated (gmca activate).\n"
     "           The CRL is kept in the store and written to DIR/crl/<ca>.crl.\n"
     "  list     [--ca NAME] [--json]   every CRL issued, by cRLNumber\n";
 
@@ -51,8 +51,6 @@ int cmd_crl(struct cli *cli, int argc, char **argv)
             {"out", required_argument, NULL, 'o'},
             {"now", no_argument, NULL, 'n'},
             {"json", no_argument, NULL, 'j'},
-            {"pass-file", required_argument, NULL, 'p'},
-            {"pass-env", required_argument, NULL, 'P'},
             {"help", no_argument, NULL, 'h'},
             {NULL, 0, NULL, 0},
         };
@@ -84,12 +82,6 @@ int cmd_crl(struct cli *cli, int argc, char **argv)
                         break; /* generation is always immediate; kept for scripts */
                 case 'j':
                         json = 1;
-                        break;
-                case 'p':
-                        cli->pass_file = optarg;
-                        break;
-                case 'P':
-                        cli->pass_env = optarg;
                         break;
                 case 'h':
                         fputs(usage, stdout);

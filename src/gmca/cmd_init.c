@@ -17,8 +17,11 @@
 static const char usage[] =
     "usage: gmca [--dir DIR] init --root-dn DN --sub-dn DN [options]\n"
     "\n"
-    "Creates DIR with a self-signed SM2 root CA and an operational CA signed by\n"
-    "it; keys are generated here and stored encrypted (SM4-CBC PKCS#8, 0600).\n"
+    "The key ceremony (CPS §7.1, §7.2.1.1): creates DIR with a self-signed SM2 root\n"
+    "CA and an operational CA signed by it. The crypto device generates the keys;\n"
+    "a master key that protects them is split 3-of-5 among the custodians, each\n"
+    "share sealed under that custodian's PIN (CPS §7.4.1: 8+ characters, letters\n"
+    "and digits, not their name) in --shares-out DIR/share-N.json.\n"
     "DNs follow CPS §2.1.2 table 3: \"C=CN, O=Org, OU=Unit, ST=..., L=..., CN=Name\"\n"
     "(or /C=CN/O=Org/CN=Name); Chinese text is stored as UTF8String.\n"
     "\n"
@@ -35,7 +38,13 @@ static const char usage[] =
     "  --profiles DIR      profiles to install (default $GMCA_PROFILES or the shipped set)\n"
     "  --config FILE       JSON with any of: root_dn, sub_dn, root_name, sub_name,\n"
     "                      root_days, sub_days, base_url, policy_oid, cps_uri\n"
-    "  --pass-file FILE | --pass-env VAR   key passphrase (else asked twice)\n";
+    "  --custodian NAME    a custodian (give 5; each receives one share)\n"
+    "  --pin-file FILE     that custodian's PIN, same order (else asked twice)\n"
+    "  --threshold N       custodians needed to activate (default 3)\n"
+    "  --shares-out DIR    where the share files are written (must exist)\n"
+    "  --device-library SO a GM/T 0018 SDF library (default: the software device)\n"
+    "  --device-config S   passed to the library (SDFX_Configure); the software\n"
+    "                      device takes its key store directory (default keys/device)\n";
 
 static int from_config(const char *path, struct gmca_init_params *p, json_t **keep,
                        struct gmca_error *e)
@@ -111,8 +120,12 @@ int cmd_init(struct cli *cli, int argc, char **argv)
             {"cps-uri", required_argument, NULL, 'c'},
             {"profiles", required_argument, NULL, 'f'},
             {"config", required_argument, NULL, 'C'},
-            {"pass-file", required_argument, NULL, 'p'},
-            {"pass-env", required_argument, NULL, 'P'},
+            {"custodian", required_argument, NULL, 'n'},
+            {"pin-file", required_argument, NULL, 'p'},
+            {"threshold", required_argument, NULL, 't'},
+            {"shares-out", required_argument, NULL, 'O'},
+            {"device-library", required_argument, NULL, 'L'},
+            {"device-config", required_argument, NULL, 'G'},
             {"help", no_argument, NULL, 'h'},
             {NULL, 0, NULL, 0},
         };
@@ -120,11 +133,12 @@ int cmd_init(struct cli *cli, int argc, char **argv)
         struct gmca_error e = {0};
         const char *config = NULL;
         json_t *keep = NULL;
-        char *pass = NULL;
-        size_t len = 0;
+        struct cli_custody k;
+        const char *shares_out = NULL;
         int ch, rc;
 
         memset(&p, 0, sizeof(p));
+        memset(&k, 0, sizeof(k));
         while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
                 switch (ch) {
                 case 'r':
@@ -161,11 +175,24 @@ int cmd_init(struct cli *cli, int argc, char **argv)
                 case 'C':
                         config = optarg;
                         break;
+                case 'n':
                 case 'p':
-                        cli->pass_file = optarg;
+                        if (cli_custody_option(&k, ch, optarg) != 0)
+                                return EXIT_USAGE;
                         break;
-                case 'P':
-                        cli->pass_env = optarg;
+                case 't':
+                        if ((rc = cli_parse_int(optarg, 2, GMCA_CUSTODY_MAX)) < 0)
+                                return cli_usage_error("--threshold: 2..%d", GMCA_CUSTODY_MAX);
+                        p.threshold = (unsigned)rc;
+                        break;
+                case 'O':
+                        shares_out = optarg;
+                        break;
+                case 'L':
+                        p.device_library = optarg;
+                        break;
+                case 'G':
+                        p.device_config = optarg;
                         break;
                 case 'h':
                         fputs(usage, stdout);
@@ -186,16 +213,23 @@ int cmd_init(struct cli *cli, int argc, char **argv)
                 p.profiles_src =
                     getenv("GMCA_PROFILES") ? getenv("GMCA_PROFILES") : GMCA_DEFAULT_PROFILES;
         p.actor = cli->actor;
-        if (cli_passphrase(cli, 1, &pass, &len, &e) != 0) {
+        if (cli_custody_collect(&k, 1, shares_out, &e) != 0) {
+                cli_custody_free(&k);
                 json_decref(keep);
                 return cli_fail(&e);
         }
-        rc = gmca_ca_init(cli->dir, &p, pass, len, &e);
-        cli_pass_free(pass, len);
+        p.custodians = k.cust;
+        p.ncustodians = k.n;
+        rc = gmca_ca_init(cli->dir, &p, &e);
         json_decref(keep);
-        if (rc != 0)
+        if (rc != 0) {
+                cli_custody_free(&k);
                 return cli_fail(&e);
+        }
         printf("initialised %s: root CA '%s', operational CA '%s'\n", cli->dir,
                p.root_name ? p.root_name : "root", p.sub_name ? p.sub_name : "sub");
+        for (size_t i = 0; i < k.n; i++)
+                printf("share for %s: %s\n", k.names[i], k.paths[i]);
+        cli_custody_free(&k);
         return EXIT_OK;
 }

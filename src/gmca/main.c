@@ -23,6 +23,9 @@ static const char usage[] =
     "\n"
     "commands:\n"
     "  init              create the root and operational CA (key ceremony)\n"
+    "  activate          wake the CA keys with 3 of 5 custodians; starts the CA engine\n"
+    "  deactivate        wipe the CA keys from memory; stops the CA engine\n"
+    "  key ...           custodians, backup/restore, archive, destroy (ceremonies)\n"
     "  cert issue        issue a certificate from a PKCS#10 request\n"
     "  cert show|list|export|revoke\n"
     "  crl generate|list CRLs of a CA\n"
@@ -33,14 +36,12 @@ static const char usage[] =
     "global options:\n"
     "  --dir DIR         state directory (default " DEFAULT_DIR ", or $GMCA_DIR)\n"
     "  --operator NAME   operator identity for the audit log (default: os:<login>)\n"
-    "  --pass-file FILE  read the CA key passphrase from the first line of FILE\n"
-    "  --pass-env VAR    read the CA key passphrase from environment variable VAR\n"
     "  -h, --help        this help; `gmca <command> --help` for each command\n"
     "  --version\n"
     "\n"
-    "Passphrases are never taken as arguments; without --pass-file or --pass-env\n"
-    "gmca asks on the terminal. Exit status: 0 ok, 1 failure, 2 usage, 3 bad input,\n"
-    "4 not found, 5 wrong passphrase, 6 refused by policy or state, 7 integrity.\n";
+    "PINs are never taken as arguments: --pin-file FILE or the terminal.\n"
+    "Exit status: 0 ok, 1 failure, 2 usage, 3 bad input, 4 not found,\n"
+    "5 wrong PIN or too few custodians, 6 refused by policy or state, 7 integrity.\n";
 
 static void default_actor(struct cli *cli)
 {
@@ -60,8 +61,6 @@ int main(int argc, char **argv)
         static const struct option opts[] = {
             {"dir", required_argument, NULL, 'd'},
             {"operator", required_argument, NULL, 'o'},
-            {"pass-file", required_argument, NULL, 'p'},
-            {"pass-env", required_argument, NULL, 'P'},
             {"help", no_argument, NULL, 'h'},
             {"version", no_argument, NULL, 'V'},
             {NULL, 0, NULL, 0},
@@ -84,12 +83,6 @@ int main(int argc, char **argv)
                                                        sizeof(cli.actor) - 1);
                         snprintf(cli.actor, sizeof(cli.actor), "%s", optarg);
                         break;
-                case 'p':
-                        cli.pass_file = optarg;
-                        break;
-                case 'P':
-                        cli.pass_env = optarg;
-                        break;
                 case 'h':
                         fputs(usage, stdout);
                         return EXIT_OK;
@@ -110,6 +103,12 @@ int main(int argc, char **argv)
         optind = 1; /* reset getopt for the command's own options */
         if (strcmp(cmd, "init") == 0)
                 return cmd_init(&cli, argc, argv);
+        if (strcmp(cmd, "activate") == 0)
+                return cmd_activate(&cli, argc, argv);
+        if (strcmp(cmd, "deactivate") == 0)
+                return cmd_deactivate(&cli, argc, argv);
+        if (strcmp(cmd, "key") == 0)
+                return cmd_key(&cli, argc, argv);
         if (strcmp(cmd, "cert") == 0)
                 return cmd_cert(&cli, argc, argv);
         if (strcmp(cmd, "crl") == 0)

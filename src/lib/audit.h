@@ -19,6 +19,16 @@
 #define GMCA_EV_CA_INIT "ca.init"
 #define GMCA_EV_KEY_GENERATE "key.generate"
 #define GMCA_EV_KEY_ACTIVATE "key.activate"
+#define GMCA_EV_KEY_DEACTIVATE "key.deactivate"
+#define GMCA_EV_KEY_CEREMONY "key.ceremony" /* shares made for custodians */
+#define GMCA_EV_KEY_RESPLIT "key.resplit"   /* custodians changed */
+#define GMCA_EV_KEY_BACKUP "key.backup"
+#define GMCA_EV_KEY_RESTORE "key.restore"
+#define GMCA_EV_KEY_ROLLOVER "key.rollover"
+#define GMCA_EV_KEY_ARCHIVE "key.archive"
+#define GMCA_EV_KEY_DESTROY "key.destroy"
+#define GMCA_EV_CA_COMPROMISE "ca.compromise"
+#define GMCA_EV_RA_CERT "ra.cert"
 #define GMCA_EV_CERT_REQUEST "cert.request"
 #define GMCA_EV_CERT_ISSUE "cert.issue"
 #define GMCA_EV_CERT_REVOKE "cert.revoke"

@@ -5,7 +5,7 @@
  * the database changes by nothing but that record.
  */
 #define _XOPEN_SOURCE 700 /* nftw */
-#include "ca.h"
+#include "ca_internal.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -28,41 +28,7 @@
 #include "util.h"
 #include "x509.h"
 
-#define MAX_CAS 16
-#define MAX_PROFILES 32
-#define CONFIG_MAX 65536
-#define URL_MAX 512
-#define DEFAULT_BASE_URL "http://127.0.0.1:8080"
-#define ANY_POLICY "2.5.29.32.0"
-#define SERIAL_TRIES 8
-
-struct ca_slot {
-        struct gmca_ca_rec rec;
-        X509 *cert;
-        EVP_PKEY *key; /* set while activated */
-};
-
-struct ca_config {
-        char default_ca[GMCA_NAME_MAX];
-        char base_url[URL_MAX];
-        char policy_oid[128];
-        char cps_uri[URL_MAX];
-        int crl_hours;
-        int verify_after_sign; /* check each fresh signature (one SM2 verify) */
-};
-
-struct gmca_ctx {
-        char dir[PATH_MAX];
-        char actor[GMCA_ACTOR_MAX];
-        struct ca_config cfg;
-        struct gmca_store *store;
-        struct ca_slot cas[MAX_CAS];
-        size_t ncas;
-        struct gmca_profile *profiles[MAX_PROFILES];
-        size_t nprofiles;
-};
-
-static int valid_name(const char *s)
+int ca_valid_name(const char *s)
 {
         size_t n = strlen(s);
 
@@ -79,9 +45,8 @@ static int valid_name(const char *s)
 }
 
 /* snprintf into a path buffer; a path that does not fit is an error, not a cut. */
-static int pathf(char *out, size_t len, struct gmca_error *e, const char *fmt, ...)
-    GMCA_PRINTF(4, 5);
-static int pathf(char *out, size_t len, struct gmca_error *e, const char *fmt, ...)
+int ca_pathf(char *out, size_t len, struct gmca_error *e, const char *fmt, ...) GMCA_PRINTF(4, 5);
+int ca_pathf(char *out, size_t len, struct gmca_error *e, const char *fmt, ...)
 {
         va_list ap;
         int n;
@@ -94,7 +59,7 @@ static int pathf(char *out, size_t len, struct gmca_error *e, const char *fmt, .
         return 0;
 }
 
-static int path_join(char *out, size_t len, const char *a, const char *b, struct gmca_error *e)
+int ca_path_join(char *out, size_t len, const char *a, const char *b, struct gmca_error *e)
 {
         if ((size_t)snprintf(out, len, "%s/%s", a, b) >= len)
                 return gmca_error_set(e, GMCA_ERR_INVALID, "path too long: %s/%s", a, b);
@@ -129,8 +94,9 @@ static int config_string(json_t *root, const char *key, char *out, size_t len, s
 
 static int config_load(const char *dir, struct ca_config *cfg, struct gmca_error *e)
 {
-        static const char *known[] = {"version", "default_ca", "base_url",         "policy_oid",
-                                      "cps_uri", "crl_hours",  "verify_after_sign"};
+        static const char *known[] = {"version",           "default_ca",     "base_url",
+                                      "policy_oid",        "cps_uri",        "crl_hours",
+                                      "verify_after_sign", "device_library", "device_config"};
         char path[PATH_MAX];
         uint8_t *buf = NULL;
         size_t len;
@@ -140,7 +106,7 @@ static int config_load(const char *dir, struct ca_config *cfg, struct gmca_error
         int rc;
 
         config_defaults(cfg);
-        if ((rc = path_join(path, sizeof(path), dir, GMCA_CONFIG_FILE, e)) != 0)
+        if ((rc = ca_path_join(path, sizeof(path), dir, GMCA_CONFIG_FILE, e)) != 0)
                 return rc;
         if ((rc = gmca_read_file(path, CONFIG_MAX, &buf, &len, e)) != 0) {
                 if (rc == GMCA_ERR_NOTFOUND) {
@@ -176,7 +142,11 @@ static int config_load(const char *dir, struct ca_config *cfg, struct gmca_error
             (rc = config_string(root, "base_url", cfg->base_url, sizeof(cfg->base_url), e)) != 0 ||
             (rc = config_string(root, "policy_oid", cfg->policy_oid, sizeof(cfg->policy_oid), e)) !=
                 0 ||
-            (rc = config_string(root, "cps_uri", cfg->cps_uri, sizeof(cfg->cps_uri), e)) != 0)
+            (rc = config_string(root, "cps_uri", cfg->cps_uri, sizeof(cfg->cps_uri), e)) != 0 ||
+            (rc = config_string(root, "device_library", cfg->device_library,
+                                sizeof(cfg->device_library), e)) != 0 ||
+            (rc = config_string(root, "device_config", cfg->device_config,
+                                sizeof(cfg->device_config), e)) != 0)
                 goto out;
         if ((v = json_object_get(root, "verify_after_sign")) != NULL) {
                 if (!json_is_boolean(v)) {
@@ -208,12 +178,16 @@ static int config_write(const char *dir, const struct ca_config *cfg, struct gmc
         char *text = NULL;
         int rc;
 
-        if ((rc = path_join(path, sizeof(path), dir, GMCA_CONFIG_FILE, e)) != 0)
+        if ((rc = ca_path_join(path, sizeof(path), dir, GMCA_CONFIG_FILE, e)) != 0)
                 return rc;
         root = json_pack("{s:i, s:s, s:s, s:s, s:s, s:i, s:b}", "version", 1, "default_ca",
                          cfg->default_ca, "base_url", cfg->base_url, "policy_oid", cfg->policy_oid,
                          "cps_uri", cfg->cps_uri, "crl_hours", cfg->crl_hours, "verify_after_sign",
                          cfg->verify_after_sign);
+        if (root != NULL && cfg->device_library[0] != '\0')
+                json_object_set_new(root, "device_library", json_string(cfg->device_library));
+        if (root != NULL && cfg->device_config[0] != '\0')
+                json_object_set_new(root, "device_config", json_string(cfg->device_config));
         if (root == NULL || (text = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS)) == NULL) {
                 json_decref(root);
                 return gmca_error_set(e, GMCA_ERR_NOMEM, "config: out of memory");
@@ -226,7 +200,7 @@ static int config_write(const char *dir, const struct ca_config *cfg, struct gmc
 
 /* ---- helpers ---- */
 
-static int write_pem_cert(const char *path, X509 *cert, struct gmca_error *e)
+int ca_write_pem_cert(const char *path, X509 *cert, struct gmca_error *e)
 {
         BIO *b = BIO_new(BIO_s_mem());
         char *data;
@@ -260,8 +234,8 @@ static int copy_profiles(const char *src, const char *dst, struct gmca_error *e)
 
                 if (n < 6 || strcmp(de->d_name + n - 5, ".json") != 0 || de->d_name[0] == '.')
                         continue;
-                if ((rc = path_join(from, sizeof(from), src, de->d_name, e)) != 0 ||
-                    (rc = path_join(to, sizeof(to), dst, de->d_name, e)) != 0)
+                if ((rc = ca_path_join(from, sizeof(from), src, de->d_name, e)) != 0 ||
+                    (rc = ca_path_join(to, sizeof(to), dst, de->d_name, e)) != 0)
                         break;
                 if ((rc = gmca_read_file(from, GMCA_PROFILE_FILE_MAX, &buf, &len, e)) == 0)
                         rc = gmca_write_file_excl(to, buf, len, 0644, e);
@@ -282,7 +256,7 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
         return remove(path);
 }
 
-static void rm_tree(const char *path)
+void ca_rm_tree(const char *path)
 {
         nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
@@ -313,15 +287,9 @@ static int url_join(char *out, size_t len, const char *base, const char *suffix)
  * extensions, URLs and the SM2 ID. The caller sets subject, keys, serial,
  * validity.
  */
-struct tmpl_urls {
-        char crl[URL_MAX];
-        char ocsp[URL_MAX];
-        char ca_issuers[URL_MAX];
-};
 
-static int fill_template(struct gmca_cert_template *t, struct tmpl_urls *u,
-                         const struct ca_config *cfg, const struct gmca_profile *p,
-                         const char *issuer_name, struct gmca_error *e)
+int ca_fill_template(struct gmca_cert_template *t, struct tmpl_urls *u, const struct ca_config *cfg,
+                     const struct gmca_profile *p, const char *issuer_name, struct gmca_error *e)
 {
         char tmp[URL_MAX];
 
@@ -350,7 +318,7 @@ static int fill_template(struct gmca_cert_template *t, struct tmpl_urls *u,
         return 0;
 }
 
-static int cert_der(X509 *cert, uint8_t **der, size_t *len, struct gmca_error *e)
+int ca_cert_der(X509 *cert, uint8_t **der, size_t *len, struct gmca_error *e)
 {
         unsigned char *buf = NULL;
         int n = i2d_X509(cert, &buf);
@@ -363,8 +331,8 @@ static int cert_der(X509 *cert, uint8_t **der, size_t *len, struct gmca_error *e
 }
 
 /* Fill a certificate record for the store from a built certificate. */
-static int cert_record(X509 *cert, int64_t ca_id, const char *profile, int64_t request_id,
-                       struct gmca_cert_rec *r, struct gmca_error *e)
+int ca_cert_record(X509 *cert, int64_t ca_id, const char *profile, int64_t request_id,
+                   struct gmca_cert_rec *r, struct gmca_error *e)
 {
         int rc;
 
@@ -392,10 +360,10 @@ static int cert_record(X509 *cert, int64_t ca_id, const char *profile, int64_t r
         r->request_id = request_id;
         if ((rc = gmca_cert_fingerprint(cert, r->fingerprint, e)) != 0)
                 return rc;
-        return cert_der(cert, &r->der, &r->der_len, e);
+        return ca_cert_der(cert, &r->der, &r->der_len, e);
 }
 
-static char *detail_json(json_t *obj)
+char *ca_detail_json(json_t *obj)
 {
         char *s = obj != NULL ? json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 
@@ -408,51 +376,59 @@ static char *detail_json(json_t *obj)
 struct init_ca {
         const char *name;
         X509_NAME *dn;
-        EVP_PKEY *key;
+        unsigned index; /* device key index */
+        EVP_PKEY *pub;  /* from the device */
         X509 *cert;
         struct gmca_profile *prof;
+        struct gmca_device_signer ds;
 };
 
-static int init_build(const char *tmp, const struct ca_config *cfg, struct init_ca *ca, int days,
-                      const struct init_ca *issuer, struct gmca_error *e)
+/* Generate the CA's key in the device, unlock it and make its certificate. */
+static int init_build(struct gmca_device *dev, const uint8_t *keypin, const struct ca_config *cfg,
+                      struct init_ca *ca, int days, const struct init_ca *issuer,
+                      struct gmca_error *e)
 {
         struct gmca_cert_template t;
         struct tmpl_urls u;
         time_t now = gmca_now();
         int rc;
 
-        (void)tmp;
         if ((rc = gmca_profile_check(ca->prof, ca->dn, NULL, days, e)) != 0)
                 return rc;
-        if ((ca->key = gmca_sm2_keygen(e)) == NULL)
-                return GMCA_ERR_CRYPTO;
+        if ((rc = gmca_device_generate_key(dev, ca->index, keypin, KEYPIN_LEN, e)) != 0 ||
+            (rc = gmca_device_unlock(dev, ca->index, keypin, KEYPIN_LEN, e)) != 0)
+                return rc;
+        if ((ca->pub = gmca_device_public_key(dev, ca->index, e)) == NULL)
+                return e && e->code ? e->code : GMCA_ERR_CRYPTO;
+        if ((rc = gmca_device_signer_init(&ca->ds, dev, ca->index, ca->pub, ca->prof->sm2_id, e)) !=
+            0)
+                return rc;
         memset(&t, 0, sizeof(t));
         memset(&u, 0, sizeof(u));
-        if ((rc = fill_template(&t, &u, cfg, ca->prof, issuer ? issuer->name : NULL, e)) != 0)
+        if ((rc = ca_fill_template(&t, &u, cfg, ca->prof, issuer ? issuer->name : NULL, e)) != 0)
                 return rc;
         if ((rc = gmca_serial_random(t.serial, e)) != 0)
                 return rc;
         t.subject = ca->dn;
-        t.pubkey = ca->key;
+        t.pubkey = ca->pub;
         t.issuer = issuer ? issuer->cert : NULL;
-        t.issuer_key = issuer ? issuer->key : ca->key;
+        t.issuer_key = issuer ? issuer->pub : ca->pub;
+        t.signer = issuer ? &issuer->ds.base : &ca->ds.base;
+        t.sm2_id = issuer ? issuer->prof->sm2_id : ca->prof->sm2_id;
         t.not_before = now;
         t.not_after = now + (time_t)(days > 0 ? days : ca->prof->validity_days) * 86400;
-        if (issuer != NULL) {
-                /* An operational CA never outlives its root. */
-                struct tm tm;
-
-                if (ASN1_TIME_to_tm(X509_get0_notAfter(issuer->cert), &tm) == 1 &&
-                    timegm(&tm) < t.not_after)
-                        t.not_after = timegm(&tm);
-        }
+        /* An operational CA never outlives its root. */
+        if (issuer != NULL && ca_cert_not_after(issuer->cert) < t.not_after)
+                t.not_after = ca_cert_not_after(issuer->cert);
         if ((ca->cert = gmca_cert_build(&t, e)) == NULL)
                 return e != NULL && e->code != 0 ? e->code : GMCA_ERR_INTERNAL;
         return 0;
 }
 
-static int init_record(struct gmca_store *s, struct init_ca *ca, int64_t parent_id,
-                       const char *actor, int64_t *id, struct gmca_error *e)
+/* Inside a transaction: the CA, its certificate and their audit records. */
+int ca_record_new(struct gmca_store *s, const char *name, X509 *cert, const char *profile,
+                  const char *sm2_id, unsigned index, int64_t parent_id, const char *actor,
+                  const char *device, int64_t *id, struct gmca_error *e)
 {
         struct gmca_ca_rec rec;
         struct gmca_cert_rec cr;
@@ -461,37 +437,39 @@ static int init_record(struct gmca_store *s, struct init_ca *ca, int64_t parent_
         int rc;
 
         memset(&rec, 0, sizeof(rec));
-        gmca_strlcpy(rec.name, ca->name, sizeof(rec.name));
+        gmca_strlcpy(rec.name, name, sizeof(rec.name));
         rec.parent_id = parent_id;
-        if ((rc = gmca_dn_format(ca->dn, rec.subject, sizeof(rec.subject), e)) != 0)
+        if ((rc = gmca_dn_format(X509_get_subject_name(cert), rec.subject, sizeof(rec.subject),
+                                 e)) != 0)
                 return rc;
-        snprintf(rec.key_file, sizeof(rec.key_file), "keys/%s.key.pem", ca->name);
-        gmca_strlcpy(rec.sm2_id, ca->prof->sm2_id, sizeof(rec.sm2_id));
+        snprintf(rec.key_file, sizeof(rec.key_file), KEY_REF_PREFIX "%u", index);
+        gmca_strlcpy(rec.sm2_id, sm2_id, sizeof(rec.sm2_id));
         rec.created = gmca_now();
-        if ((rc = cert_der(ca->cert, &rec.cert_der, &rec.cert_len, e)) != 0)
+        rec.state_time = rec.created;
+        if ((rc = ca_cert_der(cert, &rec.cert_der, &rec.cert_len, e)) != 0)
                 return rc;
         rc = gmca_store_ca_insert(s, &rec, e);
         *id = rec.id;
         gmca_ca_rec_clear(&rec);
         if (rc != 0)
                 return rc;
-        if ((rc = cert_record(ca->cert, parent_id ? parent_id : *id, ca->prof->name, 0, &cr, e)) !=
-            0) {
+        if ((rc = ca_cert_record(cert, parent_id ? parent_id : *id, profile, 0, &cr, e)) != 0) {
                 gmca_cert_rec_clear(&cr);
                 return rc;
         }
         rc = gmca_store_cert_insert(s, &cr, e);
         if (rc == 0) {
-                detail = detail_json(json_pack("{s:s, s:s, s:s}", "ca", ca->name, "algorithm",
-                                               "SM2", "fingerprint", cr.fingerprint));
-                ev = (struct gmca_audit_event){GMCA_EV_KEY_GENERATE, actor, 1, ca->name, detail};
+                detail = ca_detail_json(json_pack("{s:s, s:s, s:s, s:i, s:s}", "ca", name,
+                                                  "algorithm", "SM2", "fingerprint", cr.fingerprint,
+                                                  "index", (int)index, "device", device));
+                ev = (struct gmca_audit_event){GMCA_EV_KEY_GENERATE, actor, 1, name, detail};
                 rc = gmca_audit_append(s, &ev, e);
                 free(detail);
         }
         if (rc == 0) {
-                detail = detail_json(json_pack("{s:s, s:s, s:s, s:s}", "ca", ca->name, "subject",
-                                               cr.subject, "profile", ca->prof->name, "issuer",
-                                               parent_id ? "parent" : "self"));
+                detail = ca_detail_json(json_pack("{s:s, s:s, s:s, s:s}", "ca", name, "subject",
+                                                  cr.subject, "profile", profile, "issuer",
+                                                  parent_id ? "parent" : "self"));
                 ev = (struct gmca_audit_event){GMCA_EV_CERT_ISSUE, actor, 1, cr.serial, detail};
                 rc = gmca_audit_append(s, &ev, e);
                 free(detail);
@@ -500,68 +478,119 @@ static int init_record(struct gmca_store *s, struct init_ca *ca, int64_t parent_
         return rc;
 }
 
-int gmca_ca_init(const char *dir, const struct gmca_init_params *p, const char *pass,
-                 size_t passlen, struct gmca_error *e)
+static int init_config(const struct gmca_init_params *p, struct ca_config *cfg, const char *sub,
+                       struct gmca_error *e)
 {
-        struct ca_config cfg;
-        struct init_ca root, sub;
-        struct gmca_store *s = NULL;
-        char tmp[PATH_MAX], path[PATH_MAX], sub_path[PATH_MAX];
-        const char *actor = p->actor ? p->actor : "unknown";
-        int64_t root_id = 0, sub_id = 0;
-        int rc = GMCA_ERR_INTERNAL, made_tmp = 0, state;
-        struct gmca_audit_event ev;
-        char *detail = NULL;
-
-        memset(&root, 0, sizeof(root));
-        memset(&sub, 0, sizeof(sub));
-        root.name = p->root_name ? p->root_name : "root";
-        sub.name = p->sub_name ? p->sub_name : "sub";
-        if (!valid_name(root.name) || !valid_name(sub.name) || strcmp(root.name, sub.name) == 0)
-                return gmca_error_set(e, GMCA_ERR_INVALID,
-                                      "init: CA names must be distinct, [a-z0-9_-]{1,63}");
-        if (p->root_dn == NULL || p->sub_dn == NULL)
-                return gmca_error_set(e, GMCA_ERR_INVALID, "init: root and sub DNs are required");
-        if (p->profiles_src == NULL)
-                return gmca_error_set(e, GMCA_ERR_INVALID, "init: no profile directory");
-        if (passlen < GMCA_PASS_MIN || passlen > GMCA_PASS_MAX)
-                return gmca_error_set(e, GMCA_ERR_INVALID,
-                                      "init: key passphrase must be %d..%d bytes", GMCA_PASS_MIN,
-                                      GMCA_PASS_MAX);
-        if ((state = dir_free(dir)) == 0)
-                return gmca_error_set(e, GMCA_ERR_EXISTS,
-                                      "init: %s exists and is not empty; refusing to overwrite",
-                                      dir);
-
-        config_defaults(&cfg);
-        gmca_strlcpy(cfg.default_ca, sub.name, sizeof(cfg.default_ca));
+        config_defaults(cfg);
+        gmca_strlcpy(cfg->default_ca, sub, sizeof(cfg->default_ca));
         if (p->base_url != NULL) {
                 if (strlen(p->base_url) >= 256 || strncmp(p->base_url, "http", 4) != 0)
                         return gmca_error_set(e, GMCA_ERR_INVALID,
                                               "init: base URL must be http(s)://..., < 256 bytes");
-                gmca_strlcpy(cfg.base_url, p->base_url, sizeof(cfg.base_url));
+                gmca_strlcpy(cfg->base_url, p->base_url, sizeof(cfg->base_url));
                 /* strip one trailing slash so that URLs join cleanly */
-                if (cfg.base_url[strlen(cfg.base_url) - 1] == '/')
-                        cfg.base_url[strlen(cfg.base_url) - 1] = '\0';
-                if (pathf(cfg.cps_uri, sizeof(cfg.cps_uri), e, "%s/cps", cfg.base_url) != 0)
+                if (cfg->base_url[strlen(cfg->base_url) - 1] == '/')
+                        cfg->base_url[strlen(cfg->base_url) - 1] = '\0';
+                if (ca_pathf(cfg->cps_uri, sizeof(cfg->cps_uri), e, "%s/cps", cfg->base_url) != 0)
                         return GMCA_ERR_INVALID;
         }
         if (p->policy_oid != NULL) {
                 ASN1_OBJECT *o = OBJ_txt2obj(p->policy_oid, 1);
 
                 ASN1_OBJECT_free(o);
-                if (o == NULL || strlen(p->policy_oid) >= sizeof(cfg.policy_oid)) {
+                if (o == NULL || strlen(p->policy_oid) >= sizeof(cfg->policy_oid)) {
                         gmca_ossl_clear();
                         return gmca_error_set(e, GMCA_ERR_INVALID, "init: bad policy OID %s",
                                               p->policy_oid);
                 }
-                gmca_strlcpy(cfg.policy_oid, p->policy_oid, sizeof(cfg.policy_oid));
+                gmca_strlcpy(cfg->policy_oid, p->policy_oid, sizeof(cfg->policy_oid));
         }
         if (p->cps_uri != NULL) {
-                if (strlen(p->cps_uri) >= sizeof(cfg.cps_uri))
+                if (strlen(p->cps_uri) >= sizeof(cfg->cps_uri))
                         return gmca_error_set(e, GMCA_ERR_INVALID, "init: CPS URI too long");
-                gmca_strlcpy(cfg.cps_uri, p->cps_uri, sizeof(cfg.cps_uri));
+                gmca_strlcpy(cfg->cps_uri, p->cps_uri, sizeof(cfg->cps_uri));
         }
+        if (p->device_library != NULL && p->device_library[0] != '\0') {
+                if (p->device_library[0] != '/' ||
+                    strlen(p->device_library) >= sizeof(cfg->device_library))
+                        return gmca_error_set(e, GMCA_ERR_INVALID,
+                                              "init: the device library must be an absolute path");
+                gmca_strlcpy(cfg->device_library, p->device_library, sizeof(cfg->device_library));
+        }
+        if (p->device_config != NULL && p->device_config[0] != '\0') {
+                if (strlen(p->device_config) >= sizeof(cfg->device_config))
+                        return gmca_error_set(e, GMCA_ERR_INVALID, "init: device config too long");
+                gmca_strlcpy(cfg->device_config, p->device_config, sizeof(cfg->device_config));
+        }
+        return 0;
+}
+
+static void unlink_shares(const struct gmca_init_params *p)
+{
+        for (size_t i = 0; i < p->ncustodians; i++)
+                if (p->custodians[i].path != NULL)
+                        unlink(p->custodians[i].path);
+}
+
+int gmca_ca_init(const char *dir, const struct gmca_init_params *p, struct gmca_error *e)
+{
+        struct ca_config cfg;
+        struct init_ca root, sub;
+        struct gmca_store *s = NULL;
+        struct gmca_device *dev = NULL;
+        struct gmca_device_conf dc;
+        struct ca_custody cm;
+        char tmp[PATH_MAX], path[PATH_MAX], sub_path[PATH_MAX], devconf[PATH_MAX];
+        const char *actor = p->actor ? p->actor : "unknown";
+        int64_t root_id = 0, sub_id = 0;
+        int rc = GMCA_ERR_INTERNAL, made_tmp = 0, state, shares_written = 0;
+        struct gmca_audit_event ev;
+        char *detail = NULL;
+        uint8_t *secrets = NULL; /* master key, then key PIN */
+        json_t *names = NULL;
+
+        memset(&root, 0, sizeof(root));
+        memset(&sub, 0, sizeof(sub));
+        memset(&cm, 0, sizeof(cm));
+        root.name = p->root_name ? p->root_name : "root";
+        sub.name = p->sub_name ? p->sub_name : "sub";
+        root.index = 1;
+        sub.index = 2;
+        if (!ca_valid_name(root.name) || !ca_valid_name(sub.name) ||
+            strcmp(root.name, sub.name) == 0)
+                return gmca_error_set(e, GMCA_ERR_INVALID,
+                                      "init: CA names must be distinct, [a-z0-9_-]{1,63}");
+        if (p->root_dn == NULL || p->sub_dn == NULL)
+                return gmca_error_set(e, GMCA_ERR_INVALID, "init: root and sub DNs are required");
+        if (p->profiles_src == NULL)
+                return gmca_error_set(e, GMCA_ERR_INVALID, "init: no profile directory");
+        cm.set.count = (unsigned)p->ncustodians;
+        cm.set.threshold = p->threshold ? p->threshold : 3;
+        if (p->custodians == NULL || p->ncustodians < 2 || p->ncustodians > GMCA_CUSTODY_MAX ||
+            cm.set.threshold < 2 || cm.set.threshold > cm.set.count)
+                return gmca_error_set(e, GMCA_ERR_INVALID,
+                                      "init: CPS §7.2.1.1: the key ceremony needs custodians "
+                                      "(%u of %zu given; at least 2 of 2)",
+                                      cm.set.threshold, p->ncustodians);
+        for (size_t i = 0; i < p->ncustodians; i++) {
+                if (p->custodians[i].name == NULL || p->custodians[i].path == NULL)
+                        return gmca_error_set(e, GMCA_ERR_INVALID,
+                                              "init: custodian %zu lacks a name or share file",
+                                              i + 1);
+                if ((rc = gmca_pin_check(p->custodians[i].pin, p->custodians[i].pinlen,
+                                         p->custodians[i].name, e)) != 0)
+                        return rc;
+                if (access(p->custodians[i].path, F_OK) == 0)
+                        return gmca_error_set(e, GMCA_ERR_EXISTS,
+                                              "init: share file %s exists; refusing to overwrite",
+                                              p->custodians[i].path);
+        }
+        if ((state = dir_free(dir)) == 0)
+                return gmca_error_set(e, GMCA_ERR_EXISTS,
+                                      "init: %s exists and is not empty; refusing to overwrite",
+                                      dir);
+        if ((rc = init_config(p, &cfg, sub.name, e)) != 0)
+                return rc;
 
         /* Build everything in a sibling directory, then rename it into place. */
         if ((size_t)snprintf(tmp, sizeof(tmp), "%s.init-XXXXXX", dir) >= sizeof(tmp))
@@ -571,14 +600,14 @@ int gmca_ca_init(const char *dir, const struct gmca_init_params *p, const char *
         made_tmp = 1;
         if (chmod(tmp, 0700) != 0)
                 goto io_fail;
-        static const char *subdirs[] = {"keys", "certs", "crl", "profiles"};
-        for (size_t i = 0; i < 4; i++) {
-                if ((rc = path_join(path, sizeof(path), tmp, subdirs[i], e)) != 0)
+        static const char *subdirs[] = {"keys", "certs", "crl", "profiles", "run"};
+        for (size_t i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]); i++) {
+                if ((rc = ca_path_join(path, sizeof(path), tmp, subdirs[i], e)) != 0)
                         goto out;
-                if (mkdir(path, i == 0 ? 0700 : 0755) != 0)
+                if (mkdir(path, i == 0 || i == 4 ? 0700 : 0755) != 0)
                         goto io_fail;
         }
-        if ((rc = path_join(path, sizeof(path), tmp, "profiles", e)) != 0 ||
+        if ((rc = ca_path_join(path, sizeof(path), tmp, "profiles", e)) != 0 ||
             (rc = copy_profiles(p->profiles_src, path, e)) != 0)
                 goto out;
         if ((root.prof = gmca_profile_find(path, "root-ca", e)) == NULL ||
@@ -591,28 +620,50 @@ int gmca_ca_init(const char *dir, const struct gmca_init_params *p, const char *
                 rc = GMCA_ERR_INVALID;
                 goto out;
         }
-        if ((rc = init_build(tmp, &cfg, &root, p->root_days, NULL, e)) != 0 ||
-            (rc = init_build(tmp, &cfg, &sub, p->sub_days, &root, e)) != 0)
+
+        /* The device, the secrets and the keys. */
+        if ((rc = ca_device_conf(tmp, &cfg, devconf, sizeof(devconf), &dc, e)) != 0)
+                goto out;
+        if ((dev = gmca_device_open(&dc, e)) == NULL) {
+                rc = e && e->code ? e->code : GMCA_ERR_IO;
+                goto out;
+        }
+        if (!CRYPTO_secure_malloc_initialized())
+                (void)CRYPTO_secure_malloc_init(1 << 16, 32);
+        if ((secrets = OPENSSL_secure_zalloc(GMCA_MASTER_LEN + KEYPIN_LEN)) == NULL) {
+                rc = gmca_error_set(e, GMCA_ERR_NOMEM, "out of secure memory");
+                goto out;
+        }
+        if ((rc = gmca_device_random(dev, secrets, GMCA_MASTER_LEN + KEYPIN_LEN, e)) != 0 ||
+            (rc = gmca_device_random(dev, cm.set.installation, GMCA_CUSTODY_ID_LEN, e)) != 0 ||
+            (rc = gmca_device_random(dev, cm.set.set_id, GMCA_CUSTODY_ID_LEN, e)) != 0)
+                goto out;
+        if ((rc = init_build(dev, secrets + GMCA_MASTER_LEN, &cfg, &root, p->root_days, NULL, e)) !=
+                0 ||
+            (rc = init_build(dev, secrets + GMCA_MASTER_LEN, &cfg, &sub, p->sub_days, &root, e)) !=
+                0)
+                goto out;
+        cm.created = gmca_now();
+        if ((names = json_array()) == NULL) {
+                rc = gmca_error_set(e, GMCA_ERR_NOMEM, "out of memory");
+                goto out;
+        }
+        for (size_t i = 0; i < p->ncustodians; i++) {
+                gmca_strlcpy(cm.names[i], p->custodians[i].name, sizeof(cm.names[i]));
+                json_array_append_new(names, json_string(p->custodians[i].name));
+        }
+        if ((rc = ca_custody_wrap(&cm, secrets, secrets + GMCA_MASTER_LEN, e)) != 0)
                 goto out;
 
-        /* Keys: encrypted, 0600, exclusive. */
-        if ((rc = pathf(path, sizeof(path), e, "%s/keys/%s.key.pem", tmp, root.name)) != 0 ||
-            (rc = pathf(sub_path, sizeof(sub_path), e, "%s/keys/%s.key.pem", tmp, sub.name)) != 0)
+        if ((rc = ca_pathf(path, sizeof(path), e, "%s/certs/%s.pem", tmp, root.name)) != 0 ||
+            (rc = ca_pathf(sub_path, sizeof(sub_path), e, "%s/certs/%s.pem", tmp, sub.name)) != 0)
                 goto out;
-
-        if ((rc = gmca_key_write(path, root.key, pass, passlen, e)) != 0 ||
-            (rc = gmca_key_write(sub_path, sub.key, pass, passlen, e)) != 0)
-                goto out;
-        if ((rc = pathf(path, sizeof(path), e, "%s/certs/%s.pem", tmp, root.name)) != 0 ||
-            (rc = pathf(sub_path, sizeof(sub_path), e, "%s/certs/%s.pem", tmp, sub.name)) != 0)
-                goto out;
-
-        if ((rc = write_pem_cert(path, root.cert, e)) != 0 ||
-            (rc = write_pem_cert(sub_path, sub.cert, e)) != 0 ||
+        if ((rc = ca_write_pem_cert(path, root.cert, e)) != 0 ||
+            (rc = ca_write_pem_cert(sub_path, sub.cert, e)) != 0 ||
             (rc = config_write(tmp, &cfg, e)) != 0)
                 goto out;
 
-        if ((rc = path_join(path, sizeof(path), tmp, GMCA_DB_FILE, e)) != 0)
+        if ((rc = ca_path_join(path, sizeof(path), tmp, GMCA_DB_FILE, e)) != 0)
                 goto out;
         if ((s = gmca_store_open(path, e)) == NULL) {
                 rc = GMCA_ERR_DB;
@@ -620,20 +671,46 @@ int gmca_ca_init(const char *dir, const struct gmca_init_params *p, const char *
         }
         if ((rc = gmca_store_begin(s, e)) != 0)
                 goto out;
-        if ((rc = init_record(s, &root, 0, actor, &root_id, e)) != 0 ||
-            (rc = init_record(s, &sub, root_id, actor, &sub_id, e)) != 0) {
+        if ((rc = ca_record_new(s, root.name, root.cert, root.prof->name, root.prof->sm2_id,
+                                root.index, 0, actor, gmca_device_description(dev), &root_id, e)) !=
+                0 ||
+            (rc = ca_record_new(s, sub.name, sub.cert, sub.prof->name, sub.prof->sm2_id, sub.index,
+                                root_id, actor, gmca_device_description(dev), &sub_id, e)) != 0 ||
+            (rc = ca_custody_store(s, &cm, e)) != 0) {
                 gmca_store_rollback(s);
                 goto out;
         }
-        detail = detail_json(json_pack("{s:s, s:s, s:s, s:s}", "root", root.name, "sub", sub.name,
-                                       "base_url", cfg.base_url, "policy", cfg.policy_oid));
+        detail = ca_detail_json(json_pack("{s:O, s:i, s:i, s:s}", "custodians", names, "threshold",
+                                          (int)cm.set.threshold, "count", (int)cm.set.count,
+                                          "device", gmca_device_description(dev)));
+        ev = (struct gmca_audit_event){GMCA_EV_KEY_CEREMONY, actor, 1, "custody", detail};
+        if ((rc = gmca_audit_append(s, &ev, e)) != 0) {
+                gmca_store_rollback(s);
+                goto out;
+        }
+        free(detail);
+        detail =
+            ca_detail_json(json_pack("{s:s, s:s, s:s, s:s}", "root", root.name, "sub", sub.name,
+                                     "base_url", cfg.base_url, "policy", cfg.policy_oid));
         ev = (struct gmca_audit_event){GMCA_EV_CA_INIT, actor, 1, sub.name, detail};
-        if ((rc = gmca_audit_append(s, &ev, e)) != 0 || (rc = gmca_store_commit(s, e)) != 0) {
+        if ((rc = gmca_audit_append(s, &ev, e)) != 0) {
+                gmca_store_rollback(s);
+                goto out;
+        }
+        /* The shares go out last: nothing else can fail after them but the commit. */
+        if ((rc = gmca_custody_split(secrets, &cm.set, p->custodians, p->ncustodians, e)) != 0) {
+                gmca_store_rollback(s);
+                goto out;
+        }
+        shares_written = 1;
+        if ((rc = gmca_store_commit(s, e)) != 0) {
                 gmca_store_rollback(s);
                 goto out;
         }
         gmca_store_close(s);
         s = NULL;
+        gmca_device_close(dev);
+        dev = NULL;
 
         if (state == 2 && rmdir(dir) != 0)
                 goto io_fail;
@@ -645,12 +722,17 @@ int gmca_ca_init(const char *dir, const struct gmca_init_params *p, const char *
 io_fail:
         rc = gmca_error_set(e, GMCA_ERR_IO, "init: %s", strerror(errno));
 out:
+        if (rc != 0 && shares_written)
+                unlink_shares(p);
         free(detail);
+        json_decref(names);
         gmca_store_close(s);
+        gmca_device_close(dev);
+        OPENSSL_secure_clear_free(secrets, GMCA_MASTER_LEN + KEYPIN_LEN);
         if (made_tmp)
-                rm_tree(tmp);
-        EVP_PKEY_free(root.key);
-        EVP_PKEY_free(sub.key);
+                ca_rm_tree(tmp);
+        EVP_PKEY_free(root.pub);
+        EVP_PKEY_free(sub.pub);
         X509_free(root.cert);
         X509_free(sub.cert);
         X509_NAME_free(root.dn);
@@ -679,7 +761,7 @@ struct gmca_ctx *gmca_ctx_open(const char *dir, const char *actor, struct gmca_e
         gmca_strlcpy(c->actor, actor != NULL ? actor : "unknown", sizeof(c->actor));
         if (config_load(dir, &c->cfg, e) != 0)
                 goto fail;
-        if (pathf(path, sizeof(path), e, "%s/%s", dir, GMCA_DB_FILE) != 0)
+        if (ca_pathf(path, sizeof(path), e, "%s/%s", dir, GMCA_DB_FILE) != 0)
                 goto fail;
 
         if (access(path, F_OK) != 0) {
@@ -688,6 +770,16 @@ struct gmca_ctx *gmca_ctx_open(const char *dir, const char *actor, struct gmca_e
         }
         if ((c->store = gmca_store_open(path, e)) == NULL)
                 goto fail;
+        {
+                /* A rollover or compromise names the CA that issues now. */
+                char name[GMCA_NAME_MAX];
+                struct gmca_error ignored = {0};
+
+                if (gmca_store_meta_get(c->store, META_DEFAULT_CA, name, sizeof(name), &ignored) ==
+                        0 &&
+                    ca_valid_name(name))
+                        gmca_strlcpy(c->cfg.default_ca, name, sizeof(c->cfg.default_ca));
+        }
         return c;
 fail:
         gmca_ctx_close(c);
@@ -698,8 +790,9 @@ void gmca_ctx_close(struct gmca_ctx *c)
 {
         if (c == NULL)
                 return;
+        ca_release_keys(c);
+        gmca_ctx_forget_secrets(c);
         for (size_t i = 0; i < c->ncas; i++) {
-                EVP_PKEY_free(c->cas[i].key); /* OpenSSL clears private key material on free */
                 X509_free(c->cas[i].cert);
                 gmca_ca_rec_clear(&c->cas[i].rec);
         }
@@ -725,7 +818,7 @@ const char *gmca_ctx_default_ca(const struct gmca_ctx *c)
         return c->cfg.default_ca;
 }
 
-static struct ca_slot *find_ca(struct gmca_ctx *c, const char *name, struct gmca_error *e)
+struct ca_slot *ca_find(struct gmca_ctx *c, const char *name, struct gmca_error *e)
 {
         struct ca_slot *slot;
         const uint8_t *p;
@@ -735,7 +828,7 @@ static struct ca_slot *find_ca(struct gmca_ctx *c, const char *name, struct gmca
         for (size_t i = 0; i < c->ncas; i++)
                 if (strcmp(c->cas[i].rec.name, name) == 0)
                         return &c->cas[i];
-        if (!valid_name(name)) {
+        if (!ca_valid_name(name)) {
                 gmca_error_set(e, GMCA_ERR_INVALID, "CA name must be [a-z0-9_-]{1,63}");
                 return NULL;
         }
@@ -770,7 +863,7 @@ struct gmca_profile *gmca_ctx_profile(struct gmca_ctx *c, const char *name, stru
         for (size_t i = 0; i < c->nprofiles; i++)
                 if (strcmp(c->profiles[i]->name, name) == 0)
                         return c->profiles[i];
-        if (pathf(dir, sizeof(dir), e, "%s/profiles", c->dir) != 0)
+        if (ca_pathf(dir, sizeof(dir), e, "%s/profiles", c->dir) != 0)
                 return NULL;
 
         if ((p = gmca_profile_find(dir, name, e)) == NULL)
@@ -785,14 +878,14 @@ struct gmca_profile *gmca_ctx_profile(struct gmca_ctx *c, const char *name, stru
         return p;
 }
 
-static int audit_failure(struct gmca_ctx *c, const char *event, const char *object,
-                         const struct gmca_error *cause)
+int ca_audit_failure(struct gmca_ctx *c, const char *event, const char *object,
+                     const struct gmca_error *cause)
 {
         struct gmca_error ignored = {0};
         struct gmca_audit_event ev;
         char *detail;
 
-        detail = detail_json(
+        detail = ca_detail_json(
             json_pack("{s:s, s:s}", "error", gmca_err_name(cause->code), "cause", cause->msg));
         ev = (struct gmca_audit_event){event, c->actor, 0, object, detail};
         int rc = gmca_audit_record(c->store, &ev, &ignored);
@@ -806,7 +899,7 @@ int gmca_ctx_audit_failure(struct gmca_ctx *c, const char *event, const char *ob
         struct gmca_error err = {0};
 
         gmca_error_set(&err, GMCA_ERR_INVALID, "%s", cause);
-        if (audit_failure(c, event, object, &err) != 0)
+        if (ca_audit_failure(c, event, object, &err) != 0)
                 return gmca_error_set(e, GMCA_ERR_DB, "audit: cannot record failure");
         return 0;
 }
@@ -815,8 +908,8 @@ int gmca_ctx_audit_failure(struct gmca_ctx *c, const char *event, const char *ob
  * Finish a failed operation: audit the rejection, and if even that fails,
  * say so, since an unaudited rejection is itself an incident.
  */
-static int reject(struct gmca_ctx *c, const char *event, const char *object, int rc,
-                  struct gmca_error *e)
+int ca_reject(struct gmca_ctx *c, const char *event, const char *object, int rc,
+              struct gmca_error *e)
 {
         struct gmca_error cause = {0};
 
@@ -826,7 +919,7 @@ static int reject(struct gmca_ctx *c, const char *event, const char *object, int
                 gmca_error_set(&cause, rc, "%s", gmca_err_name(rc));
         if (cause.code == 0)
                 cause.code = rc;
-        if (audit_failure(c, event, object, &cause) != 0 && e != NULL) {
+        if (ca_audit_failure(c, event, object, &cause) != 0 && e != NULL) {
                 size_t n = strlen(e->msg);
 
                 snprintf(e->msg + n, sizeof(e->msg) - n, " [and the audit record failed]");
@@ -834,47 +927,7 @@ static int reject(struct gmca_ctx *c, const char *event, const char *object, int
         return rc;
 }
 
-int gmca_ctx_activate(struct gmca_ctx *c, const char *ca, const char *pass, size_t passlen,
-                      struct gmca_error *e)
-{
-        struct ca_slot *slot;
-        char path[PATH_MAX];
-        EVP_PKEY *key;
-        struct gmca_audit_event ev;
-        int rc;
-
-        if ((slot = find_ca(c, ca, e)) == NULL)
-                return reject(c, GMCA_EV_KEY_ACTIVATE, ca,
-                              e && e->code ? e->code : GMCA_ERR_NOTFOUND, e);
-        if (slot->key != NULL)
-                return 0;
-        if (strstr(slot->rec.key_file, "..") != NULL || slot->rec.key_file[0] == '/') {
-                gmca_error_set(e, GMCA_ERR_TAMPER, "CA %s: bad key path in store", slot->rec.name);
-                return reject(c, GMCA_EV_KEY_ACTIVATE, slot->rec.name, GMCA_ERR_TAMPER, e);
-        }
-        if ((rc = pathf(path, sizeof(path), e, "%s/%s", c->dir, slot->rec.key_file)) != 0)
-                return reject(c, GMCA_EV_KEY_ACTIVATE, slot->rec.name, rc, e);
-
-        if ((key = gmca_key_read(path, pass, passlen, e)) == NULL)
-                return reject(c, GMCA_EV_KEY_ACTIVATE, slot->rec.name,
-                              e && e->code ? e->code : GMCA_ERR_AUTH, e);
-        if (EVP_PKEY_eq(key, X509_get0_pubkey(slot->cert)) != 1) {
-                EVP_PKEY_free(key);
-                gmca_ossl_clear();
-                gmca_error_set(e, GMCA_ERR_TAMPER,
-                               "CA %s: key file does not match the CA certificate", slot->rec.name);
-                return reject(c, GMCA_EV_KEY_ACTIVATE, slot->rec.name, GMCA_ERR_TAMPER, e);
-        }
-        ev = (struct gmca_audit_event){GMCA_EV_KEY_ACTIVATE, c->actor, 1, slot->rec.name, NULL};
-        if ((rc = gmca_audit_record(c->store, &ev, e)) != 0) {
-                EVP_PKEY_free(key);
-                return rc;
-        }
-        slot->key = key;
-        return 0;
-}
-
-static time_t cert_not_after(const X509 *cert)
+time_t ca_cert_not_after(const X509 *cert)
 {
         struct tm tm;
 
@@ -941,7 +994,7 @@ static int issue_prepare(struct gmca_ctx *c, struct ca_slot *ca, const struct gm
 
         memset(&t, 0, sizeof(t));
         memset(&u, 0, sizeof(u));
-        if ((rc = fill_template(&t, &u, &c->cfg, prof, ca->rec.name, e)) != 0)
+        if ((rc = ca_fill_template(&t, &u, &c->cfg, prof, ca->rec.name, e)) != 0)
                 goto out;
         for (int i = 0; i < SERIAL_TRIES && exists; i++) {
                 char hex[GMCA_SERIAL_HEX_MAX];
@@ -960,13 +1013,15 @@ static int issue_prepare(struct gmca_ctx *c, struct ca_slot *ca, const struct gm
         t.subject = X509_REQ_get_subject_name(csr);
         t.pubkey = X509_REQ_get0_pubkey(csr);
         t.issuer = ca->cert;
-        t.issuer_key = ca->key;
+        t.issuer_key = X509_get0_pubkey(ca->cert);
+        t.signer = ca->signer;
+        t.sm2_id = ca->rec.sm2_id[0] ? ca->rec.sm2_id : NULL; /* the ID the CA signs with */
         t.info = info;
         t.skip_self_check = !c->cfg.verify_after_sign;
         t.not_before = now;
         t.not_after = now + (time_t)(r->days > 0 ? r->days : prof->validity_days) * 86400;
         /* A certificate never outlives its CA (GM/T 0015): end at the CA's end. */
-        ca_end = cert_not_after(ca->cert);
+        ca_end = ca_cert_not_after(ca->cert);
         if (ca_end <= now) {
                 rc = gmca_error_set(e, GMCA_ERR_STATE, "CA %s: certificate has expired",
                                     ca->rec.name);
@@ -978,7 +1033,7 @@ static int issue_prepare(struct gmca_ctx *c, struct ca_slot *ca, const struct gm
                 rc = e && e->code ? e->code : GMCA_ERR_INTERNAL;
                 goto out;
         }
-        if ((rc = cert_record(pd->cert, ca->rec.id, prof->name, 0, &pd->rec, e)) != 0)
+        if ((rc = ca_cert_record(pd->cert, ca->rec.id, prof->name, 0, &pd->rec, e)) != 0)
                 goto out;
         if ((n = i2d_X509_REQ(csr, &pd->csr_der)) <= 0) {
                 rc = gmca_error_ossl(e, GMCA_ERR_INTERNAL, "CSR: cannot encode");
@@ -993,10 +1048,10 @@ static int issue_prepare(struct gmca_ctx *c, struct ca_slot *ca, const struct gm
         pd->req.csr_der = pd->csr_der;
         pd->req.csr_len = (size_t)n;
         pd->req.info_json = r->info_json;
-        pd->detail =
-            detail_json(json_pack("{s:s, s:s, s:s, s:s, s:I}", "ca", ca->rec.name, "profile",
-                                  prof->name, "subject", pd->rec.subject, "fingerprint",
-                                  pd->rec.fingerprint, "not_after", (json_int_t)pd->rec.not_after));
+        pd->detail = ca_detail_json(json_pack("{s:s, s:s, s:s, s:s, s:I}", "ca", ca->rec.name,
+                                              "profile", prof->name, "subject", pd->rec.subject,
+                                              "fingerprint", pd->rec.fingerprint, "not_after",
+                                              (json_int_t)pd->rec.not_after));
         if (pd->detail == NULL) {
                 rc = gmca_error_set(e, GMCA_ERR_NOMEM, "out of memory");
                 goto out;
@@ -1046,26 +1101,26 @@ static struct ca_slot *issuing_ca(struct gmca_ctx *c, const struct gmca_issue_re
 {
         struct ca_slot *ca;
 
-        if ((ca = find_ca(c, r->ca, e)) == NULL) {
-                *rc = reject(c, GMCA_EV_CERT_ISSUE, r->ca,
-                             e && e->code ? e->code : GMCA_ERR_NOTFOUND, e);
+        if ((ca = ca_find(c, r->ca, e)) == NULL) {
+                *rc = ca_reject(c, GMCA_EV_CERT_ISSUE, r->ca,
+                                e && e->code ? e->code : GMCA_ERR_NOTFOUND, e);
                 return NULL;
         }
-        if (ca->key == NULL) {
-                gmca_error_set(e, GMCA_ERR_STATE, "CA %s is not activated", ca->rec.name);
-                *rc = reject(c, GMCA_EV_CERT_ISSUE, ca->rec.name, GMCA_ERR_STATE, e);
+        if (ca_need_signer(c, ca, 1, e) != 0) {
+                *rc = ca_reject(c, GMCA_EV_CERT_ISSUE, ca->rec.name,
+                                e && e->code ? e->code : GMCA_ERR_STATE, e);
                 return NULL;
         }
         if (r->profile == NULL || r->csr == NULL) {
                 gmca_error_set(e, GMCA_ERR_INVALID, "issue: profile and CSR are required");
-                *rc = reject(c, GMCA_EV_CERT_ISSUE, ca->rec.name, GMCA_ERR_INVALID, e);
+                *rc = ca_reject(c, GMCA_EV_CERT_ISSUE, ca->rec.name, GMCA_ERR_INVALID, e);
                 return NULL;
         }
         if (ca_revoked(c, ca)) {
                 gmca_error_set(e, GMCA_ERR_STATE,
                                "CA %s: its own certificate is revoked; it issues no more",
                                ca->rec.name);
-                *rc = reject(c, GMCA_EV_CERT_ISSUE, ca->rec.name, GMCA_ERR_STATE, e);
+                *rc = ca_reject(c, GMCA_EV_CERT_ISSUE, ca->rec.name, GMCA_ERR_STATE, e);
                 return NULL;
         }
         return ca;
@@ -1095,7 +1150,7 @@ int gmca_ca_issue(struct gmca_ctx *c, const struct gmca_issue_req *r,
         if ((rc = issue_prepare(c, ca, r, &pd, e)) != 0 ||
             (rc = issue_commit_one(c, &pd, e)) != 0) {
                 pending_clear(&pd);
-                return reject(c, GMCA_EV_CERT_ISSUE, r->profile, rc, e);
+                return ca_reject(c, GMCA_EV_CERT_ISSUE, r->profile, rc, e);
         }
         gmca_strlcpy(serial, pd.rec.serial, GMCA_SERIAL_HEX_MAX);
         if (out != NULL) {
@@ -1150,9 +1205,9 @@ int gmca_ca_issue_batch(struct gmca_ctx *c, const struct gmca_issue_req *r, size
                                 continue;
                         if (res[i].err.code == 0)
                                 res[i].err.code = res[i].rc;
-                        detail =
-                            detail_json(json_pack("{s:s, s:s}", "error", gmca_err_name(res[i].rc),
-                                                  "cause", res[i].err.msg));
+                        detail = ca_detail_json(json_pack("{s:s, s:s}", "error",
+                                                          gmca_err_name(res[i].rc), "cause",
+                                                          res[i].err.msg));
                         ev = (struct gmca_audit_event){GMCA_EV_CERT_ISSUE, c->actor, 0,
                                                        r[i].profile, detail};
                         rc = gmca_audit_append(c->store, &ev, e);
@@ -1171,9 +1226,11 @@ int gmca_ca_issue_batch(struct gmca_ctx *c, const struct gmca_issue_req *r, size
                                 continue;
                         if (pd[i].cert != NULL &&
                             (res[i].rc = issue_commit_one(c, &pd[i], &res[i].err)) != 0)
-                                reject(c, GMCA_EV_CERT_ISSUE, r[i].profile, res[i].rc, &res[i].err);
+                                ca_reject(c, GMCA_EV_CERT_ISSUE, r[i].profile, res[i].rc,
+                                          &res[i].err);
                         else if (pd[i].cert == NULL && res[i].rc != 0)
-                                reject(c, GMCA_EV_CERT_ISSUE, r[i].profile, res[i].rc, &res[i].err);
+                                ca_reject(c, GMCA_EV_CERT_ISSUE, r[i].profile, res[i].rc,
+                                          &res[i].err);
                 }
         }
         for (i = 0; i < n; i++) {
@@ -1228,7 +1285,7 @@ int gmca_ca_revoke(struct gmca_ctx *c, const char *serial_in, int reason, int64_
         memset(&carec, 0, sizeof(carec));
         if (gmca_serial_normalize(serial_in, serial) != 0) {
                 gmca_error_set(e, GMCA_ERR_INVALID, "revoke: serial must be 1..40 hex digits");
-                return reject(c, GMCA_EV_CERT_REVOKE, NULL, GMCA_ERR_INVALID, e);
+                return ca_reject(c, GMCA_EV_CERT_REVOKE, NULL, GMCA_ERR_INVALID, e);
         }
         if (reason < 0 || reason > 10 || reason == 7 || reason == CRL_REASON_REMOVE_FROM_CRL ||
             reason == CRL_REASON_CERTIFICATE_HOLD) {
@@ -1236,10 +1293,10 @@ int gmca_ca_revoke(struct gmca_ctx *c, const char *serial_in, int reason, int64_
                                "revoke: reason %d not allowed (RFC 5280 §5.3.1; revocation here "
                                "is permanent, so no certificateHold or removeFromCRL)",
                                reason);
-                return reject(c, GMCA_EV_CERT_REVOKE, serial, GMCA_ERR_INVALID, e);
+                return ca_reject(c, GMCA_EV_CERT_REVOKE, serial, GMCA_ERR_INVALID, e);
         }
         if ((rc = gmca_store_begin(c->store, e)) != 0)
-                return reject(c, GMCA_EV_CERT_REVOKE, serial, rc, e);
+                return ca_reject(c, GMCA_EV_CERT_REVOKE, serial, rc, e);
         if ((rc = gmca_store_cert_get(c->store, serial, &rec, e)) != 0)
                 goto fail;
         if (invalidity > gmca_now()) {
@@ -1258,8 +1315,8 @@ int gmca_ca_revoke(struct gmca_ctx *c, const char *serial_in, int reason, int64_
         }
         if ((rc = gmca_store_cert_revoke(c->store, serial, gmca_now(), reason, invalidity, e)) != 0)
                 goto fail;
-        detail = detail_json(json_pack("{s:s, s:s, s:s}", "ca", carec.name, "reason",
-                                       gmca_crl_reason_name(reason), "subject", rec.subject));
+        detail = ca_detail_json(json_pack("{s:s, s:s, s:s}", "ca", carec.name, "reason",
+                                          gmca_crl_reason_name(reason), "subject", rec.subject));
         ev = (struct gmca_audit_event){GMCA_EV_CERT_REVOKE, c->actor, 1, serial, detail};
         if ((rc = gmca_audit_append(c->store, &ev, e)) != 0 ||
             (rc = gmca_store_commit(c->store, e)) != 0)
@@ -1268,7 +1325,7 @@ int gmca_ca_revoke(struct gmca_ctx *c, const char *serial_in, int reason, int64_
         goto out;
 fail:
         gmca_store_rollback(c->store);
-        reject(c, GMCA_EV_CERT_REVOKE, serial, rc, e);
+        ca_reject(c, GMCA_EV_CERT_REVOKE, serial, rc, e);
 out:
         free(detail);
         gmca_cert_rec_clear(&rec);
@@ -1318,24 +1375,24 @@ static int collect_revoked(const struct gmca_cert_rec *r, void *arg)
         return 0;
 }
 
-static int publish_crl(struct gmca_ctx *c, const char *ca, int64_t number, const uint8_t *der,
-                       size_t len, struct gmca_error *e)
+int ca_publish_crl(struct gmca_ctx *c, const char *ca, int64_t number, const uint8_t *der,
+                   size_t len, struct gmca_error *e)
 {
         char path[PATH_MAX];
         int rc;
 
-        if ((rc = pathf(path, sizeof(path), e, "%s/crl/%s", c->dir, ca)) != 0)
+        if ((rc = ca_pathf(path, sizeof(path), e, "%s/crl/%s", c->dir, ca)) != 0)
                 return rc;
 
         if (mkdir(path, 0755) != 0 && errno != EEXIST)
                 return gmca_error_set(e, GMCA_ERR_IO, "%s: %s", path, strerror(errno));
-        if ((rc = pathf(path, sizeof(path), e, "%s/crl/%s/%lld.crl", c->dir, ca,
-                        (long long)number)) != 0)
+        if ((rc = ca_pathf(path, sizeof(path), e, "%s/crl/%s/%lld.crl", c->dir, ca,
+                           (long long)number)) != 0)
                 return rc;
 
         if ((rc = gmca_write_file_excl(path, der, len, 0644, e)) != 0)
                 return rc;
-        if ((rc = pathf(path, sizeof(path), e, "%s/crl/%s.crl", c->dir, ca)) != 0)
+        if ((rc = ca_pathf(path, sizeof(path), e, "%s/crl/%s.crl", c->dir, ca)) != 0)
                 return rc;
 
         return gmca_write_file_atomic(path, der, len, 0644, e);
@@ -1356,21 +1413,20 @@ int gmca_ca_crl_generate(struct gmca_ctx *c, const char *ca_name, int next_hours
         int rc, n;
 
         memset(&rec, 0, sizeof(rec));
-        if ((ca = find_ca(c, ca_name, e)) == NULL)
-                return reject(c, GMCA_EV_CRL_GENERATE, ca_name,
-                              e && e->code ? e->code : GMCA_ERR_NOTFOUND, e);
-        if (ca->key == NULL) {
-                gmca_error_set(e, GMCA_ERR_STATE, "CA %s is not activated", ca->rec.name);
-                return reject(c, GMCA_EV_CRL_GENERATE, ca->rec.name, GMCA_ERR_STATE, e);
-        }
+        if ((ca = ca_find(c, ca_name, e)) == NULL)
+                return ca_reject(c, GMCA_EV_CRL_GENERATE, ca_name,
+                                 e && e->code ? e->code : GMCA_ERR_NOTFOUND, e);
+        if (ca_need_signer(c, ca, 0, e) != 0)
+                return ca_reject(c, GMCA_EV_CRL_GENERATE, ca->rec.name,
+                                 e && e->code ? e->code : GMCA_ERR_STATE, e);
         if (next_hours < 0 || next_hours > 24 * 31) {
                 gmca_error_set(e, GMCA_ERR_INVALID, "crl: next update must be 1..744 hours");
-                return reject(c, GMCA_EV_CRL_GENERATE, ca->rec.name, GMCA_ERR_INVALID, e);
+                return ca_reject(c, GMCA_EV_CRL_GENERATE, ca->rec.name, GMCA_ERR_INVALID, e);
         }
         if (next_hours == 0)
                 next_hours = c->cfg.crl_hours;
         if ((rc = gmca_store_begin(c->store, e)) != 0)
-                return reject(c, GMCA_EV_CRL_GENERATE, ca->rec.name, rc, e);
+                return ca_reject(c, GMCA_EV_CRL_GENERATE, ca->rec.name, rc, e);
         if ((rc = gmca_store_crl_next_number(c->store, ca->rec.id, &rec.number, e)) != 0)
                 goto fail;
         rc = gmca_store_revoked_list(c->store, ca->rec.id, collect_revoked, &es, e);
@@ -1385,7 +1441,7 @@ int gmca_ca_crl_generate(struct gmca_ctx *c, const char *ca_name, int next_hours
                 goto fail;
         memset(&p, 0, sizeof(p));
         p.issuer = ca->cert;
-        p.key = ca->key;
+        p.signer = ca->signer;
         p.sm2_id = ca->rec.sm2_id[0] ? ca->rec.sm2_id : NULL;
         p.number = rec.number;
         p.this_update = now;
@@ -1407,16 +1463,16 @@ int gmca_ca_crl_generate(struct gmca_ctx *c, const char *ca_name, int next_hours
         rec.der = der;
         rec.der_len = (size_t)n;
         snprintf(object, sizeof(object), "%s#%lld", ca->rec.name, (long long)rec.number);
-        detail = detail_json(json_pack("{s:s, s:I, s:I, s:I}", "ca", ca->rec.name, "number",
-                                       (json_int_t)rec.number, "entries", (json_int_t)es.n,
-                                       "next_update", (json_int_t)rec.next_update));
+        detail = ca_detail_json(json_pack("{s:s, s:I, s:I, s:I}", "ca", ca->rec.name, "number",
+                                          (json_int_t)rec.number, "entries", (json_int_t)es.n,
+                                          "next_update", (json_int_t)rec.next_update));
         ev = (struct gmca_audit_event){GMCA_EV_CRL_GENERATE, c->actor, 1, object, detail};
         if ((rc = gmca_store_crl_insert(c->store, &rec, e)) != 0 ||
             (rc = gmca_audit_append(c->store, &ev, e)) != 0 ||
             (rc = gmca_store_commit(c->store, e)) != 0)
                 goto fail;
         /* The store is the record; the files are its publication. */
-        if ((rc = publish_crl(c, ca->rec.name, rec.number, der, (size_t)n, e)) != 0)
+        if ((rc = ca_publish_crl(c, ca->rec.name, rec.number, der, (size_t)n, e)) != 0)
                 goto out;
         if (out != NULL) {
                 *out = rec;
@@ -1432,7 +1488,7 @@ int gmca_ca_crl_generate(struct gmca_ctx *c, const char *ca_name, int next_hours
         goto out;
 fail:
         gmca_store_rollback(c->store);
-        reject(c, GMCA_EV_CRL_GENERATE, ca->rec.name, rc, e);
+        ca_reject(c, GMCA_EV_CRL_GENERATE, ca->rec.name, rc, e);
 out:
         free(detail);
         free(es.v);

@@ -8,7 +8,8 @@
  * State directory layout (everything under one --dir):
  *   gmca.json             configuration (written at init)
  *   gmca.db               the store (SQLite)
- *   keys/<ca>.key.pem     CA private keys, encrypted PKCS#8, mode 0600
+ *   keys/device/          the software crypto device's key store (sealed keys)
+ *   run/engine.sock       the CA engine's socket while activated
  *   certs/<ca>.pem        CA certificates
  *   crl/<ca>.crl          latest CRL (DER); crl/<ca>/<number>.crl every CRL
  *   profiles/NAME.json     certificate profiles in force
@@ -21,6 +22,7 @@
 
 #include <openssl/x509.h>
 
+#include "custody.h"
 #include "err.h"
 #include "profile.h"
 #include "store.h"
@@ -43,17 +45,27 @@ struct gmca_init_params {
         const char *cps_uri;      /* default <base_url>/cps */
         const char *profiles_src; /* directory to copy profiles from */
         const char *actor;        /* who runs the ceremony */
+        /* The key ceremony (CPS §7.1, §7.2.1.1): custodians receive the shares. */
+        const struct gmca_custodian *custodians; /* names, PINs, share file paths */
+        size_t ncustodians;                      /* 5 by default; 2..GMCA_CUSTODY_MAX */
+        unsigned threshold;                      /* 0: 3 */
+        const char *device_library;              /* NULL: the built-in software device */
+        const char *device_config;               /* NULL: keys/device in the state directory */
 };
 
 /*
- * Create a new CA state directory: generates the root and operational CA
- * keys and certificates, stores the keys encrypted under pass, records
- * everything with audit records. Everything is built in a temporary
+ * The key ceremony that creates a CA state directory: the device generates
+ * the root and operational CA key pairs, a master key is generated and split
+ * among the custodians (threshold of n, each share sealed under its
+ * custodian's PIN, PINs checked against CPS §7.4.1 first), and the
+ * certificates are made and recorded with audit records naming the
+ * custodians. The CA keys are protected in the device by a random key PIN
+ * that only the master key unwraps. Everything is built in a temporary
  * directory beside dir and renamed into place at the end, so an interrupted
- * init leaves nothing behind. dir must not exist (or be empty).
+ * init leaves nothing behind (share files written are removed again).
+ * dir must not exist (or be empty).
  */
-int gmca_ca_init(const char *dir, const struct gmca_init_params *p, const char *pass,
-                 size_t passlen, struct gmca_error *e) GMCA_WUR;
+int gmca_ca_init(const char *dir, const struct gmca_init_params *p, struct gmca_error *e) GMCA_WUR;
 
 /* Open an existing state directory. actor is recorded on every audit record. */
 struct gmca_ctx *gmca_ctx_open(const char *dir, const char *actor, struct gmca_error *e);
@@ -66,11 +78,39 @@ const char *gmca_ctx_dir(const struct gmca_ctx *c);
 const char *gmca_ctx_default_ca(const struct gmca_ctx *c);
 
 /*
- * Activate CA `ca` (NULL: default CA): decrypt its key with pass. Audited
- * (key.activate, success or failure); a wrong passphrase is GMCA_ERR_AUTH.
+ * Activate in this process with custodians' share files and PINs (any
+ * threshold of them; cust[i].name is not used). The master key unwraps the
+ * key PIN, which unlocks every CA key that may still sign; each is checked
+ * against its certificate. The master key and key PIN stay in locked memory
+ * of this context (ceremonies need them) until gmca_ctx_forget_secrets or
+ * close. Audited (key.activate with the custodians' names, or the refusal):
+ * too few shares, a wrong PIN, a share of another CA are GMCA_ERR_AUTH.
  */
-int gmca_ctx_activate(struct gmca_ctx *c, const char *ca, const char *pass, size_t passlen,
+int gmca_ctx_activate(struct gmca_ctx *c, const struct gmca_custodian *cust, size_t n,
                       struct gmca_error *e) GMCA_WUR;
+
+/* Wipe the master key and key PIN (the keys stay unlocked in the device). */
+void gmca_ctx_forget_secrets(struct gmca_ctx *c);
+
+/*
+ * Sign through the running CA engine (engine.h) instead: GMCA_ERR_STATE
+ * "CA not activated" when no engine listens on this state directory.
+ */
+int gmca_ctx_use_engine(struct gmca_ctx *c, struct gmca_error *e) GMCA_WUR;
+
+/*
+ * Be the CA engine: after gmca_ctx_activate, serve signatures on
+ * <dir>/run/engine.sock until deactivated or signalled (see engine.h). The
+ * keys are released before it returns. ready_fd: see gmca_engine_serve.
+ */
+int gmca_ctx_serve_engine(struct gmca_ctx *c, int ready_fd, struct gmca_error *e) GMCA_WUR;
+
+/* Path of the engine socket of this state directory. */
+int gmca_ctx_engine_path(const struct gmca_ctx *c, char *buf, size_t len,
+                         struct gmca_error *e) GMCA_WUR;
+
+/* Ask the running engine to wipe its keys and exit; audited (key.deactivate). */
+int gmca_ctx_deactivate_engine(struct gmca_ctx *c, struct gmca_error *e) GMCA_WUR;
 
 struct gmca_issue_req {
         const char *ca;      /* NULL: default CA */

@@ -4,7 +4,7 @@
 # were, adds exactly one audit record (a failure), and the chain verifies.
 . "$(dirname "$0")/common.bash"
 D=$T/ca
-g() { "$GMCA" --dir "$D" --pass-file "$T/pass" "$@"; }
+g() { "$GMCA" --dir "$D" "$@"; }
 new_ca "$D"
 
 sm2_csr good "/C=CN/O=某单位/CN=张三"
@@ -69,15 +69,15 @@ reject 6 "validity over the profile maximum" "valid" -- cert issue --profile per
 reject 4 "revoke unknown serial" "not found" -- cert revoke --serial 0123456789ABCDEF --reason keyCompromise
 reject 3 "revoke non-hex serial" "hex" -- cert revoke --serial XYZ --reason keyCompromise
 
-# Wrong passphrase: refused (5), audited, nothing issued.
-echo "wrong passphrase 9" > "$T/wrong"
+# Not activated: refused (6), audited, nothing issued.
+"$GMCA" --dir "$D" deactivate >/dev/null
 c0=$(cert_count "$D"); a0=$(audit_count "$D")
-expect_exit 5 "wrong passphrase" -- "$GMCA" --dir "$D" --pass-file "$T/wrong" \
-  $(issue "$T/good.csr")
-expect_err "passphrase"
-check "wrong passphrase: nothing issued" test "$(cert_count "$D")" = "$c0"
-check "wrong passphrase: audited" test "$(audit_count "$D")" = "$((a0 + 1))"
-check "wrong passphrase: failure" test "$(audit_last_outcome "$D")" = failure
+expect_exit 6 "not activated" -- "$GMCA" --dir "$D" $(issue "$T/good.csr")
+expect_err "not activated"
+check "not activated: nothing issued" test "$(cert_count "$D")" = "$c0"
+check "not activated: audited" test "$(audit_count "$D")" = "$((a0 + 1))"
+check "not activated: failure" test "$(audit_last_outcome "$D")" = failure
+activate "$D" >/dev/null
 
 # Revoked serial: the second revocation is refused.
 expect_exit 0 "issue for revocation" -- g $(issue "$T/good.csr") --out "$T/r.pem"
@@ -94,8 +94,8 @@ expect_exit 3 "oversized actor filter" -- g audit list --actor "$(head -c 400 /d
 expect_err "actor"
 expect_exit 2 "operator name over its cap" -- "$GMCA" --dir "$D" --operator "$(head -c 400 /dev/zero | tr '\0' a)" cert list
 
-# Passphrase never from arguments: there is no such option.
-expect_exit 2 "no --pass option" -- "$GMCA" --dir "$D" --pass secret cert list
+# PINs never from arguments: there is no such option.
+expect_exit 2 "no PIN option" -- "$GMCA" --dir "$D" activate --pass secret
 
 expect_exit 0 "audit chain still verifies" -- g audit verify
 

@@ -4,7 +4,15 @@ set -euo pipefail
 : "${GMCA:?GMCA must point at the gmca binary}"
 : "${GMCA_SRC:?GMCA_SRC must point at the source tree}"
 T=$(mktemp -d "${TMPDIR:-/tmp}/gmca-e2e.XXXXXX")
-trap 'rm -rf "$T"' EXIT
+# Every CA engine a test started is told to stop, then the files go.
+stop_engines() {
+  local s
+  for s in "$T"/*/run/engine.sock "$T"/*/*/run/engine.sock; do
+    [ -S "$s" ] && "$GMCA" --dir "$(dirname "$(dirname "$s")")" deactivate >/dev/null 2>&1
+  done
+  return 0
+}
+trap 'stop_engines; rm -rf "$T"' EXIT
 PASSED=0
 FAILED=0
 export GMCA_OPERATOR=e2e-operator
@@ -36,12 +44,40 @@ finish() {
   [ "$FAILED" -eq 0 ]
 }
 
-# new_ca DIR: a fresh CA with passphrase file $T/pass.
+# The five custodians of CPS §7.2.1.1 and their PINs ($T/pin1..5).
+CUSTODIANS=(张三 李四 王五 赵六 钱七)
+make_pins() {
+  local i
+  umask 077
+  for i in 1 2 3 4 5; do [ -f "$T/pin$i" ] || echo "Custody${i}Pin$((i * 7919))" > "$T/pin$i"; done
+  umask 022
+}
+# custodian_args: --custodian/--pin-file pairs for init.
+custodian_args() {
+  local i
+  for i in 1 2 3 4 5; do printf '%s\n' --custodian "${CUSTODIANS[$((i - 1))]}" --pin-file "$T/pin$i"; done
+}
+# init_ca DIR [init options...]: the key ceremony; shares go to DIR.shares/.
+init_ca() {
+  local d=$1; shift
+  make_pins
+  mkdir -p "$d.shares"
+  mapfile -t cargs < <(custodian_args)
+  "$GMCA" --dir "$d" init "${cargs[@]}" --shares-out "$d.shares" "$@"
+}
+# activate DIR [i j k]: start the CA engine with custodians i j k (default 1 2 3).
+activate() {
+  local d=$1; shift
+  local idx=("$@") a=() i
+  [ ${#idx[@]} -gt 0 ] || idx=(1 2 3)
+  for i in "${idx[@]}"; do a+=(--share "$d.shares/share-$i.json" --pin-file "$T/pin$i"); done
+  "$GMCA" --dir "$d" activate "${a[@]}"
+}
+# new_ca DIR: a fresh CA, activated.
 new_ca() {
-  [ -f "$T/pass" ] || { umask 077; echo "correct horse battery 1" > "$T/pass"; umask 022; }
-  "$GMCA" --dir "$1" init --pass-file "$T/pass" \
-    --root-dn "C=CN, O=测试电子政务认证中心, CN=测试 SM2 根 CA" \
-    --sub-dn "C=CN, ST=北京市, O=测试电子政务认证中心, OU=运营, CN=测试 SM2 运营 CA" >/dev/null
+  init_ca "$1" --root-dn "C=CN, O=测试电子政务认证中心, CN=测试 SM2 根 CA" \
+    --sub-dn "C=CN, ST=北京市, O=测试电子政务认证中心, OU=运营, CN=测试 SM2 运营 CA" >/dev/null &&
+    activate "$1" >/dev/null
 }
 
 # sm2_csr NAME SUBJ [ID]: key $T/NAME.key and CSR $T/NAME.csr made by openssl.
@@ -55,8 +91,7 @@ sm2_csr() {
 # count of rows: certificates and audit records, read through the command.
 cert_count() { "$GMCA" --dir "$1" cert list --json | grep -c '"serial"' || true; }
 audit_count() { "$GMCA" --dir "$1" audit list --json | grep -c '"seq"' || true; }
-# Audit records that are not key activations (each command that needs the CA
-# key records its activation), and failures.
+# Audit records that are not key activations, and failures.
 audit_work_count() { "$GMCA" --dir "$1" audit list --json | grep '"event"' | grep -vc '"key.activate"' || true; }
 audit_failures() { "$GMCA" --dir "$1" audit list --json | grep -c '"outcome": "failure"' || true; }
 audit_last_outcome() {

@@ -10,7 +10,7 @@ for i in $(seq 1 12); do sm2_csr "c$i" "/C=CN/O=并发测试/CN=用户$i"; done
 
 worker() { # worker FIRST LAST
   for i in $(seq "$1" "$2"); do
-    "$GMCA" --dir "$D" --pass-file "$T/pass" cert issue --profile personal-sign \
+    "$GMCA" --dir "$D" cert issue --profile personal-sign \
       --csr "$T/c$i.csr" --info "$T/id.json" --out "$T/c$i.pem" > "$T/s$i" || return 1
     if [ $((i % 3)) -eq 0 ]; then
       "$GMCA" --dir "$D" cert revoke --serial "$(cat "$T/s$i")" --reason superseded >/dev/null || return 1

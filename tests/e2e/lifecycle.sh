@@ -3,16 +3,17 @@
 # for several profiles, show/list/export, revoke, CRL, audit list/verify.
 . "$(dirname "$0")/common.bash"
 D=$T/ca
-g() { "$GMCA" --dir "$D" --pass-file "$T/pass" "$@"; }
+g() { "$GMCA" --dir "$D" "$@"; }
 
 check "init" new_ca "$D"
 check "state dir is 0700" test "$(stat -c %a "$T/ca")" = 700
-check "key files are 0600" test "$(stat -c %a "$D/keys/root.key.pem")" = 600
-check "keys are encrypted PKCS#8" grep -q "BEGIN ENCRYPTED PRIVATE KEY" "$D/keys/sub.key.pem"
+check "key store is 0700" test "$(stat -c %a "$D/keys/device")" = 700
+check "share files are 0600" test "$(stat -c %a "$D.shares/share-1.json")" = 600
 expect_exit 0 "ca list" -- g ca list --json
 check "two CAs" test "$(grep -c '"name"' "$T/out")" = 2
+mkdir -p "$T/other.shares"
 expect_exit 6 "init refuses an existing directory" -- "$GMCA" --dir "$D" init \
-  --pass-file "$T/pass" --root-dn "C=CN, O=X, CN=Y" --sub-dn "C=CN, O=X, CN=Z"
+  $(custodian_args) --shares-out "$T/other.shares" --root-dn "C=CN, O=X, CN=Y" --sub-dn "C=CN, O=X, CN=Z"
 expect_err "exists"
 
 # A personal signature certificate with an identity card number.
@@ -118,24 +119,18 @@ cat > "$T/init.json" <<JSON
  "root_name": "cfgroot", "sub_name": "cfgsub", "root_days": 3650, "sub_days": 1825,
  "base_url": "https://ca.example.gov.cn/"}
 JSON
-expect_exit 0 "init from a file" -- "$GMCA" --dir "$T/cfg" init --pass-file "$T/pass" \
-  --config "$T/init.json" --sub-days 1000
+expect_exit 0 "init from a file" -- init_ca "$T/cfg" --config "$T/init.json" --sub-days 1000
 expect_exit 0 "CAs named by the file" -- "$GMCA" --dir "$T/cfg" ca list --json
 check "root name from the file" grep -q '"name": "cfgroot"' "$T/out"
 "$GMCA" --dir "$T/cfg" ca export --ca cfgsub > "$T/cfgsub.pem"
 check "sub validity from the command line (1000 days)" bash -c "test \$(( (\$(date -d \"\$(openssl x509 -in '$T/cfgsub.pem' -noout -enddate | cut -d= -f2)\" +%s) - \$(date -d \"\$(openssl x509 -in '$T/cfgsub.pem' -noout -startdate | cut -d= -f2)\" +%s)) / 86400 )) -eq 1000"
 check "CRL URL from the file's base URL" bash -c "openssl x509 -in '$T/cfgsub.pem' -noout -text | grep -q 'https://ca.example.gov.cn/crl/cfgroot.crl'"
 echo '{"root_dn": "C=CN, CN=x", "sub_dn": "C=CN, CN=y", "colour": "blue"}' > "$T/bad.json"
-expect_exit 3 "init refuses an unknown key in the file" -- "$GMCA" --dir "$T/cfg2" init \
-  --pass-file "$T/pass" --config "$T/bad.json"
+expect_exit 3 "init refuses an unknown key in the file" -- init_ca "$T/cfg2" --config "$T/bad.json"
 expect_err "colour"
-check "nothing left behind" bash -c "! ls -d '$T'/cfg2* 2>/dev/null"
-expect_exit 3 "init refuses a bad DN" -- "$GMCA" --dir "$T/cfg3" init --pass-file "$T/pass" \
-  --root-dn "C=China, CN=x" --sub-dn "C=CN, CN=y"
-check "nothing left behind after a bad DN" bash -c "! ls -d '$T'/cfg3* 2>/dev/null"
-echo "short" > "$T/short"
-expect_exit 3 "init refuses a short passphrase" -- "$GMCA" --dir "$T/cfg4" init --pass-file "$T/short" \
-  --root-dn "C=CN, CN=x" --sub-dn "C=CN, CN=y"
+check "nothing left behind" bash -c "! ls -d '$T'/cfg2 '$T'/cfg2.init* '$T'/cfg2.shares/* 2>/dev/null"
+expect_exit 3 "init refuses a bad DN" -- init_ca "$T/cfg3" --root-dn "C=China, CN=x" --sub-dn "C=CN, CN=y"
+check "nothing left behind after a bad DN" bash -c "! ls -d '$T'/cfg3 '$T'/cfg3.init* '$T'/cfg3.shares/* 2>/dev/null"
 
 # Options a subcommand does not use are refused, not ignored.
 expect_exit 2 "revoke does not take --ca" -- g cert revoke --serial "$S1" --reason superseded --ca root

@@ -9,7 +9,7 @@ V=$GMCA_SRC/tests/interop/sm2verify.mjs
 [ -d "$GMCA_SRC/tests/interop/node_modules/sm-crypto" ] ||
   (cd "$GMCA_SRC/tests/interop" && npm install --no-audit --no-fund --silent)
 D=$T/ca
-g() { "$GMCA" --dir "$D" --pass-file "$T/pass" "$@"; }
+g() { "$GMCA" --dir "$D" "$@"; }
 new_ca "$D"
 g ca export --ca root > "$T/root.pem"
 g ca export --ca sub > "$T/sub.pem"

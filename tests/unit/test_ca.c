@@ -24,14 +24,32 @@
 #include "crypto.h"
 #include "util.h"
 
-#define PASS "unit test passphrase 1"
+static const char *const names[5] = {"张三", "李四", "王五", "赵六", "钱七"};
+static const char *const pins[5] = {"Unit1pinAA", "Unit2pinBB", "Unit3pinCC", "Unit4pinDD",
+                                    "Unit5pinEE"};
 #define INFO "{\"identity_card_number\": \"11010519491231002X\"}"
 
 struct fixture {
         char top[256];
         char dir[300];
+        char shares[5][320];
+        struct gmca_custodian cust[5];
         struct gmca_ctx *c;
 };
+
+/* The five custodians with share files under top/sharesN/ (tag keeps sets apart). */
+static void custodians(struct fixture *f, const char *tag)
+{
+        char d[300];
+
+        snprintf(d, sizeof(d), "%s/shares%s", f->top, tag);
+        mkdir(d, 0700);
+        for (int i = 0; i < 5; i++) {
+                snprintf(f->shares[i], sizeof(f->shares[i]), "%s/share-%d.json", d, i + 1);
+                f->cust[i] =
+                    (struct gmca_custodian){names[i], pins[i], strlen(pins[i]), f->shares[i]};
+        }
+}
 
 static const char *profiles_dir(void)
 {
@@ -56,7 +74,10 @@ static int setup(void **state)
         p.sub_dn = "C=CN, O=单元测试认证中心, CN=单元测试运营 CA";
         p.profiles_src = profiles_dir();
         p.actor = "unit";
-        if (gmca_ca_init(f->dir, &p, PASS, strlen(PASS), &e) != 0) {
+        custodians(f, "");
+        p.custodians = f->cust;
+        p.ncustodians = 5;
+        if (gmca_ca_init(f->dir, &p, &e) != 0) {
                 fprintf(stderr, "init: %s\n", e.msg);
                 return -1;
         }
@@ -166,7 +187,8 @@ static void activate(struct fixture *f)
 {
         struct gmca_error e = {0};
 
-        assert_int_equal(gmca_ctx_activate(f->c, NULL, PASS, strlen(PASS), &e), 0);
+        if (gmca_ctx_activate(f->c, f->cust + 1, 3, &e) != 0)
+                fail_msg("activate: %s", e.msg);
 }
 
 static void test_init_layout(void **state)
@@ -175,9 +197,10 @@ static void test_init_layout(void **state)
         char path[512];
         struct stat st;
 
-        snprintf(path, sizeof(path), "%s/keys/sub.key.pem", f->dir);
-        assert_int_equal(stat(path, &st), 0);
-        assert_int_equal(st.st_mode & 0777, 0600);
+        for (int i = 0; i < 5; i++) {
+                assert_int_equal(stat(f->shares[i], &st), 0);
+                assert_int_equal(st.st_mode & 0777, 0600);
+        }
         snprintf(path, sizeof(path), "%s/keys", f->dir);
         assert_int_equal(stat(path, &st), 0);
         assert_int_equal(st.st_mode & 0777, 0700);
@@ -197,7 +220,10 @@ static void test_init_refuses_existing(void **state)
         p.root_dn = "C=CN, O=X, CN=Y";
         p.sub_dn = "C=CN, O=X, CN=Z";
         p.profiles_src = profiles_dir();
-        assert_int_equal(gmca_ca_init(f->dir, &p, PASS, strlen(PASS), &e), GMCA_ERR_EXISTS);
+        custodians(f, "-again");
+        p.custodians = f->cust;
+        p.ncustodians = 5;
+        assert_int_equal(gmca_ca_init(f->dir, &p, &e), GMCA_ERR_EXISTS);
 }
 
 static void test_init_failure_leaves_nothing(void **state)
@@ -211,28 +237,49 @@ static void test_init_failure_leaves_nothing(void **state)
         p.root_dn = "C=CN, O=X, CN=Y";
         p.sub_dn = "C=CN, O=X, XX=Z"; /* unknown attribute: fails after the root is built */
         p.profiles_src = profiles_dir();
-        assert_int_equal(gmca_ca_init(dir, &p, PASS, strlen(PASS), &e), GMCA_ERR_INVALID);
+        custodians(f, "-failed");
+        p.custodians = f->cust;
+        p.ncustodians = 5;
+        assert_int_equal(gmca_ca_init(dir, &p, &e), GMCA_ERR_INVALID);
         assert_int_not_equal(access(dir, F_OK), 0);
-        /* no temporary directory is left beside it */
-        snprintf(cmd, sizeof(cmd), "ls -d '%s'/other* >/dev/null 2>&1", f->top);
+        /* no temporary directory is left beside it, and no share went out */
+        snprintf(cmd, sizeof(cmd), "ls -d '%s'/other* '%s'/shares-failed/* >/dev/null 2>&1", f->top,
+                 f->top);
         assert_int_not_equal(system(cmd), 0);
+        /* A weak PIN is refused before anything is made (CPS §7.4.1). */
+        p.sub_dn = "C=CN, O=X, CN=Z";
+        f->cust[2].pin = "abcdefghij"; /* no digit */
+        f->cust[2].pinlen = 10;
         gmca_error_clear(&e);
-        assert_int_equal(gmca_ca_init(dir, &p, "short", 5, &e), GMCA_ERR_INVALID);
+        assert_int_equal(gmca_ca_init(dir, &p, &e), GMCA_ERR_POLICY);
+        assert_non_null(strstr(e.msg, "7.4.1"));
+        assert_int_not_equal(system(cmd), 0);
+        /* Too few custodians. */
+        f->cust[2].pin = pins[2];
+        f->cust[2].pinlen = strlen(pins[2]);
+        p.ncustodians = 1;
+        gmca_error_clear(&e);
+        assert_int_equal(gmca_ca_init(dir, &p, &e), GMCA_ERR_INVALID);
 }
 
 static void test_activate_wrong_passphrase(void **state)
 {
         struct fixture *f = *state;
         struct gmca_error e = {0};
+        struct gmca_custodian bad[3];
         int64_t a0 = audits(f);
 
-        assert_int_equal(gmca_ctx_activate(f->c, NULL, "not the passphrase", 18, &e),
-                         GMCA_ERR_AUTH);
+        /* A wrong PIN: refused, audited. */
+        memcpy(bad, f->cust, sizeof(bad));
+        bad[1].pin = "Wrong9pinXX";
+        bad[1].pinlen = strlen(bad[1].pin);
+        assert_int_equal(gmca_ctx_activate(f->c, bad, 3, &e), GMCA_ERR_AUTH);
         assert_int_equal(audits(f), a0 + 1);
         assert_int_equal(last_outcome(f), 0);
+        /* Two custodians are not enough. */
         gmca_error_clear(&e);
-        assert_int_equal(gmca_ctx_activate(f->c, "nosuch", PASS, strlen(PASS), &e),
-                         GMCA_ERR_NOTFOUND);
+        assert_int_equal(gmca_ctx_activate(f->c, f->cust, 2, &e), GMCA_ERR_AUTH);
+        assert_int_equal(audits(f), a0 + 2);
         activate(f);
         assert_int_equal(last_outcome(f), 1);
         chain_ok(f);

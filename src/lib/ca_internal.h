@@ -1,0 +1,141 @@
+/*
+ * ca_internal: what ca.c (issuance, revocation, CRLs) and ca_keys.c (key
+ * ceremonies, activation, custody, rollover, compromise, archive) share.
+ * Not a public header.
+ */
+#ifndef GMCA_CA_INTERNAL_H
+#define GMCA_CA_INTERNAL_H
+
+#include <limits.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <jansson.h>
+#include <openssl/x509.h>
+
+#include "ca.h"
+#include "custody.h"
+#include "device.h"
+#include "engine.h"
+#include "profile.h"
+#include "store.h"
+#include "x509.h"
+
+#define MAX_CAS 16
+#define MAX_PROFILES 32
+#define CONFIG_MAX 65536
+#define URL_MAX 512
+#define DEFAULT_BASE_URL "http://127.0.0.1:8080"
+#define ANY_POLICY "2.5.29.32.0"
+#define SERIAL_TRIES 8
+#define KEY_REF_PREFIX "device:"
+#define META_CUSTODY "custody"
+#define META_DEFAULT_CA "ca.default"
+
+struct ca_slot {
+        struct gmca_ca_rec rec;
+        X509 *cert;
+        unsigned key_index;                /* in the device; 0 if none */
+        const struct gmca_signer *signer;  /* set while activated; NULL otherwise */
+        struct gmca_device_signer dsigner; /* when the key is unlocked in this process */
+        struct gmca_engine_signer esigner; /* when the CA engine signs */
+};
+
+struct ca_config {
+        char default_ca[GMCA_NAME_MAX];
+        char base_url[URL_MAX];
+        char policy_oid[128];
+        char cps_uri[URL_MAX];
+        int crl_hours;
+        int verify_after_sign;         /* check each fresh signature (one SM2 verify) */
+        char device_library[PATH_MAX]; /* "" : the built-in software device */
+        char device_config[PATH_MAX];  /* "" : keys/device under the state directory */
+};
+
+struct gmca_ctx {
+        char dir[PATH_MAX];
+        char actor[GMCA_ACTOR_MAX];
+        struct ca_config cfg;
+        struct gmca_store *store;
+        struct ca_slot cas[MAX_CAS];
+        size_t ncas;
+        struct gmca_profile *profiles[MAX_PROFILES];
+        size_t nprofiles;
+        struct gmca_device *dev;           /* open while activated in this process */
+        struct gmca_engine_client *engine; /* connected to the CA engine */
+        uint8_t *secrets;                  /* secure heap: master key, then key PIN */
+        char custodians[GMCA_CUSTODY_MAX * GMCA_CUSTODIAN_NAME_MAX]; /* who activated */
+};
+#define CTX_MASTER(c) ((c)->secrets)
+#define CTX_KEYPIN(c) ((c)->secrets + GMCA_MASTER_LEN)
+#define KEYPIN_LEN 32
+
+struct tmpl_urls {
+        char crl[URL_MAX];
+        char ocsp[URL_MAX];
+        char ca_issuers[URL_MAX];
+};
+
+int ca_valid_name(const char *s);
+int ca_pathf(char *out, size_t len, struct gmca_error *e, const char *fmt, ...) GMCA_PRINTF(4, 5);
+int ca_path_join(char *out, size_t len, const char *a, const char *b, struct gmca_error *e);
+int ca_write_pem_cert(const char *path, X509 *cert, struct gmca_error *e);
+void ca_rm_tree(const char *path);
+int ca_fill_template(struct gmca_cert_template *t, struct tmpl_urls *u, const struct ca_config *cfg,
+                     const struct gmca_profile *p, const char *issuer_name, struct gmca_error *e);
+int ca_cert_der(X509 *cert, uint8_t **der, size_t *len, struct gmca_error *e);
+int ca_cert_record(X509 *cert, int64_t ca_id, const char *profile, int64_t request_id,
+                   struct gmca_cert_rec *r, struct gmca_error *e);
+/* Compact JSON of obj (consumed), malloc'd; NULL on failure. */
+char *ca_detail_json(json_t *obj);
+struct ca_slot *ca_find(struct gmca_ctx *c, const char *name, struct gmca_error *e);
+int ca_audit_failure(struct gmca_ctx *c, const char *event, const char *object,
+                     const struct gmca_error *cause);
+int ca_reject(struct gmca_ctx *c, const char *event, const char *object, int rc,
+              struct gmca_error *e);
+time_t ca_cert_not_after(const X509 *cert);
+int ca_publish_crl(struct gmca_ctx *c, const char *ca, int64_t number, const uint8_t *der,
+                   size_t len, struct gmca_error *e);
+/* Inside a transaction: a new CA with its certificate and audit records. */
+int ca_record_new(struct gmca_store *s, const char *name, X509 *cert, const char *profile,
+                  const char *sm2_id, unsigned index, int64_t parent_id, const char *actor,
+                  const char *device, int64_t *id, struct gmca_error *e);
+/* Absolute key store directory / device configuration of this state directory. */
+int ca_device_conf(const char *dir, const struct ca_config *cfg, char *config, size_t len,
+                   struct gmca_device_conf *out, struct gmca_error *e);
+/* Index N from "device:N"; 0 if rec has no device key. */
+unsigned ca_key_index(const struct gmca_ca_rec *rec);
+/* 1 if the key may sign certificates / CRLs in its state. */
+int ca_state_issues(const char *state);
+int ca_state_signs_crls(const char *state);
+/* Make sure the CA has a signer (activation); GMCA_ERR_STATE naming what to do if not. */
+int ca_need_signer(struct gmca_ctx *c, struct ca_slot *ca, int for_cert, struct gmca_error *e);
+
+/* The custody record (store metadata "custody"): public facts of the share set. */
+struct ca_custody {
+        struct gmca_custody_set set;
+        uint8_t check[32];                     /* gmca_custody_check_value of the master */
+        uint8_t wrapped[12 + KEYPIN_LEN + 16]; /* IV, SM4-GCM(key PIN), tag */
+        char names[GMCA_CUSTODY_MAX][GMCA_CUSTODIAN_NAME_MAX];
+        int64_t created;
+};
+int ca_custody_load(struct gmca_ctx *c, struct ca_custody *m, struct gmca_error *e);
+int ca_custody_store(struct gmca_store *s, const struct ca_custody *m, struct gmca_error *e);
+/* Set m->check and m->wrapped for master and keypin (m->set must be filled). */
+int ca_custody_wrap(struct ca_custody *m, const uint8_t master[GMCA_MASTER_LEN],
+                    const uint8_t keypin[KEYPIN_LEN], struct gmca_error *e);
+int ca_custody_unwrap(const struct ca_custody *m, const uint8_t master[GMCA_MASTER_LEN],
+                      uint8_t keypin[KEYPIN_LEN], struct gmca_error *e);
+/* Combine the custodians' shares into the context's master key and key PIN (not audited). */
+int ca_open_master(struct gmca_ctx *c, const struct gmca_custodian *cust, size_t n,
+                   struct ca_custody *m, struct gmca_error *e);
+int ca_open_device(struct gmca_ctx *c, struct gmca_error *e);
+/* Unlock every CA key that may still sign; names appended to unlocked (may be NULL). */
+int ca_unlock_all(struct gmca_ctx *c, json_t *unlocked, struct gmca_error *e);
+/* Lock and forget every signer; close device and engine connection. */
+void ca_release_keys(struct gmca_ctx *c);
+/* 1 if custodians activated this context (master key, key PIN and device at hand). */
+int ca_have_secrets(const struct gmca_ctx *c);
+
+#endif
