@@ -1,0 +1,1339 @@
+/*
+ * Tests of the engine module. A child process runs gmca_engine_serve with
+ * two CA keys (in-process SM2 signers): "ca1", which signs everything that
+ * names it as issuer, and "old", a superseded key that signs CRLs only. The
+ * parent is the client: it lists, has a certificate and a CRL signed and
+ * verifies them with ID 1234567812345678, and is refused for a wrong
+ * issuer, a wrong algorithm, a certificate from the CRL-only key, an
+ * unknown CA and non-DER. Raw sockets send bad frames and interleave
+ * partial requests; other engines test the life cycle (run directory and
+ * socket modes, a live socket, a stale one, deactivation, SIGTERM). The
+ * TBS checker and the request parser are also driven directly from tables.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "testutil.h"
+
+#include <openssl/asn1.h>
+#include <openssl/x509.h>
+
+#include "crl.h"
+#include "crypto.h"
+#include "engine.h"
+#include "signer.h"
+#include "util.h"
+#include "x509.h"
+
+#define T0 1735689600 /* 2025-01-01T00:00:00Z */
+
+struct fixture {
+        char dir[64];   /* mkdtemp */
+        char sock[128]; /* the shared engine's socket */
+        pid_t pid;      /* the shared engine */
+        EVP_PKEY *key, *old_key, *leaf;
+        X509 *ca, *old_ca;
+        uint8_t *subj, *old_subj, *spki;
+        size_t subj_len, old_subj_len, spki_len;
+        struct gmca_pkey_signer signer, old_signer;
+        struct gmca_engine_key keys[2];
+};
+
+static X509_NAME *name(const char *cn)
+{
+        X509_NAME *n = X509_NAME_new();
+
+        assert_non_null(n);
+        assert_int_equal(X509_NAME_add_entry_by_txt(n, "C", MBSTRING_UTF8,
+                                                    (const unsigned char *)"CN", -1, -1, 0),
+                         1);
+        assert_int_equal(X509_NAME_add_entry_by_txt(n, "O", MBSTRING_UTF8,
+                                                    (const unsigned char *)"测试电子政务认证中心",
+                                                    -1, -1, 0),
+                         1);
+        assert_int_equal(X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8,
+                                                    (const unsigned char *)cn, -1, -1, 0),
+                         1);
+        return n;
+}
+
+/* A self-signed CA certificate, plain OpenSSL. */
+static X509 *make_ca(EVP_PKEY *key, const char *cn)
+{
+        X509 *x = X509_new();
+        X509_NAME *n = name(cn);
+        EVP_MD_CTX *mctx;
+        struct gmca_error e;
+
+        assert_non_null(x);
+        assert_int_equal(X509_set_version(x, X509_VERSION_3), 1);
+        assert_int_equal(ASN1_INTEGER_set(X509_get_serialNumber(x), 0x1234), 1);
+        assert_int_equal(X509_set_subject_name(x, n), 1);
+        assert_int_equal(X509_set_issuer_name(x, n), 1);
+        X509_NAME_free(n);
+        assert_non_null(ASN1_TIME_set(X509_getm_notBefore(x), T0 - 86400));
+        assert_non_null(ASN1_TIME_set(X509_getm_notAfter(x), T0 + 3650 * 86400L));
+        assert_int_equal(X509_set_pubkey(x, key), 1);
+        gmca_error_clear(&e);
+        mctx = gmca_sm2_sign_ctx(key, NULL, &e);
+        assert_non_null(mctx);
+        assert_true(X509_sign_ctx(x, mctx) > 0);
+        EVP_MD_CTX_free(mctx);
+        return x;
+}
+
+static uint8_t *subject_der(X509 *ca, size_t *len)
+{
+        unsigned char *der = NULL;
+        int n = i2d_X509_NAME(X509_get_subject_name(ca), &der);
+
+        assert_true(n > 0);
+        *len = (size_t)n;
+        return der;
+}
+
+/* ---- engines in child processes ---- */
+
+/*
+ * Fork an engine on path with the fixture's keys and wait until it
+ * listens. Returns its pid, or -1 if it exited first; then *code is its
+ * exit status (the negated gmca_err).
+ */
+static pid_t start_engine(struct fixture *f, const char *path, int *code)
+{
+        int p[2], status = 0;
+        pid_t pid;
+        uint8_t b;
+        ssize_t r;
+
+        assert_int_equal(pipe(p), 0);
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                struct gmca_error e;
+                int rc;
+
+                close(p[0]);
+                alarm(120); /* never outlive a broken test run */
+                gmca_error_clear(&e);
+                rc = gmca_engine_serve(path, f->keys, 2, p[1], &e);
+                _exit(rc == 0 ? 0 : -rc);
+        }
+        close(p[1]);
+        do
+                r = read(p[0], &b, 1);
+        while (r < 0 && errno == EINTR);
+        close(p[0]);
+        if (r == 1)
+                return pid;
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status));
+        if (code != NULL)
+                *code = WEXITSTATUS(status);
+        return -1;
+}
+
+/* Wait for an engine and return its exit status (-1 if killed by a signal). */
+static int wait_engine(pid_t pid)
+{
+        int status = 0;
+
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static int setup(void **state)
+{
+        struct fixture *f = calloc(1, sizeof(*f));
+        struct gmca_error e;
+        unsigned char *spki = NULL;
+        int n;
+
+        if (f == NULL)
+                return -1;
+        gmca_strlcpy(f->dir, "/tmp/gmca-engine-XXXXXX", sizeof(f->dir));
+        if (mkdtemp(f->dir) == NULL)
+                return -1;
+        snprintf(f->sock, sizeof(f->sock), "%s/run/engine.sock", f->dir);
+        gmca_error_clear(&e);
+        if ((f->key = gmca_sm2_keygen(&e)) == NULL || (f->old_key = gmca_sm2_keygen(&e)) == NULL ||
+            (f->leaf = gmca_sm2_keygen(&e)) == NULL)
+                return -1;
+        f->ca = make_ca(f->key, "Test SM2 CA");
+        f->old_ca = make_ca(f->old_key, "Old SM2 CA");
+        f->subj = subject_der(f->ca, &f->subj_len);
+        f->old_subj = subject_der(f->old_ca, &f->old_subj_len);
+        if ((n = i2d_PUBKEY(f->leaf, &spki)) <= 0)
+                return -1;
+        f->spki = spki;
+        f->spki_len = (size_t)n;
+        if (gmca_pkey_signer_init(&f->signer, f->key, NULL, &e) != 0 ||
+            gmca_pkey_signer_init(&f->old_signer, f->old_key, NULL, &e) != 0)
+                return -1;
+        f->keys[0] = (struct gmca_engine_key){"ca1", &f->signer.base, f->subj, f->subj_len, 0};
+        f->keys[1] =
+            (struct gmca_engine_key){"old", &f->old_signer.base, f->old_subj, f->old_subj_len, 1};
+        if ((f->pid = start_engine(f, f->sock, NULL)) < 0)
+                return -1;
+        *state = f;
+        return 0;
+}
+
+static int teardown(void **state)
+{
+        struct fixture *f = *state;
+        char cmd[128];
+
+        kill(f->pid, SIGTERM);
+        waitpid(f->pid, NULL, 0);
+        EVP_PKEY_free(f->key);
+        EVP_PKEY_free(f->old_key);
+        EVP_PKEY_free(f->leaf);
+        X509_free(f->ca);
+        X509_free(f->old_ca);
+        OPENSSL_free(f->subj);
+        OPENSSL_free(f->old_subj);
+        OPENSSL_free(f->spki);
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+        if (system(cmd) != 0)
+                fprintf(stderr, "teardown: could not remove %s\n", f->dir);
+        free(f);
+        return 0;
+}
+
+/* ---- DER pieces for hand-made TBS ---- */
+
+struct der {
+        uint8_t b[4096];
+        size_t n;
+};
+
+static void add(struct der *d, const void *p, size_t n)
+{
+        assert_true(d->n + n <= sizeof(d->b));
+        memcpy(d->b + d->n, p, n);
+        d->n += n;
+}
+
+/* Wrap what d holds into one TLV with tag. */
+static void wrap(struct der *d, uint8_t tag)
+{
+        uint8_t hdr[4] = {tag};
+        size_t h = 2;
+
+        assert_true(d->n < 0x10000 && d->n + 4 <= sizeof(d->b));
+        if (d->n < 0x80) {
+                hdr[1] = (uint8_t)d->n;
+        } else if (d->n < 0x100) {
+                hdr[1] = 0x81;
+                hdr[2] = (uint8_t)d->n;
+                h = 3;
+        } else {
+                hdr[1] = 0x82;
+                hdr[2] = (uint8_t)(d->n >> 8);
+                hdr[3] = (uint8_t)d->n;
+                h = 4;
+        }
+        memmove(d->b + h, d->b, d->n);
+        memcpy(d->b, hdr, h);
+        d->n += h;
+}
+
+static const uint8_t ver3[] = {0xa0, 0x03, 0x02, 0x01, 0x02};
+static const uint8_t ver1[] = {0xa0, 0x03, 0x02, 0x01, 0x00};
+static const uint8_t ver_nonint[] = {0xa0, 0x02, 0x05, 0x00};
+static const uint8_t serial[] = {0x02, 0x08, 0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef};
+static const uint8_t serial_bad[] = {0x02, 0x02, 0x00, 0x01}; /* not minimal */
+static const uint8_t alg[] = {0x30, 0x0a, 0x06, 0x08, 0x2a, 0x81,
+                              0x1c, 0xcf, 0x55, 0x01, 0x83, 0x75};
+static const uint8_t alg_null[] = {0x30, 0x0c, 0x06, 0x08, 0x2a, 0x81, 0x1c,
+                                   0xcf, 0x55, 0x01, 0x83, 0x75, 0x05, 0x00};
+static const uint8_t alg_ecdsa[] = {0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86,
+                                    0x48, 0xce, 0x3d, 0x04, 0x03, 0x02};
+static const uint8_t alg_rsa[] = {0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86,
+                                  0xf7, 0x0d, 0x01, 0x01, 0x0b, 0x05, 0x00};
+static const uint8_t validity[] = {0x30, 0x1e, 0x17, 0x0d, '2', '5', '0',  '1',  '0', '1', '0',
+                                   '0',  '0',  '0',  '0',  '0', 'Z', 0x17, 0x0d, '3', '5', '0',
+                                   '1',  '0',  '1',  '0',  '0', '0', '0',  '0',  '0', 'Z'};
+static const uint8_t exts[] = {0xa3, 0x10, 0x30, 0x0e, 0x30, 0x0c, 0x06, 0x03, 0x55,
+                               0x1d, 0x13, 0x01, 0x01, 0xff, 0x04, 0x02, 0x30, 0x00};
+static const uint8_t this_update[] = {0x17, 0x0d, '2', '5', '0', '1', '0', '1',
+                                      '0',  '0',  '0', '0', '0', '0', 'Z'};
+static const uint8_t next_update[] = {0x18, 0x0f, '2', '0', '2', '5', '0', '1', '0',
+                                      '2',  '0',  '0', '0', '0', '0', '0', 'Z'};
+static const uint8_t crl_v2[] = {0x02, 0x01, 0x01};
+static const uint8_t crl_v1[] = {0x02, 0x01, 0x00};
+static const uint8_t revoked[] = {0x30, 0x14, 0x30, 0x12, 0x02, 0x01, 0x05, 0x17, 0x0d, 0x32, 0x34,
+                                  0x31, 0x32, 0x33, 0x31, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x5a};
+static const uint8_t crl_exts[] = {0xa0, 0x0e, 0x30, 0x0c, 0x30, 0x0a, 0x06, 0x03,
+                                   0x55, 0x1d, 0x14, 0x04, 0x03, 0x02, 0x01, 0x07};
+static const uint8_t null_field[] = {0x05, 0x00};
+
+enum part {
+        P_END = 0,
+        P_VER3,
+        P_VER1,
+        P_VER_NONINT,
+        P_SERIAL,
+        P_SERIAL_BAD,
+        P_ALG,
+        P_ALG_NULL,
+        P_ALG_ECDSA,
+        P_ALG_RSA,
+        P_ISS,     /* ca1's subject */
+        P_OLD_ISS, /* old's subject */
+        P_VALIDITY,
+        P_SUBJ,
+        P_SPKI,
+        P_EXTS,
+        P_THIS,
+        P_NEXT,
+        P_CRL_V2,
+        P_CRL_V1,
+        P_REVOKED,
+        P_CRL_EXTS,
+        P_NULL,
+};
+
+#define PARTS_MAX 10
+
+static void add_part(const struct fixture *f, struct der *d, enum part p)
+{
+        static const struct {
+                const uint8_t *b;
+                size_t n;
+        } fixed[] = {
+            [P_VER3] = {ver3, sizeof(ver3)},
+            [P_VER1] = {ver1, sizeof(ver1)},
+            [P_VER_NONINT] = {ver_nonint, sizeof(ver_nonint)},
+            [P_SERIAL] = {serial, sizeof(serial)},
+            [P_SERIAL_BAD] = {serial_bad, sizeof(serial_bad)},
+            [P_ALG] = {alg, sizeof(alg)},
+            [P_ALG_NULL] = {alg_null, sizeof(alg_null)},
+            [P_ALG_ECDSA] = {alg_ecdsa, sizeof(alg_ecdsa)},
+            [P_ALG_RSA] = {alg_rsa, sizeof(alg_rsa)},
+            [P_VALIDITY] = {validity, sizeof(validity)},
+            [P_EXTS] = {exts, sizeof(exts)},
+            [P_THIS] = {this_update, sizeof(this_update)},
+            [P_NEXT] = {next_update, sizeof(next_update)},
+            [P_CRL_V2] = {crl_v2, sizeof(crl_v2)},
+            [P_CRL_V1] = {crl_v1, sizeof(crl_v1)},
+            [P_REVOKED] = {revoked, sizeof(revoked)},
+            [P_CRL_EXTS] = {crl_exts, sizeof(crl_exts)},
+            [P_NULL] = {null_field, sizeof(null_field)},
+        };
+
+        switch (p) {
+        case P_ISS:
+        case P_SUBJ:
+                add(d, f->subj, f->subj_len);
+                break;
+        case P_OLD_ISS:
+                add(d, f->old_subj, f->old_subj_len);
+                break;
+        case P_SPKI:
+                add(d, f->spki, f->spki_len);
+                break;
+        default:
+                assert_non_null(fixed[p].b);
+                add(d, fixed[p].b, fixed[p].n);
+        }
+}
+
+/* A TBS: SEQUENCE of the parts (up to P_END). */
+static void build_tbs(const struct fixture *f, const enum part *parts, struct der *d)
+{
+        d->n = 0;
+        for (size_t i = 0; i < PARTS_MAX && parts[i] != P_END; i++)
+                add_part(f, d, parts[i]);
+        wrap(d, 0x30);
+}
+
+#define CERT_OK P_VER3, P_SERIAL, P_ALG, P_ISS, P_VALIDITY, P_SUBJ, P_SPKI, P_EXTS
+
+static const struct tbs_case {
+        const char *what;
+        enum part parts[PARTS_MAX];
+        int rc;
+        const char *msg;
+        int is_cert;
+} tbs_cases[] = {
+    {"certificate", {CERT_OK}, 0, NULL, 1},
+    {"certificate without extensions",
+     {P_VER3, P_SERIAL, P_ALG, P_ISS, P_VALIDITY, P_SUBJ, P_SPKI},
+     0,
+     NULL,
+     1},
+    {"CRL v2 with everything",
+     {P_CRL_V2, P_ALG, P_ISS, P_THIS, P_NEXT, P_REVOKED, P_CRL_EXTS},
+     0,
+     NULL,
+     0},
+    {"CRL v1, thisUpdate only", {P_ALG, P_ISS, P_THIS}, 0, NULL, 0},
+    {"CRL without nextUpdate", {P_CRL_V2, P_ALG, P_ISS, P_THIS, P_REVOKED}, 0, NULL, 0},
+    {"certificate by another issuer",
+     {P_VER3, P_SERIAL, P_ALG, P_OLD_ISS, P_VALIDITY, P_SUBJ, P_SPKI},
+     GMCA_ERR_POLICY,
+     "names issuer \"C=CN, O=测试电子政务认证中心, CN=Old SM2 CA\", not the CA's subject",
+     0},
+    {"certificate, SM2-with-SM3 with NULL parameters",
+     {P_VER3, P_SERIAL, P_ALG_NULL, P_ISS, P_VALIDITY, P_SUBJ, P_SPKI},
+     GMCA_ERR_POLICY,
+     "parameters absent (GM/T 0015)",
+     0},
+    {"certificate, ecdsa-with-SHA256",
+     {P_VER3, P_SERIAL, P_ALG_ECDSA, P_ISS, P_VALIDITY, P_SUBJ, P_SPKI},
+     GMCA_ERR_POLICY,
+     "not SM2-with-SM3",
+     0},
+    {"certificate, sha256WithRSAEncryption",
+     {P_VER3, P_SERIAL, P_ALG_RSA, P_ISS, P_VALIDITY, P_SUBJ, P_SPKI},
+     GMCA_ERR_POLICY,
+     "not SM2-with-SM3",
+     0},
+    {"certificate v1",
+     {P_VER1, P_SERIAL, P_ALG, P_ISS, P_VALIDITY, P_SUBJ, P_SPKI},
+     GMCA_ERR_POLICY,
+     "not v3",
+     0},
+    {"certificate, version not an INTEGER",
+     {P_VER_NONINT, P_SERIAL, P_ALG, P_ISS, P_VALIDITY, P_SUBJ, P_SPKI},
+     GMCA_ERR_INVALID,
+     "version",
+     0},
+    {"certificate without the [0] version",
+     {P_SERIAL, P_ALG, P_ISS, P_VALIDITY, P_SUBJ, P_SPKI},
+     GMCA_ERR_INVALID,
+     "neither",
+     0},
+    {"certificate, serial not minimal",
+     {P_VER3, P_SERIAL_BAD, P_ALG, P_ISS, P_VALIDITY, P_SUBJ, P_SPKI},
+     GMCA_ERR_INVALID,
+     "serialNumber",
+     0},
+    {"certificate without the public key",
+     {P_VER3, P_SERIAL, P_ALG, P_ISS, P_VALIDITY, P_SUBJ},
+     GMCA_ERR_INVALID,
+     "missing",
+     0},
+    {"certificate with a field after the extensions",
+     {CERT_OK, P_NULL},
+     GMCA_ERR_INVALID,
+     "unexpected field",
+     0},
+    {"certificate with extensions before the key",
+     {P_VER3, P_SERIAL, P_ALG, P_ISS, P_VALIDITY, P_SUBJ, P_EXTS, P_SPKI},
+     GMCA_ERR_INVALID,
+     "missing",
+     0},
+    {"certificate with no algorithm",
+     {P_VER3, P_SERIAL, P_NULL, P_ISS, P_VALIDITY, P_SUBJ, P_SPKI},
+     GMCA_ERR_INVALID,
+     "AlgorithmIdentifier",
+     0},
+    {"CRL by another issuer",
+     {P_CRL_V2, P_ALG, P_OLD_ISS, P_THIS},
+     GMCA_ERR_POLICY,
+     "TBSCertList names issuer",
+     0},
+    {"CRL with NULL parameters",
+     {P_CRL_V2, P_ALG_NULL, P_ISS, P_THIS},
+     GMCA_ERR_POLICY,
+     "parameters absent",
+     0},
+    {"CRL with version 0 written out", {P_CRL_V1, P_ALG, P_ISS, P_THIS}, GMCA_ERR_INVALID, NULL, 0},
+    {"CRL without thisUpdate",
+     {P_CRL_V2, P_ALG, P_ISS, P_REVOKED},
+     GMCA_ERR_INVALID,
+     "thisUpdate",
+     0},
+    {"CRL with a field after the extensions",
+     {P_CRL_V2, P_ALG, P_ISS, P_THIS, P_CRL_EXTS, P_NULL},
+     GMCA_ERR_INVALID,
+     "unexpected field",
+     0},
+    {"CRL without an issuer", {P_CRL_V2, P_ALG}, GMCA_ERR_INVALID, "issuer", 0},
+};
+
+/* Byte-level damage to a good certificate TBS. */
+static const struct raw_case {
+        const char *what;
+        const uint8_t *b;
+        size_t n;
+        const char *msg;
+} raw_cases[] = {
+    {"garbage", (const uint8_t *)"hello, engine", 13, "not a DER SEQUENCE"},
+    {"one byte", (const uint8_t *)"\x30", 1, "not a DER SEQUENCE"},
+    {"indefinite length", (const uint8_t *)"\x30\x80\x02\x01\x01\x00\x00", 7, "not a DER"},
+    {"long form for a short length", (const uint8_t *)"\x30\x81\x03\x02\x01\x01", 6, "not a DER"},
+    {"length with a leading zero", (const uint8_t *)"\x30\x82\x00\x03\x02\x01\x01", 7, "not a DER"},
+    {"length past the end", (const uint8_t *)"\x30\x05\x02\x01\x01", 5, "not a DER"},
+    {"inner length past the end", (const uint8_t *)"\x30\x03\x02\x05\x01", 5, "not DER"},
+    {"high tag number", (const uint8_t *)"\x30\x04\x1f\x81\x01\x00", 6, "not DER"},
+    {"constructed OCTET STRING", (const uint8_t *)"\x30\x06\x24\x04\x04\x02\x00\x00", 8, "not DER"},
+    {"end-of-contents inside", (const uint8_t *)"\x30\x02\x00\x00", 4, "not DER"},
+    {"not a SEQUENCE", (const uint8_t *)"\x31\x03\x02\x01\x01", 5, "not a DER SEQUENCE"},
+};
+
+static void test_check_tbs(void **state)
+{
+        struct fixture *f = *state;
+        struct gmca_error e;
+        struct der d;
+        uint8_t deep[2 * 40];
+        int is_cert;
+
+        for (size_t i = 0; i < sizeof(tbs_cases) / sizeof(tbs_cases[0]); i++) {
+                const struct tbs_case *c = &tbs_cases[i];
+
+                build_tbs(f, c->parts, &d);
+                gmca_error_clear(&e);
+                is_cert = -1;
+                expect(gmca_engine_check_tbs(d.b, d.n, f->subj, f->subj_len, &is_cert, &e), &e,
+                       c->rc, c->msg, c->what);
+                if (c->rc == 0)
+                        assert_int_equal(is_cert, c->is_cert);
+                else {
+                        assert_int_equal(is_cert, -1);
+                        assert_non_null(strstr(e.msg, "engine: "));
+                }
+        }
+        for (size_t i = 0; i < sizeof(raw_cases) / sizeof(raw_cases[0]); i++) {
+                const struct raw_case *c = &raw_cases[i];
+
+                gmca_error_clear(&e);
+                expect(gmca_engine_check_tbs(c->b, c->n, f->subj, f->subj_len, &is_cert, &e), &e,
+                       GMCA_ERR_INVALID, c->msg, c->what);
+        }
+
+        /* Trailing bytes and truncation of a good TBS. */
+        {
+                const enum part good[PARTS_MAX] = {CERT_OK};
+
+                build_tbs(f, good, &d);
+                add(&d, "\x00", 1);
+                gmca_error_clear(&e);
+                expect(gmca_engine_check_tbs(d.b, d.n, f->subj, f->subj_len, &is_cert, &e), &e,
+                       GMCA_ERR_INVALID, "1 trailing bytes", "trailing byte");
+                gmca_error_clear(&e);
+                expect(gmca_engine_check_tbs(d.b, d.n - 2, f->subj, f->subj_len, &is_cert, &e), &e,
+                       GMCA_ERR_INVALID, "not a DER SEQUENCE", "truncated");
+        }
+
+        /* Nesting past the cap. */
+        for (size_t i = 0; i < sizeof(deep) / 2; i++) {
+                deep[2 * i] = 0x30;
+                deep[2 * i + 1] = (uint8_t)(sizeof(deep) - 2 * i - 2);
+        }
+        gmca_error_clear(&e);
+        expect(gmca_engine_check_tbs(deep, sizeof(deep), f->subj, f->subj_len, &is_cert, &e), &e,
+               GMCA_ERR_INVALID, "nested", "deep nesting");
+
+        gmca_error_clear(&e);
+        expect(gmca_engine_check_tbs(NULL, 0, f->subj, f->subj_len, &is_cert, &e), &e,
+               GMCA_ERR_INVALID, "empty", "empty TBS");
+}
+
+/* ---- request parsing ---- */
+
+static const struct req_case {
+        const char *what;
+        const char *b;
+        size_t n;
+        int rc;
+        char op;
+        const char *name;
+        size_t tbs_len;
+} req_cases[] = {
+    {"list", "L", 1, 0, 'L', "", 0},
+    {"deactivate", "D", 1, 0, 'D', "", 0},
+    {"sign",
+     "S\x00\x03"
+     "ca1\x30\x00",
+     8, 0, 'S', "ca1", 2},
+    {"sign, 63-byte name",
+     "S\x00\x3f"
+     "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijk\x30",
+     3 + 63 + 1, 0, 'S', "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijk", 1},
+    {"empty", "", 0, GMCA_ERR_INVALID, 0, NULL, 0},
+    {"unknown op", "X", 1, GMCA_ERR_INVALID, 0, NULL, 0},
+    {"lower-case op",
+     "s\x00\x01"
+     "a\x30",
+     5, GMCA_ERR_INVALID, 0, NULL, 0},
+    {"list with a body", "Lx", 2, GMCA_ERR_INVALID, 0, NULL, 0},
+    {"deactivate with a body", "D\x00", 2, GMCA_ERR_INVALID, 0, NULL, 0},
+    {"sign, no length", "S", 1, GMCA_ERR_INVALID, 0, NULL, 0},
+    {"sign, half a length", "S\x00", 2, GMCA_ERR_INVALID, 0, NULL, 0},
+    {"sign, empty name", "S\x00\x00\x30\x00", 5, GMCA_ERR_INVALID, 0, NULL, 0},
+    {"sign, 64-byte name",
+     "S\x00\x40"
+     "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijkl\x30",
+     3 + 64 + 1, GMCA_ERR_INVALID, 0, NULL, 0},
+    {"sign, huge name length",
+     "S\xff\xff"
+     "ca1\x30",
+     7, GMCA_ERR_INVALID, 0, NULL, 0},
+    {"sign, name past the end",
+     "S\x00\x05"
+     "ca1",
+     6, GMCA_ERR_INVALID, 0, NULL, 0},
+    {"sign, no TBS",
+     "S\x00\x03"
+     "ca1",
+     6, GMCA_ERR_INVALID, 0, NULL, 0},
+    {"sign, '/' in the name",
+     "S\x00\x04"
+     "../a\x30",
+     8, GMCA_ERR_INVALID, 0, NULL, 0},
+    {"sign, space in the name",
+     "S\x00\x03"
+     "a b\x30",
+     7, GMCA_ERR_INVALID, 0, NULL, 0},
+    {"sign, NUL in the name",
+     "S\x00\x03"
+     "a\x00"
+     "b\x30",
+     7, GMCA_ERR_INVALID, 0, NULL, 0},
+    {"sign, newline in the name",
+     "S\x00\x03"
+     "a\nb\x30",
+     7, GMCA_ERR_INVALID, 0, NULL, 0},
+    {"sign, UTF-8 in the name",
+     "S\x00\x03"
+     "\xe4\xb8\xad\x30",
+     7, GMCA_ERR_INVALID, 0, NULL, 0},
+};
+
+static void test_parse_request(void **state)
+{
+        (void)state;
+        for (size_t i = 0; i < sizeof(req_cases) / sizeof(req_cases[0]); i++) {
+                const struct req_case *c = &req_cases[i];
+                struct gmca_engine_request r;
+                struct gmca_error e;
+
+                memset(&r, 0x5a, sizeof(r));
+                gmca_error_clear(&e);
+                expect(gmca_engine_parse_request((const uint8_t *)c->b, c->n, &r, &e), &e, c->rc,
+                       NULL, c->what);
+                if (c->rc != 0)
+                        continue;
+                assert_int_equal(r.op, c->op);
+                assert_string_equal(r.name, c->name);
+                assert_int_equal(r.tbs_len, c->tbs_len);
+                if (c->tbs_len > 0)
+                        assert_ptr_equal(r.tbs, (const uint8_t *)c->b + c->n - c->tbs_len);
+                else
+                        assert_null(r.tbs);
+        }
+}
+
+/* ---- the client against the shared engine ---- */
+
+static struct gmca_engine_client *client(const struct fixture *f)
+{
+        struct gmca_error e;
+        struct gmca_engine_client *c;
+
+        gmca_error_clear(&e);
+        c = gmca_engine_connect(f->sock, &e);
+        if (c == NULL)
+                fail_msg("connect: %s", e.msg);
+        return c;
+}
+
+static void test_list(void **state)
+{
+        struct fixture *f = *state;
+        struct gmca_engine_client *c = client(f);
+        struct gmca_error e;
+        char buf[128], tiny[4];
+
+        gmca_error_clear(&e);
+        expect(gmca_engine_list(c, buf, sizeof(buf), &e), &e, 0, NULL, "list");
+        assert_string_equal(buf, "ca1\nold");
+        gmca_error_clear(&e);
+        expect(gmca_engine_list(c, tiny, sizeof(tiny), &e), &e, GMCA_ERR_LIMIT, NULL,
+               "list into a small buffer");
+        gmca_engine_disconnect(c);
+        gmca_engine_disconnect(NULL);
+}
+
+/* A leaf certificate named as issued by ca (not yet signed). */
+static X509 *leaf_cert(const struct fixture *f, X509 *ca)
+{
+        X509 *x = X509_new();
+        X509_NAME *n = name("leaf");
+
+        assert_non_null(x);
+        assert_int_equal(X509_set_version(x, X509_VERSION_3), 1);
+        assert_int_equal(ASN1_INTEGER_set(X509_get_serialNumber(x), 0x4242), 1);
+        assert_int_equal(X509_set_subject_name(x, n), 1);
+        assert_int_equal(X509_set_issuer_name(x, X509_get_subject_name(ca)), 1);
+        X509_NAME_free(n);
+        assert_non_null(ASN1_TIME_set(X509_getm_notBefore(x), T0));
+        assert_non_null(ASN1_TIME_set(X509_getm_notAfter(x), T0 + 365 * 86400L));
+        assert_int_equal(X509_set_pubkey(x, f->leaf), 1);
+        return x;
+}
+
+/* A v2 CRL with one entry named as issued by ca (not yet signed). */
+static X509_CRL *crl_of(X509 *ca)
+{
+        X509_CRL *crl = X509_CRL_new();
+        X509_REVOKED *r = X509_REVOKED_new();
+        ASN1_TIME *t = ASN1_TIME_set(NULL, T0);
+        ASN1_INTEGER *sn = ASN1_INTEGER_new();
+
+        assert_non_null(crl);
+        assert_non_null(r);
+        assert_non_null(t);
+        assert_non_null(sn);
+        assert_int_equal(X509_CRL_set_version(crl, X509_CRL_VERSION_2), 1);
+        assert_int_equal(X509_CRL_set_issuer_name(crl, X509_get_subject_name(ca)), 1);
+        assert_int_equal(X509_CRL_set1_lastUpdate(crl, t), 1);
+        assert_non_null(ASN1_TIME_set(t, T0 + 86400));
+        assert_int_equal(X509_CRL_set1_nextUpdate(crl, t), 1);
+        assert_int_equal(ASN1_INTEGER_set(sn, 0x77), 1);
+        assert_int_equal(X509_REVOKED_set_serialNumber(r, sn), 1);
+        assert_non_null(ASN1_TIME_set(t, T0 - 60));
+        assert_int_equal(X509_REVOKED_set_revocationDate(r, t), 1);
+        assert_int_equal(X509_CRL_add0_revoked(crl, r), 1);
+        ASN1_TIME_free(t);
+        ASN1_INTEGER_free(sn);
+        return crl;
+}
+
+static void test_sign_cert(void **state)
+{
+        struct fixture *f = *state;
+        struct gmca_engine_client *c = client(f);
+        struct gmca_engine_signer s;
+        struct gmca_error e;
+        X509 *x = leaf_cert(f, f->ca);
+        unsigned char *tbs = NULL;
+        uint8_t sig[GMCA_SM2_SIG_MAX];
+        size_t siglen = 0;
+        int n, is_cert = -1;
+
+        gmca_engine_signer_init(&s, c, "ca1");
+        gmca_error_clear(&e);
+        expect(gmca_x509_sign(x, &s.base, &e), &e, 0, NULL, "sign a certificate");
+        expect(gmca_cert_verify_signed_by(x, f->key, GMCA_SM2_DEFAULT_ID, &e), &e, 0, NULL,
+               "verify the certificate");
+        expect(gmca_cert_verify_signed_by(x, f->old_key, GMCA_SM2_DEFAULT_ID, &e), &e,
+               GMCA_ERR_VERIFY, NULL, "verify with another key");
+        gmca_error_clear(&e);
+
+        /* The TBS OpenSSL encodes passes the checker; the bare signature verifies. */
+        assert_true((n = i2d_re_X509_tbs(x, &tbs)) > 0);
+        expect(gmca_engine_check_tbs(tbs, (size_t)n, f->subj, f->subj_len, &is_cert, &e), &e, 0,
+               NULL, "check OpenSSL's TBS");
+        assert_int_equal(is_cert, 1);
+        expect(gmca_engine_sign(c, "ca1", tbs, (size_t)n, sig, &siglen, &e), &e, 0, NULL,
+               "sign the TBS");
+        expect(gmca_sm2_verify(f->key, GMCA_SM2_DEFAULT_ID, tbs, (size_t)n, sig, siglen, &e), &e, 0,
+               NULL, "verify the signature with ID 1234567812345678");
+        OPENSSL_free(tbs);
+        X509_free(x);
+        gmca_engine_disconnect(c);
+}
+
+static void test_sign_crl(void **state)
+{
+        struct fixture *f = *state;
+        struct gmca_engine_client *c = client(f);
+        struct gmca_engine_signer s, old;
+        struct gmca_error e;
+        X509_CRL *crl = crl_of(f->ca), *old_crl = crl_of(f->old_ca);
+        unsigned char *tbs = NULL;
+        uint8_t sig[GMCA_SM2_SIG_MAX];
+        size_t siglen = 0;
+        int n;
+
+        gmca_engine_signer_init(&s, c, "ca1");
+        gmca_engine_signer_init(&old, c, "old");
+        gmca_error_clear(&e);
+        expect(gmca_x509_crl_sign(crl, &s.base, &e), &e, 0, NULL, "sign a CRL");
+        expect(gmca_crl_verify(crl, f->key, GMCA_SM2_DEFAULT_ID, &e), &e, 0, NULL,
+               "verify the CRL");
+        /* The superseded key still signs its CRLs. */
+        expect(gmca_x509_crl_sign(old_crl, &old.base, &e), &e, 0, NULL, "old key signs a CRL");
+        expect(gmca_crl_verify(old_crl, f->old_key, GMCA_SM2_DEFAULT_ID, &e), &e, 0, NULL,
+               "verify the old key's CRL");
+
+        assert_true((n = i2d_re_X509_CRL_tbs(crl, &tbs)) > 0);
+        expect(gmca_engine_sign(c, "ca1", tbs, (size_t)n, sig, &siglen, &e), &e, 0, NULL,
+               "sign the TBSCertList");
+        expect(gmca_sm2_verify(f->key, GMCA_SM2_DEFAULT_ID, tbs, (size_t)n, sig, siglen, &e), &e, 0,
+               NULL, "verify the CRL signature with ID 1234567812345678");
+        OPENSSL_free(tbs);
+        X509_CRL_free(crl);
+        X509_CRL_free(old_crl);
+        gmca_engine_disconnect(c);
+}
+
+static void test_refusals(void **state)
+{
+        struct fixture *f = *state;
+        struct gmca_engine_client *c = client(f);
+        struct gmca_engine_signer old;
+        struct gmca_error e;
+        struct der d;
+        uint8_t sig[GMCA_SM2_SIG_MAX], big[16];
+        size_t siglen = 0;
+        X509 *x;
+        static const struct {
+                const char *what;
+                const char *ca;
+                enum part parts[PARTS_MAX];
+                int rc;
+                const char *msg;
+        } cases[] = {
+            {"certificate by another issuer",
+             "ca1",
+             {P_VER3, P_SERIAL, P_ALG, P_OLD_ISS, P_VALIDITY, P_SUBJ, P_SPKI},
+             GMCA_ERR_POLICY,
+             "engine: TBSCertificate names issuer \"C=CN, O=测试电子政务认证中心, CN=Old SM2 CA\", "
+             "not CA ca1"},
+            {"CRL by another issuer",
+             "old",
+             {P_CRL_V2, P_ALG, P_ISS, P_THIS},
+             GMCA_ERR_POLICY,
+             "not CA old"},
+            {"ecdsa-with-SHA256",
+             "ca1",
+             {P_VER3, P_SERIAL, P_ALG_ECDSA, P_ISS, P_VALIDITY, P_SUBJ, P_SPKI},
+             GMCA_ERR_POLICY,
+             "engine: TBSCertificate: signature algorithm is not SM2-with-SM3"},
+            {"NULL parameters",
+             "ca1",
+             {P_VER3, P_SERIAL, P_ALG_NULL, P_ISS, P_VALIDITY, P_SUBJ, P_SPKI},
+             GMCA_ERR_POLICY,
+             "parameters absent"},
+            {"certificate from the CRL-only key",
+             "old",
+             {P_VER3, P_SERIAL, P_ALG, P_OLD_ISS, P_VALIDITY, P_SUBJ, P_SPKI},
+             GMCA_ERR_POLICY,
+             "engine: CA old: superseded key signs CRLs only (CPS §6.8)"},
+            {"unknown CA", "nosuch", {CERT_OK}, GMCA_ERR_NOTFOUND, "engine: no CA nosuch"},
+            {"certificate with a trailing field",
+             "ca1",
+             {CERT_OK, P_NULL},
+             GMCA_ERR_INVALID,
+             "unexpected field"},
+        };
+
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                build_tbs(f, cases[i].parts, &d);
+                gmca_error_clear(&e);
+                expect(gmca_engine_sign(c, cases[i].ca, d.b, d.n, sig, &siglen, &e), &e,
+                       cases[i].rc, cases[i].msg, cases[i].what);
+        }
+        gmca_error_clear(&e);
+        expect(gmca_engine_sign(c, "ca1", (const uint8_t *)"garbage", 7, sig, &siglen, &e), &e,
+               GMCA_ERR_INVALID, "engine: TBS is not a DER SEQUENCE", "garbage");
+        {
+                const enum part good[PARTS_MAX] = {CERT_OK};
+
+                build_tbs(f, good, &d);
+                add(&d, "\x05\x00", 2);
+                gmca_error_clear(&e);
+                expect(gmca_engine_sign(c, "ca1", d.b, d.n, sig, &siglen, &e), &e, GMCA_ERR_INVALID,
+                       "engine: TBS has 2 trailing bytes", "trailing bytes");
+        }
+
+        /* The client refuses what it cannot send. */
+        memset(big, 0x30, sizeof(big));
+        gmca_error_clear(&e);
+        expect(gmca_engine_sign(c, "a/b", big, sizeof(big), sig, &siglen, &e), &e, GMCA_ERR_INVALID,
+               "bad CA name", "client: bad name");
+        gmca_error_clear(&e);
+        expect(gmca_engine_sign(c, "ca1", big, 0, sig, &siglen, &e), &e, GMCA_ERR_INVALID, NULL,
+               "client: empty TBS");
+
+        /* A whole certificate through the signer: the refusal reaches gmca_x509_sign. */
+        x = leaf_cert(f, f->old_ca);
+        gmca_engine_signer_init(&old, c, "old");
+        gmca_error_clear(&e);
+        expect(gmca_x509_sign(x, &old.base, &e), &e, GMCA_ERR_POLICY, "signs CRLs only",
+               "old key signs a certificate");
+        X509_free(x);
+
+        /* After all that, the same connection still signs. */
+        {
+                const enum part good[PARTS_MAX] = {CERT_OK};
+
+                build_tbs(f, good, &d);
+                gmca_error_clear(&e);
+                expect(gmca_engine_sign(c, "ca1", d.b, d.n, sig, &siglen, &e), &e, 0, NULL,
+                       "sign after refusals");
+                expect(gmca_sm2_verify(f->key, GMCA_SM2_DEFAULT_ID, d.b, d.n, sig, siglen, &e), &e,
+                       0, NULL, "verify after refusals");
+        }
+        gmca_engine_disconnect(c);
+}
+
+/* ---- raw frames ---- */
+
+static int raw_connect(const char *path)
+{
+        struct sockaddr_un a;
+        struct timeval tv = {.tv_sec = 20};
+        int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+        assert_true(fd >= 0);
+        memset(&a, 0, sizeof(a));
+        a.sun_family = AF_UNIX;
+        gmca_strlcpy(a.sun_path, path, sizeof(a.sun_path));
+        assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+        assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
+        return fd;
+}
+
+static void raw_send(int fd, const void *p, size_t n)
+{
+        assert_int_equal(send(fd, p, n, MSG_NOSIGNAL), (ssize_t)n);
+}
+
+static void raw_frame(int fd, const void *p, size_t n)
+{
+        uint8_t h[4] = {(uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n};
+
+        raw_send(fd, h, 4);
+        raw_send(fd, p, n);
+}
+
+static void raw_read(int fd, uint8_t *p, size_t n)
+{
+        while (n > 0) {
+                ssize_t r = recv(fd, p, n, 0);
+
+                assert_true(r > 0);
+                p += r;
+                n -= (size_t)r;
+        }
+}
+
+/* Read one reply: status, body into buf (NUL-terminated), its length. */
+static size_t raw_reply(int fd, uint8_t *status, uint8_t *buf, size_t cap)
+{
+        uint8_t h[4];
+        size_t n;
+
+        raw_read(fd, h, 4);
+        n = (size_t)h[0] << 24 | (size_t)h[1] << 16 | (size_t)h[2] << 8 | h[3];
+        assert_true(n >= 1 && n < cap);
+        raw_read(fd, status, 1);
+        raw_read(fd, buf, n - 1);
+        buf[n - 1] = 0;
+        return n - 1;
+}
+
+static void expect_error_reply(int fd, int code, const char *msg, const char *what)
+{
+        uint8_t st, buf[600];
+        size_t n = raw_reply(fd, &st, buf, sizeof(buf));
+        int32_t got;
+
+        if (st != 1 || n < 4)
+                fail_msg("%s: status %u, %zu bytes", what, st, n);
+        got = (int32_t)((uint32_t)buf[0] << 24 | (uint32_t)buf[1] << 16 | (uint32_t)buf[2] << 8 |
+                        buf[3]);
+        if (got != code)
+                fail_msg("%s: code %d, want %d (%s)", what, got, code, (char *)buf + 4);
+        if (msg != NULL && strstr((char *)buf + 4, msg) == NULL)
+                fail_msg("%s: message \"%s\" lacks \"%s\"", what, (char *)buf + 4, msg);
+}
+
+/* The engine hung up: end of file (or a reset, if it left bytes unread). */
+static void expect_closed(int fd, const char *what)
+{
+        uint8_t b;
+        ssize_t r = recv(fd, &b, 1, 0);
+
+        if (!(r == 0 || (r < 0 && errno == ECONNRESET)))
+                fail_msg("%s: connection still open (recv %zd)", what, r);
+}
+
+static void test_frames(void **state)
+{
+        struct fixture *f = *state;
+        static const struct {
+                const char *what;
+                const char *b;
+                size_t n;
+        } bad[] = {
+            {"unknown op", "X", 1},
+            {"list with a body", "L\n", 2},
+            {"sign without a TBS",
+             "S\x00\x03"
+             "ca1",
+             6},
+            {"sign with a name past the end",
+             "S\x00\x09"
+             "ca1",
+             6},
+            {"name with '/'",
+             "S\x00\x02"
+             "/a\x30\x00",
+             7},
+        };
+        uint8_t st, buf[256];
+        int fd;
+
+        /* Length 0 and over the cap: an error reply, then the engine hangs up. */
+        fd = raw_connect(f->sock);
+        raw_send(fd, "\0\0\0\0", 4);
+        expect_error_reply(fd, GMCA_ERR_INVALID, "frame length 0", "length 0");
+        expect_closed(fd, "length 0");
+        close(fd);
+        fd = raw_connect(f->sock);
+        raw_send(fd, "\xff\xff\xff\xff", 4);
+        expect_error_reply(fd, GMCA_ERR_LIMIT, "frame length 4294967295", "length 2^32-1");
+        expect_closed(fd, "length 2^32-1");
+        close(fd);
+        fd = raw_connect(f->sock);
+        {
+                uint32_t over = GMCA_ENGINE_FRAME_MAX + 1;
+                uint8_t h[4] = {(uint8_t)(over >> 24), (uint8_t)(over >> 16), (uint8_t)(over >> 8),
+                                (uint8_t)over};
+
+                raw_send(fd, h, 4);
+        }
+        expect_error_reply(fd, GMCA_ERR_LIMIT, NULL, "length cap + 1");
+        expect_closed(fd, "length cap + 1");
+        close(fd);
+
+        /* Malformed requests in good frames: an error each, the connection stays. */
+        fd = raw_connect(f->sock);
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                raw_frame(fd, bad[i].b, bad[i].n);
+                expect_error_reply(fd, GMCA_ERR_INVALID, NULL, bad[i].what);
+        }
+        raw_frame(fd, "L", 1);
+        raw_reply(fd, &st, buf, sizeof(buf));
+        assert_int_equal(st, 0);
+        assert_string_equal((char *)buf, "ca1\nold");
+
+        /* Two requests in one write are answered in order. */
+        raw_send(fd, "\0\0\0\1L\0\0\0\1X", 10);
+        raw_reply(fd, &st, buf, sizeof(buf));
+        assert_int_equal(st, 0);
+        expect_error_reply(fd, GMCA_ERR_INVALID, "unknown request 0x58", "pipelined");
+        close(fd);
+}
+
+/* Two connections: one stalls half-way through a frame while the other is served. */
+static void test_interleave(void **state)
+{
+        struct fixture *f = *state;
+        const enum part good[PARTS_MAX] = {CERT_OK};
+        struct der d;
+        uint8_t frame[4096], st, buf[256];
+        size_t n, half;
+        int a, b;
+        struct gmca_error e;
+
+        build_tbs(f, good, &d);
+        n = 0;
+        frame[n++] = 'S';
+        frame[n++] = 0;
+        frame[n++] = 3;
+        memcpy(frame + n, "ca1", 3);
+        n += 3;
+        memcpy(frame + n, d.b, d.n);
+        n += d.n;
+        half = n / 2;
+
+        a = raw_connect(f->sock);
+        b = raw_connect(f->sock);
+        {
+                uint8_t h[4] = {0, 0, (uint8_t)(n >> 8), (uint8_t)n};
+
+                raw_send(a, h, 4);
+        }
+        raw_send(a, frame, half);
+        raw_frame(b, "L", 1);
+        raw_reply(b, &st, buf, sizeof(buf));
+        assert_int_equal(st, 0);
+        assert_string_equal((char *)buf, "ca1\nold");
+        raw_send(a, frame + half, n - half);
+        n = raw_reply(a, &st, buf, sizeof(buf));
+        assert_int_equal(st, 0);
+        gmca_error_clear(&e);
+        expect(gmca_sm2_verify(f->key, GMCA_SM2_DEFAULT_ID, d.b, d.n, buf, n, &e), &e, 0, NULL,
+               "the stalled request's signature");
+        close(a);
+        close(b);
+}
+
+/* Four clients at once: round-robin in this process, then four processes in parallel. */
+static void test_many_clients(void **state)
+{
+        struct fixture *f = *state;
+        const enum part cert[PARTS_MAX] = {CERT_OK};
+        const enum part crl[PARTS_MAX] = {P_CRL_V2, P_ALG, P_OLD_ISS, P_THIS, P_NEXT};
+        struct gmca_engine_client *c[4];
+        struct der dc, dl;
+        struct gmca_error e;
+        uint8_t sig[GMCA_SM2_SIG_MAX];
+        size_t siglen = 0;
+        pid_t kids[4];
+
+        build_tbs(f, cert, &dc);
+        build_tbs(f, crl, &dl);
+        for (int i = 0; i < 4; i++)
+                c[i] = client(f);
+        for (int round = 0; round < 3; round++)
+                for (int i = 0; i < 4; i++) {
+                        int cr = (round + i) % 2;
+
+                        gmca_error_clear(&e);
+                        expect(gmca_engine_sign(c[i], cr ? "old" : "ca1", cr ? dl.b : dc.b,
+                                                cr ? dl.n : dc.n, sig, &siglen, &e),
+                               &e, 0, NULL, "round-robin sign");
+                        expect(gmca_sm2_verify(cr ? f->old_key : f->key, GMCA_SM2_DEFAULT_ID,
+                                               cr ? dl.b : dc.b, cr ? dl.n : dc.n, sig, siglen, &e),
+                               &e, 0, NULL, "round-robin verify");
+                }
+        for (int i = 0; i < 4; i++)
+                gmca_engine_disconnect(c[i]);
+
+        for (int i = 0; i < 4; i++) {
+                kids[i] = fork();
+                assert_true(kids[i] >= 0);
+                if (kids[i] == 0) {
+                        struct gmca_engine_client *k;
+                        int bad = 0;
+
+                        alarm(60);
+                        gmca_error_clear(&e);
+                        if ((k = gmca_engine_connect(f->sock, &e)) == NULL)
+                                _exit(2);
+                        for (int j = 0; j < 10 && !bad; j++) {
+                                char list[64];
+
+                                gmca_error_clear(&e);
+                                bad =
+                                    gmca_engine_sign(k, "ca1", dc.b, dc.n, sig, &siglen, &e) != 0 ||
+                                    gmca_sm2_verify(f->key, GMCA_SM2_DEFAULT_ID, dc.b, dc.n, sig,
+                                                    siglen, &e) != 0 ||
+                                    gmca_engine_list(k, list, sizeof(list), &e) != 0 ||
+                                    strcmp(list, "ca1\nold") != 0;
+                        }
+                        gmca_engine_disconnect(k);
+                        _exit(bad);
+                }
+        }
+        for (int i = 0; i < 4; i++)
+                assert_int_equal(wait_engine(kids[i]), 0);
+}
+
+/* ---- life cycle ---- */
+
+#define PATH_LEN 160
+
+/* <tmp>/sub (made 0755), its run directory and the socket in it (not made). */
+static void path_in(const struct fixture *f, const char *sub, char dir[PATH_LEN],
+                    char sock[PATH_LEN])
+{
+        char base[96];
+
+        assert_true(strlen(f->dir) + 1 + strlen(sub) < sizeof(base));
+        snprintf(base, sizeof(base), "%s/%s", f->dir, sub);
+        if (mkdir(base, 0755) != 0 && errno != EEXIST)
+                fail_msg("mkdir %s: %s", base, strerror(errno));
+        snprintf(dir, PATH_LEN, "%s/run", base);
+        snprintf(sock, PATH_LEN, "%s/run/engine.sock", base);
+}
+
+static void test_lifecycle(void **state)
+{
+        struct fixture *f = *state;
+        char dir[PATH_LEN], sock[PATH_LEN];
+        struct stat st;
+        struct gmca_engine_client *c;
+        struct gmca_error e;
+        pid_t pid;
+        int code = 0;
+
+        path_in(f, "life", dir, sock);
+        pid = start_engine(f, sock, NULL);
+        assert_true(pid > 0);
+        assert_int_equal(lstat(dir, &st), 0);
+        assert_true(S_ISDIR(st.st_mode));
+        assert_int_equal(st.st_mode & 07777, 0700);
+        assert_int_equal(lstat(sock, &st), 0);
+        assert_true(S_ISSOCK(st.st_mode));
+        assert_int_equal(st.st_mode & 07777, 0600);
+
+        /* A second engine on a live socket is refused, and the first goes on. */
+        assert_int_equal(start_engine(f, sock, &code), -1);
+        assert_int_equal(code, -GMCA_ERR_EXISTS);
+        gmca_error_clear(&e);
+        assert_int_equal(gmca_engine_serve(sock, f->keys, 2, -1, &e), GMCA_ERR_EXISTS);
+        assert_non_null(strstr(e.msg, "already activated"));
+
+        /* Deactivate: the answer, then a clean exit and no socket. */
+        c = gmca_engine_connect(sock, &e);
+        assert_non_null(c);
+        gmca_error_clear(&e);
+        expect(gmca_engine_deactivate(c, &e), &e, 0, NULL, "deactivate");
+        assert_int_equal(wait_engine(pid), 0);
+        assert_int_equal(lstat(sock, &st), -1);
+        assert_int_equal(errno, ENOENT);
+        gmca_engine_disconnect(c);
+        c = gmca_engine_connect(sock, &e);
+        assert_null(c);
+        expect(GMCA_ERR_STATE, &e, GMCA_ERR_STATE, "CA not activated: no CA engine at ",
+               "connect after deactivation");
+        assert_non_null(strstr(e.msg, "(run gmca activate)"));
+
+        /* Started again in the existing 0700 directory; SIGTERM ends it cleanly too. */
+        pid = start_engine(f, sock, NULL);
+        assert_true(pid > 0);
+        assert_int_equal(kill(pid, SIGTERM), 0);
+        assert_int_equal(wait_engine(pid), 0);
+        assert_int_equal(lstat(sock, &st), -1);
+        pid = start_engine(f, sock, NULL);
+        assert_true(pid > 0);
+        assert_int_equal(kill(pid, SIGINT), 0);
+        assert_int_equal(wait_engine(pid), 0);
+        assert_int_equal(lstat(sock, &st), -1);
+}
+
+static void test_stale_socket(void **state)
+{
+        struct fixture *f = *state;
+        char dir[PATH_LEN], sock[PATH_LEN], list[64];
+        struct sockaddr_un a;
+        struct gmca_engine_client *c;
+        struct gmca_error e;
+        struct stat st;
+        pid_t pid;
+        int fd;
+
+        path_in(f, "stale", dir, sock);
+        assert_int_equal(mkdir(dir, 0700), 0);
+        /* A socket left behind by an engine that died. */
+        fd = socket(AF_UNIX, SOCK_STREAM, 0);
+        assert_true(fd >= 0);
+        memset(&a, 0, sizeof(a));
+        a.sun_family = AF_UNIX;
+        gmca_strlcpy(a.sun_path, sock, sizeof(a.sun_path));
+        assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+        close(fd);
+        assert_int_equal(lstat(sock, &st), 0);
+
+        gmca_error_clear(&e);
+        assert_null(gmca_engine_connect(sock, &e));
+        assert_int_equal(e.code, GMCA_ERR_STATE);
+        assert_non_null(strstr(e.msg, "CA not activated"));
+
+        pid = start_engine(f, sock, NULL);
+        assert_true(pid > 0);
+        gmca_error_clear(&e);
+        c = gmca_engine_connect(sock, &e);
+        assert_non_null(c);
+        expect(gmca_engine_list(c, list, sizeof(list), &e), &e, 0, NULL, "list after stale");
+        assert_string_equal(list, "ca1\nold");
+
+        /* The engine restarts under a connected client: it reconnects once. */
+        {
+                struct gmca_engine_client *d = gmca_engine_connect(sock, &e);
+
+                assert_non_null(d);
+                expect(gmca_engine_deactivate(d, &e), &e, 0, NULL, "deactivate");
+                gmca_engine_disconnect(d);
+                assert_int_equal(wait_engine(pid), 0);
+        }
+        pid = start_engine(f, sock, NULL);
+        assert_true(pid > 0);
+        expect(gmca_engine_list(c, list, sizeof(list), &e), &e, 0, NULL, "list after restart");
+        assert_string_equal(list, "ca1\nold");
+        gmca_engine_disconnect(c);
+        assert_int_equal(kill(pid, SIGTERM), 0);
+        assert_int_equal(wait_engine(pid), 0);
+
+        /* A regular file where the socket goes is not replaced. */
+        fd = open(sock, O_CREAT | O_WRONLY | O_EXCL, 0600);
+        assert_true(fd >= 0);
+        close(fd);
+        {
+                int code = 0;
+
+                assert_int_equal(start_engine(f, sock, &code), -1);
+                assert_int_equal(code, -GMCA_ERR_EXISTS);
+        }
+        assert_int_equal(unlink(sock), 0);
+}
+
+static void test_run_dir(void **state)
+{
+        struct fixture *f = *state;
+        char dir[PATH_LEN], sock[PATH_LEN];
+        struct gmca_error e;
+        int code = 0;
+        static const struct gmca_engine_key dup[2] = {{"a", NULL, NULL, 0, 0},
+                                                      {"a", NULL, NULL, 0, 0}};
+
+        /* Group or other access to the run directory: refused. */
+        path_in(f, "loose", dir, sock);
+        assert_int_equal(mkdir(dir, 0700), 0);
+        assert_int_equal(chmod(dir, 0750), 0);
+        assert_int_equal(start_engine(f, sock, &code), -1);
+        assert_int_equal(code, -GMCA_ERR_POLICY);
+        gmca_error_clear(&e);
+        assert_int_equal(gmca_engine_serve(sock, f->keys, 2, -1, &e), GMCA_ERR_POLICY);
+        assert_non_null(strstr(e.msg, "mode 0750"));
+
+        /* Not a directory. */
+        path_in(f, "file", dir, sock);
+        code = open(dir, O_CREAT | O_WRONLY | O_EXCL, 0600);
+        assert_true(code >= 0);
+        close(code);
+        gmca_error_clear(&e);
+        assert_int_equal(gmca_engine_serve(sock, f->keys, 2, -1, &e), GMCA_ERR_POLICY);
+
+        /* Bad arguments. */
+        gmca_error_clear(&e);
+        assert_int_equal(gmca_engine_serve(sock, dup, 2, -1, &e), GMCA_ERR_INVALID);
+        gmca_error_clear(&e);
+        assert_int_equal(gmca_engine_serve("", f->keys, 2, -1, &e), GMCA_ERR_INVALID);
+        gmca_error_clear(&e);
+        assert_null(gmca_engine_connect("/nonexistent/gmca/run/engine.sock", &e));
+        assert_int_equal(e.code, GMCA_ERR_STATE);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+            cmocka_unit_test(test_parse_request), cmocka_unit_test(test_check_tbs),
+            cmocka_unit_test(test_list),          cmocka_unit_test(test_sign_cert),
+            cmocka_unit_test(test_sign_crl),      cmocka_unit_test(test_refusals),
+            cmocka_unit_test(test_frames),        cmocka_unit_test(test_interleave),
+            cmocka_unit_test(test_many_clients),  cmocka_unit_test(test_lifecycle),
+            cmocka_unit_test(test_stale_socket),  cmocka_unit_test(test_run_dir),
+        };
+
+        return cmocka_run_group_tests(tests, setup, teardown);
+}
