@@ -108,10 +108,10 @@ int gmca_device_destroy_key(struct gmca_device *d, unsigned index, const uint8_t
  * into an empty index, for backup and transfer between devices (§7.1.2.5).
  * *blob is malloc'd; caller frees.
  */
-int gmca_device_export_blob(struct gmca_device *d, unsigned index, uint8_t **blob,
-                            size_t *len, struct gmca_error *e) GMCA_WUR;
-int gmca_device_import_blob(struct gmca_device *d, unsigned index, const uint8_t *blob,
-                            size_t len, struct gmca_error *e) GMCA_WUR;
+int gmca_device_export_blob(struct gmca_device *d, unsigned index, uint8_t **blob, size_t *len,
+                            struct gmca_error *e) GMCA_WUR;
+int gmca_device_import_blob(struct gmca_device *d, unsigned index, const uint8_t *blob, size_t len,
+                            struct gmca_error *e) GMCA_WUR;
 
 /*
  * A signer for the key at index: computes Z once for (pub, id), then for

@@ -39,11 +39,11 @@
 
 /* What the engine signs with, one entry per CA. Borrowed for the serve call. */
 struct gmca_engine_key {
-        const char *name;            /* CA name */
+        const char *name; /* CA name */
         const struct gmca_signer *signer;
-        const uint8_t *subject_der;  /* the CA certificate's subject Name, DER */
+        const uint8_t *subject_der; /* the CA certificate's subject Name, DER */
         size_t subject_len;
-        int crl_only;                /* 1: sign CRLs only (superseded key) */
+        int crl_only; /* 1: sign CRLs only (superseded key) */
 };
 
 /*
@@ -80,8 +80,7 @@ struct gmca_engine_client *gmca_engine_connect(const char *sock_path, struct gmc
 void gmca_engine_disconnect(struct gmca_engine_client *c);
 
 int gmca_engine_sign(struct gmca_engine_client *c, const char *ca, const uint8_t *tbs, size_t len,
-                     uint8_t sig[GMCA_SM2_SIG_MAX], size_t *siglen,
-                     struct gmca_error *e) GMCA_WUR;
+                     uint8_t sig[GMCA_SM2_SIG_MAX], size_t *siglen, struct gmca_error *e) GMCA_WUR;
 /* Names of the CAs the engine signs for, '\n'-separated, NUL-terminated in buf. */
 int gmca_engine_list(struct gmca_engine_client *c, char *buf, size_t len,
                      struct gmca_error *e) GMCA_WUR;
