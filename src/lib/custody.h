@@ -36,10 +36,10 @@ struct gmca_custody_set {
 };
 
 struct gmca_custodian {
-        const char *name;  /* UTF-8, 1..GMCA_CUSTODIAN_NAME_MAX-1 bytes */
-        const char *pin;   /* not NUL-terminated necessarily */
+        const char *name; /* UTF-8, 1..GMCA_CUSTODIAN_NAME_MAX-1 bytes */
+        const char *pin;  /* not NUL-terminated necessarily */
         size_t pinlen;
-        const char *path;  /* the share file: written by split, read by combine */
+        const char *path; /* the share file: written by split, read by combine */
 };
 
 /*
@@ -64,8 +64,7 @@ int gmca_pin_check(const char *pin, size_t pinlen, const char *custodian,
  * 1..count in the order given.
  */
 int gmca_custody_split(const uint8_t master[GMCA_MASTER_LEN], const struct gmca_custody_set *set,
-                       const struct gmca_custodian *cust, size_t n,
-                       struct gmca_error *e) GMCA_WUR;
+                       const struct gmca_custodian *cust, size_t n, struct gmca_error *e) GMCA_WUR;
 
 /* Public facts of a share file, readable without the PIN. */
 struct gmca_share_info {
@@ -77,8 +76,7 @@ struct gmca_share_info {
         unsigned count;
         int64_t created;
 };
-int gmca_share_info(const char *path, struct gmca_share_info *info,
-                    struct gmca_error *e) GMCA_WUR;
+int gmca_share_info(const char *path, struct gmca_share_info *info, struct gmca_error *e) GMCA_WUR;
 
 /*
  * Open n share files with their PINs (cust[i].name is ignored: the file
@@ -87,8 +85,12 @@ int gmca_share_info(const char *path, struct gmca_share_info *info,
  * needed, 2 given"); a share of another installation or an older set
  * (GMCA_ERR_AUTH, naming the file and custodian); the same share index or
  * custodian twice (GMCA_ERR_INVALID); a wrong PIN (GMCA_ERR_AUTH naming the
- * custodian); a malformed or tampered file (GMCA_ERR_INVALID /
- * GMCA_ERR_TAMPER). The caller checks the result against its check value.
+ * custodian); a malformed file (GMCA_ERR_INVALID, GMCA_ERR_LIMIT over a
+ * cap). An edited file fails its GCM tag exactly as a wrong PIN does, so it
+ * is GMCA_ERR_AUTH too, and the message says either may be the cause. A
+ * share whose threshold or count disagrees with expect, or (given more than
+ * threshold shares) shares that do not lie on one polynomial, are
+ * GMCA_ERR_TAMPER. The caller checks the result against its check value.
  * If who is not NULL, it receives the custodians' names joined with ", "
  * (for the audit record), up to wholen bytes.
  */
@@ -103,5 +105,13 @@ int gmca_custody_combine(const struct gmca_custody_set *expect, const struct gmc
  */
 int gmca_custody_check_value(const uint8_t master[GMCA_MASTER_LEN], uint8_t out[32],
                              struct gmca_error *e) GMCA_WUR;
+
+/*
+ * For the fuzz target: parse the text of a share file (at most
+ * GMCA_SHARE_FILE_MAX bytes) and return its public facts, with the checks
+ * gmca_share_info applies. No PIN is needed and nothing is decrypted.
+ */
+int gmca_share_parse(const uint8_t *buf, size_t len, struct gmca_share_info *info,
+                     struct gmca_error *e) GMCA_WUR;
 
 #endif
