@@ -68,6 +68,24 @@ int ca_path_join(char *out, size_t len, const char *a, const char *b, struct gmc
 
 /* ---- configuration ---- */
 
+const char *ca_json_unknown_key(json_t *obj, const char *const *known, size_t n)
+{
+        const char *key;
+        json_t *v;
+
+        json_object_foreach(obj, key, v)
+        {
+                size_t i;
+
+                (void)v;
+                for (i = 0; i < n && strcmp(key, known[i]) != 0; i++)
+                        ;
+                if (i == n)
+                        return key;
+        }
+        return NULL;
+}
+
 static void config_defaults(struct ca_config *cfg)
 {
         memset(cfg, 0, sizeof(*cfg));
@@ -94,9 +112,9 @@ static int config_string(json_t *root, const char *key, char *out, size_t len, s
 
 static int config_load(const char *dir, struct ca_config *cfg, struct gmca_error *e)
 {
-        static const char *known[] = {"version",           "default_ca",     "base_url",
-                                      "policy_oid",        "cps_uri",        "crl_hours",
-                                      "verify_after_sign", "device_library", "device_config"};
+        static const char *const known[] = {"version",           "default_ca",     "base_url",
+                                            "policy_oid",        "cps_uri",        "crl_hours",
+                                            "verify_after_sign", "device_library", "device_config"};
         char path[PATH_MAX];
         uint8_t *buf = NULL;
         size_t len;
@@ -124,18 +142,9 @@ static int config_load(const char *dir, struct ca_config *cfg, struct gmca_error
                                     root ? 0 : jerr.line, root ? "not a JSON object" : jerr.text);
                 goto out;
         }
-        json_object_foreach(root, key, v)
-        {
-                size_t i;
-
-                for (i = 0; i < sizeof(known) / sizeof(known[0]); i++)
-                        if (strcmp(key, known[i]) == 0)
-                                break;
-                if (i == sizeof(known) / sizeof(known[0])) {
-                        rc = gmca_error_set(e, GMCA_ERR_INVALID, "%s: unknown key \"%s\"", path,
-                                            key);
-                        goto out;
-                }
+        if ((key = ca_json_unknown_key(root, known, sizeof(known) / sizeof(known[0]))) != NULL) {
+                rc = gmca_error_set(e, GMCA_ERR_INVALID, "%s: unknown key \"%s\"", path, key);
+                goto out;
         }
         if ((rc = config_string(root, "default_ca", cfg->default_ca, sizeof(cfg->default_ca), e)) !=
                 0 ||

@@ -87,6 +87,8 @@ int ca_fill_template(struct gmca_cert_template *t, struct tmpl_urls *u, const st
 int ca_cert_der(X509 *cert, uint8_t **der, size_t *len, struct gmca_error *e);
 int ca_cert_record(X509 *cert, int64_t ca_id, const char *profile, int64_t request_id,
                    struct gmca_cert_rec *r, struct gmca_error *e);
+/* The first key of obj that is not one of known[0..n), or NULL. */
+const char *ca_json_unknown_key(json_t *obj, const char *const *known, size_t n);
 /* Compact JSON of obj (consumed), malloc'd; NULL on failure. */
 char *ca_detail_json(json_t *obj);
 struct ca_slot *ca_find(struct gmca_ctx *c, const char *name, struct gmca_error *e);

@@ -149,17 +149,9 @@ int ca_custody_load(struct gmca_ctx *c, struct ca_custody *m, struct gmca_error 
                 gmca_error_set(e, rc, "custody record: not a JSON object");
                 goto out;
         }
-        json_object_foreach(root, key, v)
-        {
-                size_t i;
-
-                for (i = 0; i < sizeof(known) / sizeof(known[0]); i++)
-                        if (strcmp(key, known[i]) == 0)
-                                break;
-                if (i == sizeof(known) / sizeof(known[0])) {
-                        gmca_error_set(e, rc, "custody record: unknown key \"%s\"", key);
-                        goto out;
-                }
+        if ((key = ca_json_unknown_key(root, known, sizeof(known) / sizeof(known[0]))) != NULL) {
+                gmca_error_set(e, rc, "custody record: unknown key \"%s\"", key);
+                goto out;
         }
         if (hex_field(root, "installation", m->set.installation, GMCA_CUSTODY_ID_LEN, e) != 0 ||
             hex_field(root, "set", m->set.set_id, GMCA_CUSTODY_ID_LEN, e) != 0 ||
