@@ -426,7 +426,7 @@ static const uint8_t sm2_curve_abg[128] = {
  * octet-string form is used when it is uncompressed; a key imported with a
  * compressed point falls back to the separate coordinates.
  */
-static int sm2_pub_xy(const EVP_PKEY *key, uint8_t xy[64], struct gmca_error *e)
+int gmca_sm2_pub_xy(const EVP_PKEY *key, uint8_t xy[64], struct gmca_error *e)
 {
         uint8_t pt[65];
         size_t n = 0;
@@ -465,7 +465,7 @@ int gmca_sm2_z(EVP_PKEY *key, const char *id, uint8_t out[GMCA_SM3_LEN], struct 
         if (idlen == 0 || idlen > GMCA_SM2_ID_MAX)
                 return gmca_error_set(e, GMCA_ERR_INVALID, "SM2: ID must be 1..%d bytes",
                                       GMCA_SM2_ID_MAX);
-        if ((rc = gmca_sm2_is_sm2(key, e)) != 0 || (rc = sm2_pub_xy(key, xy, e)) != 0)
+        if ((rc = gmca_sm2_is_sm2(key, e)) != 0 || (rc = gmca_sm2_pub_xy(key, xy, e)) != 0)
                 return rc;
         /* ENTL: the ID length in bits, two bytes big-endian (GM/T 0003.2 §5.5). */
         entl[0] = (uint8_t)((idlen * 8) >> 8);

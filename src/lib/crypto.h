@@ -54,6 +54,9 @@ int gmca_sm2_sign(EVP_PKEY *key, const char *id, const uint8_t *msg, size_t len,
 int gmca_sm2_verify(EVP_PKEY *key, const char *id, const uint8_t *msg, size_t len,
                     const uint8_t *sig, size_t siglen, struct gmca_error *e) GMCA_WUR;
 
+/* The public point of an SM2 key: 32-byte big-endian x, then y. */
+int gmca_sm2_pub_xy(const EVP_PKEY *key, uint8_t xy[64], struct gmca_error *e) GMCA_WUR;
+
 /* Z value of GM/T 0003 for key and id (NULL: default): out[32]. */
 int gmca_sm2_z(EVP_PKEY *key, const char *id, uint8_t out[GMCA_SM3_LEN],
                struct gmca_error *e) GMCA_WUR;

@@ -224,26 +224,16 @@ EVP_PKEY *gmca_sdf_pkey_from_ecc(const ECCrefPublicKey *pub, struct gmca_error *
 
 int gmca_sdf_ecc_from_pkey(EVP_PKEY *key, ECCrefPublicKey *out, struct gmca_error *e)
 {
-        BIGNUM *x = NULL, *y = NULL;
-        ECCrefPublicKey r;
+        uint8_t xy[64];
         int rc;
 
-        if ((rc = gmca_sm2_is_sm2(key, e)) != 0)
+        if ((rc = gmca_sm2_is_sm2(key, e)) != 0 || (rc = gmca_sm2_pub_xy(key, xy, e)) != 0)
                 return rc;
-        memset(&r, 0, sizeof(r));
-        r.bits = 256;
-        if (EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_EC_PUB_X, &x) != 1 ||
-            EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_EC_PUB_Y, &y) != 1 ||
-            BN_bn2binpad(x, r.x + 32, 32) != 32 || BN_bn2binpad(y, r.y + 32, 32) != 32) {
-                rc = gmca_error_ossl(e, GMCA_ERR_CRYPTO, "SDF: SM2 key has no usable public point");
-                goto out;
-        }
-        *out = r;
-        rc = 0;
-out:
-        BN_free(x);
-        BN_free(y);
-        return rc;
+        memset(out, 0, sizeof(*out));
+        out->bits = 256;
+        memcpy(out->x + 32, xy, 32);
+        memcpy(out->y + 32, xy + 32, 32);
+        return 0;
 }
 
 int gmca_sdf_sig_from_der(const uint8_t *der, size_t len, ECCSignature *out, struct gmca_error *e)
@@ -337,36 +327,6 @@ static int key_path(const struct sdev *d, unsigned index, char *buf, size_t len)
         return n < 0 || (size_t)n >= len ? -1 : 0;
 }
 
-static int read_exact(int fd, uint8_t *buf, size_t len)
-{
-        while (len > 0) {
-                ssize_t n = read(fd, buf, len);
-
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n <= 0)
-                        return -1;
-                buf += n;
-                len -= (size_t)n;
-        }
-        return 0;
-}
-
-static int write_all(int fd, const uint8_t *buf, size_t len)
-{
-        while (len > 0) {
-                ssize_t n = write(fd, buf, len);
-
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n <= 0)
-                        return -1;
-                buf += n;
-                len -= (size_t)n;
-        }
-        return 0;
-}
-
 /* The well-formed file of index: SDR_KEYNOTEXIST, SDR_KEYERR, SDR_FILEOFSERR. */
 static int read_key(const struct sdev *d, unsigned index, uint8_t blob[BLOB_LEN])
 {
@@ -383,7 +343,7 @@ static int read_key(const struct sdev *d, unsigned index, uint8_t blob[BLOB_LEN]
                 rc = SDR_FILEOFSERR;
         else if (!S_ISREG(st.st_mode) || st.st_size != BLOB_LEN)
                 rc = SDR_KEYERR; /* the size cap: the format has one size */
-        else if (read_exact(fd, blob, BLOB_LEN) != 0)
+        else if (gmca_read_all(fd, blob, BLOB_LEN) != 0)
                 rc = SDR_FILEOFSERR;
         else if ((rc = gmca_softsdf_blob_check(blob, BLOB_LEN, &idx)) == SDR_OK && idx != index)
                 rc = SDR_KEYERR; /* a file moved from another index */
@@ -420,7 +380,7 @@ static int write_key(const struct sdev *d, unsigned index, const uint8_t blob[BL
                 return SDR_FILEWERR;
         if ((fd = mkstemp(tmp)) < 0)
                 return SDR_FILEWERR;
-        if (fchmod(fd, 0600) != 0 || write_all(fd, blob, BLOB_LEN) != 0 || fsync(fd) != 0) {
+        if (fchmod(fd, 0600) != 0 || gmca_write_all(fd, blob, BLOB_LEN) != 0 || fsync(fd) != 0) {
                 close(fd);
                 goto out;
         }
@@ -564,7 +524,7 @@ static int load_serial(struct sdev *d)
                 return -1;
         for (int tries = 0; tries < 2; tries++) {
                 if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) >= 0) {
-                        int ok = read_exact(fd, (uint8_t *)d->serial, 16) == 0;
+                        int ok = gmca_read_all(fd, (uint8_t *)d->serial, 16) == 0;
 
                         close(fd);
                         d->serial[16] = '\0';
@@ -576,7 +536,7 @@ static int load_serial(struct sdev *d)
                 n = snprintf(tmp, sizeof(tmp), "%s/.serial.XXXXXX", d->dir);
                 if (n < 0 || (size_t)n >= sizeof(tmp) || (fd = mkstemp(tmp)) < 0)
                         return -1;
-                n = write_all(fd, (const uint8_t *)hex, 16) == 0 && fsync(fd) == 0;
+                n = gmca_write_all(fd, (const uint8_t *)hex, 16) == 0 && fsync(fd) == 0;
                 close(fd);
                 /* link: another process may have made it first; then read theirs. */
                 if (n && link(tmp, path) != 0 && errno != EEXIST)
@@ -1018,7 +978,7 @@ API int SDFX(DestroyKeyPair_ECC)(void *hSession, unsigned int uiKeyIndex,
             (fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
                 return SDR_FILEWERR;
         memset(blob, 0, sizeof(blob));
-        rc = write_all(fd, blob, sizeof(blob)) == 0 && fsync(fd) == 0 ? SDR_OK : SDR_FILEWERR;
+        rc = gmca_write_all(fd, blob, sizeof(blob)) == 0 && fsync(fd) == 0 ? SDR_OK : SDR_FILEWERR;
         close(fd);
         if (rc == SDR_OK && (unlink(path) != 0 || sync_dir(s->dev->dir) != 0))
                 rc = SDR_FILEWERR;

@@ -102,7 +102,7 @@ out:
         return rc;
 }
 
-static int write_all(int fd, const void *data, size_t len)
+int gmca_write_all(int fd, const void *data, size_t len)
 {
         const uint8_t *p = data;
 
@@ -120,6 +120,23 @@ static int write_all(int fd, const void *data, size_t len)
         return 0;
 }
 
+int gmca_read_all(int fd, void *buf, size_t len)
+{
+        uint8_t *p = buf;
+
+        while (len > 0) {
+                ssize_t r = read(fd, p, len);
+
+                if (r < 0 && errno == EINTR)
+                        continue;
+                if (r <= 0)
+                        return -1;
+                p += r;
+                len -= (size_t)r;
+        }
+        return 0;
+}
+
 int gmca_write_file_excl(const char *path, const void *data, size_t len, int mode,
                          struct gmca_error *e)
 {
@@ -131,7 +148,7 @@ int gmca_write_file_excl(const char *path, const void *data, size_t len, int mod
                     e, errno == EEXIST ? GMCA_ERR_EXISTS : GMCA_ERR_IO, "%s: %s", path,
                     errno == EEXIST ? "exists, refusing to overwrite" : strerror(errno));
         /* The umask may have narrowed the mode; make it exact. */
-        if (fchmod(fd, (mode_t)mode) != 0 || write_all(fd, data, len) != 0 || fsync(fd) != 0) {
+        if (fchmod(fd, (mode_t)mode) != 0 || gmca_write_all(fd, data, len) != 0 || fsync(fd) != 0) {
                 int err = errno;
 
                 close(fd);

@@ -38,6 +38,10 @@ int gmca_write_file_excl(const char *path, const void *data, size_t len, int mod
 int gmca_write_file_atomic(const char *path, const void *data, size_t len, int mode,
                            struct gmca_error *e) GMCA_WUR;
 
+/* Write / read exactly len bytes (retrying on EINTR); -1 on error or early EOF. */
+int gmca_write_all(int fd, const void *data, size_t len) GMCA_WUR;
+int gmca_read_all(int fd, void *buf, size_t len) GMCA_WUR;
+
 /* Upper-case hex of in into out (2*len+1 bytes). */
 void gmca_hex_upper(const uint8_t *in, size_t len, char *out);
 /* Decode hex (either case) into out (capacity cap); -1 on bad input. */
