@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "audit.h"
 #include "engine.h"
 
 static const char activate_usage[] =
@@ -147,7 +148,7 @@ int cmd_activate(struct cli *cli, int argc, char **argv)
 
                 (void)waitpid(pid, &status, 0);
                 gmca_error_set(&e, GMCA_ERR_STATE, "the CA engine did not start");
-                if (gmca_ctx_audit_failure(c, "key.activate", "engine", e.msg, &e) != 0) {
+                if (gmca_ctx_audit_failure(c, GMCA_EV_KEY_ACTIVATE, "engine", e.msg, &e) != 0) {
                         /* the cause above is what the operator needs */
                 }
                 gmca_ctx_close(c);

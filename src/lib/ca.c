@@ -157,6 +157,12 @@ static int config_load(const char *dir, struct ca_config *cfg, struct gmca_error
             (rc = config_string(root, "device_config", cfg->device_config,
                                 sizeof(cfg->device_config), e)) != 0)
                 goto out;
+        /* dlopen of a bare name would search the library path: only absolute paths. */
+        if (cfg->device_library[0] != '\0' && cfg->device_library[0] != '/') {
+                rc = gmca_error_set(e, GMCA_ERR_INVALID,
+                                    "%s: device_library must be an absolute path", path);
+                goto out;
+        }
         if ((v = json_object_get(root, "verify_after_sign")) != NULL) {
                 if (!json_is_boolean(v)) {
                         rc = gmca_error_set(e, GMCA_ERR_INVALID,

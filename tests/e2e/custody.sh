@@ -114,6 +114,12 @@ check "openssl verifies the dlopen-signed leaf" \
   openssl verify -vfyopt distid:1234567812345678 -partial_chain -CAfile "$T/vsub.pem" "$T/v.pem"
 expect_exit 0 "CRL through dlopen" -- "$GMCA" --dir "$V" crl generate
 expect_exit 0 "deactivate the dlopen CA" -- "$GMCA" --dir "$V" deactivate
+# A relative library name would be searched for on the library path: refused.
+cp "$V/gmca.json" "$T/vendor.json"
+sed -i "s|\"device_library\": *\"[^\"]*\"|\"device_library\": \"libgmca-softsdf.so\"|" "$V/gmca.json"
+expect_exit 3 "relative device library refused" -- "$GMCA" --dir "$V" key status
+expect_err "absolute"
+cp "$T/vendor.json" "$V/gmca.json"
 expect_exit 0 "audit names the device" -- "$GMCA" --dir "$V" audit list --json
 check "device in the activation record" grep -q 'softsdf' "$T/out"
 finish
