@@ -35,8 +35,8 @@
 #include "util.h"
 
 static const char *const bench_names[5] = {"bench-a", "bench-b", "bench-c", "bench-d", "bench-e"};
-static const char *const bench_pins[5] = {"Bench1pinX", "Bench2pinX", "Bench3pinX", "Bench4pinX",
-                                          "Bench5pinX"};
+static const char *const bench_pins[5] = {"Kq1pinWx7A", "Kq2pinWx7A", "Kq3pinWx7A", "Kq4pinWx7A",
+                                          "Kq5pinWx7A"};
 
 /* The five custodians of a bench CA; shares under <cadir>.shares/. */
 static void bench_custodians(const char *cadir, char paths[5][4200], struct gmca_custodian *cust)
