@@ -109,5 +109,19 @@ int cmd_profile(struct cli *cli, int argc, char **argv);
 int cmd_activate(struct cli *cli, int argc, char **argv);
 int cmd_deactivate(struct cli *cli, int argc, char **argv);
 int cmd_key(struct cli *cli, int argc, char **argv);
+int cmd_ra(struct cli *cli, int argc, char **argv);
+
+/*
+ * Subcommands that live in their own files; argv[0] is the subcommand name
+ * (getopt starts at argv[1]).
+ */
+int cmd_key_resplit(struct cli *cli, int argc, char **argv);   /* cmd_custody.c */
+int cmd_key_backup(struct cli *cli, int argc, char **argv);    /* cmd_custody.c */
+int cmd_key_restore(struct cli *cli, int argc, char **argv);   /* cmd_custody.c */
+int cmd_key_archive(struct cli *cli, int argc, char **argv);   /* cmd_archive.c */
+int cmd_key_destroy(struct cli *cli, int argc, char **argv);   /* cmd_archive.c */
+int cmd_ca_rollover(struct cli *cli, int argc, char **argv);   /* cmd_rollover.c */
+int cmd_ca_compromise(struct cli *cli, int argc, char **argv); /* cmd_compromise.c */
+int cmd_ca_reissues(struct cli *cli, int argc, char **argv);   /* cmd_compromise.c */
 
 #endif

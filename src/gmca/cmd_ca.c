@@ -15,7 +15,10 @@
 static const char usage[] = "usage: gmca ca <subcommand> [options]\n"
                             "\n"
                             "  list   [--json]\n"
-                            "  export [--ca NAME] [--der] [--out FILE]\n";
+                            "  export [--ca NAME] [--der] [--out FILE]\n"
+                            "  rollover     new CA key and certificates (CPS §6.8; custodians)\n"
+                            "  compromise   revoke all, new CA key, re-issue (CPS §6.10.3)\n"
+                            "  reissues     --job JOB: the old → new serials of a compromise\n";
 
 struct ca_list_state {
         int json;
@@ -54,6 +57,12 @@ int cmd_ca(struct cli *cli, int argc, char **argv)
 
         if (cli_group_help(argc, argv, usage, &rc))
                 return rc;
+        if (strcmp(argv[1], "rollover") == 0)
+                return cmd_ca_rollover(cli, argc - 1, argv + 1);
+        if (strcmp(argv[1], "compromise") == 0)
+                return cmd_ca_compromise(cli, argc - 1, argv + 1);
+        if (strcmp(argv[1], "reissues") == 0)
+                return cmd_ca_reissues(cli, argc - 1, argv + 1);
         sub = argv[1];
         argc--;
         argv++;

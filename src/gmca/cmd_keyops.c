@@ -14,7 +14,13 @@
 static const char usage[] =
     "usage: gmca [--dir DIR] key <subcommand> [options]\n"
     "\n"
-    "  status            each CA key: device index, state, since when; custodians\n";
+    "  status            each CA key: device index, state, since when; custodians\n"
+    "  resplit           new shares for a new set of custodians (3 current present)\n"
+    "  backup            encrypted backup of the CA keys and state (3 custodians)\n"
+    "  restore           restore a key backup onto a fresh state directory\n"
+    "  archive           move an expired CA key out of the device into the archive\n"
+    "  destroy           wipe an archived CA key after its retention (3 custodians)\n"
+    "`gmca key <subcommand> --help` for the options of each.\n";
 
 static int print_ca(const struct gmca_ca_rec *r, void *arg)
 {
@@ -53,5 +59,15 @@ int cmd_key(struct cli *cli, int argc, char **argv)
                 return rc;
         if (strcmp(argv[1], "status") == 0 && argc == 2)
                 return key_status(cli);
+        if (strcmp(argv[1], "resplit") == 0)
+                return cmd_key_resplit(cli, argc - 1, argv + 1);
+        if (strcmp(argv[1], "backup") == 0)
+                return cmd_key_backup(cli, argc - 1, argv + 1);
+        if (strcmp(argv[1], "restore") == 0)
+                return cmd_key_restore(cli, argc - 1, argv + 1);
+        if (strcmp(argv[1], "archive") == 0)
+                return cmd_key_archive(cli, argc - 1, argv + 1);
+        if (strcmp(argv[1], "destroy") == 0)
+                return cmd_key_destroy(cli, argc - 1, argv + 1);
         return cli_usage_error("key: unknown subcommand '%s'", argv[1]);
 }

@@ -30,6 +30,8 @@ static const char usage[] =
     "  cert show|list|export|revoke\n"
     "  crl generate|list CRLs of a CA\n"
     "  ca list|export    the CAs of this state directory\n"
+    "  ca rollover|compromise|reissues  CA key changeover and compromise (ceremonies)\n"
+    "  ra cert issue|list  the RA system's communication certificate\n"
     "  audit verify|list the hash-chained audit log\n"
     "  profile list|show certificate profiles\n"
     "\n"
@@ -109,6 +111,8 @@ int main(int argc, char **argv)
                 return cmd_deactivate(&cli, argc, argv);
         if (strcmp(cmd, "key") == 0)
                 return cmd_key(&cli, argc, argv);
+        if (strcmp(cmd, "ra") == 0)
+                return cmd_ra(&cli, argc, argv);
         if (strcmp(cmd, "cert") == 0)
                 return cmd_cert(&cli, argc, argv);
         if (strcmp(cmd, "crl") == 0)

@@ -432,9 +432,10 @@ static int init_build(struct gmca_device *dev, const uint8_t *keypin, const stru
         t.sm2_id = issuer ? issuer->prof->sm2_id : ca->prof->sm2_id;
         t.not_before = now;
         t.not_after = now + (time_t)(days > 0 ? days : ca->prof->validity_days) * 86400;
-        /* An operational CA never outlives its root. */
-        if (issuer != NULL && ca_cert_not_after(issuer->cert) < t.not_after)
-                t.not_after = ca_cert_not_after(issuer->cert);
+        /* An operational CA never outlives its root (CPS §6.8 rule 1). */
+        if (issuer != NULL && (rc = ca_within_issuer(issuer->name, ca_cert_not_after(issuer->cert),
+                                                     t.not_after, e)) != 0)
+                return rc;
         if ((ca->cert = gmca_cert_build(&t, e)) == NULL)
                 return e != NULL && e->code != 0 ? e->code : GMCA_ERR_INTERNAL;
         return 0;
@@ -942,6 +943,22 @@ int ca_reject(struct gmca_ctx *c, const char *event, const char *object, int rc,
         return rc;
 }
 
+int ca_within_issuer(const char *issuer, time_t issuer_end, time_t not_after, struct gmca_error *e)
+{
+        char end[32];
+        struct tm tm;
+
+        if (not_after <= issuer_end)
+                return 0;
+        gmtime_r(&issuer_end, &tm);
+        strftime(end, sizeof(end), "%Y-%m-%dT%H:%M:%SZ", &tm);
+        return gmca_error_set(e, GMCA_ERR_POLICY,
+                              "CPS §6.8 rule 1: the certificate would outlive CA %s, whose "
+                              "certificate ends %s (%lld days left): ask for fewer days, or roll "
+                              "the CA key over",
+                              issuer, end, (long long)((issuer_end - gmca_now()) / 86400));
+}
+
 time_t ca_cert_not_after(const X509 *cert)
 {
         struct tm tm;
@@ -1035,15 +1052,15 @@ static int issue_prepare(struct gmca_ctx *c, struct ca_slot *ca, const struct gm
         t.skip_self_check = !c->cfg.verify_after_sign;
         t.not_before = now;
         t.not_after = now + (time_t)(r->days > 0 ? r->days : prof->validity_days) * 86400;
-        /* A certificate never outlives its CA (GM/T 0015): end at the CA's end. */
+        /* CPS §6.8 rule 1: no certificate outlives its CA's; the CA stops issuing first. */
         ca_end = ca_cert_not_after(ca->cert);
         if (ca_end <= now) {
                 rc = gmca_error_set(e, GMCA_ERR_STATE, "CA %s: certificate has expired",
                                     ca->rec.name);
                 goto out;
         }
-        if (t.not_after > ca_end)
-                t.not_after = ca_end;
+        if ((rc = ca_within_issuer(ca->rec.name, ca_end, t.not_after, e)) != 0)
+                goto out;
         if ((pd->cert = gmca_cert_build(&t, e)) == NULL) {
                 rc = e && e->code ? e->code : GMCA_ERR_INTERNAL;
                 goto out;

@@ -176,4 +176,137 @@ struct gmca_profile *gmca_ctx_profile(struct gmca_ctx *c, const char *name, stru
 int gmca_ctx_audit_failure(struct gmca_ctx *c, const char *event, const char *object,
                            const char *cause, struct gmca_error *e) GMCA_WUR;
 
+/*
+ * ---- key ceremonies with custodians present (CPS §6.8, §6.10.3, §7.2) ----
+ *
+ * Each takes `threshold` of the current custodians' shares and PINs (cust,
+ * n; cust[i].name unused), runs in this process and is refused
+ * (GMCA_ERR_STATE) while the CA engine runs on the state directory: keys are
+ * changed offline, then the custodians activate again. Each is one store
+ * transaction with its audit record naming the custodians present; a
+ * refusal is audited too and leaves nothing changed.
+ */
+
+/*
+ * Custodian change (§6.3.4, §7.2.1.1): a new master key re-wraps the key PIN
+ * and is split among next[0..nnext) (names, PINs checked against §7.4.1,
+ * share file paths that must not exist) with threshold (0: 3). The old
+ * shares no longer open anything. Share files are written before the
+ * commit and removed again if it fails.
+ */
+int gmca_key_resplit(struct gmca_ctx *c, const struct gmca_custodian *cust, size_t n,
+                     const struct gmca_custodian *next, size_t nnext, unsigned threshold,
+                     struct gmca_error *e) GMCA_WUR;
+
+/*
+ * CA key backup (§7.2.1.3, §7.1.2.5): one file at out_path (must not exist,
+ * mode 0600) holding a consistent snapshot of the store, the configuration,
+ * the profiles, the CA certificates and every CA key still in the device as
+ * the device's sealed blob, all encrypted with SM4-GCM under a key derived
+ * from the master key; its header (the share set's public facts, authenticated)
+ * says which custodians can open it. No private key is ever in clear in it.
+ */
+int gmca_key_backup(struct gmca_ctx *c, const struct gmca_custodian *cust, size_t n,
+                    const char *out_path, struct gmca_error *e) GMCA_WUR;
+
+struct gmca_restore_params {
+        const char *archive; /* from gmca_key_backup */
+        const char *dir;     /* new state directory; must not exist or be empty */
+        const struct gmca_custodian *custodians; /* threshold of the backup's share set */
+        size_t ncustodians;
+        const char *device_library; /* NULL: as configured in the backup */
+        const char *device_config;  /* NULL: as configured in the backup */
+        const char *actor;
+};
+/*
+ * Restore a key backup onto a fresh state directory (and device): every key
+ * is imported at its index and checked against its CA certificate before
+ * the directory is renamed into place; audited (key.restore) in the
+ * restored store. A tampered archive is GMCA_ERR_TAMPER, too few or wrong
+ * shares GMCA_ERR_AUTH; nothing is left behind on failure.
+ */
+int gmca_key_restore(const struct gmca_restore_params *p, struct gmca_error *e) GMCA_WUR;
+
+struct gmca_rollover_params {
+        const char *ca;       /* NULL: the default CA */
+        const char *new_name; /* NULL: <ca>-g2, -g3, ... */
+        const char *dn;       /* NULL: the same subject DN */
+        int days;             /* 0: the profile's default */
+};
+struct gmca_rollover_result {
+        char name[GMCA_NAME_MAX];               /* the new CA */
+        char new_with_new[GMCA_SERIAL_HEX_MAX]; /* its certificate */
+        char old_with_new[GMCA_SERIAL_HEX_MAX]; /* link: old key, signed by the new ("" if
+                                                   not a root) */
+        char new_with_old[GMCA_SERIAL_HEX_MAX]; /* link: new key, signed by the old ("" if
+                                                   not a root) */
+};
+/*
+ * CA key changeover (§6.8): a new key pair in the device and a new CA row.
+ * A root gets the three certificates of §6.8 (NewWithNew, OldWithNew,
+ * NewWithOld); an operational CA gets its new certificate from its parent.
+ * The old key becomes superseded (signs CRLs only, until the last
+ * certificate it issued expires); if it was the default CA, the new one is.
+ */
+int gmca_ca_rollover(struct gmca_ctx *c, const struct gmca_custodian *cust, size_t n,
+                     const struct gmca_rollover_params *p, struct gmca_rollover_result *out,
+                     struct gmca_error *e) GMCA_WUR;
+
+struct gmca_compromise_params {
+        const char *ca;       /* NULL: the default CA */
+        const char *new_name; /* NULL: <ca>-g2, -g3, ... (ignored when resuming) */
+        const char *dn;       /* NULL: the same subject DN */
+        int days;             /* 0: the profile's default */
+        size_t batch;         /* certificates per transaction; 0: 500 */
+        void (*progress)(void *arg, uint64_t done, uint64_t total); /* may be NULL */
+        void *progress_arg;
+};
+struct gmca_compromise_result {
+        char job[GMCA_NAME_MAX]; /* names the old → new serial list (store reissues) */
+        char new_ca[GMCA_NAME_MAX];
+        uint64_t revoked;   /* certificates revoked with cACompromise */
+        uint64_t reissued;  /* replacements issued under the new CA */
+        int64_t crl_number; /* the compromised CA's final CRL */
+};
+/*
+ * CA compromise (§6.10.3): the key becomes compromised; a new key and CA
+ * certificate are made; every certificate the old CA issued is revoked
+ * (cACompromise) and, if still valid, re-issued under the new CA with the
+ * same subject, public key and extensions and the old end date, each
+ * revocation in the same transaction as its replacement and its old → new
+ * record; then the old CA's final CRL. Restartable: run again after a kill
+ * and it carries on from where it stopped, issuing nothing twice.
+ */
+int gmca_ca_compromise(struct gmca_ctx *c, const struct gmca_custodian *cust, size_t n,
+                       const struct gmca_compromise_params *p, struct gmca_compromise_result *out,
+                       struct gmca_error *e) GMCA_WUR;
+
+/* How long an archived CA key is kept (§7.2.1.4): 10 years after its certificate ends. */
+#define GMCA_ARCHIVE_RETENTION_DAYS 3653
+
+/*
+ * Archive (§7.2.1.4): a CA key that will sign nothing more (its certificate
+ * has expired, or it is superseded or compromised and every certificate it
+ * issued has expired) leaves the device for the archive, sealed, and can no
+ * longer sign. Destroy (§7.2.1.9): after its retention, with custodians,
+ * the archived key is wiped; the audit record stays.
+ */
+int gmca_key_archive(struct gmca_ctx *c, const char *ca, const struct gmca_custodian *cust,
+                     size_t n, struct gmca_error *e) GMCA_WUR;
+int gmca_key_destroy(struct gmca_ctx *c, const char *ca, const struct gmca_custodian *cust,
+                     size_t n, struct gmca_error *e) GMCA_WUR;
+
+/*
+ * RA communication certificate (§7.1.1 item 2): issued by the default CA
+ * under the ra-comm profile to the RA system named ra (CSR in DER or PEM),
+ * recorded so that the CA engine can later accept only requests that RA
+ * signs; audited (ra.cert). gmca_ra_cert_check: 0 if cert is a recorded RA
+ * communication certificate, valid now and not revoked (GMCA_ERR_AUTH
+ * otherwise).
+ */
+int gmca_ra_cert_issue(struct gmca_ctx *c, const char *ra, const uint8_t *csr, size_t csr_len,
+                       int days, char serial[GMCA_SERIAL_HEX_MAX], X509 **out,
+                       struct gmca_error *e) GMCA_WUR;
+int gmca_ra_cert_check(struct gmca_ctx *c, X509 *cert, struct gmca_error *e) GMCA_WUR;
+
 #endif

@@ -97,6 +97,8 @@ int ca_audit_failure(struct gmca_ctx *c, const char *event, const char *object,
 int ca_reject(struct gmca_ctx *c, const char *event, const char *object, int rc,
               struct gmca_error *e);
 time_t ca_cert_not_after(const X509 *cert);
+/* GMCA_ERR_POLICY (CPS §6.8 rule 1) if not_after is past issuer_end, the issuing CA's. */
+int ca_within_issuer(const char *issuer, time_t issuer_end, time_t not_after, struct gmca_error *e);
 int ca_publish_crl(struct gmca_ctx *c, const char *ca, int64_t number, const uint8_t *der,
                    size_t len, struct gmca_error *e);
 /* Inside a transaction: a new CA with its certificate and audit records. */
@@ -139,5 +141,50 @@ int ca_unlock_all(struct gmca_ctx *c, json_t *unlocked, struct gmca_error *e);
 void ca_release_keys(struct gmca_ctx *c);
 /* 1 if custodians activated this context (master key, key PIN and device at hand). */
 int ca_have_secrets(const struct gmca_ctx *c);
+
+/* ---- key ceremonies (resplit, backup, rollover, compromise, archive, destroy) ---- */
+
+/*
+ * Begin a key ceremony in this process: refused (GMCA_ERR_STATE) while the
+ * CA engine runs on this state directory, since it holds keys the ceremony
+ * changes; then the custodians' shares open the master key and key PIN (m
+ * receives the custody record), the device opens and every CA key that may
+ * still sign is unlocked. Not audited here: the ceremony records its outcome
+ * (naming c->custodians) or its refusal with ca_reject. On failure nothing
+ * stays unlocked.
+ */
+int ca_ceremony_begin(struct gmca_ctx *c, const struct gmca_custodian *cust, size_t n,
+                      struct ca_custody *m, struct gmca_error *e);
+/* Lock every key, close the device, wipe the secrets. */
+void ca_ceremony_end(struct gmca_ctx *c);
+
+/*
+ * Inside a ceremony: a new key pair at the first device index above every
+ * index a CA row names (skipping indexes the device already holds, such as
+ * one left by an interrupted ceremony), protected by the key PIN and
+ * unlocked. *pub: its public key (caller frees).
+ */
+int ca_generate_key(struct gmca_ctx *c, unsigned *index, EVP_PKEY **pub, struct gmca_error *e);
+
+/* Who signs a CA certificate. */
+struct ca_issuer {
+        const char *name; /* CA name, for the CRL and AIA URLs */
+        X509 *cert;       /* NULL: self-signed */
+        EVP_PKEY *key;    /* the issuer's public key (the subject's if self) */
+        const struct gmca_signer *signer;
+        const char *sm2_id; /* the ID the issuer signs with */
+};
+/* The issuer fields of a CA slot whose key is unlocked (GMCA_ERR_STATE otherwise). */
+int ca_slot_issuer(struct ca_slot *ca, struct ca_issuer *out, struct gmca_error *e);
+/*
+ * A CA certificate under profile (root-ca or sub-ca) for subject and pub,
+ * signed by is, valid from now to not_after; refused (GMCA_ERR_POLICY) past
+ * the issuer's own end (CPS §6.8 rule 1). NULL with e set on failure.
+ */
+X509 *ca_make_ca_cert(struct gmca_ctx *c, const char *profile, const X509_NAME *subject,
+                      EVP_PKEY *pub, const struct ca_issuer *is, time_t not_after,
+                      struct gmca_error *e);
+/* Read the slot's row and certificate again after they changed (its signer stays). */
+int ca_slot_reload(struct gmca_ctx *c, struct ca_slot *ca, struct gmca_error *e);
 
 #endif

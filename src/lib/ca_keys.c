@@ -555,3 +555,160 @@ int gmca_ctx_deactivate_engine(struct gmca_ctx *c, struct gmca_error *e)
         ev = (struct gmca_audit_event){GMCA_EV_KEY_DEACTIVATE, c->actor, 1, "ca", NULL};
         return gmca_audit_record(c->store, &ev, e);
 }
+
+/* ---- key ceremonies ---- */
+
+static int engine_running(struct gmca_ctx *c)
+{
+        struct gmca_engine_client *ec;
+        struct gmca_error ignored = {0};
+        char path[PATH_MAX];
+
+        if (gmca_ctx_engine_path(c, path, sizeof(path), &ignored) != 0)
+                return 0;
+        if ((ec = gmca_engine_connect(path, &ignored)) == NULL)
+                return 0;
+        gmca_engine_disconnect(ec);
+        return 1;
+}
+
+int ca_ceremony_begin(struct gmca_ctx *c, const struct gmca_custodian *cust, size_t n,
+                      struct ca_custody *m, struct gmca_error *e)
+{
+        int rc;
+
+        if (engine_running(c))
+                return gmca_error_set(e, GMCA_ERR_STATE,
+                                      "the CA engine is running on %s: a key ceremony needs the "
+                                      "keys offline (gmca deactivate first)",
+                                      c->dir);
+        ca_release_keys(c);
+        if ((rc = ca_open_master(c, cust, n, m, e)) != 0 || (rc = ca_open_device(c, e)) != 0 ||
+            (rc = ca_unlock_all(c, NULL, e)) != 0) {
+                ca_ceremony_end(c);
+                return rc;
+        }
+        return 0;
+}
+
+void ca_ceremony_end(struct gmca_ctx *c)
+{
+        ca_release_keys(c);
+        gmca_ctx_forget_secrets(c);
+}
+
+static int max_index(const struct gmca_ca_rec *r, void *arg)
+{
+        unsigned *max = arg, i = ca_key_index(r);
+
+        if (i > *max)
+                *max = i;
+        return 0;
+}
+
+int ca_generate_key(struct gmca_ctx *c, unsigned *index, EVP_PKEY **pub, struct gmca_error *e)
+{
+        unsigned i = 0;
+        int rc;
+
+        *pub = NULL;
+        if (!ca_have_secrets(c))
+                return gmca_error_set(e, GMCA_ERR_STATE, "no key ceremony in progress");
+        if ((rc = gmca_store_ca_list(c->store, max_index, &i, e)) != 0)
+                return rc;
+        for (i++; i <= GMCA_DEVICE_MAX_INDEX; i++) {
+                rc = gmca_device_generate_key(c->dev, i, CTX_KEYPIN(c), KEYPIN_LEN, e);
+                if (rc == GMCA_ERR_EXISTS) { /* left by an interrupted ceremony: never reuse */
+                        gmca_error_clear(e);
+                        continue;
+                }
+                if (rc != 0)
+                        return rc;
+                if ((rc = gmca_device_unlock(c->dev, i, CTX_KEYPIN(c), KEYPIN_LEN, e)) != 0)
+                        return rc;
+                if ((*pub = gmca_device_public_key(c->dev, i, e)) == NULL)
+                        return e && e->code ? e->code : GMCA_ERR_CRYPTO;
+                *index = i;
+                return 0;
+        }
+        return gmca_error_set(e, GMCA_ERR_LIMIT, "the device has no free key index left");
+}
+
+int ca_slot_issuer(struct ca_slot *ca, struct ca_issuer *out, struct gmca_error *e)
+{
+        if (ca->signer == NULL)
+                return gmca_error_set(e, GMCA_ERR_STATE, "CA %s: its key is not unlocked",
+                                      ca->rec.name);
+        *out = (struct ca_issuer){ca->rec.name, ca->cert, X509_get0_pubkey(ca->cert), ca->signer,
+                                  ca->rec.sm2_id[0] ? ca->rec.sm2_id : NULL};
+        return 0;
+}
+
+X509 *ca_make_ca_cert(struct gmca_ctx *c, const char *profile, const X509_NAME *subject,
+                      EVP_PKEY *pub, const struct ca_issuer *is, time_t not_after,
+                      struct gmca_error *e)
+{
+        struct gmca_profile *prof;
+        struct gmca_cert_template t;
+        struct tmpl_urls u;
+        time_t now = gmca_now();
+        int days = not_after > now ? (int)((not_after - now + 86399) / 86400) : 0;
+
+        if (days <= 0) {
+                gmca_error_set(e, GMCA_ERR_INVALID,
+                               "CA certificate: it would end before it begins");
+                return NULL;
+        }
+        if ((prof = gmca_ctx_profile(c, profile, e)) == NULL)
+                return NULL;
+        if (!prof->ca) {
+                gmca_error_set(e, GMCA_ERR_POLICY, "profile %s is not a CA profile", profile);
+                return NULL;
+        }
+        if (gmca_profile_check(prof, subject, NULL, days, e) != 0)
+                return NULL;
+        if (is->cert != NULL &&
+            ca_within_issuer(is->name, ca_cert_not_after(is->cert), not_after, e) != 0)
+                return NULL;
+        memset(&t, 0, sizeof(t));
+        memset(&u, 0, sizeof(u));
+        if (ca_fill_template(&t, &u, &c->cfg, prof, is->cert ? is->name : NULL, e) != 0 ||
+            gmca_serial_random(t.serial, e) != 0)
+                return NULL;
+        t.subject = subject;
+        t.pubkey = pub;
+        t.issuer = is->cert;
+        t.issuer_key = is->key;
+        t.signer = is->signer;
+        t.sm2_id = is->sm2_id;
+        t.not_before = now;
+        t.not_after = not_after;
+        return gmca_cert_build(&t, e);
+}
+
+int ca_slot_reload(struct gmca_ctx *c, struct ca_slot *ca, struct gmca_error *e)
+{
+        struct gmca_ca_rec rec;
+        const uint8_t *p;
+        X509 *cert;
+        int rc;
+
+        memset(&rec, 0, sizeof(rec));
+        if ((rc = gmca_store_ca_get(c->store, ca->rec.name, &rec, e)) != 0) {
+                gmca_ca_rec_clear(&rec);
+                return rc;
+        }
+        p = rec.cert_der;
+        cert = d2i_X509(NULL, &p, (long)rec.cert_len);
+        if (cert == NULL || p != rec.cert_der + rec.cert_len) {
+                X509_free(cert);
+                gmca_ca_rec_clear(&rec);
+                return gmca_error_ossl(e, GMCA_ERR_TAMPER,
+                                       "CA %s: stored certificate does not parse", ca->rec.name);
+        }
+        X509_free(ca->cert);
+        gmca_ca_rec_clear(&ca->rec);
+        ca->rec = rec;
+        ca->cert = cert;
+        return 0;
+}

@@ -119,6 +119,7 @@ enum stmt {
         ST_CA_GET_ID,
         ST_CA_LIST,
         ST_CA_SET_STATE,
+        ST_CA_SET_CERT,
         ST_REISSUE_INSERT,
         ST_REISSUE_LIST,
         ST_CERT_INSERT,
@@ -161,6 +162,7 @@ static const char *const sql[ST_COUNT] = {
     [ST_CA_GET_ID] = "SELECT " CA_COLS " FROM cas WHERE id = ?",
     [ST_CA_LIST] = "SELECT " CA_COLS " FROM cas ORDER BY id",
     [ST_CA_SET_STATE] = "UPDATE cas SET key_state = ?, state_time = ? WHERE id = ?",
+    [ST_CA_SET_CERT] = "UPDATE cas SET cert_der = ?, parent_id = ? WHERE id = ?",
     [ST_REISSUE_INSERT] = "INSERT INTO reissues (job, old_serial, new_serial, time)"
                           " VALUES (?, ?, ?, ?)",
     [ST_REISSUE_LIST] = "SELECT old_serial, new_serial, time FROM reissues WHERE job = ?"
@@ -766,6 +768,57 @@ int gmca_store_ca_set_state(struct gmca_store *s, int64_t ca_id, const char *sta
                 return gmca_error_set(e, GMCA_ERR_NOTFOUND, "store: CA with id %lld not found",
                                       (long long)ca_id);
         return 0;
+}
+
+int gmca_store_ca_set_cert(struct gmca_store *s, int64_t ca_id, const uint8_t *der, size_t len,
+                           int64_t parent_id, struct gmca_error *e)
+{
+        struct q q;
+        int rc, changed;
+
+        if (parent_id < 0)
+                return gmca_error_set(e, GMCA_ERR_INVALID, "store: bad CA parent");
+        if ((rc = check_blob(der, len, DER_MAX, "CA certificate", e)) != 0)
+                return rc;
+        if ((rc = q_open(s, ST_CA_SET_CERT, &q, e)) != 0)
+                return rc;
+        q_blob(&q, der, len);
+        if (parent_id > 0)
+                q_int(&q, parent_id);
+        else
+                q_blob(&q, NULL, 0); /* NULL */
+        q_int(&q, ca_id);
+        rc = q_step(&q, e, "CA %lld certificate", (long long)ca_id);
+        changed = s->ops->changes(s->db);
+        q_close(&q);
+        if (rc < 0)
+                return rc;
+        if (changed != 1)
+                return gmca_error_set(e, GMCA_ERR_NOTFOUND, "store: CA with id %lld not found",
+                                      (long long)ca_id);
+        return 0;
+}
+
+int gmca_store_snapshot(struct gmca_store *s, const char *path, struct gmca_error *e)
+{
+        struct gmca_db_stmt *st = NULL;
+        int rc;
+
+        if (s->in_tx)
+                return gmca_error_set(e, GMCA_ERR_STATE, "store: snapshot inside a transaction");
+        if (strcmp(s->ops->name, "sqlite") != 0)
+                return gmca_error_set(e, GMCA_ERR_STATE, "store: %s has no file snapshot",
+                                      s->ops->name);
+        if ((rc = s->ops->prepare(s->db, "VACUUM INTO ?", &st)) != 0)
+                return gmca_error_set(e, rc, "store: snapshot: %s", s->ops->errmsg(s->db));
+        if ((rc = s->ops->bind_text(st, 1, path)) == 0) {
+                rc = s->ops->step(st);
+                rc = rc == GMCA_DB_DONE ? 0 : rc < 0 ? rc : GMCA_ERR_DB;
+        }
+        if (rc != 0)
+                gmca_error_set(e, rc, "store: snapshot to %s: %s", path, s->ops->errmsg(s->db));
+        s->ops->finalize(st);
+        return rc;
 }
 
 int gmca_store_reissue_insert(struct gmca_store *s, const char *job, const char *old_serial,

@@ -89,6 +89,9 @@ int gmca_key_state_valid(const char *s);
 int gmca_store_ca_set_state(struct gmca_store *s, int64_t ca_id, const char *state, int64_t when,
                             struct gmca_error *e) GMCA_WUR;
 /* Insert; sets r->id. GMCA_ERR_EXISTS if the name is taken. */
+/* Replace a CA's certificate and parent (0: none), as when its issuer is re-keyed. */
+int gmca_store_ca_set_cert(struct gmca_store *s, int64_t ca_id, const uint8_t *der, size_t len,
+                           int64_t parent_id, struct gmca_error *e) GMCA_WUR;
 int gmca_store_ca_insert(struct gmca_store *s, struct gmca_ca_rec *r,
                          struct gmca_error *e) GMCA_WUR;
 /* GMCA_ERR_NOTFOUND if absent. out is filled and owns its buffers. */
@@ -267,6 +270,13 @@ int gmca_store_audit_iter(struct gmca_store *s, const struct gmca_audit_filter *
 
 /* ---- metadata ---- */
 /* GMCA_ERR_NOTFOUND if absent; value is copied into buf. */
+/*
+ * A consistent copy of the whole database in a new file at path (which must
+ * not exist), taken outside any transaction while others keep writing
+ * (SQLite: VACUUM INTO). For backups of keys and state.
+ */
+int gmca_store_snapshot(struct gmca_store *s, const char *path, struct gmca_error *e) GMCA_WUR;
+
 int gmca_store_meta_get(struct gmca_store *s, const char *key, char *buf, size_t len,
                         struct gmca_error *e) GMCA_WUR;
 int gmca_store_meta_set(struct gmca_store *s, const char *key, const char *value,

@@ -401,7 +401,8 @@ static time_t late_clock(void)
         return time(NULL) + (time_t)3650 * 86400 - 10 * 86400;
 }
 
-static void test_validity_clamped_to_ca(void **state)
+/* CPS §6.8 rule 1: near its end the CA refuses what would outlive it, audited. */
+static void test_validity_within_ca(void **state)
 {
         struct fixture *f = *state;
         struct gmca_error e = {0};
@@ -412,9 +413,17 @@ static void test_validity_clamped_to_ca(void **state)
         X509 *cert = NULL, *ca = NULL;
         struct gmca_ca_rec carec;
         const uint8_t *p;
+        int64_t before;
 
         activate(f);
         gmca_set_clock(late_clock);
+        before = audits(f);
+        assert_int_equal(gmca_ca_issue(f->c, &r, serial, &cert, &e), GMCA_ERR_POLICY);
+        assert_non_null(strstr(e.msg, "§6.8 rule 1"));
+        assert_null(cert);
+        assert_int_equal(audits(f), before + 1);
+        gmca_error_clear(&e);
+        r.days = 9;
         assert_int_equal(gmca_ca_issue(f->c, &r, serial, &cert, &e), 0);
         gmca_set_clock(NULL);
         memset(&carec, 0, sizeof(carec));
@@ -422,7 +431,7 @@ static void test_validity_clamped_to_ca(void **state)
         p = carec.cert_der;
         ca = d2i_X509(NULL, &p, (long)carec.cert_len);
         assert_non_null(ca);
-        assert_int_equal(ASN1_TIME_compare(X509_get0_notAfter(cert), X509_get0_notAfter(ca)), 0);
+        assert_true(ASN1_TIME_compare(X509_get0_notAfter(cert), X509_get0_notAfter(ca)) < 0);
         X509_free(ca);
         X509_free(cert);
         gmca_ca_rec_clear(&carec);
@@ -598,7 +607,7 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_activate_wrong_passphrase, setup, teardown),
             cmocka_unit_test_setup_teardown(test_issue_and_revoke, setup, teardown),
             cmocka_unit_test_setup_teardown(test_rejections_audited, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_validity_clamped_to_ca, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_validity_within_ca, setup, teardown),
             cmocka_unit_test_setup_teardown(test_crl, setup, teardown),
             cmocka_unit_test_setup_teardown(test_issue_batch, setup, teardown),
             cmocka_unit_test_setup_teardown(test_issue_batch_fallback, setup, teardown),
