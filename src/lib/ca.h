@@ -192,7 +192,9 @@ int gmca_ctx_audit_failure(struct gmca_ctx *c, const char *event, const char *ob
  * and is split among next[0..nnext) (names, PINs checked against §7.4.1,
  * share file paths that must not exist) with threshold (0: 3). The old
  * shares no longer open anything. Share files are written before the
- * commit and removed again if it fails.
+ * commit and removed again if it fails. New PINs, names and share paths are
+ * checked before any custodian is asked. Backups made earlier still open
+ * with the shares of their time (make a new one, retire the old).
  */
 int gmca_key_resplit(struct gmca_ctx *c, const struct gmca_custodian *cust, size_t n,
                      const struct gmca_custodian *next, size_t nnext, unsigned threshold,
@@ -205,6 +207,9 @@ int gmca_key_resplit(struct gmca_ctx *c, const struct gmca_custodian *cust, size
  * the device's sealed blob, all encrypted with SM4-GCM under a key derived
  * from the master key; its header (the share set's public facts, authenticated)
  * says which custodians can open it. No private key is ever in clear in it.
+ * A backup stays openable by the share set current when it was made, and by
+ * no other: a later resplit does not reach it. GMCA_ERR_STATE if the device
+ * cannot export sealed keys. The format is in keybackup.h.
  */
 int gmca_key_backup(struct gmca_ctx *c, const struct gmca_custodian *cust, size_t n,
                     const char *out_path, struct gmca_error *e) GMCA_WUR;
@@ -223,7 +228,9 @@ struct gmca_restore_params {
  * is imported at its index and checked against its CA certificate before
  * the directory is renamed into place; audited (key.restore) in the
  * restored store. A tampered archive is GMCA_ERR_TAMPER, too few or wrong
- * shares GMCA_ERR_AUTH; nothing is left behind on failure.
+ * shares GMCA_ERR_AUTH; nothing is left behind on failure. The whole
+ * archive is authenticated before any key reaches the device; a device that
+ * already holds a key at one of the indexes is GMCA_ERR_EXISTS.
  */
 int gmca_key_restore(const struct gmca_restore_params *p, struct gmca_error *e) GMCA_WUR;
 
@@ -232,6 +239,8 @@ struct gmca_rollover_params {
         const char *new_name; /* NULL: <ca>-g2, -g3, ... */
         const char *dn;       /* NULL: the same subject DN */
         int days;             /* 0: the profile's default */
+        const char *parent;   /* operational CA only; NULL: the old parent if it still
+                                 issues, else the CA that succeeded it in a rollover */
 };
 struct gmca_rollover_result {
         char name[GMCA_NAME_MAX];               /* the new CA */
@@ -247,10 +256,23 @@ struct gmca_rollover_result {
  * NewWithOld); an operational CA gets its new certificate from its parent.
  * The old key becomes superseded (signs CRLs only, until the last
  * certificate it issued expires); if it was the default CA, the new one is.
+ * Refused: a CA whose key is not active or whose certificate is revoked
+ * (GMCA_ERR_STATE), a root whose certificate has expired or whose successor
+ * would end before it (GMCA_ERR_POLICY), a new name that is taken
+ * (GMCA_ERR_EXISTS). The certificates are published as certs/<new>.pem and,
+ * for a root, certs/<new>.old-with-new.pem and certs/<new>.new-with-old.pem.
+ * The custodians activate again afterwards.
  */
 int gmca_ca_rollover(struct gmca_ctx *c, const struct gmca_custodian *cust, size_t n,
                      const struct gmca_rollover_params *p, struct gmca_rollover_result *out,
                      struct gmca_error *e) GMCA_WUR;
+/*
+ * What the rollover that made CA `name` produced: *out as gmca_ca_rollover
+ * returned it, old the CA it replaced. GMCA_ERR_NOTFOUND if no rollover
+ * made it.
+ */
+int gmca_ca_rollover_info(struct gmca_ctx *c, const char *name, char old[GMCA_NAME_MAX],
+                          struct gmca_rollover_result *out, struct gmca_error *e) GMCA_WUR;
 
 struct gmca_compromise_params {
         const char *ca;       /* NULL: the default CA */

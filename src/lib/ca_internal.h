@@ -32,6 +32,8 @@
 #define KEY_REF_PREFIX "device:"
 #define META_CUSTODY "custody"
 #define META_DEFAULT_CA "ca.default"
+/* + decimal CA id: the name of the CA that replaced it (rollover, compromise). */
+#define META_SUCCESSOR "ca.successor."
 
 struct ca_slot {
         struct gmca_ca_rec rec;
