@@ -312,6 +312,20 @@ int gmca_ca_compromise(struct gmca_ctx *c, const struct gmca_custodian *cust, si
  * issued has expired) leaves the device for the archive, sealed, and can no
  * longer sign. Destroy (§7.2.1.9): after its retention, with custodians,
  * the archived key is wiped; the audit record stays.
+ *
+ * The archive is keys/archive/<ca>-<index>.key (0600): the device's sealed
+ * blob wrapped again with SM4-GCM under a key derived from the key PIN
+ * (which outlives custodian changes), its header naming the CA, index,
+ * certificate fingerprint and retention date authenticated with it. ca NULL
+ * is the default CA. Archive: GMCA_ERR_STATE with the reason while the key
+ * may still sign, or when the device lacks SDFX_ExportKeyBlob or
+ * SDFX_DestroyKeyPair_ECC; the file is written and read back before the
+ * commit, the device copy erased after it (run again to finish an erase cut
+ * short). Destroy: GMCA_ERR_STATE unless archived and past its retention,
+ * GMCA_ERR_TAMPER if the archive file does not authenticate as this key's,
+ * GMCA_ERR_NOTFOUND if it is missing; the state becomes destroyed, then
+ * the file is overwritten (random, then zeros), synced and unlinked. The CA
+ * row and its certificate stay.
  */
 int gmca_key_archive(struct gmca_ctx *c, const char *ca, const struct gmca_custodian *cust,
                      size_t n, struct gmca_error *e) GMCA_WUR;
@@ -322,9 +336,15 @@ int gmca_key_destroy(struct gmca_ctx *c, const char *ca, const struct gmca_custo
  * RA communication certificate (§7.1.1 item 2): issued by the default CA
  * under the ra-comm profile to the RA system named ra (CSR in DER or PEM),
  * recorded so that the CA engine can later accept only requests that RA
- * signs; audited (ra.cert). gmca_ra_cert_check: 0 if cert is a recorded RA
- * communication certificate, valid now and not revoked (GMCA_ERR_AUTH
- * otherwise).
+ * signs; audited (ra.cert). ra: [a-z0-9_-]{1,55}. A newer certificate for
+ * the same RA replaces the older (which is not revoked, only no longer
+ * accepted). Issuance is gmca_ca_issue (its own transaction, cert.issue);
+ * the RA record and ra.cert follow in a second transaction, and if that
+ * fails the certificate belongs to no RA and is refused by the check.
+ * gmca_ra_cert_check: 0 if cert is byte for byte a certificate issued here
+ * under ra-comm, valid now, not revoked and its RA's current one
+ * (GMCA_ERR_AUTH with the reason otherwise; not audited: the caller audits
+ * the request it refuses).
  */
 int gmca_ra_cert_issue(struct gmca_ctx *c, const char *ra, const uint8_t *csr, size_t csr_len,
                        int days, char serial[GMCA_SERIAL_HEX_MAX], X509 **out,
