@@ -167,16 +167,6 @@ static int collect(const struct gmca_cert_rec *r, void *arg)
 }
 
 /* The metadata value of prefix+name, or "" when absent. */
-static void meta(struct gmca_store *s, const char *prefix, const char *name, char *buf, size_t len)
-{
-        char key[GMCA_NAME_MAX + 16];
-        struct gmca_error ignored = {0};
-
-        snprintf(key, sizeof(key), "%s%s", prefix, name);
-        if (gmca_store_meta_get(s, key, buf, len, &ignored) != 0)
-                buf[0] = '\0';
-}
-
 static int ra_list(struct cli *cli, const struct ra_opts *o)
 {
         struct gmca_error e = {0};
@@ -204,15 +194,12 @@ static int ra_list(struct cli *cli, const struct ra_opts *o)
         }
         for (size_t i = 0; i < rows.n; i++) {
                 const struct ra_row *r = &rows.v[i];
-                char ra[GMCA_NAME_MAX], current[GMCA_SERIAL_HEX_MAX], na[32];
+                char ra[GMCA_NAME_MAX], na[32];
                 const char *status;
                 int is_current;
 
-                meta(gmca_ctx_store(c), "ra.serial.", r->serial, ra, sizeof(ra));
-                current[0] = '\0';
-                if (ra[0] != '\0')
-                        meta(gmca_ctx_store(c), "ra.cert.", ra, current, sizeof(current));
-                is_current = ra[0] != '\0' && strcmp(current, r->serial) == 0;
+                if ((rc = gmca_ra_cert_owner(c, r->serial, ra, &is_current, &e)) != 0)
+                        goto out;
                 status = r->revoked ? "revoked" : r->not_after < now ? "expired" : "valid";
                 gmca_time_iso((time_t)r->not_after, na, sizeof(na));
                 if (o->json)
@@ -259,7 +246,10 @@ static int ra_check(struct cli *cli, const struct ra_opts *o)
         }
         rc = gmca_ra_cert_check(c, cert, &e);
         if (rc == 0 && gmca_serial_hex(cert, serial, sizeof(serial)) == 0) {
-                meta(gmca_ctx_store(c), "ra.serial.", serial, ra, sizeof(ra));
+                int current;
+
+                if (gmca_ra_cert_owner(c, serial, ra, &current, &e) != 0)
+                        ra[0] = '\0';
                 printf("RA %s: certificate %s accepted\n", ra, serial);
         }
         X509_free(cert);

@@ -349,6 +349,9 @@ int gmca_key_destroy(struct gmca_ctx *c, const char *ca, const struct gmca_custo
 int gmca_ra_cert_issue(struct gmca_ctx *c, const char *ra, const uint8_t *csr, size_t csr_len,
                        int days, char serial[GMCA_SERIAL_HEX_MAX], X509 **out,
                        struct gmca_error *e) GMCA_WUR;
+/* The RA certificate serial was issued to (ra "" if none) and whether it is its current one. */
+int gmca_ra_cert_owner(struct gmca_ctx *c, const char *serial, char ra[GMCA_NAME_MAX], int *current,
+                       struct gmca_error *e) GMCA_WUR;
 int gmca_ra_cert_check(struct gmca_ctx *c, X509 *cert, struct gmca_error *e) GMCA_WUR;
 
 #endif

@@ -209,3 +209,20 @@ out:
         gmca_cert_rec_clear(&rec);
         return rc;
 }
+
+int gmca_ra_cert_owner(struct gmca_ctx *c, const char *serial, char ra[GMCA_NAME_MAX], int *current,
+                       struct gmca_error *e)
+{
+        char key[GMCA_NAME_MAX + 48], now[GMCA_SERIAL_HEX_MAX];
+        int rc, found;
+
+        *current = 0;
+        meta_key(key, sizeof(key), META_RA_SERIAL, serial);
+        if ((rc = meta_opt(c->store, key, ra, GMCA_NAME_MAX, &found, e)) != 0 || !found)
+                return rc;
+        meta_key(key, sizeof(key), META_RA_CERT, ra);
+        if ((rc = meta_opt(c->store, key, now, sizeof(now), &found, e)) != 0)
+                return rc;
+        *current = found && strcmp(now, serial) == 0;
+        return 0;
+}
