@@ -32,6 +32,7 @@
 #define GMCA_EV_CERT_REQUEST "cert.request"
 #define GMCA_EV_CERT_ISSUE "cert.issue"
 #define GMCA_EV_CERT_REVOKE "cert.revoke"
+#define GMCA_EV_CERT_REISSUE "cert.reissue" /* under a new CA after a compromise */
 #define GMCA_EV_CRL_GENERATE "crl.generate"
 #define GMCA_EV_CONFIG_CHANGE "config.change"
 #define GMCA_EV_AUDIT_VERIFY "audit.verify"

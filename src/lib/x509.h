@@ -181,4 +181,36 @@ int gmca_cert_get_pext(const X509 *cert, enum gmca_pext p, char **value,
 /* SM3 fingerprint of the DER certificate, lower-case hex (65 bytes). */
 int gmca_cert_fingerprint(const X509 *cert, char out[65], struct gmca_error *e) GMCA_WUR;
 
+/*
+ * Re-issuance under another CA after a compromise (CPS §6.10.3;
+ * x509_reissue.c): what changes. Pointers are borrowed.
+ */
+struct gmca_reissue_template {
+        const X509 *issuer;               /* the new CA's certificate */
+        EVP_PKEY *issuer_key;             /* its public key */
+        const struct gmca_signer *signer; /* its key */
+        const char *sm2_id;               /* the ID it signs with (NULL: default) */
+        uint8_t serial[GMCA_SERIAL_LEN];
+        time_t not_before;
+        time_t not_after;           /* at most the issuer's notAfter */
+        const char *crl_url;        /* NULL: drop the old cRLDistributionPoints */
+        const char *ocsp_url;       /* NULL: drop the old OCSP access */
+        const char *ca_issuers_url; /* NULL: drop the old caIssuers access */
+        int skip_self_check;        /* as in gmca_cert_template */
+};
+
+/*
+ * A copy of the certificate old_der (DER, parsed strictly) — subject,
+ * public key and every extension kept, in order and criticality — with a
+ * new serial, t->issuer's subject as issuer name, validity not_before ..
+ * not_after, authorityKeyIdentifier = the issuer's subjectKeyIdentifier,
+ * and the cRLDistributionPoints and authorityInfoAccess locations (where
+ * old has them) replaced by t's; signed by t->signer and, unless
+ * skip_self_check, verified with t->issuer_key. Refused if the issuer is
+ * not a CA that may sign it or would end first. Caller frees with X509_free;
+ * NULL with e set on failure.
+ */
+X509 *gmca_cert_reissue(const uint8_t *old_der, size_t old_len,
+                        const struct gmca_reissue_template *t, struct gmca_error *e);
+
 #endif
