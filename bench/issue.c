@@ -212,12 +212,28 @@ static void issue_range(const char *dir, const char *cadir, int from, int n, int
         gmca_ctx_forget_secrets(c);
         if (write(ready, &byte, 1) != 1 || read(go, &byte, 1) != 0)
                 die("barrier", NULL);
-        for (int i = 0; i < n; i++) {
+        for (int i = 0; i < n && batch == 1; i++) {
                 struct gmca_issue_req r = {NULL, "personal-sign", b[i].p, b[i].n,
                                            INFO, strlen(INFO),    0};
 
                 if (gmca_ca_issue(c, &r, serial, NULL, &e) != 0)
                         die("issue", &e);
+        }
+        for (int i = 0; i < n && batch > 1; i += batch) {
+                struct gmca_issue_req r[GMCA_ISSUE_BATCH_MAX];
+                struct gmca_issue_result res[GMCA_ISSUE_BATCH_MAX];
+                int k = n - i < batch ? n - i : batch;
+
+                for (int j = 0; j < k; j++)
+                        r[j] = (struct gmca_issue_req){
+                            NULL, "personal-sign", b[i + j].p, b[i + j].n, INFO, strlen(INFO), 0};
+                if (gmca_ca_issue_batch(c, r, (size_t)k, res, &e) != 0)
+                        die("issue batch", &e);
+                for (int j = 0; j < k; j++) {
+                        if (res[j].rc != 0)
+                                die("issue", &res[j].err);
+                        X509_free(res[j].cert);
+                }
         }
         gmca_ctx_close(c);
         free_csrs(b, n);
