@@ -211,10 +211,12 @@ expect_exit 6 "the compromised CA issues nothing" -- g cert issue --ca sub --pro
   --csr "$T/fresh.csr" --info "$T/id.json"
 expect_exit 0 "deactivate" -- g deactivate
 
-# ---- a root compromise: the operational CA is re-homed ----
+# ---- a root compromise: the operational CA is re-homed (keys in a vendor-style SDF library) ----
 R=$T/rootca
 r() { "$GMCA" --dir "$R" "$@"; }
-expect_exit 0 "init a second CA" -- init_ca "$R" "${DN[@]}"
+expect_exit 0 "init a second CA on the dlopen device" -- init_ca "$R" "${DN[@]}" \
+  --device-library "$GMCA_BUILD/libgmca-softsdf.so"
+check "its keys are behind the SDF library" grep -q 'libgmca-softsdf.so' "$R/gmca.json"
 expect_exit 0 "activate it" -- activate "$R"
 for i in 1 2 3; do
   sm2_csr "r$i" "/C=CN/O=泄露测试/CN=根测试用户$i"
