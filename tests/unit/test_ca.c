@@ -23,6 +23,7 @@
 #include "crl.h"
 #include "crypto.h"
 #include "util.h"
+#include "testcsr.h"
 
 static const char *const names[5] = {"张三", "李四", "王五", "赵六", "钱七"};
 static const char *const pins[5] = {"Unit1pinAA", "Unit2pinBB", "Unit3pinCC", "Unit4pinDD",
@@ -101,35 +102,6 @@ static int teardown(void **state)
         free(f);
         gmca_set_clock(NULL);
         return 0;
-}
-
-/* A DER CSR for subject cn, SM2 with the default ID; caller frees. */
-static uint8_t *make_csr(const char *cn, size_t *len)
-{
-        struct gmca_error e = {0};
-        EVP_PKEY *key = gmca_sm2_keygen(&e);
-        X509_REQ *req = X509_REQ_new();
-        X509_NAME *name = X509_NAME_new();
-        EVP_MD_CTX *mctx;
-        unsigned char *der = NULL;
-        int n;
-
-        assert_non_null(key);
-        X509_NAME_add_entry_by_txt(name, "C", MBSTRING_ASC, (const unsigned char *)"CN", -1, -1, 0);
-        X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1, 0);
-        X509_REQ_set_subject_name(req, name);
-        X509_REQ_set_pubkey(req, key);
-        mctx = gmca_sm2_sign_ctx(key, NULL, &e);
-        assert_non_null(mctx);
-        assert_true(X509_REQ_sign_ctx(req, mctx) > 0);
-        n = i2d_X509_REQ(req, &der);
-        assert_true(n > 0);
-        *len = (size_t)n;
-        EVP_MD_CTX_free(mctx);
-        X509_NAME_free(name);
-        X509_REQ_free(req);
-        EVP_PKEY_free(key);
-        return der;
 }
 
 static int64_t certs(struct fixture *f)
@@ -292,7 +264,7 @@ static void test_issue_and_revoke(void **state)
         char serial[GMCA_SERIAL_HEX_MAX], serial2[GMCA_SERIAL_HEX_MAX];
         struct gmca_cert_rec rec;
         size_t len;
-        uint8_t *csr = make_csr("张三", &len);
+        uint8_t *csr = test_csr("张三", &len);
         struct gmca_issue_req r = {NULL, "personal-sign", csr, len, INFO, strlen(INFO), 0};
         X509 *cert = NULL;
         char *value = NULL;
@@ -342,7 +314,7 @@ static void test_rejections_audited(void **state)
         struct gmca_error e = {0};
         char serial[GMCA_SERIAL_HEX_MAX];
         size_t len;
-        uint8_t *csr = make_csr("李四", &len);
+        uint8_t *csr = test_csr("李四", &len);
         static const uint8_t junk[] = {0x30, 0x03, 0x02, 0x01, 0x00};
         struct {
                 const char *profile;
@@ -408,7 +380,7 @@ static void test_validity_within_ca(void **state)
         struct gmca_error e = {0};
         char serial[GMCA_SERIAL_HEX_MAX];
         size_t len;
-        uint8_t *csr = make_csr("王五", &len);
+        uint8_t *csr = test_csr("王五", &len);
         struct gmca_issue_req r = {NULL, "personal-sign", csr, len, INFO, strlen(INFO), 0};
         X509 *cert = NULL, *ca = NULL;
         struct gmca_ca_rec carec;
@@ -444,7 +416,7 @@ static void test_crl(void **state)
         struct gmca_error e = {0};
         char serial[GMCA_SERIAL_HEX_MAX];
         size_t len;
-        uint8_t *csr = make_csr("赵六", &len);
+        uint8_t *csr = test_csr("赵六", &len);
         struct gmca_issue_req r = {NULL, "personal-sign", csr, len, INFO, strlen(INFO), 0};
         struct gmca_crl_rec c1, c2;
         struct gmca_ca_rec carec;
@@ -494,7 +466,7 @@ static void test_issue_batch(void **state)
         struct fixture *f = *state;
         struct gmca_error e = {0};
         size_t l1, l2, l3;
-        uint8_t *c1 = make_csr("甲", &l1), *c2 = make_csr("乙", &l2), *c3 = make_csr("丙", &l3);
+        uint8_t *c1 = test_csr("甲", &l1), *c2 = test_csr("乙", &l2), *c3 = test_csr("丙", &l3);
         static const uint8_t junk[] = {0x30, 0x00};
         struct gmca_issue_req r[4] = {
             {NULL, "personal-sign", c1, l1, INFO, strlen(INFO), 0},
@@ -544,7 +516,7 @@ static void test_issue_batch_fallback(void **state)
         struct fixture *f = *state;
         struct gmca_error e = {0};
         size_t l1, l2;
-        uint8_t *c1 = make_csr("甲", &l1), *c2 = make_csr("乙", &l2);
+        uint8_t *c1 = test_csr("甲", &l1), *c2 = test_csr("乙", &l2);
         struct gmca_issue_req r[3] = {
             {"nope", "personal-sign", c1, l1, INFO, strlen(INFO), 0},
             {NULL, "personal-sign", c1, l1, INFO, strlen(INFO), 0},

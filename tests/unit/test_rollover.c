@@ -27,6 +27,7 @@
 #include "ca.h"
 #include "crypto.h"
 #include "util.h"
+#include "testcsr.h"
 #include "testutil.h"
 
 static const char *const names[5] = {"张三", "李四", "王五", "赵六", "钱七"};
@@ -96,32 +97,6 @@ static int teardown(void **state)
         return 0;
 }
 
-static uint8_t *make_csr(const char *cn, size_t *len)
-{
-        struct gmca_error e = {0};
-        EVP_PKEY *key = gmca_sm2_keygen(&e);
-        X509_REQ *req = X509_REQ_new();
-        X509_NAME *name = X509_NAME_new();
-        EVP_MD_CTX *mctx;
-        unsigned char *der = NULL;
-        int n;
-
-        assert_non_null(key);
-        X509_NAME_add_entry_by_txt(name, "C", MBSTRING_ASC, (const unsigned char *)"CN", -1, -1, 0);
-        X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1, 0);
-        X509_REQ_set_subject_name(req, name);
-        X509_REQ_set_pubkey(req, key);
-        assert_non_null(mctx = gmca_sm2_sign_ctx(key, NULL, &e));
-        assert_true(X509_REQ_sign_ctx(req, mctx) > 0);
-        assert_true((n = i2d_X509_REQ(req, &der)) > 0);
-        *len = (size_t)n;
-        EVP_MD_CTX_free(mctx);
-        X509_NAME_free(name);
-        X509_REQ_free(req);
-        EVP_PKEY_free(key);
-        return der;
-}
-
 static X509 *cert_by_serial(struct fixture *f, const char *serial);
 
 static X509 *issue(struct fixture *f, const char *cn)
@@ -129,7 +104,7 @@ static X509 *issue(struct fixture *f, const char *cn)
         struct gmca_error e = {0};
         char serial[GMCA_SERIAL_HEX_MAX];
         size_t len;
-        uint8_t *csr = make_csr(cn, &len);
+        uint8_t *csr = test_csr(cn, &len);
         struct gmca_issue_req r = {NULL, "personal-sign", csr, len, INFO, strlen(INFO), 0};
         X509 *cert = NULL;
 
