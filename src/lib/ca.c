@@ -806,8 +806,7 @@ void gmca_ctx_close(struct gmca_ctx *c)
 {
         if (c == NULL)
                 return;
-        ca_release_keys(c);
-        gmca_ctx_forget_secrets(c);
+        ca_ceremony_end(c);
         for (size_t i = 0; i < c->ncas; i++) {
                 X509_free(c->cas[i].cert);
                 gmca_ca_rec_clear(&c->cas[i].rec);

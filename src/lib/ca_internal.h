@@ -68,6 +68,7 @@ struct gmca_ctx {
         struct gmca_engine_client *engine; /* connected to the CA engine */
         uint8_t *secrets;                  /* secure heap: master key, then key PIN */
         char custodians[GMCA_CUSTODY_MAX * GMCA_CUSTODIAN_NAME_MAX]; /* who activated */
+        int ceremony_lock; /* fd + 1 of the engine lock held during a key ceremony; 0: none */
 };
 #define CTX_MASTER(c) ((c)->secrets)
 #define CTX_KEYPIN(c) ((c)->secrets + GMCA_MASTER_LEN)

@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -558,18 +560,38 @@ int gmca_ctx_deactivate_engine(struct gmca_ctx *c, struct gmca_error *e)
 
 /* ---- key ceremonies ---- */
 
-static int engine_running(struct gmca_ctx *c)
+/*
+ * A ceremony holds the CA engine's own lock (engine.c) while it runs: no
+ * engine can start on the keys it changes, and no second ceremony runs.
+ */
+static int ceremony_lock(struct gmca_ctx *c, struct gmca_error *e)
 {
-        struct gmca_engine_client *ec;
-        struct gmca_error ignored = {0};
         char path[PATH_MAX];
+        int fd, rc;
 
-        if (gmca_ctx_engine_path(c, path, sizeof(path), &ignored) != 0)
+        if (c->ceremony_lock != 0)
                 return 0;
-        if ((ec = gmca_engine_connect(path, &ignored)) == NULL)
-                return 0;
-        gmca_engine_disconnect(ec);
-        return 1;
+        if ((rc = ca_pathf(path, sizeof(path), e, "%s/run", c->dir)) != 0)
+                return rc;
+        if (mkdir(path, 0700) != 0 && errno != EEXIST)
+                return gmca_error_set(e, GMCA_ERR_IO, "%s: %s", path, strerror(errno));
+        if ((rc = ca_pathf(path, sizeof(path), e, "%s/%s.lock", c->dir, GMCA_ENGINE_SOCKET)) != 0)
+                return rc;
+        if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0)
+                return gmca_error_set(e, GMCA_ERR_IO, "%s: %s", path, strerror(errno));
+        if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+                int busy = errno == EWOULDBLOCK;
+
+                close(fd);
+                return busy ? gmca_error_set(e, GMCA_ERR_STATE,
+                                             "the CA engine is running on %s, or another key "
+                                             "ceremony is: a key ceremony needs the keys offline "
+                                             "(gmca deactivate first)",
+                                             c->dir)
+                            : gmca_error_set(e, GMCA_ERR_IO, "lock %s: %s", path, strerror(errno));
+        }
+        c->ceremony_lock = fd + 1;
+        return 0;
 }
 
 int ca_ceremony_begin(struct gmca_ctx *c, const struct gmca_custodian *cust, size_t n,
@@ -577,11 +599,8 @@ int ca_ceremony_begin(struct gmca_ctx *c, const struct gmca_custodian *cust, siz
 {
         int rc;
 
-        if (engine_running(c))
-                return gmca_error_set(e, GMCA_ERR_STATE,
-                                      "the CA engine is running on %s: a key ceremony needs the "
-                                      "keys offline (gmca deactivate first)",
-                                      c->dir);
+        if ((rc = ceremony_lock(c, e)) != 0)
+                return rc;
         ca_release_keys(c);
         if ((rc = ca_open_master(c, cust, n, m, e)) != 0 || (rc = ca_open_device(c, e)) != 0 ||
             (rc = ca_unlock_all(c, NULL, e)) != 0) {
@@ -595,6 +614,10 @@ void ca_ceremony_end(struct gmca_ctx *c)
 {
         ca_release_keys(c);
         gmca_ctx_forget_secrets(c);
+        if (c->ceremony_lock != 0) {
+                close(c->ceremony_lock - 1); /* releases the lock */
+                c->ceremony_lock = 0;
+        }
 }
 
 static int max_index(const struct gmca_ca_rec *r, void *arg)

@@ -50,6 +50,12 @@ expect_err "deactivate"
 check "no backup file while the engine runs" test ! -e "$T/busy.kbk"
 expect_exit 0 "deactivate" -- g deactivate
 
+# Ceremonies hold the engine's lock: one at a time, and no engine starts during one.
+expect_exit 6 "no ceremony while another holds the lock" -- \
+  flock "$D/run/engine.sock.lock" "$GMCA" --dir "$D" key backup "${OLD3[@]}" --out "$T/busy.kbk"
+expect_err "another key ceremony"
+check "no backup file while locked" test ! -e "$T/busy.kbk"
+
 # A backup under the first share set, for later.
 expect_exit 0 "backup under the first share set" -- g key backup "${OLD3[@]}" --out "$T/old.kbk"
 
