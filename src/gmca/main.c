@@ -32,6 +32,7 @@ static const char usage[] =
     "  ca list|export    the CAs of this state directory\n"
     "  ca rollover|compromise|reissues  CA key changeover and compromise (ceremonies)\n"
     "  ra cert issue|list  the RA system's communication certificate\n"
+    "  app ...           for applications: certificates, GM/T 0010 messages, SM3/SM4\n"
     "  audit verify|list the hash-chained audit log\n"
     "  profile list|show certificate profiles\n"
     "\n"
@@ -113,6 +114,8 @@ int main(int argc, char **argv)
                 return cmd_key(&cli, argc, argv);
         if (strcmp(cmd, "ra") == 0)
                 return cmd_ra(&cli, argc, argv);
+        if (strcmp(cmd, "app") == 0)
+                return cmd_app(&cli, argc, argv);
         if (strcmp(cmd, "cert") == 0)
                 return cmd_cert(&cli, argc, argv);
         if (strcmp(cmd, "crl") == 0)

@@ -1,0 +1,964 @@
+/*
+ * GM/T 0010 SignedData and EnvelopedData. The structures are PKCS#7 v1.5
+ * (RFC 2315) under the GM/T content-type OIDs, declared below as libcrypto
+ * ASN.1 templates. Parsing is strict: the exact buffer, no trailing bytes,
+ * and a re-encoding that must equal the input (so BER, unsorted SETs and
+ * long-form lengths are refused), with caps on every count. OIDs OpenSSL
+ * does not know are made with OBJ_txt2obj and compared as dotted text, so
+ * nothing is registered in OpenSSL's global table.
+ */
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/asn1t.h>
+#include <openssl/crypto.h>
+#include <openssl/objects.h>
+#include <openssl/x509v3.h>
+
+#include "crypto.h"
+#include "gmt0010.h"
+#include "util.h"
+#include "x509.h"
+
+#define OID_SM2_WITH_SM3 "1.2.156.10197.1.501"
+#define OID_SM2_2 "1.2.156.10197.1.301.2" /* GmSSL 3's "sm2encrypt" */
+#define OID_SM3 "1.2.156.10197.1.401"
+#define OID_SM4 "1.2.156.10197.1.104" /* bare SM4, CFCA's SM4-CBC */
+#define OID_SM4_CBC "1.2.156.10197.1.104.2"
+#define OID_TEXT_MAX 80
+
+/* IssuerAndSerialNumber ::= SEQUENCE { issuer Name, serialNumber INTEGER } */
+typedef struct {
+        X509_NAME *issuer;
+        ASN1_INTEGER *serial;
+} GMCA_IAS;
+
+ASN1_SEQUENCE(GMCA_IAS) =
+    {
+        ASN1_SIMPLE(GMCA_IAS, issuer, X509_NAME),
+        ASN1_SIMPLE(GMCA_IAS, serial, ASN1_INTEGER),
+} static_ASN1_SEQUENCE_END(GMCA_IAS)
+
+    /* ContentInfo ::= SEQUENCE { contentType OID, content [0] EXPLICIT ANY OPTIONAL } */
+    typedef struct {
+        ASN1_OBJECT *type;
+        ASN1_TYPE *content;
+} GMCA_CI;
+
+ASN1_SEQUENCE(GMCA_CI) =
+    {
+        ASN1_SIMPLE(GMCA_CI, type, ASN1_OBJECT),
+        ASN1_EXP_OPT(GMCA_CI, content, ASN1_ANY, 0),
+} static_ASN1_SEQUENCE_END(GMCA_CI)
+
+    /* SignerInfo (GM/T 0010 §7.2, RFC 2315 §9.2) */
+    typedef struct {
+        ASN1_INTEGER *version;
+        GMCA_IAS *ias;
+        X509_ALGOR *digest_alg;
+        STACK_OF(X509_ATTRIBUTE) * auth;
+        X509_ALGOR *sig_alg;
+        ASN1_OCTET_STRING *sig;
+        STACK_OF(X509_ATTRIBUTE) * unauth;
+} GMCA_SIGNER;
+
+ASN1_SEQUENCE(GMCA_SIGNER) =
+    {
+        ASN1_SIMPLE(GMCA_SIGNER, version, ASN1_INTEGER),
+        ASN1_SIMPLE(GMCA_SIGNER, ias, GMCA_IAS),
+        ASN1_SIMPLE(GMCA_SIGNER, digest_alg, X509_ALGOR),
+        ASN1_IMP_SET_OF_OPT(GMCA_SIGNER, auth, X509_ATTRIBUTE, 0),
+        ASN1_SIMPLE(GMCA_SIGNER, sig_alg, X509_ALGOR),
+        ASN1_SIMPLE(GMCA_SIGNER, sig, ASN1_OCTET_STRING),
+        ASN1_IMP_SET_OF_OPT(GMCA_SIGNER, unauth, X509_ATTRIBUTE, 1),
+} static_ASN1_SEQUENCE_END(GMCA_SIGNER)
+
+        DEFINE_STACK_OF(GMCA_SIGNER)
+
+    /* authenticatedAttributes re-tagged as the SET OF that is signed (RFC 2315 §9.3) */
+    ASN1_ITEM_TEMPLATE(GMCA_ATTRS) = ASN1_EX_TEMPLATE_TYPE(ASN1_TFLG_SET_OF, 0, attrs,
+                                                           X509_ATTRIBUTE)
+        static_ASN1_ITEM_TEMPLATE_END(GMCA_ATTRS)
+
+    /* SignedData (GM/T 0010 §7.1) */
+    typedef struct {
+        ASN1_INTEGER *version;
+        STACK_OF(X509_ALGOR) * digest_algs;
+        GMCA_CI *content;
+        STACK_OF(X509) * certs;
+        STACK_OF(X509_CRL) * crls;
+        STACK_OF(GMCA_SIGNER) * signers;
+} GMCA_SD;
+
+ASN1_SEQUENCE(GMCA_SD) =
+    {
+        ASN1_SIMPLE(GMCA_SD, version, ASN1_INTEGER),
+        ASN1_SET_OF(GMCA_SD, digest_algs, X509_ALGOR),
+        ASN1_SIMPLE(GMCA_SD, content, GMCA_CI),
+        ASN1_IMP_SET_OF_OPT(GMCA_SD, certs, X509, 0),
+        ASN1_IMP_SET_OF_OPT(GMCA_SD, crls, X509_CRL, 1),
+        ASN1_SET_OF(GMCA_SD, signers, GMCA_SIGNER),
+} static_ASN1_SEQUENCE_END(GMCA_SD)
+
+    /* RecipientInfo (GM/T 0010 §8.2) */
+    typedef struct {
+        ASN1_INTEGER *version;
+        GMCA_IAS *ias;
+        X509_ALGOR *key_alg;
+        ASN1_OCTET_STRING *key;
+} GMCA_RECIP;
+
+ASN1_SEQUENCE(GMCA_RECIP) =
+    {
+        ASN1_SIMPLE(GMCA_RECIP, version, ASN1_INTEGER),
+        ASN1_SIMPLE(GMCA_RECIP, ias, GMCA_IAS),
+        ASN1_SIMPLE(GMCA_RECIP, key_alg, X509_ALGOR),
+        ASN1_SIMPLE(GMCA_RECIP, key, ASN1_OCTET_STRING),
+} static_ASN1_SEQUENCE_END(GMCA_RECIP)
+
+        DEFINE_STACK_OF(GMCA_RECIP)
+
+    /* EncryptedContentInfo, with GM/T 0010's sharedInfo1/2 (read, never written) */
+    typedef struct {
+        ASN1_OBJECT *type;
+        X509_ALGOR *alg;
+        ASN1_OCTET_STRING *data;
+        ASN1_OCTET_STRING *shared1;
+        ASN1_OCTET_STRING *shared2;
+} GMCA_ECI;
+
+ASN1_SEQUENCE(GMCA_ECI) =
+    {
+        ASN1_SIMPLE(GMCA_ECI, type, ASN1_OBJECT),
+        ASN1_SIMPLE(GMCA_ECI, alg, X509_ALGOR),
+        ASN1_IMP_OPT(GMCA_ECI, data, ASN1_OCTET_STRING, 0),
+        ASN1_IMP_OPT(GMCA_ECI, shared1, ASN1_OCTET_STRING, 1),
+        ASN1_IMP_OPT(GMCA_ECI, shared2, ASN1_OCTET_STRING, 2),
+} static_ASN1_SEQUENCE_END(GMCA_ECI)
+
+    /* EnvelopedData (GM/T 0010 §8.1) */
+    typedef struct {
+        ASN1_INTEGER *version;
+        STACK_OF(GMCA_RECIP) * recips;
+        GMCA_ECI *enc;
+} GMCA_ED;
+
+ASN1_SEQUENCE(GMCA_ED) =
+    {
+        ASN1_SIMPLE(GMCA_ED, version, ASN1_INTEGER),
+        ASN1_SET_OF(GMCA_ED, recips, GMCA_RECIP),
+        ASN1_SIMPLE(GMCA_ED, enc, GMCA_ECI),
+} static_ASN1_SEQUENCE_END(GMCA_ED)
+
+#define NEW(T) ((T *)ASN1_item_new(ASN1_ITEM_rptr(T)))
+#define FREE(T, v) ASN1_item_free((ASN1_VALUE *)(v), ASN1_ITEM_rptr(T))
+
+        static const char *const msg_labels[] = {"PKCS7", "CMS", NULL};
+
+/* 1 if o is the OID written as dotted text txt. */
+static int oid_is(const ASN1_OBJECT *o, const char *txt)
+{
+        char buf[OID_TEXT_MAX];
+        int n = OBJ_obj2txt(buf, sizeof(buf), o, 1);
+
+        return n > 0 && (size_t)n < sizeof(buf) && strcmp(buf, txt) == 0;
+}
+
+/* Parameters absent or NULL, as GM/T algorithm identifiers come both ways. */
+static int params_empty(const X509_ALGOR *a)
+{
+        int ptype;
+
+        X509_ALGOR_get0(NULL, &ptype, NULL, a);
+        return ptype == V_ASN1_UNDEF || ptype == V_ASN1_NULL;
+}
+
+static int alg_is(const X509_ALGOR *a, const char *txt)
+{
+        const ASN1_OBJECT *o;
+
+        X509_ALGOR_get0(&o, NULL, NULL, a);
+        return oid_is(o, txt);
+}
+
+/* Set a to the algorithm txt with absent parameters. */
+static int alg_set(X509_ALGOR *a, const char *txt)
+{
+        ASN1_OBJECT *o = OBJ_txt2obj(txt, 1);
+
+        if (o == NULL || !X509_ALGOR_set0(a, o, V_ASN1_UNDEF, NULL)) {
+                ASN1_OBJECT_free(o);
+                return -1;
+        }
+        return 0;
+}
+
+static int set_int(ASN1_INTEGER *i, long v)
+{
+        return ASN1_INTEGER_set(i, v) == 1 ? 0 : -1;
+}
+
+/* 1 if i is one of the small values lo..hi. */
+static int int_in(const ASN1_INTEGER *i, long lo, long hi)
+{
+        int64_t v;
+
+        return ASN1_INTEGER_get_int64(&v, i) == 1 && v >= lo && v <= hi;
+}
+
+static int ias_set(GMCA_IAS *ias, X509 *cert)
+{
+        X509_NAME *n = X509_NAME_dup(X509_get_issuer_name(cert));
+        ASN1_INTEGER *s = ASN1_INTEGER_dup(X509_get0_serialNumber(cert));
+
+        if (n == NULL || s == NULL) {
+                X509_NAME_free(n);
+                ASN1_INTEGER_free(s);
+                return -1;
+        }
+        X509_NAME_free(ias->issuer);
+        ASN1_INTEGER_free(ias->serial);
+        ias->issuer = n;
+        ias->serial = s;
+        return 0;
+}
+
+static int ias_match(const GMCA_IAS *ias, X509 *cert)
+{
+        return X509_NAME_cmp(ias->issuer, X509_get_issuer_name(cert)) == 0 &&
+               ASN1_INTEGER_cmp(ias->serial, X509_get0_serialNumber(cert)) == 0;
+}
+
+/*
+ * Decode exactly der/len as it, and insist the re-encoding is the input
+ * (X.690 §10). NULL on failure.
+ */
+static ASN1_VALUE *decode(const ASN1_ITEM *it, const uint8_t *der, size_t len, const char *what,
+                          struct gmca_error *e)
+{
+        const uint8_t *p = der;
+        ASN1_VALUE *v = NULL;
+        uint8_t *re = NULL;
+        int relen;
+
+        if (len == 0 || len > LONG_MAX || (v = ASN1_item_d2i(NULL, &p, (long)len, it)) == NULL) {
+                gmca_error_ossl(e, GMCA_ERR_INVALID, "%s: malformed or truncated DER", what);
+                return NULL;
+        }
+        if (p != der + len) {
+                gmca_error_set(e, GMCA_ERR_INVALID, "%s: trailing bytes after DER", what);
+                goto fail;
+        }
+        relen = ASN1_item_i2d(v, &re, it);
+        if (relen <= 0 || (size_t)relen != len || memcmp(re, der, len) != 0) {
+                gmca_ossl_clear();
+                gmca_error_set(e, GMCA_ERR_INVALID,
+                               "%s: X.690 §10: not DER (re-encoding differs from the input)", what);
+                goto fail;
+        }
+        OPENSSL_free(re);
+        return v;
+fail:
+        OPENSSL_free(re);
+        ASN1_item_free(v, it);
+        return NULL;
+}
+
+/*
+ * The outer ContentInfo of a message of content type want, and the DER of
+ * its [0] content (*inner points into *ci, which the caller frees).
+ */
+static int open_ci(const uint8_t *msg, size_t len, const char *want, const char *what, GMCA_CI **ci,
+                   uint8_t **inner, size_t *innerlen, struct gmca_error *e)
+{
+        uint8_t *owned = NULL, *der = NULL;
+        const uint8_t *in = NULL;
+        size_t inlen = 0;
+        GMCA_CI *c = NULL;
+        int n, rc;
+
+        if ((rc = gmca_der_input(msg, len, GMCA_GMT0010_MAX, what, msg_labels, &owned, &in, &inlen,
+                                 e)) != 0)
+                return rc;
+        rc = GMCA_ERR_INVALID;
+        if ((c = (GMCA_CI *)decode(ASN1_ITEM_rptr(GMCA_CI), in, inlen, what, e)) == NULL)
+                goto out;
+        if (!oid_is(c->type, want)) {
+                gmca_error_set(e, GMCA_ERR_INVALID, "%s: GM/T 0010 §6: contentType is not %s", what,
+                               want);
+                goto out;
+        }
+        if (c->content == NULL || ASN1_TYPE_get(c->content) != V_ASN1_SEQUENCE) {
+                gmca_error_set(e, GMCA_ERR_INVALID, "%s: GM/T 0010 §6: content is not a SEQUENCE",
+                               what);
+                goto out;
+        }
+        if ((n = i2d_ASN1_TYPE(c->content, &der)) <= 0) {
+                gmca_error_ossl(e, GMCA_ERR_INTERNAL, "%s: cannot re-encode the content", what);
+                goto out;
+        }
+        *ci = c;
+        *inner = der;
+        *innerlen = (size_t)n;
+        c = NULL;
+        der = NULL;
+        rc = 0;
+out:
+        OPENSSL_free(der);
+        FREE(GMCA_CI, c);
+        OPENSSL_free(owned);
+        return rc;
+}
+
+/* Wrap the DER of a SignedData or EnvelopedData in the outer ContentInfo. */
+static int wrap_ci(const char *type, const uint8_t *der, int len, uint8_t **out, size_t *outlen,
+                   struct gmca_error *e)
+{
+        GMCA_CI *ci = NEW(GMCA_CI);
+        ASN1_STRING *s = ASN1_STRING_new();
+        uint8_t *buf = NULL;
+        int n, rc = GMCA_ERR_NOMEM;
+
+        if (ci == NULL || s == NULL || (ci->content = ASN1_TYPE_new()) == NULL ||
+            !ASN1_STRING_set(s, der, len))
+                goto out;
+        ASN1_OBJECT_free(ci->type);
+        if ((ci->type = OBJ_txt2obj(type, 1)) == NULL)
+                goto out;
+        ASN1_TYPE_set(ci->content, V_ASN1_SEQUENCE, s);
+        s = NULL;
+        if ((n = ASN1_item_i2d((ASN1_VALUE *)ci, &buf, ASN1_ITEM_rptr(GMCA_CI))) <= 0)
+                goto out;
+        *out = buf;
+        *outlen = (size_t)n;
+        rc = 0;
+out:
+        if (rc != 0)
+                gmca_error_ossl(e, rc, "GM/T 0010: cannot encode the ContentInfo");
+        ASN1_STRING_free(s);
+        FREE(GMCA_CI, ci);
+        return rc;
+}
+
+/* ---------------------------------------------------------------- SignedData */
+
+/* The authenticatedAttributes of GM/T 0010 §7.2: contentType, signingTime, messageDigest. */
+static int make_attrs(STACK_OF(X509_ATTRIBUTE) * *attrs, time_t when,
+                      const uint8_t md[GMCA_SM3_LEN])
+{
+        ASN1_OBJECT *data = OBJ_txt2obj(GMCA_OID_GMT0010_DATA, 1);
+        ASN1_TIME *t = ASN1_TIME_set(NULL, when);
+        int ok;
+
+        ok = data != NULL && t != NULL &&
+             X509at_add1_attr_by_NID(attrs, NID_pkcs9_contentType, V_ASN1_OBJECT,
+                                     (const unsigned char *)data, -1) != NULL &&
+             X509at_add1_attr_by_NID(attrs, NID_pkcs9_signingTime, ASN1_STRING_type(t),
+                                     (const unsigned char *)t, -1) != NULL &&
+             X509at_add1_attr_by_NID(attrs, NID_pkcs9_messageDigest, V_ASN1_OCTET_STRING, md,
+                                     GMCA_SM3_LEN) != NULL;
+        ASN1_OBJECT_free(data);
+        ASN1_TIME_free(t);
+        return ok ? 0 : -1;
+}
+
+int gmca_gmt0010_sign(X509 *cert, EVP_PKEY *key, const struct gmca_gmt0010_sign_opts *opts,
+                      const uint8_t *data, size_t len, uint8_t **out, size_t *outlen,
+                      struct gmca_error *e)
+{
+        static const struct gmca_gmt0010_sign_opts defaults;
+        const struct gmca_gmt0010_sign_opts *o = opts != NULL ? opts : &defaults;
+        GMCA_SD *sd = NULL;
+        GMCA_SIGNER *si = NULL;
+        X509_ALGOR *dalg = NULL;
+        ASN1_OCTET_STRING *oct = NULL;
+        uint8_t md[GMCA_SM3_LEN];
+        uint8_t *tbs = NULL, *sig = NULL, *der = NULL;
+        size_t siglen = 0;
+        int tbslen, n, rc = GMCA_ERR_NOMEM;
+        uint32_t ku;
+
+        if (cert == NULL || key == NULL || (data == NULL && len > 0))
+                return gmca_error_set(e, GMCA_ERR_INVALID, "GM/T 0010 sign: missing input");
+        if (len > GMCA_GMT0010_MAX)
+                return gmca_error_set(e, GMCA_ERR_LIMIT, "GM/T 0010 sign: content over %u bytes",
+                                      GMCA_GMT0010_MAX);
+        if (X509_get0_pubkey(cert) == NULL || EVP_PKEY_eq(X509_get0_pubkey(cert), key) != 1) {
+                gmca_ossl_clear();
+                return gmca_error_set(e, GMCA_ERR_INVALID,
+                                      "GM/T 0010 sign: the private key does not belong to the "
+                                      "signer certificate");
+        }
+        ku = X509_get_key_usage(cert);
+        if (ku != UINT32_MAX && (ku & (KU_DIGITAL_SIGNATURE | KU_NON_REPUDIATION)) == 0)
+                return gmca_error_set(e, GMCA_ERR_POLICY,
+                                      "GM/T 0010 sign: RFC 5280 §4.2.1.3: the certificate's "
+                                      "keyUsage allows no signature");
+        if (gmca_sm3(data, len, md) != 0)
+                return gmca_error_set(e, GMCA_ERR_CRYPTO, "GM/T 0010 sign: SM3 failed");
+
+        if ((si = NEW(GMCA_SIGNER)) == NULL || set_int(si->version, 1) != 0 ||
+            ias_set(si->ias, cert) != 0 || alg_set(si->digest_alg, OID_SM3) != 0 ||
+            alg_set(si->sig_alg, o->sm2_with_sm3 ? OID_SM2_WITH_SM3 : GMCA_OID_SM2_1) != 0)
+                goto out;
+        if (!o->no_attrs) {
+                if (make_attrs(&si->auth, o->signing_time != 0 ? o->signing_time : gmca_now(),
+                               md) != 0 ||
+                    (tbslen = ASN1_item_i2d((ASN1_VALUE *)si->auth, &tbs,
+                                            ASN1_ITEM_rptr(GMCA_ATTRS))) <= 0)
+                        goto out;
+                rc = gmca_sm2_sign(key, o->id, tbs, (size_t)tbslen, &sig, &siglen, e);
+        } else {
+                rc = gmca_sm2_sign(key, o->id, data, len, &sig, &siglen, e);
+        }
+        if (rc != 0)
+                goto out;
+        rc = GMCA_ERR_NOMEM;
+        if (siglen > INT_MAX || !ASN1_OCTET_STRING_set(si->sig, sig, (int)siglen))
+                goto out;
+
+        if ((sd = NEW(GMCA_SD)) == NULL || set_int(sd->version, 1) != 0 ||
+            (dalg = X509_ALGOR_new()) == NULL || alg_set(dalg, OID_SM3) != 0 ||
+            !sk_X509_ALGOR_push(sd->digest_algs, dalg))
+                goto out;
+        dalg = NULL;
+        ASN1_OBJECT_free(sd->content->type);
+        if ((sd->content->type = OBJ_txt2obj(GMCA_OID_GMT0010_DATA, 1)) == NULL)
+                goto out;
+        if (!o->detached) {
+                if ((oct = ASN1_OCTET_STRING_new()) == NULL || len > INT_MAX ||
+                    !ASN1_OCTET_STRING_set(oct, data, (int)len) ||
+                    (sd->content->content = ASN1_TYPE_new()) == NULL)
+                        goto out;
+                ASN1_TYPE_set(sd->content->content, V_ASN1_OCTET_STRING, oct);
+                oct = NULL;
+        }
+        if (!o->no_cert) {
+                if ((sd->certs = sk_X509_new_null()) == NULL || !X509_up_ref(cert))
+                        goto out;
+                if (!sk_X509_push(sd->certs, cert)) {
+                        X509_free(cert);
+                        goto out;
+                }
+        }
+        if (!sk_GMCA_SIGNER_push(sd->signers, si))
+                goto out;
+        si = NULL;
+        if ((n = ASN1_item_i2d((ASN1_VALUE *)sd, &der, ASN1_ITEM_rptr(GMCA_SD))) <= 0)
+                goto out;
+        rc = wrap_ci(GMCA_OID_GMT0010_SIGNED, der, n, out, outlen, e);
+out:
+        if (rc == GMCA_ERR_NOMEM)
+                gmca_error_ossl(e, rc, "GM/T 0010 sign: cannot build the SignedData");
+        OPENSSL_free(der);
+        OPENSSL_free(sig);
+        OPENSSL_free(tbs);
+        ASN1_OCTET_STRING_free(oct);
+        X509_ALGOR_free(dalg);
+        FREE(GMCA_SIGNER, si);
+        FREE(GMCA_SD, sd);
+        return rc;
+}
+
+void gmca_gmt0010_signer_clear(struct gmca_gmt0010_signer *s)
+{
+        if (s == NULL)
+                return;
+        X509_free(s->cert);
+        memset(s, 0, sizeof(*s));
+}
+
+/* The single value of attribute a, which must have exactly one. */
+static const ASN1_TYPE *attr_value(X509_ATTRIBUTE *a, const char *name, struct gmca_error *e)
+{
+        if (X509_ATTRIBUTE_count(a) != 1) {
+                gmca_error_set(e, GMCA_ERR_INVALID,
+                               "SignedData: RFC 2315 §9.2: attribute %s must have one value", name);
+                return NULL;
+        }
+        return X509_ATTRIBUTE_get0_type(a, 0);
+}
+
+/*
+ * Check a signer's authenticatedAttributes against the content: the
+ * contentType is the inner one, the messageDigest is SM3 of the content;
+ * read the signingTime. Unknown attributes are allowed once each.
+ */
+static int check_attrs(STACK_OF(X509_ATTRIBUTE) * attrs, const ASN1_OBJECT *ctype,
+                       const uint8_t md[GMCA_SM3_LEN], struct gmca_gmt0010_signer *out,
+                       struct gmca_error *e)
+{
+        int i, j, n = sk_X509_ATTRIBUTE_num(attrs), seen_type = 0, seen_md = 0;
+        const ASN1_TYPE *v;
+        struct tm tm;
+
+        if (n <= 0 || n > GMCA_GMT0010_ATTRS_MAX)
+                return gmca_error_set(e, GMCA_ERR_INVALID,
+                                      "SignedData: authenticatedAttributes: %d attributes "
+                                      "(1 to %d allowed)",
+                                      n, GMCA_GMT0010_ATTRS_MAX);
+        for (i = 0; i < n; i++) {
+                X509_ATTRIBUTE *a = sk_X509_ATTRIBUTE_value(attrs, i);
+                const ASN1_OBJECT *o = X509_ATTRIBUTE_get0_object(a);
+
+                for (j = 0; j < i; j++)
+                        if (OBJ_cmp(o, X509_ATTRIBUTE_get0_object(
+                                           sk_X509_ATTRIBUTE_value(attrs, j))) == 0)
+                                return gmca_error_set(e, GMCA_ERR_INVALID,
+                                                      "SignedData: authenticatedAttributes: "
+                                                      "an attribute type appears twice");
+                switch (OBJ_obj2nid(o)) {
+                case NID_pkcs9_contentType:
+                        if ((v = attr_value(a, "contentType", e)) == NULL)
+                                return GMCA_ERR_INVALID;
+                        if (ASN1_TYPE_get(v) != V_ASN1_OBJECT ||
+                            OBJ_cmp(v->value.object, ctype) != 0)
+                                return gmca_error_set(e, GMCA_ERR_INVALID,
+                                                      "SignedData: contentType attribute differs "
+                                                      "from the content's type");
+                        seen_type = 1;
+                        break;
+                case NID_pkcs9_messageDigest:
+                        if ((v = attr_value(a, "messageDigest", e)) == NULL)
+                                return GMCA_ERR_INVALID;
+                        if (ASN1_TYPE_get(v) != V_ASN1_OCTET_STRING ||
+                            ASN1_STRING_length(v->value.octet_string) != GMCA_SM3_LEN)
+                                return gmca_error_set(e, GMCA_ERR_INVALID,
+                                                      "SignedData: messageDigest is not a "
+                                                      "32-byte SM3 value");
+                        if (CRYPTO_memcmp(ASN1_STRING_get0_data(v->value.octet_string), md,
+                                          GMCA_SM3_LEN) != 0)
+                                return gmca_error_set(e, GMCA_ERR_VERIFY,
+                                                      "SignedData: messageDigest does not match "
+                                                      "SM3 of the content");
+                        seen_md = 1;
+                        break;
+                case NID_pkcs9_signingTime:
+                        if ((v = attr_value(a, "signingTime", e)) == NULL)
+                                return GMCA_ERR_INVALID;
+                        if ((ASN1_TYPE_get(v) != V_ASN1_UTCTIME &&
+                             ASN1_TYPE_get(v) != V_ASN1_GENERALIZEDTIME) ||
+                            !ASN1_TIME_to_tm((const ASN1_TIME *)v->value.utctime, &tm))
+                                return gmca_error_set(e, GMCA_ERR_INVALID,
+                                                      "SignedData: signingTime is not a valid "
+                                                      "UTCTime or GeneralizedTime");
+                        out->has_time = 1;
+                        out->signing_time = timegm(&tm);
+                        break;
+                default:
+                        break;
+                }
+        }
+        if (!seen_type || !seen_md)
+                return gmca_error_set(e, GMCA_ERR_INVALID,
+                                      "SignedData: RFC 2315 §9.2: authenticatedAttributes lack "
+                                      "%s",
+                                      seen_type ? "messageDigest" : "contentType");
+        return 0;
+}
+
+/* The certificate named by ias among the carried ones, then extra. */
+static X509 *find_cert(const GMCA_IAS *ias, STACK_OF(X509) * carried, STACK_OF(X509) * extra)
+{
+        int i;
+
+        for (i = 0; i < sk_X509_num(carried); i++)
+                if (ias_match(ias, sk_X509_value(carried, i)))
+                        return sk_X509_value(carried, i);
+        for (i = 0; i < sk_X509_num(extra) && i < GMCA_GMT0010_CERTS_MAX * 16; i++)
+                if (ias_match(ias, sk_X509_value(extra, i)))
+                        return sk_X509_value(extra, i);
+        return NULL;
+}
+
+/* Check one SignerInfo; the first one's certificate and time go to out. */
+static int verify_signer(GMCA_SIGNER *si, int first, const ASN1_OBJECT *ctype,
+                         const uint8_t *content, size_t clen, const uint8_t md[GMCA_SM3_LEN],
+                         STACK_OF(X509) * carried, STACK_OF(X509) * extra, const char *id,
+                         struct gmca_gmt0010_signer *out, struct gmca_error *e)
+{
+        struct gmca_gmt0010_signer found = {0};
+        uint8_t *tbs = NULL;
+        int tbslen, rc;
+        X509 *cert;
+        EVP_PKEY *pub;
+
+        if (!int_in(si->version, 1, 1))
+                return gmca_error_set(e, GMCA_ERR_INVALID,
+                                      "SignerInfo: GM/T 0010 §7.2: version must be 1");
+        if (gmca_name_is_der(si->ias->issuer, "SignerInfo", "issuer", e) != 0)
+                return GMCA_ERR_INVALID;
+        if (!alg_is(si->digest_alg, OID_SM3) || !params_empty(si->digest_alg))
+                return gmca_error_set(e, GMCA_ERR_INVALID,
+                                      "SignerInfo: digestAlgorithm must be SM3 (%s)", OID_SM3);
+        if ((!alg_is(si->sig_alg, GMCA_OID_SM2_1) && !alg_is(si->sig_alg, OID_SM2_WITH_SM3)) ||
+            !params_empty(si->sig_alg))
+                return gmca_error_set(e, GMCA_ERR_INVALID,
+                                      "SignerInfo: digestEncryptionAlgorithm must be SM2-1 (%s) "
+                                      "or SM2-with-SM3 (%s)",
+                                      GMCA_OID_SM2_1, OID_SM2_WITH_SM3);
+        if (sk_X509_ATTRIBUTE_num(si->unauth) > GMCA_GMT0010_ATTRS_MAX)
+                return gmca_error_set(e, GMCA_ERR_LIMIT,
+                                      "SignerInfo: more than %d unauthenticatedAttributes",
+                                      GMCA_GMT0010_ATTRS_MAX);
+        if ((cert = find_cert(si->ias, carried, extra)) == NULL)
+                return gmca_error_set(e, GMCA_ERR_NOTFOUND,
+                                      "SignerInfo: the signer certificate (issuerAndSerialNumber) "
+                                      "is neither in the message nor given");
+        if ((pub = X509_get0_pubkey(cert)) == NULL || gmca_sm2_is_sm2(pub, e) != 0)
+                return gmca_error_set(e, GMCA_ERR_INVALID,
+                                      "SignerInfo: the signer certificate has no SM2 key");
+        if (si->auth != NULL) {
+                if ((rc = check_attrs(si->auth, ctype, md, &found, e)) != 0)
+                        return rc;
+                if ((tbslen = ASN1_item_i2d((ASN1_VALUE *)si->auth, &tbs,
+                                            ASN1_ITEM_rptr(GMCA_ATTRS))) <= 0)
+                        return gmca_error_ossl(e, GMCA_ERR_INTERNAL,
+                                               "SignerInfo: cannot encode the attributes");
+                rc = gmca_sm2_verify(pub, id, tbs, (size_t)tbslen, ASN1_STRING_get0_data(si->sig),
+                                     (size_t)ASN1_STRING_length(si->sig), e);
+                OPENSSL_free(tbs);
+        } else {
+                rc = gmca_sm2_verify(pub, id, content, clen, ASN1_STRING_get0_data(si->sig),
+                                     (size_t)ASN1_STRING_length(si->sig), e);
+        }
+        if (rc != 0)
+                return rc;
+        if (first) {
+                if (!X509_up_ref(cert))
+                        return gmca_error_ossl(e, GMCA_ERR_INTERNAL, "SignerInfo: X509_up_ref");
+                out->cert = cert;
+                out->has_time = found.has_time;
+                out->signing_time = found.signing_time;
+        }
+        return 0;
+}
+
+int gmca_gmt0010_verify(const uint8_t *msg, size_t len, const uint8_t *detached, size_t dlen,
+                        STACK_OF(X509) * extra, const char *id, uint8_t **content,
+                        size_t *contentlen, struct gmca_gmt0010_signer *signer,
+                        struct gmca_error *e)
+{
+        struct gmca_gmt0010_signer res = {0};
+        GMCA_CI *ci = NULL;
+        GMCA_SD *sd = NULL;
+        uint8_t *inner = NULL, *copy = NULL;
+        size_t innerlen = 0, clen = 0;
+        const uint8_t *c = NULL;
+        uint8_t md[GMCA_SM3_LEN];
+        int i, n, rc;
+
+        if ((rc = open_ci(msg, len, GMCA_OID_GMT0010_SIGNED, "SignedData", &ci, &inner, &innerlen,
+                          e)) != 0)
+                return rc;
+        rc = GMCA_ERR_INVALID;
+        if ((sd = (GMCA_SD *)decode(ASN1_ITEM_rptr(GMCA_SD), inner, innerlen, "SignedData", e)) ==
+            NULL)
+                goto out;
+        if (!int_in(sd->version, 1, 1)) {
+                gmca_error_set(e, rc, "SignedData: GM/T 0010 §7.1: version must be 1");
+                goto out;
+        }
+        n = sk_X509_ALGOR_num(sd->digest_algs);
+        if (n < 1 || n > GMCA_GMT0010_SIGNERS_MAX) {
+                gmca_error_set(e, rc, "SignedData: %d digestAlgorithms (1 to %d allowed)", n,
+                               GMCA_GMT0010_SIGNERS_MAX);
+                goto out;
+        }
+        for (i = 0; i < n; i++)
+                if (!alg_is(sk_X509_ALGOR_value(sd->digest_algs, i), OID_SM3)) {
+                        gmca_error_set(e, rc, "SignedData: digestAlgorithms: only SM3 (%s)",
+                                       OID_SM3);
+                        goto out;
+                }
+        if (!oid_is(sd->content->type, GMCA_OID_GMT0010_DATA)) {
+                gmca_error_set(e, rc, "SignedData: contentInfo type is not GM/T 0010 data (%s)",
+                               GMCA_OID_GMT0010_DATA);
+                goto out;
+        }
+        if (sd->content->content != NULL) {
+                if (ASN1_TYPE_get(sd->content->content) != V_ASN1_OCTET_STRING) {
+                        gmca_error_set(e, rc, "SignedData: data content is not an OCTET STRING");
+                        goto out;
+                }
+                if (detached != NULL) {
+                        gmca_error_set(e, rc,
+                                       "SignedData: the message carries its content; "
+                                       "refusing a detached content as well");
+                        goto out;
+                }
+                c = ASN1_STRING_get0_data(sd->content->content->value.octet_string);
+                clen = (size_t)ASN1_STRING_length(sd->content->content->value.octet_string);
+        } else {
+                if (detached == NULL) {
+                        gmca_error_set(e, rc,
+                                       "SignedData: detached signature: the content must "
+                                       "be given");
+                        goto out;
+                }
+                if (dlen > GMCA_GMT0010_MAX) {
+                        gmca_error_set(e, GMCA_ERR_LIMIT, "SignedData: content over %u bytes",
+                                       GMCA_GMT0010_MAX);
+                        goto out;
+                }
+                c = detached;
+                clen = dlen;
+                res.detached = 1;
+        }
+        if (sk_X509_num(sd->certs) > GMCA_GMT0010_CERTS_MAX ||
+            sk_X509_CRL_num(sd->crls) > GMCA_GMT0010_CERTS_MAX) {
+                gmca_error_set(e, GMCA_ERR_LIMIT, "SignedData: more than %d certificates or CRLs",
+                               GMCA_GMT0010_CERTS_MAX);
+                goto out;
+        }
+        n = sk_GMCA_SIGNER_num(sd->signers);
+        if (n < 1 || n > GMCA_GMT0010_SIGNERS_MAX) {
+                gmca_error_set(e, rc, "SignedData: %d signerInfos (1 to %d allowed)", n,
+                               GMCA_GMT0010_SIGNERS_MAX);
+                goto out;
+        }
+        if (gmca_sm3(c, clen, md) != 0) {
+                gmca_error_set(e, GMCA_ERR_CRYPTO, "SignedData: SM3 failed");
+                goto out;
+        }
+        for (i = 0; i < n; i++)
+                if ((rc = verify_signer(sk_GMCA_SIGNER_value(sd->signers, i), i == 0,
+                                        sd->content->type, c, clen, md, sd->certs, extra, id, &res,
+                                        e)) != 0)
+                        goto out;
+        res.nsigners = n;
+        rc = GMCA_ERR_NOMEM;
+        if (content != NULL && (copy = OPENSSL_malloc(clen > 0 ? clen : 1)) == NULL)
+                goto out;
+        if (copy != NULL && clen > 0)
+                memcpy(copy, c, clen);
+        if (content != NULL) {
+                *content = copy;
+                *contentlen = clen;
+                copy = NULL;
+        }
+        *signer = res;
+        memset(&res, 0, sizeof(res));
+        rc = 0;
+out:
+        gmca_gmt0010_signer_clear(&res);
+        OPENSSL_free(copy);
+        FREE(GMCA_SD, sd);
+        OPENSSL_free(inner);
+        FREE(GMCA_CI, ci);
+        return rc;
+}
+
+/* ---------------------------------------------------------------- EnvelopedData */
+
+static int add_recip(GMCA_ED *ed, X509 *cert, const uint8_t key[GMCA_SM4_KEY_LEN],
+                     struct gmca_error *e)
+{
+        GMCA_RECIP *ri = NULL;
+        EVP_PKEY *pub = X509_get0_pubkey(cert);
+        uint8_t *ek = NULL;
+        size_t eklen = 0;
+        uint32_t ku = X509_get_key_usage(cert);
+        int rc;
+
+        if (pub == NULL || gmca_sm2_is_sm2(pub, e) != 0)
+                return gmca_error_set(e, GMCA_ERR_INVALID,
+                                      "EnvelopedData: a recipient certificate has no SM2 key");
+        if (ku != UINT32_MAX && (ku & (KU_KEY_ENCIPHERMENT | KU_DATA_ENCIPHERMENT)) == 0)
+                return gmca_error_set(e, GMCA_ERR_POLICY,
+                                      "EnvelopedData: RFC 5280 §4.2.1.3: a recipient "
+                                      "certificate's keyUsage allows no encipherment (use the "
+                                      "encryption certificate)");
+        if ((rc = gmca_sm2_encrypt(pub, key, GMCA_SM4_KEY_LEN, &ek, &eklen, e)) != 0)
+                return rc;
+        rc = GMCA_ERR_NOMEM;
+        if ((ri = NEW(GMCA_RECIP)) == NULL || set_int(ri->version, 1) != 0 ||
+            ias_set(ri->ias, cert) != 0 || alg_set(ri->key_alg, GMCA_OID_SM2_3) != 0 ||
+            eklen > INT_MAX || !ASN1_OCTET_STRING_set(ri->key, ek, (int)eklen) ||
+            !sk_GMCA_RECIP_push(ed->recips, ri)) {
+                gmca_error_ossl(e, rc, "EnvelopedData: cannot build a RecipientInfo");
+                goto out;
+        }
+        ri = NULL;
+        rc = 0;
+out:
+        OPENSSL_free(ek);
+        FREE(GMCA_RECIP, ri);
+        return rc;
+}
+
+int gmca_gmt0010_encrypt(X509 *const *recips, size_t n, const uint8_t *data, size_t len,
+                         uint8_t **out, size_t *outlen, struct gmca_error *e)
+{
+        uint8_t key[GMCA_SM4_KEY_LEN], iv[GMCA_SM4_BLOCK];
+        uint8_t *ct = NULL, *der = NULL;
+        size_t ctlen = 0, i;
+        GMCA_ED *ed = NULL;
+        ASN1_OCTET_STRING *ivs = NULL;
+        ASN1_OBJECT *alg = NULL;
+        int derlen, rc;
+
+        if (recips == NULL || n == 0 || (data == NULL && len > 0))
+                return gmca_error_set(e, GMCA_ERR_INVALID,
+                                      "EnvelopedData: no recipient or no content");
+        if (n > GMCA_GMT0010_RECIPS_MAX)
+                return gmca_error_set(e, GMCA_ERR_LIMIT, "EnvelopedData: more than %d recipients",
+                                      GMCA_GMT0010_RECIPS_MAX);
+        if (len > GMCA_GMT0010_MAX)
+                return gmca_error_set(e, GMCA_ERR_LIMIT, "EnvelopedData: content over %u bytes",
+                                      GMCA_GMT0010_MAX);
+        if ((rc = gmca_rand_bytes(key, sizeof(key), e)) != 0 ||
+            (rc = gmca_rand_bytes(iv, sizeof(iv), e)) != 0 ||
+            (rc = gmca_sm4_cbc_encrypt(key, iv, data, len, &ct, &ctlen, e)) != 0)
+                goto out;
+        rc = GMCA_ERR_NOMEM;
+        if ((ed = NEW(GMCA_ED)) == NULL || set_int(ed->version, 1) != 0) {
+                gmca_error_ossl(e, rc, "EnvelopedData: cannot build");
+                goto out;
+        }
+        for (i = 0; i < n; i++)
+                if ((rc = add_recip(ed, recips[i], key, e)) != 0)
+                        goto out;
+        rc = GMCA_ERR_NOMEM;
+        ASN1_OBJECT_free(ed->enc->type);
+        if ((ed->enc->type = OBJ_txt2obj(GMCA_OID_GMT0010_DATA, 1)) == NULL ||
+            (alg = OBJ_txt2obj(OID_SM4_CBC, 1)) == NULL ||
+            (ivs = ASN1_OCTET_STRING_new()) == NULL ||
+            !ASN1_OCTET_STRING_set(ivs, iv, sizeof(iv)) ||
+            !X509_ALGOR_set0(ed->enc->alg, alg, V_ASN1_OCTET_STRING, ivs)) {
+                gmca_error_ossl(e, rc, "EnvelopedData: cannot build the EncryptedContentInfo");
+                goto out;
+        }
+        alg = NULL;
+        ivs = NULL;
+        if ((ed->enc->data = ASN1_OCTET_STRING_new()) == NULL || ctlen > INT_MAX ||
+            !ASN1_OCTET_STRING_set(ed->enc->data, ct, (int)ctlen) ||
+            (derlen = ASN1_item_i2d((ASN1_VALUE *)ed, &der, ASN1_ITEM_rptr(GMCA_ED))) <= 0) {
+                gmca_error_ossl(e, rc, "EnvelopedData: cannot encode");
+                goto out;
+        }
+        rc = wrap_ci(GMCA_OID_GMT0010_ENVELOPED, der, derlen, out, outlen, e);
+out:
+        OPENSSL_cleanse(key, sizeof(key));
+        OPENSSL_free(der);
+        OPENSSL_free(ct);
+        ASN1_OBJECT_free(alg);
+        ASN1_OCTET_STRING_free(ivs);
+        FREE(GMCA_ED, ed);
+        return rc;
+}
+
+/* The IV of an SM4-CBC contentEncryptionAlgorithm (GMT-REFERENCE §2.3 item 6). */
+static int sm4_cbc_iv(const X509_ALGOR *a, uint8_t iv[GMCA_SM4_BLOCK], struct gmca_error *e)
+{
+        const void *pval;
+        int ptype;
+
+        if (!alg_is(a, OID_SM4_CBC) && !alg_is(a, OID_SM4))
+                return gmca_error_set(e, GMCA_ERR_INVALID,
+                                      "EnvelopedData: contentEncryptionAlgorithm must be SM4-CBC "
+                                      "(%s or %s)",
+                                      OID_SM4_CBC, OID_SM4);
+        X509_ALGOR_get0(NULL, &ptype, &pval, a);
+        if (ptype != V_ASN1_OCTET_STRING || ASN1_STRING_length(pval) != GMCA_SM4_BLOCK)
+                return gmca_error_set(e, GMCA_ERR_INVALID,
+                                      "EnvelopedData: SM4-CBC parameters must be a 16-byte IV "
+                                      "OCTET STRING");
+        memcpy(iv, ASN1_STRING_get0_data(pval), GMCA_SM4_BLOCK);
+        return 0;
+}
+
+int gmca_gmt0010_decrypt(const uint8_t *msg, size_t len, X509 *cert, EVP_PKEY *key, uint8_t **out,
+                         size_t *outlen, struct gmca_error *e)
+{
+        GMCA_CI *ci = NULL;
+        GMCA_ED *ed = NULL;
+        GMCA_RECIP *ri = NULL;
+        uint8_t *inner = NULL, *ck = NULL;
+        size_t innerlen = 0, cklen = 0;
+        uint8_t iv[GMCA_SM4_BLOCK];
+        int i, n, rc;
+
+        if (cert == NULL || key == NULL)
+                return gmca_error_set(e, GMCA_ERR_INVALID, "EnvelopedData: no certificate or key");
+        if (X509_get0_pubkey(cert) == NULL || EVP_PKEY_eq(X509_get0_pubkey(cert), key) != 1) {
+                gmca_ossl_clear();
+                return gmca_error_set(e, GMCA_ERR_INVALID,
+                                      "EnvelopedData: the private key does not belong to the "
+                                      "certificate");
+        }
+        if ((rc = open_ci(msg, len, GMCA_OID_GMT0010_ENVELOPED, "EnvelopedData", &ci, &inner,
+                          &innerlen, e)) != 0)
+                return rc;
+        rc = GMCA_ERR_INVALID;
+        if ((ed = (GMCA_ED *)decode(ASN1_ITEM_rptr(GMCA_ED), inner, innerlen, "EnvelopedData",
+                                    e)) == NULL)
+                goto out;
+        if (!int_in(ed->version, 0, 1)) {
+                gmca_error_set(e, rc, "EnvelopedData: GM/T 0010 §8.1: version must be 0 or 1");
+                goto out;
+        }
+        n = sk_GMCA_RECIP_num(ed->recips);
+        if (n < 1 || n > GMCA_GMT0010_RECIPS_MAX) {
+                gmca_error_set(e, rc, "EnvelopedData: %d recipientInfos (1 to %d allowed)", n,
+                               GMCA_GMT0010_RECIPS_MAX);
+                goto out;
+        }
+        if (!oid_is(ed->enc->type, GMCA_OID_GMT0010_DATA)) {
+                gmca_error_set(e, rc, "EnvelopedData: content type is not GM/T 0010 data (%s)",
+                               GMCA_OID_GMT0010_DATA);
+                goto out;
+        }
+        if ((rc = sm4_cbc_iv(ed->enc->alg, iv, e)) != 0)
+                goto out;
+        rc = GMCA_ERR_INVALID;
+        if (ed->enc->data == NULL || ASN1_STRING_length(ed->enc->data) == 0 ||
+            ASN1_STRING_length(ed->enc->data) % GMCA_SM4_BLOCK != 0) {
+                gmca_error_set(e, rc,
+                               "EnvelopedData: encryptedContent absent or not whole SM4 "
+                               "blocks");
+                goto out;
+        }
+        for (i = 0; i < n; i++) {
+                GMCA_RECIP *r = sk_GMCA_RECIP_value(ed->recips, i);
+
+                if (!int_in(r->version, 0, 1) ||
+                    (!alg_is(r->key_alg, GMCA_OID_SM2_3) && !alg_is(r->key_alg, OID_SM2_2)) ||
+                    !params_empty(r->key_alg)) {
+                        gmca_error_set(e, rc,
+                                       "RecipientInfo: version 0 or 1 and keyEncryptionAlgorithm "
+                                       "SM2-3 (%s) required",
+                                       GMCA_OID_SM2_3);
+                        goto out;
+                }
+                if (gmca_name_is_der(r->ias->issuer, "RecipientInfo", "issuer", e) != 0)
+                        goto out;
+                if (ri == NULL && ias_match(r->ias, cert))
+                        ri = r;
+        }
+        if (ri == NULL) {
+                gmca_error_set(e, GMCA_ERR_NOTFOUND,
+                               "EnvelopedData: no RecipientInfo for this certificate (issuer and "
+                               "serial)");
+                rc = GMCA_ERR_NOTFOUND;
+                goto out;
+        }
+        if ((rc = gmca_sm2_decrypt(key, ASN1_STRING_get0_data(ri->key),
+                                   (size_t)ASN1_STRING_length(ri->key), &ck, &cklen, e)) != 0)
+                goto out;
+        if (cklen != GMCA_SM4_KEY_LEN) {
+                rc = gmca_error_set(e, GMCA_ERR_INVALID,
+                                    "RecipientInfo: the content key is %zu bytes, not 16", cklen);
+                goto out;
+        }
+        rc = gmca_sm4_cbc_decrypt(ck, iv, ASN1_STRING_get0_data(ed->enc->data),
+                                  (size_t)ASN1_STRING_length(ed->enc->data), out, outlen, e);
+out:
+        if (ck != NULL)
+                OPENSSL_clear_free(ck, cklen);
+        FREE(GMCA_ED, ed);
+        OPENSSL_free(inner);
+        FREE(GMCA_CI, ci);
+        return rc;
+}
