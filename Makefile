@@ -1,7 +1,7 @@
 # gmca — the two commands a new user needs:
 #   make run    install what is missing, build, create a demo CA, show it working
 #   make test   install what is missing, build (also under ASan+UBSan), run every test
-.PHONY: all deps build build-asan test run bench fuzz format format-check lint clean
+.PHONY: all deps build build-asan test run bench fuzz format format-check lint clean install
 
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD ?= build
@@ -30,6 +30,14 @@ test:
 		ctest --output-on-failure -j $(JOBS)
 	@echo "== all tests (unit, fuzz corpus, end-to-end, interoperability)"
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+# The gmca command and libgmca (libgmca.so, libgmca.a, include/gmca/gmca.h,
+# gmca.pc) under PREFIX; DESTDIR is honoured for staged installs.
+PREFIX ?= /usr/local
+install:
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+	@cmake --install $(BUILD) --prefix $(PREFIX)
 
 run: deps build
 	@scripts/demo.sh $(BUILD)/gmca $(DEMO)
