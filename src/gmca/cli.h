@@ -124,14 +124,15 @@ int cmd_ca_rollover(struct cli *cli, int argc, char **argv);   /* cmd_rollover.c
 int cmd_ca_compromise(struct cli *cli, int argc, char **argv); /* cmd_compromise.c */
 int cmd_ca_reissues(struct cli *cli, int argc, char **argv);   /* cmd_compromise.c */
 /* gmca app ...: the relying-party and application interface (CPS §3.5.2, §4.2). */
-int cmd_app(struct cli *cli, int argc, char **argv);         /* cmd_app.c: dispatcher */
-int cmd_app_cert(struct cli *cli, int argc, char **argv);    /* cmd_app.c */
-int cmd_app_random(struct cli *cli, int argc, char **argv);  /* cmd_app.c */
-int cmd_app_sm3(struct cli *cli, int argc, char **argv);     /* cmd_app.c */
-int cmd_app_sm4(struct cli *cli, int argc, char **argv);     /* cmd_app.c */
-int cmd_app_sign(struct cli *cli, int argc, char **argv);    /* cmd_app_cms.c: GM/T 0010 */
-int cmd_app_verify(struct cli *cli, int argc, char **argv);  /* cmd_app_cms.c */
-int cmd_app_encrypt(struct cli *cli, int argc, char **argv); /* cmd_app_cms.c */
-int cmd_app_decrypt(struct cli *cli, int argc, char **argv); /* cmd_app_cms.c */
+int cmd_app(struct cli *cli, int argc, char **argv);          /* cmd_app.c: dispatcher */
+int cmd_app_cert(struct cli *cli, int argc, char **argv);     /* cmd_app.c */
+int cmd_app_random(struct cli *cli, int argc, char **argv);   /* cmd_app.c */
+int cmd_app_sm3(struct cli *cli, int argc, char **argv);      /* cmd_app.c */
+int cmd_app_sm4(struct cli *cli, int argc, char **argv);      /* cmd_app.c */
+int cmd_app_sign(struct cli *cli, int argc, char **argv);     /* cmd_app_cms.c: GM/T 0010 */
+int cmd_app_verify(struct cli *cli, int argc, char **argv);   /* cmd_app_cms.c */
+int cmd_app_encrypt(struct cli *cli, int argc, char **argv);  /* cmd_app_cms.c */
+int cmd_app_decrypt(struct cli *cli, int argc, char **argv);  /* cmd_app_cms.c */
+int cmd_app_validate(struct cli *cli, int argc, char **argv); /* cmd_app_validate.c */
 
 #endif

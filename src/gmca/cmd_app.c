@@ -46,7 +46,11 @@ static const char usage[] =
     "          --decrypt refuses (exit 3) anything altered or under another key and\n"
     "          then writes nothing. --out must not exist. At most 256 MiB.\n"
     "  sign | verify | encrypt | decrypt\n"
-    "          GM/T 0010 SM2 messages (see gmca app <subcommand> --help).\n";
+    "          GM/T 0010 SM2 messages (see gmca app <subcommand> --help).\n"
+    "  validate\n"
+    "          Validate a certificate for a use: chain to trust anchors, SM2\n"
+    "          signatures, validity, constraints, revocation by CRL or OCSP\n"
+    "          (see gmca app validate --help).\n";
 
 struct app_opts {
         const char *in, *out, *key_hex, *hmac_key_hex;
@@ -433,9 +437,11 @@ int cmd_app(struct cli *cli, int argc, char **argv)
                 const char *name;
                 int (*fn)(struct cli *, int, char **);
         } subs[] = {
-            {"cert", cmd_app_cert},       {"random", cmd_app_random},   {"sm3", cmd_app_sm3},
-            {"sm4", cmd_app_sm4},         {"sign", cmd_app_sign},       {"verify", cmd_app_verify},
-            {"encrypt", cmd_app_encrypt}, {"decrypt", cmd_app_decrypt},
+            {"cert", cmd_app_cert},         {"random", cmd_app_random},
+            {"sm3", cmd_app_sm3},           {"sm4", cmd_app_sm4},
+            {"sign", cmd_app_sign},         {"verify", cmd_app_verify},
+            {"encrypt", cmd_app_encrypt},   {"decrypt", cmd_app_decrypt},
+            {"validate", cmd_app_validate},
         };
         int rc;
 
