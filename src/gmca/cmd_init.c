@@ -3,9 +3,12 @@
  * SM2 root CA and an operational CA under it.
  */
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "util.h"
@@ -13,6 +16,30 @@
 #ifndef GMCA_DEFAULT_PROFILES
 #define GMCA_DEFAULT_PROFILES "/usr/local/share/gmca/profiles"
 #endif
+
+/*
+ * The shipped profiles: beside an installed binary (<prefix>/bin/gmca ->
+ * <prefix>/share/gmca/profiles, wherever the prefix was moved), else those
+ * of the source tree the binary was built from.
+ */
+static const char *shipped_profiles(char *buf, size_t len)
+{
+        char exe[PATH_MAX];
+        ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+        char *slash;
+        struct stat st;
+
+        if (n > 0) {
+                exe[n] = '\0';
+                if ((slash = strrchr(exe, '/')) != NULL) {
+                        *slash = '\0';
+                        if ((size_t)snprintf(buf, len, "%s/../share/gmca/profiles", exe) < len &&
+                            stat(buf, &st) == 0 && S_ISDIR(st.st_mode))
+                                return buf;
+                }
+        }
+        return GMCA_DEFAULT_PROFILES;
+}
 
 static const char usage[] =
     "usage: gmca [--dir DIR] init --root-dn DN --sub-dn DN [options]\n"
@@ -130,6 +157,7 @@ int cmd_init(struct cli *cli, int argc, char **argv)
             {NULL, 0, NULL, 0},
         };
         struct gmca_init_params p;
+        char installed[PATH_MAX];
         struct gmca_error e = {0};
         const char *config = NULL;
         json_t *keep = NULL;
@@ -210,8 +238,9 @@ int cmd_init(struct cli *cli, int argc, char **argv)
                 return cli_usage_error("init: --root-dn and --sub-dn are required");
         }
         if (p.profiles_src == NULL)
-                p.profiles_src =
-                    getenv("GMCA_PROFILES") ? getenv("GMCA_PROFILES") : GMCA_DEFAULT_PROFILES;
+                p.profiles_src = getenv("GMCA_PROFILES")
+                                     ? getenv("GMCA_PROFILES")
+                                     : shipped_profiles(installed, sizeof(installed));
         p.actor = cli->actor;
         if (cli_custody_collect(&k, 1, shares_out, &e) != 0) {
                 cli_custody_free(&k);

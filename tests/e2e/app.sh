@@ -119,6 +119,15 @@ cmake --install "$GMCA_BUILD" --prefix "$P" >/dev/null
 LIBDIR=$(dirname "$(find "$P" -name gmca.pc)")/..
 check "installed: header" test -f "$P/include/gmca/gmca.h"
 check "installed: command" test -x "$P/bin/gmca"
+check "installed: the shipped profiles" test -f "$P/share/gmca/profiles/personal-sign.json"
+# An installed gmca takes its profiles from beside itself, not from the source tree:
+# one profile removed there is missing from a CA it makes.
+rm "$P/share/gmca/profiles/email.json"
+expect_exit 0 "the installed gmca makes a CA" -- env -u GMCA_PROFILES GMCA="$P/bin/gmca" \
+  bash -c '. "$GMCA_SRC/tests/e2e/common.bash"; init_ca "$1" --root-dn "C=CN, O=安装测试, CN=安装测试根 CA" \
+    --sub-dn "C=CN, O=安装测试, CN=安装测试运营 CA"' _ "$T/installed-ca"
+check "it used the installed profiles" test -f "$T/installed-ca/profiles/personal-sign.json"
+check "... and not the source tree's" test ! -e "$T/installed-ca/profiles/email.json"
 check "installed: static library" test -f "$LIBDIR/libgmca.a"
 check "installed: shared library with SONAME" test -L "$LIBDIR/libgmca.so.0"
 same "SONAME" "$(readelf -d "$LIBDIR/libgmca.so" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')" libgmca.so.0
