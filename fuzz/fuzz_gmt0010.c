@@ -1,8 +1,10 @@
 /*
  * Fuzz target for the GM/T 0010 readers: the same bytes go to
  * gmca_gmt0010_verify (as a message, and as a detached message with the
- * bytes as content) and to gmca_gmt0010_decrypt with a fixed recipient, so
- * every parser and check before a signature or key operation is reached.
+ * bytes as content), to gmca_gmt0010_decrypt and
+ * gmca_gmt0010_decrypt_verify with a fixed recipient, to gmca_gmt0010_kind,
+ * and to both SM2Cipher form converters, so every parser and check before a
+ * signature or key operation is reached.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -65,5 +67,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         out = NULL;
         if (cert != NULL && gmca_gmt0010_decrypt(data, size, cert, key, &out, &outlen, &e) == 0)
                 OPENSSL_clear_free(out, outlen);
+        gmca_error_clear(&e);
+        out = NULL;
+        if (cert != NULL && gmca_gmt0010_decrypt_verify(data, size, cert, key, NULL, NULL, &out,
+                                                        &outlen, &s, &e) == 0) {
+                OPENSSL_clear_free(out, outlen);
+                gmca_gmt0010_signer_clear(&s);
+        }
+        gmca_error_clear(&e);
+        if (gmca_gmt0010_kind(data, size, &e) < 0)
+                gmca_error_clear(&e);
+        gmca_error_clear(&e);
+        if (gmca_sm2cipher_to_c1c3c2(data, size, &out, &outlen, &e) == 0)
+                OPENSSL_free(out);
+        gmca_error_clear(&e);
+        if (gmca_sm2cipher_from_c1c3c2(data, size, &out, &outlen, &e) == 0)
+                OPENSSL_free(out);
         return 0;
 }

@@ -1,5 +1,6 @@
 /*
- * GM/T 0010 SignedData and EnvelopedData. The structures are PKCS#7 v1.5
+ * GM/T 0010 SignedData, EnvelopedData and SignedAndEnvelopedData, and the
+ * GM/T 0009 SM2Cipher in its C1C3C2 octet form. The structures are PKCS#7 v1.5
  * (RFC 2315) under the GM/T content-type OIDs, declared below as libcrypto
  * ASN.1 templates. Parsing is strict: the exact buffer, no trailing bytes,
  * and a re-encoding that must equal the input (so BER, unsorted SETs and
@@ -12,6 +13,7 @@
 #include <string.h>
 
 #include <openssl/asn1t.h>
+#include <openssl/bn.h>
 #include <openssl/crypto.h>
 #include <openssl/objects.h>
 #include <openssl/x509v3.h>
@@ -151,6 +153,44 @@ ASN1_SEQUENCE(GMCA_ED) =
         ASN1_SIMPLE(GMCA_ED, enc, GMCA_ECI),
 } static_ASN1_SEQUENCE_END(GMCA_ED)
 
+    /* SignedAndEnvelopedData (GM/T 0010 §9, RFC 2315 §11) */
+    typedef struct {
+        ASN1_INTEGER *version;
+        STACK_OF(GMCA_RECIP) * recips;
+        STACK_OF(X509_ALGOR) * digest_algs;
+        GMCA_ECI *enc;
+        STACK_OF(X509) * certs;
+        STACK_OF(X509_CRL) * crls;
+        STACK_OF(GMCA_SIGNER) * signers;
+} GMCA_SED;
+
+ASN1_SEQUENCE(GMCA_SED) =
+    {
+        ASN1_SIMPLE(GMCA_SED, version, ASN1_INTEGER),
+        ASN1_SET_OF(GMCA_SED, recips, GMCA_RECIP),
+        ASN1_SET_OF(GMCA_SED, digest_algs, X509_ALGOR),
+        ASN1_SIMPLE(GMCA_SED, enc, GMCA_ECI),
+        ASN1_IMP_SET_OF_OPT(GMCA_SED, certs, X509, 0),
+        ASN1_IMP_SET_OF_OPT(GMCA_SED, crls, X509_CRL, 1),
+        ASN1_SET_OF(GMCA_SED, signers, GMCA_SIGNER),
+} static_ASN1_SEQUENCE_END(GMCA_SED)
+
+    /* SM2Cipher (GM/T 0009 §7.2), to convert to and from the C1C3C2 octets */
+    typedef struct {
+        ASN1_INTEGER *x;
+        ASN1_INTEGER *y;
+        ASN1_OCTET_STRING *hash;
+        ASN1_OCTET_STRING *ct;
+} GMCA_SM2CIPHER;
+
+ASN1_SEQUENCE(GMCA_SM2CIPHER) =
+    {
+        ASN1_SIMPLE(GMCA_SM2CIPHER, x, ASN1_INTEGER),
+        ASN1_SIMPLE(GMCA_SM2CIPHER, y, ASN1_INTEGER),
+        ASN1_SIMPLE(GMCA_SM2CIPHER, hash, ASN1_OCTET_STRING),
+        ASN1_SIMPLE(GMCA_SM2CIPHER, ct, ASN1_OCTET_STRING),
+} static_ASN1_SEQUENCE_END(GMCA_SM2CIPHER)
+
 #define NEW(T) ((T *)ASN1_item_new(ASN1_ITEM_rptr(T)))
 #define FREE(T, v) ASN1_item_free((ASN1_VALUE *)(v), ASN1_ITEM_rptr(T))
 
@@ -266,8 +306,8 @@ fail:
 }
 
 /*
- * The outer ContentInfo of a message of content type want, and the DER of
- * its [0] content (*inner points into *ci, which the caller frees).
+ * The outer ContentInfo of a message of content type want (NULL: any), and
+ * the DER of its [0] content (*inner, which the caller frees).
  */
 static int open_ci(const uint8_t *msg, size_t len, const char *want, const char *what, GMCA_CI **ci,
                    uint8_t **inner, size_t *innerlen, struct gmca_error *e)
@@ -284,7 +324,7 @@ static int open_ci(const uint8_t *msg, size_t len, const char *want, const char 
         rc = GMCA_ERR_INVALID;
         if ((c = (GMCA_CI *)decode(ASN1_ITEM_rptr(GMCA_CI), in, inlen, what, e)) == NULL)
                 goto out;
-        if (!oid_is(c->type, want)) {
+        if (want != NULL && !oid_is(c->type, want)) {
                 gmca_error_set(e, GMCA_ERR_INVALID, "%s: GM/T 0010 §6: contentType is not %s", what,
                                want);
                 goto out;
@@ -363,20 +403,19 @@ static int make_attrs(STACK_OF(X509_ATTRIBUTE) * *attrs, time_t when,
         return ok ? 0 : -1;
 }
 
-int gmca_gmt0010_sign(X509 *cert, EVP_PKEY *key, const struct gmca_gmt0010_sign_opts *opts,
-                      const uint8_t *data, size_t len, uint8_t **out, size_t *outlen,
-                      struct gmca_error *e)
+/*
+ * One SignerInfo by cert/key over data (GM/T 0010 §7.2): SM3, and SM2 with
+ * the ID over the DER authenticatedAttributes or over the content itself.
+ * Shared by SignedData and SignedAndEnvelopedData.
+ */
+static int make_signer(X509 *cert, EVP_PKEY *key, const struct gmca_gmt0010_sign_opts *o,
+                       const uint8_t *data, size_t len, GMCA_SIGNER **out, struct gmca_error *e)
 {
-        static const struct gmca_gmt0010_sign_opts defaults;
-        const struct gmca_gmt0010_sign_opts *o = opts != NULL ? opts : &defaults;
-        GMCA_SD *sd = NULL;
         GMCA_SIGNER *si = NULL;
-        X509_ALGOR *dalg = NULL;
-        ASN1_OCTET_STRING *oct = NULL;
         uint8_t md[GMCA_SM3_LEN];
-        uint8_t *tbs = NULL, *sig = NULL, *der = NULL;
+        uint8_t *tbs = NULL, *sig = NULL;
         size_t siglen = 0;
-        int tbslen, n, rc = GMCA_ERR_NOMEM;
+        int tbslen, rc = GMCA_ERR_NOMEM;
         uint32_t ku;
 
         if (cert == NULL || key == NULL || (data == NULL && len > 0))
@@ -417,12 +456,70 @@ int gmca_gmt0010_sign(X509 *cert, EVP_PKEY *key, const struct gmca_gmt0010_sign_
         rc = GMCA_ERR_NOMEM;
         if (siglen > INT_MAX || !ASN1_OCTET_STRING_set(si->sig, sig, (int)siglen))
                 goto out;
+        *out = si;
+        si = NULL;
+        rc = 0;
+out:
+        if (rc == GMCA_ERR_NOMEM)
+                gmca_error_ossl(e, rc, "GM/T 0010 sign: cannot build the SignerInfo");
+        OPENSSL_free(sig);
+        OPENSSL_free(tbs);
+        FREE(GMCA_SIGNER, si);
+        return rc;
+}
 
-        if ((sd = NEW(GMCA_SD)) == NULL || set_int(sd->version, 1) != 0 ||
-            (dalg = X509_ALGOR_new()) == NULL || alg_set(dalg, OID_SM3) != 0 ||
-            !sk_X509_ALGOR_push(sd->digest_algs, dalg))
+/*
+ * The signed parts SignedData and SignedAndEnvelopedData share: the SM3
+ * digestAlgorithms entry, the signer certificate unless no_cert, and si
+ * (taken over, even on failure). 0 or -1 (out of memory).
+ */
+static int add_signed(STACK_OF(X509_ALGOR) * digest_algs, STACK_OF(X509) * *certs,
+                      STACK_OF(GMCA_SIGNER) * signers, X509 *cert,
+                      const struct gmca_gmt0010_sign_opts *o, GMCA_SIGNER *si)
+{
+        X509_ALGOR *dalg = NULL;
+
+        if (!sk_GMCA_SIGNER_push(signers, si)) {
+                FREE(GMCA_SIGNER, si);
+                return -1;
+        }
+        if ((dalg = X509_ALGOR_new()) == NULL || alg_set(dalg, OID_SM3) != 0 ||
+            !sk_X509_ALGOR_push(digest_algs, dalg)) {
+                X509_ALGOR_free(dalg);
+                return -1;
+        }
+        if (!o->no_cert) {
+                if ((*certs = sk_X509_new_null()) == NULL || !X509_up_ref(cert))
+                        return -1;
+                if (!sk_X509_push(*certs, cert)) {
+                        X509_free(cert);
+                        return -1;
+                }
+        }
+        return 0;
+}
+
+int gmca_gmt0010_sign(X509 *cert, EVP_PKEY *key, const struct gmca_gmt0010_sign_opts *opts,
+                      const uint8_t *data, size_t len, uint8_t **out, size_t *outlen,
+                      struct gmca_error *e)
+{
+        static const struct gmca_gmt0010_sign_opts defaults;
+        const struct gmca_gmt0010_sign_opts *o = opts != NULL ? opts : &defaults;
+        GMCA_SD *sd = NULL;
+        GMCA_SIGNER *si = NULL;
+        ASN1_OCTET_STRING *oct = NULL;
+        uint8_t *der = NULL;
+        int n, rc;
+
+        if ((rc = make_signer(cert, key, o, data, len, &si, e)) != 0)
+                return rc;
+        rc = GMCA_ERR_NOMEM;
+        if ((sd = NEW(GMCA_SD)) == NULL || set_int(sd->version, 1) != 0) {
+                FREE(GMCA_SIGNER, si);
                 goto out;
-        dalg = NULL;
+        }
+        if (add_signed(sd->digest_algs, &sd->certs, sd->signers, cert, o, si) != 0)
+                goto out;
         ASN1_OBJECT_free(sd->content->type);
         if ((sd->content->type = OBJ_txt2obj(GMCA_OID_GMT0010_DATA, 1)) == NULL)
                 goto out;
@@ -434,17 +531,6 @@ int gmca_gmt0010_sign(X509 *cert, EVP_PKEY *key, const struct gmca_gmt0010_sign_
                 ASN1_TYPE_set(sd->content->content, V_ASN1_OCTET_STRING, oct);
                 oct = NULL;
         }
-        if (!o->no_cert) {
-                if ((sd->certs = sk_X509_new_null()) == NULL || !X509_up_ref(cert))
-                        goto out;
-                if (!sk_X509_push(sd->certs, cert)) {
-                        X509_free(cert);
-                        goto out;
-                }
-        }
-        if (!sk_GMCA_SIGNER_push(sd->signers, si))
-                goto out;
-        si = NULL;
         if ((n = ASN1_item_i2d((ASN1_VALUE *)sd, &der, ASN1_ITEM_rptr(GMCA_SD))) <= 0)
                 goto out;
         rc = wrap_ci(GMCA_OID_GMT0010_SIGNED, der, n, out, outlen, e);
@@ -452,11 +538,7 @@ out:
         if (rc == GMCA_ERR_NOMEM)
                 gmca_error_ossl(e, rc, "GM/T 0010 sign: cannot build the SignedData");
         OPENSSL_free(der);
-        OPENSSL_free(sig);
-        OPENSSL_free(tbs);
         ASN1_OCTET_STRING_free(oct);
-        X509_ALGOR_free(dalg);
-        FREE(GMCA_SIGNER, si);
         FREE(GMCA_SD, sd);
         return rc;
 }
@@ -635,6 +717,47 @@ static int verify_signer(GMCA_SIGNER *si, int first, const ASN1_OBJECT *ctype,
         return 0;
 }
 
+/*
+ * The signed part of a SignedData or SignedAndEnvelopedData over the
+ * content c/clen of type ctype: SM3 digestAlgorithms, caps on certificates
+ * and CRLs, and every SignerInfo verified (what names the structure).
+ */
+static int check_signed(STACK_OF(X509_ALGOR) * digest_algs, STACK_OF(X509) * certs,
+                        STACK_OF(X509_CRL) * crls, STACK_OF(GMCA_SIGNER) * signers,
+                        const ASN1_OBJECT *ctype, const uint8_t *c, size_t clen,
+                        STACK_OF(X509) * extra, const char *id, struct gmca_gmt0010_signer *res,
+                        const char *what, struct gmca_error *e)
+{
+        uint8_t md[GMCA_SM3_LEN];
+        int i, n, rc;
+
+        n = sk_X509_ALGOR_num(digest_algs);
+        if (n < 1 || n > GMCA_GMT0010_SIGNERS_MAX)
+                return gmca_error_set(e, GMCA_ERR_INVALID,
+                                      "%s: %d digestAlgorithms (1 to %d allowed)", what, n,
+                                      GMCA_GMT0010_SIGNERS_MAX);
+        for (i = 0; i < n; i++)
+                if (!alg_is(sk_X509_ALGOR_value(digest_algs, i), OID_SM3))
+                        return gmca_error_set(e, GMCA_ERR_INVALID,
+                                              "%s: digestAlgorithms: only SM3 (%s)", what, OID_SM3);
+        if (sk_X509_num(certs) > GMCA_GMT0010_CERTS_MAX ||
+            sk_X509_CRL_num(crls) > GMCA_GMT0010_CERTS_MAX)
+                return gmca_error_set(e, GMCA_ERR_LIMIT, "%s: more than %d certificates or CRLs",
+                                      what, GMCA_GMT0010_CERTS_MAX);
+        n = sk_GMCA_SIGNER_num(signers);
+        if (n < 1 || n > GMCA_GMT0010_SIGNERS_MAX)
+                return gmca_error_set(e, GMCA_ERR_INVALID, "%s: %d signerInfos (1 to %d allowed)",
+                                      what, n, GMCA_GMT0010_SIGNERS_MAX);
+        if (gmca_sm3(c, clen, md) != 0)
+                return gmca_error_set(e, GMCA_ERR_CRYPTO, "%s: SM3 failed", what);
+        for (i = 0; i < n; i++)
+                if ((rc = verify_signer(sk_GMCA_SIGNER_value(signers, i), i == 0, ctype, c, clen,
+                                        md, certs, extra, id, res, e)) != 0)
+                        return rc;
+        res->nsigners = n;
+        return 0;
+}
+
 int gmca_gmt0010_verify(const uint8_t *msg, size_t len, const uint8_t *detached, size_t dlen,
                         STACK_OF(X509) * extra, const char *id, uint8_t **content,
                         size_t *contentlen, struct gmca_gmt0010_signer *signer,
@@ -646,8 +769,7 @@ int gmca_gmt0010_verify(const uint8_t *msg, size_t len, const uint8_t *detached,
         uint8_t *inner = NULL, *copy = NULL;
         size_t innerlen = 0, clen = 0;
         const uint8_t *c = NULL;
-        uint8_t md[GMCA_SM3_LEN];
-        int i, n, rc;
+        int rc;
 
         if ((rc = open_ci(msg, len, GMCA_OID_GMT0010_SIGNED, "SignedData", &ci, &inner, &innerlen,
                           e)) != 0)
@@ -660,18 +782,6 @@ int gmca_gmt0010_verify(const uint8_t *msg, size_t len, const uint8_t *detached,
                 gmca_error_set(e, rc, "SignedData: GM/T 0010 §7.1: version must be 1");
                 goto out;
         }
-        n = sk_X509_ALGOR_num(sd->digest_algs);
-        if (n < 1 || n > GMCA_GMT0010_SIGNERS_MAX) {
-                gmca_error_set(e, rc, "SignedData: %d digestAlgorithms (1 to %d allowed)", n,
-                               GMCA_GMT0010_SIGNERS_MAX);
-                goto out;
-        }
-        for (i = 0; i < n; i++)
-                if (!alg_is(sk_X509_ALGOR_value(sd->digest_algs, i), OID_SM3)) {
-                        gmca_error_set(e, rc, "SignedData: digestAlgorithms: only SM3 (%s)",
-                                       OID_SM3);
-                        goto out;
-                }
         if (!oid_is(sd->content->type, GMCA_OID_GMT0010_DATA)) {
                 gmca_error_set(e, rc, "SignedData: contentInfo type is not GM/T 0010 data (%s)",
                                GMCA_OID_GMT0010_DATA);
@@ -706,28 +816,9 @@ int gmca_gmt0010_verify(const uint8_t *msg, size_t len, const uint8_t *detached,
                 clen = dlen;
                 res.detached = 1;
         }
-        if (sk_X509_num(sd->certs) > GMCA_GMT0010_CERTS_MAX ||
-            sk_X509_CRL_num(sd->crls) > GMCA_GMT0010_CERTS_MAX) {
-                gmca_error_set(e, GMCA_ERR_LIMIT, "SignedData: more than %d certificates or CRLs",
-                               GMCA_GMT0010_CERTS_MAX);
+        if ((rc = check_signed(sd->digest_algs, sd->certs, sd->crls, sd->signers, sd->content->type,
+                               c, clen, extra, id, &res, "SignedData", e)) != 0)
                 goto out;
-        }
-        n = sk_GMCA_SIGNER_num(sd->signers);
-        if (n < 1 || n > GMCA_GMT0010_SIGNERS_MAX) {
-                gmca_error_set(e, rc, "SignedData: %d signerInfos (1 to %d allowed)", n,
-                               GMCA_GMT0010_SIGNERS_MAX);
-                goto out;
-        }
-        if (gmca_sm3(c, clen, md) != 0) {
-                gmca_error_set(e, GMCA_ERR_CRYPTO, "SignedData: SM3 failed");
-                goto out;
-        }
-        for (i = 0; i < n; i++)
-                if ((rc = verify_signer(sk_GMCA_SIGNER_value(sd->signers, i), i == 0,
-                                        sd->content->type, c, clen, md, sd->certs, extra, id, &res,
-                                        e)) != 0)
-                        goto out;
-        res.nsigners = n;
         rc = GMCA_ERR_NOMEM;
         if (content != NULL && (copy = OPENSSL_malloc(clen > 0 ? clen : 1)) == NULL)
                 goto out;
@@ -752,19 +843,20 @@ out:
 
 /* ---------------------------------------------------------------- EnvelopedData */
 
-static int add_recip(GMCA_ED *ed, X509 *cert, const uint8_t key[GMCA_SM4_KEY_LEN],
+static int add_recip(STACK_OF(GMCA_RECIP) * recips, X509 *cert, const uint8_t key[GMCA_SM4_KEY_LEN],
                      struct gmca_error *e)
 {
         GMCA_RECIP *ri = NULL;
         EVP_PKEY *pub = X509_get0_pubkey(cert);
         uint8_t *ek = NULL;
         size_t eklen = 0;
-        uint32_t ku = X509_get_key_usage(cert);
+        uint32_t ku;
         int rc;
 
-        if (pub == NULL || gmca_sm2_is_sm2(pub, e) != 0)
+        if (cert == NULL || pub == NULL || gmca_sm2_is_sm2(pub, e) != 0)
                 return gmca_error_set(e, GMCA_ERR_INVALID,
                                       "EnvelopedData: a recipient certificate has no SM2 key");
+        ku = X509_get_key_usage(cert);
         if (ku != UINT32_MAX && (ku & (KU_KEY_ENCIPHERMENT | KU_DATA_ENCIPHERMENT)) == 0)
                 return gmca_error_set(e, GMCA_ERR_POLICY,
                                       "EnvelopedData: RFC 5280 §4.2.1.3: a recipient "
@@ -776,7 +868,7 @@ static int add_recip(GMCA_ED *ed, X509 *cert, const uint8_t key[GMCA_SM4_KEY_LEN
         if ((ri = NEW(GMCA_RECIP)) == NULL || set_int(ri->version, 1) != 0 ||
             ias_set(ri->ias, cert) != 0 || alg_set(ri->key_alg, GMCA_OID_SM2_3) != 0 ||
             eklen > INT_MAX || !ASN1_OCTET_STRING_set(ri->key, ek, (int)eklen) ||
-            !sk_GMCA_RECIP_push(ed->recips, ri)) {
+            !sk_GMCA_RECIP_push(recips, ri)) {
                 gmca_error_ossl(e, rc, "EnvelopedData: cannot build a RecipientInfo");
                 goto out;
         }
@@ -788,18 +880,22 @@ out:
         return rc;
 }
 
-int gmca_gmt0010_encrypt(X509 *const *recips, size_t n, const uint8_t *data, size_t len,
-                         uint8_t **out, size_t *outlen, struct gmca_error *e)
+/*
+ * The enveloped part EnvelopedData and SignedAndEnvelopedData share: data
+ * under a fresh SM4-CBC key and IV into eci, the key SM2-encrypted to each
+ * of the n recipients into recips.
+ */
+static int seal(STACK_OF(GMCA_RECIP) * recips, GMCA_ECI *eci, X509 *const *certs, size_t n,
+                const uint8_t *data, size_t len, struct gmca_error *e)
 {
         uint8_t key[GMCA_SM4_KEY_LEN], iv[GMCA_SM4_BLOCK];
-        uint8_t *ct = NULL, *der = NULL;
+        uint8_t *ct = NULL;
         size_t ctlen = 0, i;
-        GMCA_ED *ed = NULL;
         ASN1_OCTET_STRING *ivs = NULL;
         ASN1_OBJECT *alg = NULL;
-        int derlen, rc;
+        int rc;
 
-        if (recips == NULL || n == 0 || (data == NULL && len > 0))
+        if (certs == NULL || n == 0 || (data == NULL && len > 0))
                 return gmca_error_set(e, GMCA_ERR_INVALID,
                                       "EnvelopedData: no recipient or no content");
         if (n > GMCA_GMT0010_RECIPS_MAX)
@@ -812,39 +908,55 @@ int gmca_gmt0010_encrypt(X509 *const *recips, size_t n, const uint8_t *data, siz
             (rc = gmca_rand_bytes(iv, sizeof(iv), e)) != 0 ||
             (rc = gmca_sm4_cbc_encrypt(key, iv, data, len, &ct, &ctlen, e)) != 0)
                 goto out;
-        rc = GMCA_ERR_NOMEM;
-        if ((ed = NEW(GMCA_ED)) == NULL || set_int(ed->version, 1) != 0) {
-                gmca_error_ossl(e, rc, "EnvelopedData: cannot build");
-                goto out;
-        }
         for (i = 0; i < n; i++)
-                if ((rc = add_recip(ed, recips[i], key, e)) != 0)
+                if ((rc = add_recip(recips, certs[i], key, e)) != 0)
                         goto out;
         rc = GMCA_ERR_NOMEM;
-        ASN1_OBJECT_free(ed->enc->type);
-        if ((ed->enc->type = OBJ_txt2obj(GMCA_OID_GMT0010_DATA, 1)) == NULL ||
+        ASN1_OBJECT_free(eci->type);
+        if ((eci->type = OBJ_txt2obj(GMCA_OID_GMT0010_DATA, 1)) == NULL ||
             (alg = OBJ_txt2obj(OID_SM4_CBC, 1)) == NULL ||
             (ivs = ASN1_OCTET_STRING_new()) == NULL ||
             !ASN1_OCTET_STRING_set(ivs, iv, sizeof(iv)) ||
-            !X509_ALGOR_set0(ed->enc->alg, alg, V_ASN1_OCTET_STRING, ivs)) {
+            !X509_ALGOR_set0(eci->alg, alg, V_ASN1_OCTET_STRING, ivs)) {
                 gmca_error_ossl(e, rc, "EnvelopedData: cannot build the EncryptedContentInfo");
                 goto out;
         }
         alg = NULL;
         ivs = NULL;
-        if ((ed->enc->data = ASN1_OCTET_STRING_new()) == NULL || ctlen > INT_MAX ||
-            !ASN1_OCTET_STRING_set(ed->enc->data, ct, (int)ctlen) ||
-            (derlen = ASN1_item_i2d((ASN1_VALUE *)ed, &der, ASN1_ITEM_rptr(GMCA_ED))) <= 0) {
+        if ((eci->data = ASN1_OCTET_STRING_new()) == NULL || ctlen > INT_MAX ||
+            !ASN1_OCTET_STRING_set(eci->data, ct, (int)ctlen)) {
                 gmca_error_ossl(e, rc, "EnvelopedData: cannot encode");
+                goto out;
+        }
+        rc = 0;
+out:
+        OPENSSL_cleanse(key, sizeof(key));
+        OPENSSL_free(ct);
+        ASN1_OBJECT_free(alg);
+        ASN1_OCTET_STRING_free(ivs);
+        return rc;
+}
+
+int gmca_gmt0010_encrypt(X509 *const *recips, size_t n, const uint8_t *data, size_t len,
+                         uint8_t **out, size_t *outlen, struct gmca_error *e)
+{
+        uint8_t *der = NULL;
+        GMCA_ED *ed = NULL;
+        int derlen, rc;
+
+        if ((ed = NEW(GMCA_ED)) == NULL || set_int(ed->version, 1) != 0) {
+                rc = gmca_error_ossl(e, GMCA_ERR_NOMEM, "EnvelopedData: cannot build");
+                goto out;
+        }
+        if ((rc = seal(ed->recips, ed->enc, recips, n, data, len, e)) != 0)
+                goto out;
+        if ((derlen = ASN1_item_i2d((ASN1_VALUE *)ed, &der, ASN1_ITEM_rptr(GMCA_ED))) <= 0) {
+                rc = gmca_error_ossl(e, GMCA_ERR_NOMEM, "EnvelopedData: cannot encode");
                 goto out;
         }
         rc = wrap_ci(GMCA_OID_GMT0010_ENVELOPED, der, derlen, out, outlen, e);
 out:
-        OPENSSL_cleanse(key, sizeof(key));
         OPENSSL_free(der);
-        OPENSSL_free(ct);
-        ASN1_OBJECT_free(alg);
-        ASN1_OCTET_STRING_free(ivs);
         FREE(GMCA_ED, ed);
         return rc;
 }
@@ -869,25 +981,94 @@ static int sm4_cbc_iv(const X509_ALGOR *a, uint8_t iv[GMCA_SM4_BLOCK], struct gm
         return 0;
 }
 
+static int key_of_cert(X509 *cert, EVP_PKEY *key, const char *what, struct gmca_error *e)
+{
+        if (cert == NULL || key == NULL)
+                return gmca_error_set(e, GMCA_ERR_INVALID, "%s: no certificate or key", what);
+        if (X509_get0_pubkey(cert) == NULL || EVP_PKEY_eq(X509_get0_pubkey(cert), key) != 1) {
+                gmca_ossl_clear();
+                return gmca_error_set(e, GMCA_ERR_INVALID,
+                                      "%s: the private key does not belong to the certificate",
+                                      what);
+        }
+        return 0;
+}
+
+/*
+ * Open the enveloped part of an EnvelopedData or SignedAndEnvelopedData
+ * with cert/key. *out as for gmca_gmt0010_decrypt.
+ */
+static int open_env(STACK_OF(GMCA_RECIP) * recips, const GMCA_ECI *eci, X509 *cert, EVP_PKEY *key,
+                    uint8_t **out, size_t *outlen, struct gmca_error *e)
+{
+        GMCA_RECIP *ri = NULL;
+        uint8_t *ck = NULL;
+        size_t cklen = 0;
+        uint8_t iv[GMCA_SM4_BLOCK];
+        int i, n, rc = GMCA_ERR_INVALID;
+
+        n = sk_GMCA_RECIP_num(recips);
+        if (n < 1 || n > GMCA_GMT0010_RECIPS_MAX)
+                return gmca_error_set(e, rc, "EnvelopedData: %d recipientInfos (1 to %d allowed)",
+                                      n, GMCA_GMT0010_RECIPS_MAX);
+        if (!oid_is(eci->type, GMCA_OID_GMT0010_DATA))
+                return gmca_error_set(e, rc,
+                                      "EnvelopedData: content type is not GM/T 0010 data (%s)",
+                                      GMCA_OID_GMT0010_DATA);
+        if ((rc = sm4_cbc_iv(eci->alg, iv, e)) != 0)
+                return rc;
+        rc = GMCA_ERR_INVALID;
+        if (eci->data == NULL || ASN1_STRING_length(eci->data) == 0 ||
+            ASN1_STRING_length(eci->data) % GMCA_SM4_BLOCK != 0)
+                return gmca_error_set(e, rc,
+                                      "EnvelopedData: encryptedContent absent or not whole SM4 "
+                                      "blocks");
+        for (i = 0; i < n; i++) {
+                GMCA_RECIP *r = sk_GMCA_RECIP_value(recips, i);
+
+                if (!int_in(r->version, 0, 1) ||
+                    (!alg_is(r->key_alg, GMCA_OID_SM2_3) && !alg_is(r->key_alg, OID_SM2_2)) ||
+                    !params_empty(r->key_alg))
+                        return gmca_error_set(e, rc,
+                                              "RecipientInfo: version 0 or 1 and "
+                                              "keyEncryptionAlgorithm SM2-3 (%s) required",
+                                              GMCA_OID_SM2_3);
+                if (gmca_name_is_der(r->ias->issuer, "RecipientInfo", "issuer", e) != 0)
+                        return rc;
+                if (ri == NULL && ias_match(r->ias, cert))
+                        ri = r;
+        }
+        if (ri == NULL)
+                return gmca_error_set(e, GMCA_ERR_NOTFOUND,
+                                      "EnvelopedData: no RecipientInfo for this certificate "
+                                      "(issuer and serial)");
+        if ((rc = gmca_sm2_decrypt(key, ASN1_STRING_get0_data(ri->key),
+                                   (size_t)ASN1_STRING_length(ri->key), &ck, &cklen, e)) != 0)
+                goto out;
+        if (cklen != GMCA_SM4_KEY_LEN) {
+                rc = gmca_error_set(e, GMCA_ERR_INVALID,
+                                    "RecipientInfo: the content key is %zu bytes, not 16", cklen);
+                goto out;
+        }
+        rc = gmca_sm4_cbc_decrypt(ck, iv, ASN1_STRING_get0_data(eci->data),
+                                  (size_t)ASN1_STRING_length(eci->data), out, outlen, e);
+out:
+        if (ck != NULL)
+                OPENSSL_clear_free(ck, cklen);
+        return rc;
+}
+
 int gmca_gmt0010_decrypt(const uint8_t *msg, size_t len, X509 *cert, EVP_PKEY *key, uint8_t **out,
                          size_t *outlen, struct gmca_error *e)
 {
         GMCA_CI *ci = NULL;
         GMCA_ED *ed = NULL;
-        GMCA_RECIP *ri = NULL;
-        uint8_t *inner = NULL, *ck = NULL;
-        size_t innerlen = 0, cklen = 0;
-        uint8_t iv[GMCA_SM4_BLOCK];
-        int i, n, rc;
+        uint8_t *inner = NULL;
+        size_t innerlen = 0;
+        int rc;
 
-        if (cert == NULL || key == NULL)
-                return gmca_error_set(e, GMCA_ERR_INVALID, "EnvelopedData: no certificate or key");
-        if (X509_get0_pubkey(cert) == NULL || EVP_PKEY_eq(X509_get0_pubkey(cert), key) != 1) {
-                gmca_ossl_clear();
-                return gmca_error_set(e, GMCA_ERR_INVALID,
-                                      "EnvelopedData: the private key does not belong to the "
-                                      "certificate");
-        }
+        if ((rc = key_of_cert(cert, key, "EnvelopedData", e)) != 0)
+                return rc;
         if ((rc = open_ci(msg, len, GMCA_OID_GMT0010_ENVELOPED, "EnvelopedData", &ci, &inner,
                           &innerlen, e)) != 0)
                 return rc;
@@ -899,66 +1080,219 @@ int gmca_gmt0010_decrypt(const uint8_t *msg, size_t len, X509 *cert, EVP_PKEY *k
                 gmca_error_set(e, rc, "EnvelopedData: GM/T 0010 §8.1: version must be 0 or 1");
                 goto out;
         }
-        n = sk_GMCA_RECIP_num(ed->recips);
-        if (n < 1 || n > GMCA_GMT0010_RECIPS_MAX) {
-                gmca_error_set(e, rc, "EnvelopedData: %d recipientInfos (1 to %d allowed)", n,
-                               GMCA_GMT0010_RECIPS_MAX);
-                goto out;
-        }
-        if (!oid_is(ed->enc->type, GMCA_OID_GMT0010_DATA)) {
-                gmca_error_set(e, rc, "EnvelopedData: content type is not GM/T 0010 data (%s)",
-                               GMCA_OID_GMT0010_DATA);
-                goto out;
-        }
-        if ((rc = sm4_cbc_iv(ed->enc->alg, iv, e)) != 0)
-                goto out;
-        rc = GMCA_ERR_INVALID;
-        if (ed->enc->data == NULL || ASN1_STRING_length(ed->enc->data) == 0 ||
-            ASN1_STRING_length(ed->enc->data) % GMCA_SM4_BLOCK != 0) {
-                gmca_error_set(e, rc,
-                               "EnvelopedData: encryptedContent absent or not whole SM4 "
-                               "blocks");
-                goto out;
-        }
-        for (i = 0; i < n; i++) {
-                GMCA_RECIP *r = sk_GMCA_RECIP_value(ed->recips, i);
-
-                if (!int_in(r->version, 0, 1) ||
-                    (!alg_is(r->key_alg, GMCA_OID_SM2_3) && !alg_is(r->key_alg, OID_SM2_2)) ||
-                    !params_empty(r->key_alg)) {
-                        gmca_error_set(e, rc,
-                                       "RecipientInfo: version 0 or 1 and keyEncryptionAlgorithm "
-                                       "SM2-3 (%s) required",
-                                       GMCA_OID_SM2_3);
-                        goto out;
-                }
-                if (gmca_name_is_der(r->ias->issuer, "RecipientInfo", "issuer", e) != 0)
-                        goto out;
-                if (ri == NULL && ias_match(r->ias, cert))
-                        ri = r;
-        }
-        if (ri == NULL) {
-                gmca_error_set(e, GMCA_ERR_NOTFOUND,
-                               "EnvelopedData: no RecipientInfo for this certificate (issuer and "
-                               "serial)");
-                rc = GMCA_ERR_NOTFOUND;
-                goto out;
-        }
-        if ((rc = gmca_sm2_decrypt(key, ASN1_STRING_get0_data(ri->key),
-                                   (size_t)ASN1_STRING_length(ri->key), &ck, &cklen, e)) != 0)
-                goto out;
-        if (cklen != GMCA_SM4_KEY_LEN) {
-                rc = gmca_error_set(e, GMCA_ERR_INVALID,
-                                    "RecipientInfo: the content key is %zu bytes, not 16", cklen);
-                goto out;
-        }
-        rc = gmca_sm4_cbc_decrypt(ck, iv, ASN1_STRING_get0_data(ed->enc->data),
-                                  (size_t)ASN1_STRING_length(ed->enc->data), out, outlen, e);
+        rc = open_env(ed->recips, ed->enc, cert, key, out, outlen, e);
 out:
-        if (ck != NULL)
-                OPENSSL_clear_free(ck, cklen);
         FREE(GMCA_ED, ed);
         OPENSSL_free(inner);
         FREE(GMCA_CI, ci);
+        return rc;
+}
+
+/* ---------------------------------------------------------------- SignedAndEnvelopedData */
+
+/*
+ * RFC 2315 §11.1 step 3 also encrypts each encryptedDigest under the
+ * content key; GM/T 0010 implementations (GmSSL's cms.c among them) leave
+ * the SM2 signature as it is, and so do we in both directions: a signer of
+ * the content can be checked by anyone who can open the envelope.
+ */
+int gmca_gmt0010_sign_encrypt(X509 *cert, EVP_PKEY *key, const struct gmca_gmt0010_sign_opts *opts,
+                              X509 *const *recips, size_t n, const uint8_t *data, size_t len,
+                              uint8_t **out, size_t *outlen, struct gmca_error *e)
+{
+        static const struct gmca_gmt0010_sign_opts defaults;
+        const struct gmca_gmt0010_sign_opts *o = opts != NULL ? opts : &defaults;
+        GMCA_SED *sed = NULL;
+        GMCA_SIGNER *si = NULL;
+        uint8_t *der = NULL;
+        int derlen, rc;
+
+        if (o->detached)
+                return gmca_error_set(e, GMCA_ERR_INVALID,
+                                      "SignedAndEnvelopedData: the content is always carried "
+                                      "(encrypted); detached makes no sense here");
+        if ((rc = make_signer(cert, key, o, data, len, &si, e)) != 0)
+                return rc;
+        if ((sed = NEW(GMCA_SED)) == NULL || set_int(sed->version, 1) != 0) {
+                FREE(GMCA_SIGNER, si);
+                rc = gmca_error_ossl(e, GMCA_ERR_NOMEM, "SignedAndEnvelopedData: cannot build");
+                goto out;
+        }
+        if (add_signed(sed->digest_algs, &sed->certs, sed->signers, cert, o, si) != 0) {
+                rc = gmca_error_ossl(e, GMCA_ERR_NOMEM, "SignedAndEnvelopedData: cannot build");
+                goto out;
+        }
+        if ((rc = seal(sed->recips, sed->enc, recips, n, data, len, e)) != 0)
+                goto out;
+        if ((derlen = ASN1_item_i2d((ASN1_VALUE *)sed, &der, ASN1_ITEM_rptr(GMCA_SED))) <= 0) {
+                rc = gmca_error_ossl(e, GMCA_ERR_NOMEM, "SignedAndEnvelopedData: cannot encode");
+                goto out;
+        }
+        rc = wrap_ci(GMCA_OID_GMT0010_SIGNED_ENVELOPED, der, derlen, out, outlen, e);
+out:
+        OPENSSL_free(der);
+        FREE(GMCA_SED, sed);
+        return rc;
+}
+
+int gmca_gmt0010_decrypt_verify(const uint8_t *msg, size_t len, X509 *cert, EVP_PKEY *key,
+                                STACK_OF(X509) * extra, const char *id, uint8_t **content,
+                                size_t *contentlen, struct gmca_gmt0010_signer *signer,
+                                struct gmca_error *e)
+{
+        static const char what[] = "SignedAndEnvelopedData";
+        struct gmca_gmt0010_signer res = {0};
+        GMCA_CI *ci = NULL;
+        GMCA_SED *sed = NULL;
+        uint8_t *inner = NULL, *pt = NULL;
+        size_t innerlen = 0, ptlen = 0;
+        int rc;
+
+        if ((rc = key_of_cert(cert, key, what, e)) != 0)
+                return rc;
+        if ((rc = open_ci(msg, len, GMCA_OID_GMT0010_SIGNED_ENVELOPED, what, &ci, &inner, &innerlen,
+                          e)) != 0)
+                return rc;
+        rc = GMCA_ERR_INVALID;
+        if ((sed = (GMCA_SED *)decode(ASN1_ITEM_rptr(GMCA_SED), inner, innerlen, what, e)) == NULL)
+                goto out;
+        if (!int_in(sed->version, 1, 1)) {
+                gmca_error_set(e, rc, "%s: GM/T 0010 §9: version must be 1", what);
+                goto out;
+        }
+        if ((rc = open_env(sed->recips, sed->enc, cert, key, &pt, &ptlen, e)) != 0 ||
+            (rc = check_signed(sed->digest_algs, sed->certs, sed->crls, sed->signers,
+                               sed->enc->type, pt, ptlen, extra, id, &res, what, e)) != 0)
+                goto out;
+        *content = pt;
+        *contentlen = ptlen;
+        pt = NULL;
+        *signer = res;
+        memset(&res, 0, sizeof(res));
+        rc = 0;
+out:
+        if (pt != NULL)
+                OPENSSL_clear_free(pt, ptlen);
+        gmca_gmt0010_signer_clear(&res);
+        FREE(GMCA_SED, sed);
+        OPENSSL_free(inner);
+        FREE(GMCA_CI, ci);
+        return rc;
+}
+
+int gmca_gmt0010_kind(const uint8_t *msg, size_t len, struct gmca_error *e)
+{
+        static const char *const types[] = {GMCA_OID_GMT0010_SIGNED, GMCA_OID_GMT0010_ENVELOPED,
+                                            GMCA_OID_GMT0010_SIGNED_ENVELOPED};
+        static const int kinds[] = {GMCA_GMT0010_KIND_SIGNED, GMCA_GMT0010_KIND_ENVELOPED,
+                                    GMCA_GMT0010_KIND_SIGNED_ENVELOPED};
+        GMCA_CI *ci = NULL;
+        uint8_t *inner = NULL;
+        size_t innerlen = 0, i;
+        int rc;
+
+        if ((rc = open_ci(msg, len, NULL, "GM/T 0010 message", &ci, &inner, &innerlen, e)) != 0)
+                return rc;
+        rc = gmca_error_set(e, GMCA_ERR_INVALID,
+                            "GM/T 0010 message: contentType is none of signedData, "
+                            "envelopedData, signedAndEnvelopedData");
+        for (i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+                if (oid_is(ci->type, types[i])) {
+                        gmca_error_clear(e);
+                        rc = kinds[i];
+                        break;
+                }
+        OPENSSL_free(inner);
+        FREE(GMCA_CI, ci);
+        return rc;
+}
+
+/* ---------------------------------------------------------------- GM/T 0009 SM2Cipher forms */
+
+int gmca_sm2cipher_to_c1c3c2(const uint8_t *der, size_t len, uint8_t **out, size_t *outlen,
+                             struct gmca_error *e)
+{
+        GMCA_SM2CIPHER *c = NULL;
+        BIGNUM *x = NULL, *y = NULL;
+        uint8_t *buf = NULL;
+        size_t ctlen, total = 0;
+        int rc = GMCA_ERR_INVALID;
+
+        if (der == NULL || len > GMCA_SM2CIPHER_MAX + 256)
+                return gmca_error_set(e, GMCA_ERR_LIMIT, "SM2Cipher: absent or over %u bytes",
+                                      GMCA_SM2CIPHER_MAX);
+        if ((c = (GMCA_SM2CIPHER *)decode(ASN1_ITEM_rptr(GMCA_SM2CIPHER), der, len,
+                                          "SM2Cipher (GM/T 0009 §7.2)", e)) == NULL)
+                return rc;
+        if ((x = ASN1_INTEGER_to_BN(c->x, NULL)) == NULL ||
+            (y = ASN1_INTEGER_to_BN(c->y, NULL)) == NULL || BN_is_negative(x) ||
+            BN_is_negative(y) || BN_num_bytes(x) > 32 || BN_num_bytes(y) > 32) {
+                gmca_ossl_clear();
+                gmca_error_set(e, rc, "SM2Cipher: C1 coordinates must be 0 to 2^256-1");
+                goto out;
+        }
+        ctlen = (size_t)ASN1_STRING_length(c->ct);
+        if (ASN1_STRING_length(c->hash) != GMCA_SM3_LEN || ctlen == 0) {
+                gmca_error_set(e, rc, "SM2Cipher: HASH must be 32 bytes and CipherText non-empty");
+                goto out;
+        }
+        total = 1 + 64 + GMCA_SM3_LEN + ctlen;
+        if ((buf = OPENSSL_malloc(total)) == NULL) {
+                rc = gmca_error_set(e, GMCA_ERR_NOMEM, "SM2Cipher: out of memory");
+                goto out;
+        }
+        buf[0] = 0x04;
+        if (BN_bn2binpad(x, buf + 1, 32) != 32 || BN_bn2binpad(y, buf + 33, 32) != 32) {
+                rc = gmca_error_ossl(e, GMCA_ERR_INTERNAL, "SM2Cipher: BN_bn2binpad");
+                goto out;
+        }
+        memcpy(buf + 65, ASN1_STRING_get0_data(c->hash), GMCA_SM3_LEN);
+        memcpy(buf + 65 + GMCA_SM3_LEN, ASN1_STRING_get0_data(c->ct), ctlen);
+        *out = buf;
+        *outlen = total;
+        buf = NULL;
+        rc = 0;
+out:
+        OPENSSL_free(buf);
+        BN_free(x);
+        BN_free(y);
+        FREE(GMCA_SM2CIPHER, c);
+        return rc;
+}
+
+int gmca_sm2cipher_from_c1c3c2(const uint8_t *raw, size_t len, uint8_t **out, size_t *outlen,
+                               struct gmca_error *e)
+{
+        GMCA_SM2CIPHER *c = NULL;
+        BIGNUM *x = NULL, *y = NULL;
+        uint8_t *der = NULL;
+        int n, rc = GMCA_ERR_NOMEM;
+
+        if (raw == NULL || len < 1 + 64 + GMCA_SM3_LEN + 1 || raw[0] != 0x04)
+                return gmca_error_set(e, GMCA_ERR_INVALID,
+                                      "SM2 C1C3C2: GM/T 0003.4: must be 04||x||y (65 bytes), "
+                                      "C3 (32 bytes) and at least one byte of C2");
+        if (len - (1 + 64 + GMCA_SM3_LEN) > GMCA_SM2CIPHER_MAX)
+                return gmca_error_set(e, GMCA_ERR_LIMIT, "SM2 C1C3C2: C2 over %u bytes",
+                                      GMCA_SM2CIPHER_MAX);
+        if ((c = NEW(GMCA_SM2CIPHER)) == NULL || (x = BN_bin2bn(raw + 1, 32, NULL)) == NULL ||
+            (y = BN_bin2bn(raw + 33, 32, NULL)) == NULL || BN_to_ASN1_INTEGER(x, c->x) == NULL ||
+            BN_to_ASN1_INTEGER(y, c->y) == NULL ||
+            !ASN1_OCTET_STRING_set(c->hash, raw + 65, GMCA_SM3_LEN) ||
+            !ASN1_OCTET_STRING_set(c->ct, raw + 65 + GMCA_SM3_LEN,
+                                   (int)(len - 65 - GMCA_SM3_LEN)) ||
+            (n = ASN1_item_i2d((ASN1_VALUE *)c, &der, ASN1_ITEM_rptr(GMCA_SM2CIPHER))) <= 0) {
+                gmca_error_ossl(e, rc, "SM2 C1C3C2: cannot encode the SM2Cipher");
+                goto out;
+        }
+        *out = der;
+        *outlen = (size_t)n;
+        der = NULL;
+        rc = 0;
+out:
+        OPENSSL_free(der);
+        BN_free(x);
+        BN_free(y);
+        FREE(GMCA_SM2CIPHER, c);
         return rc;
 }

@@ -1,13 +1,14 @@
 /*
  * gmt0010: GM/T 0010 (GB/T 35275) SM2 cryptographic message syntax, which
  * OpenSSL 3.0 cannot make: SignedData (attached or detached, with or
- * without authenticatedAttributes, signer certificate included or not) and
+ * without authenticatedAttributes, signer certificate included or not),
  * EnvelopedData (SM4-CBC content, the content key SM2-encrypted to each
- * recipient's encryption certificate), both built and read here with
- * libcrypto's ASN.1 templates under the GM/T 0010 content-type OIDs
- * 1.2.156.10197.6.1.4.2.x. Owns the message syntax and its strict parsing;
- * the SM2/SM3/SM4 operations are crypto.h's. SignedAndEnvelopedData is not
- * implemented yet.
+ * recipient's encryption certificate) and SignedAndEnvelopedData (both at
+ * once), built and read here with libcrypto's ASN.1 templates under the
+ * GM/T 0010 content-type OIDs 1.2.156.10197.6.1.4.2.x; also the GM/T 0009
+ * SM2Cipher's conversion to and from the C1C3C2 octets of GM/T 0003.4.
+ * Owns the message syntax and its strict parsing; the SM2/SM3/SM4
+ * operations are crypto.h's.
  */
 #ifndef GMCA_GMT0010_H
 #define GMCA_GMT0010_H
@@ -102,5 +103,56 @@ int gmca_gmt0010_encrypt(X509 *const *recips, size_t n, const uint8_t *data, siz
  */
 int gmca_gmt0010_decrypt(const uint8_t *msg, size_t len, X509 *cert, EVP_PKEY *key, uint8_t **out,
                          size_t *outlen, struct gmca_error *e) GMCA_WUR;
+
+/*
+ * A DER ContentInfo of type signedAndEnvelopedData (GM/T 0010 §9): the
+ * content encrypted as for gmca_gmt0010_encrypt to the n recipients, and
+ * one SignerInfo by cert/key over the plaintext as for gmca_gmt0010_sign
+ * (opts->detached is refused). The encryptedDigest is the plain SM2
+ * signature, as GM/T 0010 implementations write it (not RFC 2315 §11.1's
+ * second encryption). *out as for gmca_gmt0010_sign.
+ */
+int gmca_gmt0010_sign_encrypt(X509 *cert, EVP_PKEY *key, const struct gmca_gmt0010_sign_opts *opts,
+                              X509 *const *recips, size_t n, const uint8_t *data, size_t len,
+                              uint8_t **out, size_t *outlen, struct gmca_error *e) GMCA_WUR;
+
+/*
+ * Open a signedAndEnvelopedData with cert/key as gmca_gmt0010_decrypt does,
+ * then verify its SignerInfos over the plaintext as gmca_gmt0010_verify
+ * does (extra, id likewise). Nothing is returned unless both succeed; then
+ * *content (OPENSSL_malloc; caller frees with OPENSSL_clear_free) and
+ * *signer (free with gmca_gmt0010_signer_clear).
+ */
+int gmca_gmt0010_decrypt_verify(const uint8_t *msg, size_t len, X509 *cert, EVP_PKEY *key,
+                                STACK_OF(X509) * extra, const char *id, uint8_t **content,
+                                size_t *contentlen, struct gmca_gmt0010_signer *signer,
+                                struct gmca_error *e) GMCA_WUR;
+
+/* What a message is, by its outer contentType. */
+enum gmca_gmt0010_kind {
+        GMCA_GMT0010_KIND_SIGNED = 2,
+        GMCA_GMT0010_KIND_ENVELOPED = 3,
+        GMCA_GMT0010_KIND_SIGNED_ENVELOPED = 4,
+};
+
+/*
+ * The kind of a DER (or PEM "PKCS7"/"CMS") GM/T 0010 message, read from its
+ * outer ContentInfo only (strict DER); a negative GMCA_ERR_* otherwise.
+ */
+int gmca_gmt0010_kind(const uint8_t *msg, size_t len, struct gmca_error *e) GMCA_WUR;
+
+#define GMCA_SM2CIPHER_MAX (1u << 20) /* bytes of C2, as crypto.c's SM2 cap */
+
+/*
+ * GM/T 0009 §7.2 DER SM2Cipher (strict: exact DER, coordinates 0..2^256-1,
+ * 32-byte HASH, non-empty CipherText) to GM/T 0003.4's C1C3C2 octets
+ * 04||x||y||C3||C2, and back (from: exactly that layout, first byte 04).
+ * No key is involved and the point is not checked here (decryption does).
+ * *out is allocated with OPENSSL_malloc; caller frees with OPENSSL_free.
+ */
+int gmca_sm2cipher_to_c1c3c2(const uint8_t *der, size_t len, uint8_t **out, size_t *outlen,
+                             struct gmca_error *e) GMCA_WUR;
+int gmca_sm2cipher_from_c1c3c2(const uint8_t *raw, size_t len, uint8_t **out, size_t *outlen,
+                               struct gmca_error *e) GMCA_WUR;
 
 #endif

@@ -68,4 +68,61 @@ expect_err "no RecipientInfo"
 expect_exit 6 "a signing certificate is no recipient" -- "$GMCA" app encrypt --recip "$T/s.pem" --in "$T/msg" --out "$T/env2.p7"
 expect_exit 3 "a SignedData does not decrypt" -- "$GMCA" app decrypt --cert "$T/a.pem" --key "$T/a.key" --in "$T/sig.p7" --out "$T/dec.x"
 expect_exit 2 "unknown option refused" -- "$GMCA" app encrypt --detached --recip "$T/a.pem" --in "$T/msg" --out "$T/env3.p7"
+# SignedAndEnvelopedData: signed by s, encrypted to a and b.
+expect_exit 0 "sign and encrypt" -- "$GMCA" app sign --cert "$T/s.pem" --key "$T/s.key" \
+  --encrypt-to "$T/a.pem" --encrypt-to "$T/b.pem" --in "$T/msg" --out "$T/se.p7"
+check "openssl asn1parse reads the SignedAndEnvelopedData" openssl asn1parse -noout -inform DER -in "$T/se.p7"
+check "sm-crypto opens and verifies the SignedAndEnvelopedData" node "$J" sigenv "$T/se.p7" "$T/b.key" "$T/s.pem" "$T/msg"
+check "sm-crypto: another signer does not verify" fails node "$J" sigenv "$T/se.p7" "$T/b.key" "$T/a.pem" "$T/msg"
+expect_exit 0 "decrypt and verify as a, with --ca" -- "$GMCA" app decrypt --cert "$T/a.pem" --key "$T/a.key" \
+  --ca "$T/sub.pem" --in "$T/se.p7" --out "$T/se.a"
+check "signed and enveloped content comes back" cmp -s "$T/msg" "$T/se.a"
+check "decrypt prints the signer" grep -q '"subject": ".*张三' "$T/out"
+check "decrypt prints the signing time" grep -q '"signing_time": "20' "$T/out"
+expect_exit 4 "sign-and-encrypt: non-recipient" -- "$GMCA" app decrypt --cert "$T/s.pem" --key "$T/s.key" --in "$T/se.p7" --out "$T/se.s"
+expect_exit 3 "sign-and-encrypt: wrong --ca" -- "$GMCA" app decrypt --cert "$T/a.pem" --key "$T/a.key" \
+  --ca "$T/s.pem" --in "$T/se.p7" --out "$T/se.x"
+check "nothing written when the issuer check fails" test ! -e "$T/se.x"
+expect_exit 3 "sign-and-encrypt: wrong --id" -- "$GMCA" app decrypt --cert "$T/a.pem" --key "$T/a.key" \
+  --id 12345 --in "$T/se.p7" --out "$T/se.y"
+check "nothing written when the signature fails" test ! -e "$T/se.y"
+expect_exit 0 "sign-and-encrypt without the certificate" -- "$GMCA" app sign --cert "$T/s.pem" --key "$T/s.key" \
+  --no-cert --encrypt-to "$T/a.pem" --in "$T/msg" --out "$T/se2.p7"
+expect_exit 4 "without the signer certificate" -- "$GMCA" app decrypt --cert "$T/a.pem" --key "$T/a.key" --in "$T/se2.p7" --out "$T/se2.a"
+expect_exit 0 "with --signer-cert" -- "$GMCA" app decrypt --cert "$T/a.pem" --key "$T/a.key" \
+  --signer-cert "$T/s.pem" --in "$T/se2.p7" --out "$T/se2.b"
+check "content with --signer-cert" cmp -s "$T/msg" "$T/se2.b"
+expect_exit 2 "--detached with --encrypt-to" -- "$GMCA" app sign --cert "$T/s.pem" --key "$T/s.key" \
+  --detached --encrypt-to "$T/a.pem" --in "$T/msg" --out "$T/se3.p7"
+expect_exit 2 "--ca on an unsigned EnvelopedData" -- "$GMCA" app decrypt --cert "$T/a.pem" --key "$T/a.key" \
+  --ca "$T/sub.pem" --in "$T/env.p7" --out "$T/dec.z"
+
+# Raw SM2 signature with ID, both directions.
+expect_exit 0 "raw sign" -- "$GMCA" app sign --raw --key "$T/s.key" --cert "$T/s.pem" --in "$T/msg" --out "$T/raw.sig"
+check "openssl reads a DER SM2Signature" openssl asn1parse -noout -inform DER -in "$T/raw.sig"
+check "sm-crypto verifies gmca's raw signature" node "$J" rawverify "$T/raw.sig" "$T/s.pem" "$T/msg"
+check "sm-crypto: other data does not verify" fails node "$J" rawverify "$T/raw.sig" "$T/s.pem" "$T/msg2"
+expect_exit 0 "raw verify" -- "$GMCA" app verify --raw --in "$T/raw.sig" --content "$T/msg" --cert "$T/s.pem"
+expect_exit 3 "raw verify: other data" -- "$GMCA" app verify --raw --in "$T/raw.sig" --content "$T/msg2" --cert "$T/s.pem"
+expect_exit 3 "raw verify: other ID" -- "$GMCA" app verify --raw --id ALICE123@YAHOO.COM --in "$T/raw.sig" --content "$T/msg" --cert "$T/s.pem"
+check "sm-crypto signs" node "$J" rawsign "$T/s.key" "$T/msg" "$T/js.sig"
+expect_exit 0 "gmca verifies sm-crypto's signature" -- "$GMCA" app verify --raw --in "$T/js.sig" --content "$T/msg" --cert "$T/s.pem"
+expect_exit 3 "sm-crypto's signature, another key" -- "$GMCA" app verify --raw --in "$T/js.sig" --content "$T/msg" --cert "$T/a.pem"
+expect_exit 3 "raw sign with another certificate" -- "$GMCA" app sign --raw --key "$T/s.key" --cert "$T/a.pem" --in "$T/msg" --out "$T/raw2.sig"
+
+# Raw SM2 encryption, DER SM2Cipher and C1C3C2, both directions.
+for f in der c1c3c2; do
+  opt=; [ $f = c1c3c2 ] && opt=--c1c3c2
+  expect_exit 0 "raw encrypt ($f)" -- "$GMCA" app encrypt --raw $opt --recip "$T/a.pem" --in "$T/msg" --out "$T/raw.$f"
+  check "sm-crypto decrypts gmca's $f" node "$J" rawdecrypt "$T/raw.$f" "$T/a.key" "$T/msg" $f
+  expect_exit 0 "raw decrypt ($f)" -- "$GMCA" app decrypt --raw $opt --key "$T/a.key" --in "$T/raw.$f" --out "$T/rawdec.$f"
+  check "raw $f round trip" cmp -s "$T/msg" "$T/rawdec.$f"
+  check "sm-crypto encrypts ($f)" node "$J" rawencrypt "$T/b.pem" "$T/msg" "$T/js.$f" $f
+  expect_exit 0 "gmca decrypts sm-crypto's $f" -- "$GMCA" app decrypt --raw $opt --key "$T/b.key" --cert "$T/b.pem" --in "$T/js.$f" --out "$T/jsdec.$f"
+  check "sm-crypto $f content" cmp -s "$T/msg" "$T/jsdec.$f"
+  expect_exit 3 "raw $f under another key" -- "$GMCA" app decrypt --raw $opt --key "$T/a.key" --in "$T/js.$f" --out "$T/jsdec2.$f"
+done
+expect_exit 3 "DER given as C1C3C2" -- "$GMCA" app decrypt --raw --c1c3c2 --key "$T/a.key" --in "$T/raw.der" --out "$T/x1"
+expect_exit 3 "C1C3C2 given as DER" -- "$GMCA" app decrypt --raw --key "$T/a.key" --in "$T/raw.c1c3c2" --out "$T/x2"
+expect_exit 2 "raw encrypt: two recipients" -- "$GMCA" app encrypt --raw --recip "$T/a.pem" --recip "$T/b.pem" --in "$T/msg" --out "$T/x3"
 finish

@@ -475,13 +475,180 @@ static void test_envelope_refusals(void **state)
                GMCA_ERR_POLICY, "keyUsage", "signing certificate as recipient");
 }
 
+static const uint8_t OID_SIGENV[] = {0x06, 0x0A, 0x2A, 0x81, 0x1C, 0xCF,
+                                     0x55, 0x06, 0x01, 0x04, 0x02, 0x04};
+
+/* SignedAndEnvelopedData: round trip, layout, kind, refusals and tampering. */
+static void test_signed_enveloped(void **state)
+{
+        struct gmca_gmt0010_sign_opts o = {.signing_time = SIGNING_TIME};
+        struct gmca_gmt0010_signer s = {0};
+        STACK_OF(X509) *extra = sk_X509_new_null();
+        X509 *two[2] = {P.enc, P.other};
+        struct gmca_error e = {0};
+        uint8_t *msg = NULL, *out = NULL, *bad;
+        size_t len = 0, outlen = 0, hdr, i;
+
+        (void)state;
+        assert_non_null(extra);
+        assert_int_equal(sk_X509_push(extra, P.sig), 1);
+        gmca_error_clear(&e);
+        expect(
+            gmca_gmt0010_sign_encrypt(P.sig, P.sig_key, &o, two, 2, CONTENT, CLEN, &msg, &len, &e),
+            &e, 0, NULL, "sign and encrypt");
+        hdr = msg[1] < 0x80 ? 2 : 2 + (msg[1] & 0x7f);
+        assert_memory_equal(msg + hdr, OID_SIGENV, sizeof(OID_SIGENV));
+        assert_int_equal(count(msg, len, OID_SM2_3, sizeof(OID_SM2_3)), 2);
+        assert_int_equal(count(msg, len, OID_SM2_1, sizeof(OID_SM2_1)), 1);
+        assert_int_equal(count(msg, len, OID_SM4CBC_IV, sizeof(OID_SM4CBC_IV)), 1);
+        assert_null(find(msg, len, CONTENT, CLEN));
+        assert_int_equal(gmca_gmt0010_kind(msg, len, &e), GMCA_GMT0010_KIND_SIGNED_ENVELOPED);
+        for (i = 0; i < 2; i++) {
+                gmca_error_clear(&e);
+                expect(gmca_gmt0010_decrypt_verify(msg, len, two[i], i ? P.other_key : P.enc_key,
+                                                   NULL, NULL, &out, &outlen, &s, &e),
+                       &e, 0, NULL, "decrypt and verify");
+                assert_int_equal(outlen, CLEN);
+                assert_memory_equal(out, CONTENT, CLEN);
+                assert_int_equal(X509_cmp(s.cert, P.sig), 0);
+                assert_true(s.has_time);
+                assert_int_equal(s.signing_time, SIGNING_TIME);
+                assert_int_equal(s.nsigners, 1);
+                OPENSSL_clear_free(out, outlen);
+                gmca_gmt0010_signer_clear(&s);
+        }
+        /* Neither the other message functions nor a wrong ID or recipient open it. */
+        gmca_error_clear(&e);
+        expect(gmca_gmt0010_decrypt(msg, len, P.enc, P.enc_key, &out, &outlen, &e), &e,
+               GMCA_ERR_INVALID, "contentType", "as EnvelopedData");
+        gmca_error_clear(&e);
+        expect(gmca_gmt0010_verify(msg, len, NULL, 0, NULL, NULL, &out, &outlen, &s, &e), &e,
+               GMCA_ERR_INVALID, "contentType", "as SignedData");
+        gmca_error_clear(&e);
+        expect(gmca_gmt0010_decrypt_verify(msg, len, P.enc, P.enc_key, NULL, "ALICE123@YAHOO.COM",
+                                           &out, &outlen, &s, &e),
+               &e, GMCA_ERR_VERIFY, NULL, "other ID");
+        gmca_error_clear(&e);
+        expect(gmca_gmt0010_decrypt_verify(msg, len, P.sig, P.sig_key, NULL, NULL, &out, &outlen,
+                                           &s, &e),
+               &e, GMCA_ERR_NOTFOUND, "RecipientInfo", "not a recipient");
+        gmca_error_clear(&e);
+        expect(gmca_gmt0010_decrypt_verify(msg, len, P.enc, P.other_key, NULL, NULL, &out, &outlen,
+                                           &s, &e),
+               &e, GMCA_ERR_INVALID, "does not belong", "key of another certificate");
+        OPENSSL_free(msg);
+
+        /* Without the certificate: found only through extra. Detached is refused. */
+        o.no_cert = 1;
+        o.no_attrs = 1;
+        gmca_error_clear(&e);
+        expect(
+            gmca_gmt0010_sign_encrypt(P.sig, P.sig_key, &o, two, 1, CONTENT, CLEN, &msg, &len, &e),
+            &e, 0, NULL, "no cert, no attrs");
+        gmca_error_clear(&e);
+        expect(gmca_gmt0010_decrypt_verify(msg, len, P.enc, P.enc_key, NULL, NULL, &out, &outlen,
+                                           &s, &e),
+               &e, GMCA_ERR_NOTFOUND, "signer certificate", "no signer certificate");
+        gmca_error_clear(&e);
+        expect(gmca_gmt0010_decrypt_verify(msg, len, P.enc, P.enc_key, extra, NULL, &out, &outlen,
+                                           &s, &e),
+               &e, 0, NULL, "signer from extra");
+        assert_false(s.has_time);
+        OPENSSL_clear_free(out, outlen);
+        gmca_gmt0010_signer_clear(&s);
+        /*
+         * One recipient, no certificate: every byte then matters, and any
+         * change is refused with nothing coming out.
+         */
+        assert_non_null(bad = malloc(len));
+        for (i = hdr; i < len; i++) {
+                memcpy(bad, msg, len);
+                bad[i] ^= 0x80; /* 0x01 would turn RecipientInfo version 1 into 0, accepted */
+                out = NULL;
+                assert_int_not_equal(gmca_gmt0010_decrypt_verify(bad, len, P.enc, P.enc_key, extra,
+                                                                 NULL, &out, &outlen, &s, &e),
+                                     0);
+                assert_null(out);
+                assert_null(s.cert);
+        }
+        free(bad);
+        OPENSSL_free(msg);
+        o.detached = 1;
+        gmca_error_clear(&e);
+        expect(
+            gmca_gmt0010_sign_encrypt(P.sig, P.sig_key, &o, two, 1, CONTENT, CLEN, &msg, &len, &e),
+            &e, GMCA_ERR_INVALID, "detached", "detached");
+        o.detached = 0;
+        gmca_error_clear(&e);
+        expect(gmca_gmt0010_sign_encrypt(P.sig, P.sig_key, &o, &P.sig, 1, CONTENT, CLEN, &msg, &len,
+                                         &e),
+               &e, GMCA_ERR_POLICY, "keyUsage", "signing certificate as recipient");
+        gmca_error_clear(&e);
+        expect(
+            gmca_gmt0010_sign_encrypt(P.enc, P.enc_key, &o, two, 1, CONTENT, CLEN, &msg, &len, &e),
+            &e, GMCA_ERR_POLICY, "keyUsage", "encryption certificate as signer");
+        sk_X509_free(extra);
+}
+
+/* SM2Cipher <-> C1C3C2: layout, round trip through decryption, and refusals. */
+static void test_sm2cipher_forms(void **state)
+{
+        struct gmca_error e = {0};
+        uint8_t *der = NULL, *raw = NULL, *back = NULL, *pt = NULL;
+        size_t derlen = 0, rawlen = 0, backlen = 0, ptlen = 0;
+
+        (void)state;
+        gmca_error_clear(&e);
+        expect(gmca_sm2_encrypt(X509_get0_pubkey(P.enc), CONTENT, CLEN, &der, &derlen, &e), &e, 0,
+               NULL, "encrypt");
+        gmca_error_clear(&e);
+        expect(gmca_sm2cipher_to_c1c3c2(der, derlen, &raw, &rawlen, &e), &e, 0, NULL, "to");
+        assert_int_equal(rawlen, 1 + 64 + 32 + CLEN);
+        assert_int_equal(raw[0], 0x04);
+        gmca_error_clear(&e);
+        expect(gmca_sm2cipher_from_c1c3c2(raw, rawlen, &back, &backlen, &e), &e, 0, NULL, "from");
+        assert_int_equal(backlen, derlen);
+        assert_memory_equal(back, der, derlen);
+        gmca_error_clear(&e);
+        expect(gmca_sm2_decrypt(P.enc_key, back, backlen, &pt, &ptlen, &e), &e, 0, NULL, "decrypt");
+        assert_int_equal(ptlen, CLEN);
+        assert_memory_equal(pt, CONTENT, CLEN);
+        OPENSSL_clear_free(pt, ptlen);
+        OPENSSL_free(back);
+
+        /* Refusals: no 04, too short, DER with a trailing byte or as raw, raw as DER. */
+        raw[0] = 0x02;
+        gmca_error_clear(&e);
+        expect(gmca_sm2cipher_from_c1c3c2(raw, rawlen, &back, &backlen, &e), &e, GMCA_ERR_INVALID,
+               "04", "no 04");
+        raw[0] = 0x04;
+        gmca_error_clear(&e);
+        expect(gmca_sm2cipher_from_c1c3c2(raw, 97, &back, &backlen, &e), &e, GMCA_ERR_INVALID, "C2",
+               "no C2");
+        gmca_error_clear(&e);
+        expect(gmca_sm2cipher_to_c1c3c2(raw, rawlen, &back, &backlen, &e), &e, GMCA_ERR_INVALID,
+               NULL, "raw as DER");
+        gmca_error_clear(&e);
+        expect(gmca_sm2cipher_from_c1c3c2(der, derlen, &back, &backlen, &e), &e, GMCA_ERR_INVALID,
+               NULL, "DER as raw");
+        der = OPENSSL_realloc(der, derlen + 1);
+        assert_non_null(der);
+        der[derlen] = 0;
+        gmca_error_clear(&e);
+        expect(gmca_sm2cipher_to_c1c3c2(der, derlen + 1, &back, &backlen, &e), &e, GMCA_ERR_INVALID,
+               "trailing", "trailing byte");
+        OPENSSL_free(der);
+        OPENSSL_free(raw);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_sign_variants),     cmocka_unit_test(test_signed_layout),
             cmocka_unit_test(test_signed_tamper),     cmocka_unit_test(test_signed_strict),
             cmocka_unit_test(test_sign_refusals),     cmocka_unit_test(test_envelope_round_trip),
-            cmocka_unit_test(test_envelope_refusals),
+            cmocka_unit_test(test_envelope_refusals), cmocka_unit_test(test_signed_enveloped),
+            cmocka_unit_test(test_sm2cipher_forms),
         };
 
         return cmocka_run_group_tests(tests, setup, teardown);
