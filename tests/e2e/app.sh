@@ -132,9 +132,9 @@ check "installed: static library" test -f "$LIBDIR/libgmca.a"
 check "installed: shared library with SONAME" test -L "$LIBDIR/libgmca.so.0"
 same "SONAME" "$(readelf -d "$LIBDIR/libgmca.so" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')" libgmca.so.0
 # Only the public API leaves the libraries.
-same "shared exports only gmca.h" \
+same "shared exports only the public headers" \
   "$(nm -D --defined-only "$LIBDIR/libgmca.so" | awk '$2 == "T" {print $3}' | sed 's/@.*//' | sort | tr '\n' ' ')" \
-  "$(grep -oE '\bgmca_[a-z0-9_]+\(' "$P/include/gmca/gmca.h" | tr -d '(' | sort -u | tr '\n' ' ')"
+  "$(cat "$P"/include/gmca/*.h | grep -oE '\bgmca_[a-z0-9_]+\(' | tr -d '(' | sort -u | tr '\n' ' ')"
 check "static archive hides internal symbols" \
   bash -c "! nm -g --defined-only '$LIBDIR/libgmca.a' | grep -E ' T (gmca_cert_parse|gmca_sm2_sign|gmca_store_)'"
 cat >"$T/rp.c" <<'EOF'
