@@ -37,6 +37,17 @@
 #define OCSP_NO_NEXT_MAX_AGE (24 * 3600) /* a response without nextUpdate may be this old */
 #define DEFAULT_TIMEOUT 10
 
+/* The one-line reason of a failure, cut to fit: reasons name URLs and DNs of any length. */
+static void why_set(char *why, size_t wl, const char *fmt, ...) GMCA_PRINTF(3, 4);
+static void why_set(char *why, size_t wl, const char *fmt, ...)
+{
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(why, wl, fmt, ap);
+        va_end(ap);
+}
+
 static const char *const reason_names[GMCA_VFY_REASON_COUNT] = {
     [GMCA_VFY_OK] = "ok",
     [GMCA_VFY_NO_ISSUER] = "no-issuer",
@@ -325,29 +336,29 @@ static enum rs crl_check(struct ctx *c, X509_CRL *crl, X509 *x, X509 *iss, const
         enum rs r = RS_INVALID;
 
         if (X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_subject_name(iss)) != 0) {
-                snprintf(why, wl, "CRL %s: issued by another CA, not %s", src,
-                         subj(iss, dn, sizeof(dn)));
+                why_set(why, wl, "CRL %s: issued by another CA, not %s", src,
+                        subj(iss, dn, sizeof(dn)));
                 return RS_INVALID;
         }
         akid = X509_CRL_get_ext_d2i(crl, NID_authority_key_identifier, &crit, NULL);
         if (akid == NULL && crit != -1) {
-                snprintf(why, wl, "CRL %s: RFC 5280 §5.2.1: malformed authorityKeyIdentifier", src);
+                why_set(why, wl, "CRL %s: RFC 5280 §5.2.1: malformed authorityKeyIdentifier", src);
                 return RS_INVALID;
         }
         if (akid != NULL && akid->keyid != NULL && ski != NULL && !key_id_eq(akid->keyid, ski)) {
-                snprintf(why, wl, "CRL %s: authorityKeyIdentifier is not the issuer's key", src);
+                why_set(why, wl, "CRL %s: authorityKeyIdentifier is not the issuer's key", src);
                 goto out;
         }
         if ((X509_get_extension_flags(iss) & EXFLAG_KUSAGE) &&
             !(X509_get_key_usage(iss) & KU_CRL_SIGN)) {
-                snprintf(why, wl, "CRL %s: issuer's keyUsage lacks cRLSign", src);
+                why_set(why, wl, "CRL %s: issuer's keyUsage lacks cRLSign", src);
                 goto out;
         }
         /* Delta, partitioned and indirect CRLs are not understood: refuse them. */
         for (int i = 0; i < sk_X509_EXTENSION_num(exts); i++)
                 if (X509_EXTENSION_get_critical(sk_X509_EXTENSION_value(exts, i))) {
-                        snprintf(why, wl, "CRL %s: RFC 5280 §5.2: unsupported critical extension",
-                                 src);
+                        why_set(why, wl, "CRL %s: RFC 5280 §5.2: unsupported critical extension",
+                                src);
                         goto out;
                 }
         for (int i = 0; i < sk_X509_REVOKED_num(revs); i++) {
@@ -356,29 +367,29 @@ static enum rs crl_check(struct ctx *c, X509_CRL *crl, X509 *x, X509 *iss, const
 
                 for (int j = 0; j < sk_X509_EXTENSION_num(ee); j++)
                         if (X509_EXTENSION_get_critical(sk_X509_EXTENSION_value(ee, j))) {
-                                snprintf(why, wl,
-                                         "CRL %s: RFC 5280 §5.3: unsupported critical entry "
-                                         "extension",
-                                         src);
+                                why_set(why, wl,
+                                        "CRL %s: RFC 5280 §5.3: unsupported critical entry "
+                                        "extension",
+                                        src);
                                 goto out;
                         }
         }
         gmca_error_clear(&e);
         if (gmca_crl_verify(crl, X509_get0_pubkey(iss), c->o->sm2_id, &e) != 0) {
-                snprintf(why, wl, "CRL %s: SM2 signature does not verify with the issuer's key: %s",
-                         src, e.msg);
+                why_set(why, wl, "CRL %s: SM2 signature does not verify with the issuer's key: %s",
+                        src, e.msg);
                 goto out;
         }
         if (time_vs(X509_CRL_get0_lastUpdate(crl), c->now + GMCA_VFY_SKEW) != -1) {
-                snprintf(why, wl, "CRL %s: thisUpdate is in the future", src);
+                why_set(why, wl, "CRL %s: thisUpdate is in the future", src);
                 goto out;
         }
         if (next == NULL) {
-                snprintf(why, wl, "CRL %s: RFC 5280 §5.1.2.5: no nextUpdate", src);
+                why_set(why, wl, "CRL %s: RFC 5280 §5.1.2.5: no nextUpdate", src);
                 goto out;
         }
         if (time_vs(next, c->now - GMCA_VFY_SKEW) != 1) {
-                snprintf(why, wl, "CRL %s: stale (nextUpdate passed)", src);
+                why_set(why, wl, "CRL %s: stale (nextUpdate passed)", src);
                 r = RS_UNAVAIL;
                 goto out;
         }
@@ -389,8 +400,8 @@ static enum rs crl_check(struct ctx *c, X509_CRL *crl, X509 *x, X509 *iss, const
                 const char *name = code >= 0 ? gmca_crl_reason_name((int)code) : NULL;
 
                 ASN1_ENUMERATED_free(re);
-                snprintf(why, wl, "revoked (%s), listed in CRL %s",
-                         name != NULL ? name : "no reason", src);
+                why_set(why, wl, "revoked (%s), listed in CRL %s",
+                        name != NULL ? name : "no reason", src);
                 r = RS_REVOKED;
                 goto out;
         }
@@ -427,7 +438,7 @@ static enum rs crl_status(struct ctx *c, X509 *x, X509 *iss, char *why, size_t w
         enum rs r;
         int have_path = 0;
 
-        snprintf(why, wl, "no CRL for %s", subj(x, dn, sizeof(dn)));
+        why_set(why, wl, "no CRL for %s", subj(x, dn, sizeof(dn)));
         /* The caller's CRLs first: any that names this issuer. */
         for (size_t i = 0; i < c->o->ncrls; i++) {
                 if (X509_NAME_cmp(X509_CRL_get_issuer(c->o->crls[i]), X509_get_subject_name(iss)) !=
@@ -438,8 +449,8 @@ static enum rs crl_status(struct ctx *c, X509 *x, X509 *iss, char *why, size_t w
                         return r;
         }
         if (cdp_url(x, url, sizeof(url)) != 0) {
-                snprintf(why, wl, "%s: no usable CRL given and no http cRLDistributionPoints",
-                         subj(x, dn, sizeof(dn)));
+                why_set(why, wl, "%s: no usable CRL given and no http cRLDistributionPoints",
+                        subj(x, dn, sizeof(dn)));
                 return RS_UNAVAIL;
         }
         if (c->o->cache_dir != NULL && cache_path(c, url, path, sizeof(path)) == 0) {
@@ -456,7 +467,7 @@ static enum rs crl_status(struct ctx *c, X509 *x, X509 *iss, char *why, size_t w
                 crl = NULL;
         }
         if (!c->o->network) {
-                snprintf(why, wl, "CRL %s: not fetched (network not allowed)", url);
+                why_set(why, wl, "CRL %s: not fetched (network not allowed)", url);
                 r = RS_UNAVAIL;
                 goto out;
         }
@@ -466,7 +477,7 @@ static enum rs crl_status(struct ctx *c, X509 *x, X509 *iss, char *why, size_t w
         }
         gmca_error_clear(&e);
         if ((crl = gmca_crl_parse(body, blen, &e)) == NULL) {
-                snprintf(why, wl, "CRL %s: %s", url, e.msg);
+                why_set(why, wl, "CRL %s: %s", url, e.msg);
                 r = RS_INVALID;
                 goto out;
         }
@@ -563,17 +574,17 @@ static int ocsp_sig_ok(struct ctx *c, OCSP_BASICRESP *bs, X509 *iss, char *why, 
 
         X509_ALGOR_get0(&obj, NULL, NULL, alg);
         if (OBJ_obj2nid(obj) != NID_SM2_with_SM3) {
-                snprintf(why, wl, "OCSP response: signature algorithm is not SM2-with-SM3");
+                why_set(why, wl, "OCSP response: signature algorithm is not SM2-with-SM3");
                 goto out;
         }
         if (extra == NULL || !sk_X509_push(extra, iss)) {
-                snprintf(why, wl, "OCSP response: out of memory");
+                why_set(why, wl, "OCSP response: out of memory");
                 goto out;
         }
         if (OCSP_resp_get0_signer(bs, &signer, extra) != 1 || signer == NULL) {
-                snprintf(why, wl,
-                         "OCSP response: responder is neither the CA nor a certificate "
-                         "it included");
+                why_set(why, wl,
+                        "OCSP response: responder is neither the CA nor a certificate "
+                        "it included");
                 goto out;
         }
         gmca_error_clear(&e);
@@ -584,33 +595,33 @@ static int ocsp_sig_ok(struct ctx *c, OCSP_BASICRESP *bs, X509 *iss, char *why, 
                 if (!issuer_matches(signer, iss) ||
                     gmca_cert_verify_signed_by(signer, X509_get0_pubkey(iss), c->o->sm2_id, &e) !=
                         0) {
-                        snprintf(why, wl,
-                                 "OCSP response: responder certificate not issued by the "
-                                 "certificate's CA");
+                        why_set(why, wl,
+                                "OCSP response: responder certificate not issued by the "
+                                "certificate's CA");
                         goto out;
                 }
                 if (!(X509_get_extension_flags(signer) & EXFLAG_XKUSAGE) ||
                     !(X509_get_extended_key_usage(signer) & XKU_OCSP_SIGN)) {
-                        snprintf(why, wl,
-                                 "OCSP response: RFC 6960 §4.2.2.2: responder lacks "
-                                 "extKeyUsage OCSPSigning");
+                        why_set(why, wl,
+                                "OCSP response: RFC 6960 §4.2.2.2: responder lacks "
+                                "extKeyUsage OCSPSigning");
                         goto out;
                 }
                 if (time_vs(X509_get0_notBefore(signer), c->now) != -1 ||
                     time_vs(X509_get0_notAfter(signer), c->now) != 1) {
-                        snprintf(why, wl, "OCSP response: responder certificate not valid now");
+                        why_set(why, wl, "OCSP response: responder certificate not valid now");
                         goto out;
                 }
                 key = X509_get0_pubkey(signer);
         }
         if (key == NULL ||
             (tbslen = i2d_OCSP_RESPDATA((OCSP_RESPDATA *)OCSP_resp_get0_respdata(bs), &tbs)) <= 0) {
-                snprintf(why, wl, "OCSP response: cannot encode ResponseData");
+                why_set(why, wl, "OCSP response: cannot encode ResponseData");
                 goto out;
         }
         if (gmca_sm2_verify(key, c->o->sm2_id, tbs, (size_t)tbslen, ASN1_STRING_get0_data(sig),
                             (size_t)ASN1_STRING_length(sig), &e) != 0) {
-                snprintf(why, wl, "OCSP response: SM2 signature does not verify with the ID");
+                why_set(why, wl, "OCSP response: SM2 signature does not verify with the ID");
                 goto out;
         }
         rc = 0;
@@ -640,11 +651,11 @@ static enum rs ocsp_status(struct ctx *c, size_t depth, X509 *x, X509 *iss, char
                 if (gmca_strlcpy(url, c->o->ocsp_url, sizeof(url)) >= sizeof(url))
                         url[0] = '\0';
         } else if (aia_url(x, NID_ad_OCSP, url, sizeof(url)) != 0) {
-                snprintf(why, wl, "%s has no http OCSP URL", subj(x, dn, sizeof(dn)));
+                why_set(why, wl, "%s has no http OCSP URL", subj(x, dn, sizeof(dn)));
                 return RS_UNAVAIL;
         }
         if (!c->o->network) {
-                snprintf(why, wl, "OCSP %s: not asked (network not allowed)", url);
+                why_set(why, wl, "OCSP %s: not asked (network not allowed)", url);
                 return RS_UNAVAIL;
         }
         /* RFC 6960 §4.1.1 with an SM3 CertID (GMT-REFERENCE §3.3), and a nonce. */
@@ -652,12 +663,12 @@ static enum rs ocsp_status(struct ctx *c, size_t depth, X509 *x, X509 *iss, char
             (id2 = OCSP_CERTID_dup(id)) == NULL || (req = OCSP_REQUEST_new()) == NULL ||
             OCSP_request_add0_id(req, id2) == NULL) {
                 OCSP_CERTID_free(id2);
-                snprintf(why, wl, "OCSP: cannot build the request");
+                why_set(why, wl, "OCSP: cannot build the request");
                 goto out;
         }
         if (OCSP_request_add1_nonce(req, NULL, OCSP_NONCE_LEN) != 1 ||
             (derlen = i2d_OCSP_REQUEST(req, &der)) <= 0) {
-                snprintf(why, wl, "OCSP: cannot build the request");
+                why_set(why, wl, "OCSP: cannot build the request");
                 goto out;
         }
         if (http_fetch(c, url, der, (size_t)derlen, "application/ocsp-request", GMCA_VFY_OCSP_MAX,
@@ -667,38 +678,38 @@ static enum rs ocsp_status(struct ctx *c, size_t depth, X509 *x, X509 *iss, char
         }
         gmca_error_clear(&e);
         if ((resp = gmca_ocsp_response_parse(body, bodylen, &e)) == NULL) {
-                snprintf(why, wl, "OCSP %s: %s", url, e.msg);
+                why_set(why, wl, "OCSP %s: %s", url, e.msg);
                 goto out;
         }
         if ((status = OCSP_response_status(resp)) != OCSP_RESPONSE_STATUS_SUCCESSFUL) {
-                snprintf(why, wl, "OCSP %s: responder answered %s", url,
-                         OCSP_response_status_str(status));
+                why_set(why, wl, "OCSP %s: responder answered %s", url,
+                        OCSP_response_status_str(status));
                 r = RS_UNAVAIL;
                 goto out;
         }
         if ((bs = OCSP_response_get1_basic(resp)) == NULL) {
-                snprintf(why, wl, "OCSP %s: no basic response", url);
+                why_set(why, wl, "OCSP %s: no basic response", url);
                 goto out;
         }
         if (ocsp_sig_ok(c, bs, iss, why, wl) != 0)
                 goto out;
         nonce = OCSP_check_nonce(req, bs);
         if (nonce == 0 || (nonce == -1 && !c->o->ocsp_nonce_optional)) {
-                snprintf(why, wl, "OCSP %s: RFC 8954: nonce %s", url,
-                         nonce == 0 ? "does not match the request" : "not echoed");
+                why_set(why, wl, "OCSP %s: RFC 8954: nonce %s", url,
+                        nonce == 0 ? "does not match the request" : "not echoed");
                 goto out;
         }
         if (OCSP_resp_find_status(bs, id, &status, &reason, &rev, &thisupd, &nextupd) != 1) {
-                snprintf(why, wl, "OCSP %s: no status for this certificate in the response", url);
+                why_set(why, wl, "OCSP %s: no status for this certificate in the response", url);
                 goto out;
         }
         if (time_vs(thisupd, c->now + GMCA_VFY_SKEW) != -1) {
-                snprintf(why, wl, "OCSP %s: thisUpdate is in the future", url);
+                why_set(why, wl, "OCSP %s: thisUpdate is in the future", url);
                 goto out;
         }
         if ((nextupd != NULL && time_vs(nextupd, c->now - GMCA_VFY_SKEW) != 1) ||
             (nextupd == NULL && time_vs(thisupd, c->now - OCSP_NO_NEXT_MAX_AGE) != 1)) {
-                snprintf(why, wl, "OCSP %s: response is stale", url);
+                why_set(why, wl, "OCSP %s: response is stale", url);
                 r = RS_UNAVAIL;
                 goto out;
         }
@@ -711,12 +722,12 @@ static enum rs ocsp_status(struct ctx *c, size_t depth, X509 *x, X509 *iss, char
                         r = RS_GOOD; /* revoked after the validation time */
                         break;
                 }
-                snprintf(why, wl, "revoked (%s), said OCSP %s",
-                         reason >= 0 ? OCSP_crl_reason_str(reason) : "no reason", url);
+                why_set(why, wl, "revoked (%s), said OCSP %s",
+                        reason >= 0 ? OCSP_crl_reason_str(reason) : "no reason", url);
                 r = RS_REVOKED;
                 break;
         default:
-                snprintf(why, wl, "OCSP %s: status unknown", url);
+                why_set(why, wl, "OCSP %s: status unknown", url);
                 r = RS_UNAVAIL;
                 break;
         }
