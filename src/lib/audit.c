@@ -29,24 +29,12 @@
 #define HEAD_HASH "audit.head.hash"
 #define NULL_LEN 0xFFFFFFFFu /* the length that encodes an absent (NULL) detail */
 
-static void be64(uint8_t b[8], uint64_t v)
-{
-        for (int i = 7; i >= 0; i--, v >>= 8)
-                b[i] = (uint8_t)v;
-}
-
-static void be32(uint8_t b[4], uint32_t v)
-{
-        for (int i = 3; i >= 0; i--, v >>= 8)
-                b[i] = (uint8_t)v;
-}
-
 static int put_str(EVP_MD_CTX *c, const char *s, size_t n)
 {
         uint8_t len[4];
         int rc;
 
-        be32(len, (uint32_t)n);
+        gmca_put_be32(len, (uint32_t)n);
         if ((rc = gmca_sm3_update(c, len, sizeof(len))) != 0)
                 return rc;
         return n > 0 ? gmca_sm3_update(c, s, n) : 0;
@@ -67,10 +55,10 @@ int gmca_audit_hash(const struct gmca_audit_rec *r, uint8_t out[GMCA_SM3_LEN])
                 return GMCA_ERR_CRYPTO;
         if (gmca_sm3_update(c, TAG, strlen(TAG)) != 0)
                 goto out;
-        be64(b, (uint64_t)r->seq);
+        gmca_put_be64(b, (uint64_t)r->seq);
         if (gmca_sm3_update(c, b, 8) != 0)
                 goto out;
-        be64(b, (uint64_t)r->time);
+        gmca_put_be64(b, (uint64_t)r->time);
         if (gmca_sm3_update(c, b, 8) != 0)
                 goto out;
         if (put_str(c, r->event, strnlen(r->event, sizeof(r->event))) != 0 ||
@@ -78,7 +66,7 @@ int gmca_audit_hash(const struct gmca_audit_rec *r, uint8_t out[GMCA_SM3_LEN])
             put_str(c, r->object, strnlen(r->object, sizeof(r->object))) != 0)
                 goto out;
         if (r->detail == NULL) {
-                be32(b, NULL_LEN);
+                gmca_put_be32(b, NULL_LEN);
                 if (gmca_sm3_update(c, b, 4) != 0)
                         goto out;
         } else if (put_str(c, r->detail, dlen) != 0) {

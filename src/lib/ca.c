@@ -276,8 +276,7 @@ void ca_rm_tree(const char *path)
         nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-/* Dir does not exist (1), exists and is empty (2), or neither (0). */
-static int dir_free(const char *dir)
+int ca_dir_free(const char *dir)
 {
         DIR *d = opendir(dir);
         struct dirent *de;
@@ -315,6 +314,7 @@ int ca_fill_template(struct gmca_cert_template *t, struct tmpl_urls *u, const st
         t->eku = p->eku;
         t->neku = p->neku;
         t->ocsp_nocheck = p->ocsp_nocheck;
+        t->eku_critical = p->eku_critical;
         t->policy_oid = cfg->policy_oid;
         t->cps_uri = cfg->cps_uri;
         if (issuer_name == NULL)
@@ -601,7 +601,7 @@ int gmca_ca_init(const char *dir, const struct gmca_init_params *p, struct gmca_
                                               "init: share file %s exists; refusing to overwrite",
                                               p->custodians[i].path);
         }
-        if ((state = dir_free(dir)) == 0)
+        if ((state = ca_dir_free(dir)) == 0)
                 return gmca_error_set(e, GMCA_ERR_EXISTS,
                                       "init: %s exists and is not empty; refusing to overwrite",
                                       dir);

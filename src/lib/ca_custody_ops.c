@@ -534,22 +534,6 @@ static void restore_clear(struct restore *r)
         r->fd = -1;
 }
 
-/* Dir does not exist (1), is an empty directory (2), or neither (0). */
-static int dir_state(const char *dir)
-{
-        DIR *d = opendir(dir);
-        struct dirent *de;
-        int empty = 1;
-
-        if (d == NULL)
-                return errno == ENOENT ? 1 : 0;
-        while ((de = readdir(d)) != NULL)
-                if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
-                        empty = 0;
-        closedir(d);
-        return empty ? 2 : 0;
-}
-
 /* Read the public header of the archive on fd into h and its bytes into *buf. */
 static int read_header(int fd, const char *name, struct gmca_kbk_header *h, uint8_t **buf,
                        size_t *len, struct gmca_error *e)
@@ -807,7 +791,7 @@ int gmca_key_restore(const struct gmca_restore_params *p, struct gmca_error *e)
                 return gmca_error_set(e, GMCA_ERR_INVALID,
                                       "key restore: archive and directory "
                                       "needed");
-        if ((state = dir_state(p->dir)) == 0)
+        if ((state = ca_dir_free(p->dir)) == 0)
                 return gmca_error_set(e, GMCA_ERR_EXISTS,
                                       "key restore: %s exists and is not empty; restore onto a "
                                       "fresh state directory",
@@ -923,7 +907,7 @@ int gmca_key_restore(const struct gmca_restore_params *p, struct gmca_error *e)
         ev = (struct gmca_audit_event){GMCA_EV_KEY_RESTORE, c->actor, 1, "ca", detail};
         if ((rc = gmca_audit_record(c->store, &ev, e)) != 0)
                 goto out;
-        if ((state = dir_state(p->dir)) == 0) {
+        if ((state = ca_dir_free(p->dir)) == 0) {
                 rc = gmca_error_set(e, GMCA_ERR_EXISTS,
                                     "key restore: %s is no longer empty; refusing to overwrite",
                                     p->dir);

@@ -85,6 +85,8 @@ int ca_pathf(char *out, size_t len, struct gmca_error *e, const char *fmt, ...) 
 int ca_path_join(char *out, size_t len, const char *a, const char *b, struct gmca_error *e);
 int ca_write_pem_cert(const char *path, X509 *cert, struct gmca_error *e);
 void ca_rm_tree(const char *path);
+/* dir does not exist (1), exists and is empty (2), or neither (0). */
+int ca_dir_free(const char *dir);
 int ca_fill_template(struct gmca_cert_template *t, struct tmpl_urls *u, const struct ca_config *cfg,
                      const struct gmca_profile *p, const char *issuer_name, struct gmca_error *e);
 int ca_cert_der(X509 *cert, uint8_t **der, size_t *len, struct gmca_error *e);

@@ -309,10 +309,8 @@ out:
 
 static void put32(uint8_t *b, size_t *n, uint32_t v)
 {
-        b[(*n)++] = (uint8_t)(v >> 24);
-        b[(*n)++] = (uint8_t)(v >> 16);
-        b[(*n)++] = (uint8_t)(v >> 8);
-        b[(*n)++] = (uint8_t)v;
+        gmca_put_be32(b + *n, v);
+        *n += 4;
 }
 
 static void putbytes(uint8_t *b, size_t *n, const void *p, size_t len)

@@ -48,19 +48,6 @@
 static const uint8_t sm2_sm3_algid[] = {0x30, 0x0a, 0x06, 0x08, 0x2a, 0x81,
                                         0x1c, 0xcf, 0x55, 0x01, 0x83, 0x75};
 
-static uint32_t get_be32(const uint8_t *p)
-{
-        return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-        p[0] = (uint8_t)(v >> 24);
-        p[1] = (uint8_t)(v >> 16);
-        p[2] = (uint8_t)(v >> 8);
-        p[3] = (uint8_t)v;
-}
-
 /* CA names on the wire: 1..GMCA_ENGINE_NAME_MAX-1 graphic ASCII bytes, no '/'. */
 static int name_ok(const char *s, size_t n)
 {
@@ -436,7 +423,7 @@ static void reply(struct conn *c, uint8_t status, const void *a, size_t alen, co
                 c->close_after = 1; /* nothing to say it with: hang up */
                 return;
         }
-        put_be32(c->out, (uint32_t)n);
+        gmca_put_be32(c->out, (uint32_t)n);
         c->out[4] = status;
         if (alen > 0)
                 memcpy(c->out + 5, a, alen);
@@ -450,7 +437,7 @@ static void reply_err(struct conn *c, int code, const char *msg)
         uint8_t be[4];
         size_t n = strlen(msg);
 
-        put_be32(be, (uint32_t)(int32_t)code);
+        gmca_put_be32(be, (uint32_t)(int32_t)code);
         reply(c, ST_ERR, be, sizeof(be), msg, n > MSG_WIRE_MAX ? MSG_WIRE_MAX : n);
 }
 
@@ -600,7 +587,7 @@ static int conn_read(struct server *s, struct conn *c)
 
                         if ((c->hdr_have += (size_t)r) < 4)
                                 continue;
-                        n = get_be32(c->hdr);
+                        n = gmca_get_be32(c->hdr);
                         if (n == 0 || n > GMCA_ENGINE_FRAME_MAX) {
                                 char msg[80];
 
@@ -655,9 +642,9 @@ static void accept_all(struct server *s, int lfd)
                         uint8_t f[4 + 1 + 4 + 32];
                         static const char m[] = "too many connections";
 
-                        put_be32(f, 1 + 4 + sizeof(m) - 1);
+                        gmca_put_be32(f, 1 + 4 + sizeof(m) - 1);
                         f[4] = ST_ERR;
-                        put_be32(f + 5, (uint32_t)(int32_t)GMCA_ERR_LIMIT);
+                        gmca_put_be32(f + 5, (uint32_t)(int32_t)GMCA_ERR_LIMIT);
                         memcpy(f + 9, m, sizeof(m) - 1);
                         (void)!send(fd, f, 9 + sizeof(m) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
                         close(fd);
@@ -1138,7 +1125,7 @@ static int exchange(struct gmca_engine_client *c, const uint8_t *head, size_t hl
         }
         if ((r = recv_all(c->fd, hdr + 1, 3)) != 0)
                 goto short_read;
-        n = get_be32(hdr);
+        n = gmca_get_be32(hdr);
         if (n == 0 || n > REPLY_MAX) {
                 gmca_error_set(e, GMCA_ERR_INVALID, "engine: reply of %u bytes", n);
                 return X_FAIL;
@@ -1171,7 +1158,7 @@ static int reply_error(const uint8_t *b, size_t n, struct gmca_error *e)
 
         if (n < 4)
                 return gmca_error_set(e, GMCA_ERR_INVALID, "engine: malformed error reply");
-        code = (int32_t)get_be32(b);
+        code = (int32_t)gmca_get_be32(b);
         if (code < GMCA_ERR_LIMIT || code > GMCA_ERR_INTERNAL)
                 code = GMCA_ERR_INTERNAL;
         m = n - 4 > MSG_WIRE_MAX ? MSG_WIRE_MAX : n - 4;
@@ -1253,7 +1240,7 @@ int gmca_engine_sign(struct gmca_engine_client *c, const char *ca, const uint8_t
         if (len > GMCA_ENGINE_FRAME_MAX - 3 - nl)
                 return gmca_error_set(e, GMCA_ERR_LIMIT, "engine: TBS of %zu bytes over the cap",
                                       len);
-        put_be32(head, (uint32_t)(3 + nl + len));
+        gmca_put_be32(head, (uint32_t)(3 + nl + len));
         head[4] = 'S';
         head[5] = (uint8_t)(nl >> 8);
         head[6] = (uint8_t)nl;
@@ -1278,7 +1265,7 @@ int gmca_engine_list(struct gmca_engine_client *c, char *buf, size_t len, struct
 
         if (c == NULL || buf == NULL || len == 0)
                 return gmca_error_set(e, GMCA_ERR_INVALID, "engine: no buffer for the list");
-        put_be32(head, 1);
+        gmca_put_be32(head, 1);
         head[4] = 'L';
         if ((rc = request(c, 'L', head, sizeof(head), NULL, 0, &b, &n, e)) != 0)
                 return rc;
@@ -1301,7 +1288,7 @@ int gmca_engine_deactivate(struct gmca_engine_client *c, struct gmca_error *e)
 
         if (c == NULL)
                 return gmca_error_set(e, GMCA_ERR_INVALID, "engine: no client");
-        put_be32(head, 1);
+        gmca_put_be32(head, 1);
         head[4] = 'D';
         if ((rc = request(c, 'D', head, sizeof(head), NULL, 0, &b, &n, e)) != 0)
                 return rc;

@@ -28,30 +28,6 @@
 #define COMPONENT_MAX 128
 #define AAD_LEN (sizeof(AAD_LABEL) - 1 + GMCA_SM3_LEN + 8 + 1)
 
-static void put32(uint8_t *p, uint32_t v)
-{
-        p[0] = (uint8_t)(v >> 24);
-        p[1] = (uint8_t)(v >> 16);
-        p[2] = (uint8_t)(v >> 8);
-        p[3] = (uint8_t)v;
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-        return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-        put32(p, (uint32_t)(v >> 32));
-        put32(p + 4, (uint32_t)v);
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-        return (uint64_t)get32(p) << 32 | get32(p + 4);
-}
-
 /* ---- header ---- */
 
 static json_t *hexj(const uint8_t *v, size_t len)
@@ -93,8 +69,8 @@ int gmca_kbk_header_encode(const struct gmca_kbk_header *h, uint8_t **out, size_
         if ((buf = malloc(GMCA_KBK_PREFIX_LEN + n)) == NULL)
                 goto out;
         memcpy(buf, GMCA_KBK_MAGIC, 8);
-        put32(buf + 8, GMCA_KBK_VERSION);
-        put32(buf + 12, (uint32_t)n);
+        gmca_put_be32(buf + 8, GMCA_KBK_VERSION);
+        gmca_put_be32(buf + 12, (uint32_t)n);
         memcpy(buf + GMCA_KBK_PREFIX_LEN, text, n);
         *out = buf;
         *len = GMCA_KBK_PREFIX_LEN + n;
@@ -117,10 +93,10 @@ int gmca_kbk_header_len(const uint8_t prefix[GMCA_KBK_PREFIX_LEN], size_t *len,
 
         if (memcmp(prefix, GMCA_KBK_MAGIC, 8) != 0)
                 return gmca_error_set(e, GMCA_ERR_INVALID, "not a gmca key backup (bad magic)");
-        if (get32(prefix + 8) != GMCA_KBK_VERSION)
+        if (gmca_get_be32(prefix + 8) != GMCA_KBK_VERSION)
                 return gmca_error_set(e, GMCA_ERR_INVALID, "key backup: version %u is not %u",
-                                      get32(prefix + 8), GMCA_KBK_VERSION);
-        n = get32(prefix + 12);
+                                      gmca_get_be32(prefix + 8), GMCA_KBK_VERSION);
+        n = gmca_get_be32(prefix + 12);
         if (n < 2 || n > GMCA_KBK_HEADER_MAX)
                 return gmca_error_set(e, GMCA_ERR_TAMPER,
                                       "key backup: header of %u bytes (1..%u allowed)", n,
@@ -280,7 +256,7 @@ int gmca_kbk_frames_scan(const uint8_t *buf, size_t len, uint64_t *frames, struc
                                               "(no last frame)",
                                               (unsigned long long)n);
                 last = buf[off] == FLAG_LAST;
-                flen = get32(buf + off + 1);
+                flen = gmca_get_be32(buf + off + 1);
                 if (buf[off] > FLAG_LAST || flen > GMCA_KBK_FRAME_MAX || (flen == 0 && !last))
                         return gmca_error_set(e, GMCA_ERR_TAMPER,
                                               "key backup: frame %llu has a bad head",
@@ -367,10 +343,10 @@ static void frame_iv_aad(const uint8_t hh[GMCA_SM3_LEN], uint64_t frame, int las
         size_t n = sizeof(AAD_LABEL) - 1;
 
         memset(iv, 0, GMCA_SM4_GCM_IV_LEN);
-        put64(iv + 4, frame);
+        gmca_put_be64(iv + 4, frame);
         memcpy(aad, AAD_LABEL, n);
         memcpy(aad + n, hh, GMCA_SM3_LEN);
-        put64(aad + n + GMCA_SM3_LEN, frame);
+        gmca_put_be64(aad + n + GMCA_SM3_LEN, frame);
         aad[n + GMCA_SM3_LEN + 8] = last ? FLAG_LAST : 0;
 }
 
@@ -447,7 +423,7 @@ static int flush(struct gmca_kbk_writer *w, int last, struct gmca_error *e)
                                        e)) != 0)
                 return rc;
         head[0] = last ? FLAG_LAST : 0;
-        put32(head + 1, (uint32_t)w->len);
+        gmca_put_be32(head + 1, (uint32_t)w->len);
         if ((rc = emit(w, head, sizeof(head), e)) != 0 || (rc = emit(w, w->ct, w->len, e)) != 0 ||
             (rc = emit(w, tag, sizeof(tag), e)) != 0)
                 return rc;
@@ -502,7 +478,7 @@ int gmca_kbk_put_file(struct gmca_kbk_writer *w, const char *path, const char *s
         head[1] = (uint8_t)(plen >> 8);
         head[2] = (uint8_t)plen;
         memcpy(head + 3, path, plen);
-        put64(head + 3 + plen, size);
+        gmca_put_be64(head + 3 + plen, size);
         rc = put(w, head, 3 + plen + 8, e);
         while (rc == 0 && done < size) {
                 size_t want = size - done < CHUNK ? (size_t)(size - done) : CHUNK;
@@ -532,8 +508,8 @@ int gmca_kbk_put_key(struct gmca_kbk_writer *w, unsigned index, const uint8_t *b
                 return gmca_error_set(e, GMCA_ERR_INVALID, "key backup: key %u of %zu bytes", index,
                                       len);
         head[0] = 'K';
-        put32(head + 1, index);
-        put32(head + 5, (uint32_t)len);
+        gmca_put_be32(head + 1, index);
+        gmca_put_be32(head + 5, (uint32_t)len);
         if ((rc = put(w, head, sizeof(head), e)) != 0)
                 return rc;
         return put(w, blob, len, e);
@@ -639,7 +615,7 @@ static int open_frame(struct gmca_kbk_reader *r, struct gmca_error *e)
                                       "key backup: cut short after frame %llu (its last frame "
                                       "is missing)",
                                       no);
-        flen = get32(head + 1);
+        flen = gmca_get_be32(head + 1);
         if (head[0] > FLAG_LAST || flen > GMCA_KBK_FRAME_MAX || (flen == 0 && head[0] != FLAG_LAST))
                 return gmca_error_set(e, GMCA_ERR_TAMPER, "key backup: frame %llu has a bad head",
                                       no);
@@ -735,7 +711,7 @@ static int entry_file(const struct gmca_kbk_src *src, const struct gmca_kbk_sink
                 return gmca_error_set(e, GMCA_ERR_TAMPER, "key backup: bad file name in entry");
         if ((rc = src->read(src->arg, head, 8, e)) != 0)
                 return rc;
-        if ((size = get64(head)) > GMCA_KBK_FILE_MAX)
+        if ((size = gmca_get_be64(head)) > GMCA_KBK_FILE_MAX)
                 return gmca_error_set(e, GMCA_ERR_TAMPER, "key backup: %s: %llu bytes", path,
                                       (unsigned long long)size);
         if (sink->file_open != NULL && (rc = sink->file_open(sink->arg, path, size, e)) != 0)
@@ -761,8 +737,8 @@ static int entry_key(const struct gmca_kbk_src *src, const struct gmca_kbk_sink 
 
         if ((rc = src->read(src->arg, head, sizeof(head), e)) != 0)
                 return rc;
-        index = get32(head);
-        len = get32(head + 4);
+        index = gmca_get_be32(head);
+        len = gmca_get_be32(head + 4);
         if (index == 0 || index > GMCA_DEVICE_MAX_INDEX || len == 0 || len > GMCA_KBK_BLOB_MAX)
                 return gmca_error_set(e, GMCA_ERR_TAMPER, "key backup: key %u of %u bytes", index,
                                       len);

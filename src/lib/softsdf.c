@@ -130,19 +130,6 @@ struct sdev {
 /* Set by SDFX_Configure, read by SDF_OpenDevice. */
 static char conf_dir[PATH_MAX];
 
-static void put32(uint8_t *p, uint32_t v)
-{
-        p[0] = (uint8_t)(v >> 24);
-        p[1] = (uint8_t)(v >> 16);
-        p[2] = (uint8_t)(v >> 8);
-        p[3] = (uint8_t)v;
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-        return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 /* ---- conversions, shared with device.c ---- */
 
 static int all_zero(const unsigned char *p, size_t n)
@@ -303,11 +290,12 @@ int gmca_softsdf_blob_check(const unsigned char *blob, size_t len, unsigned int 
         EVP_PKEY *pub;
 
         if (blob == NULL || len != BLOB_LEN || memcmp(blob, MAGIC, 8) != 0 ||
-            get32(blob + OFF_VERSION) != VERSION || get32(blob + OFF_ALG) != SGD_SM2_1 ||
-            get32(blob + OFF_BITS) != 256 || get32(blob + OFF_KDF) != KDF_PBKDF2_SHA256)
+            gmca_get_be32(blob + OFF_VERSION) != VERSION ||
+            gmca_get_be32(blob + OFF_ALG) != SGD_SM2_1 || gmca_get_be32(blob + OFF_BITS) != 256 ||
+            gmca_get_be32(blob + OFF_KDF) != KDF_PBKDF2_SHA256)
                 return SDR_KEYERR;
-        idx = get32(blob + OFF_INDEX);
-        iter = get32(blob + OFF_ITER);
+        idx = gmca_get_be32(blob + OFF_INDEX);
+        iter = gmca_get_be32(blob + OFF_ITER);
         if (idx < 1 || idx > MAX_INDEX || iter < KDF_ITER_MIN || iter > KDF_ITER_MAX)
                 return SDR_KEYERR;
         if ((pub = sm2_from_xy(blob + OFF_PUB, NULL)) == NULL) {
@@ -403,7 +391,7 @@ out:
 static int derive(const uint8_t *blob, const unsigned char *pwd, unsigned pwdlen, uint8_t dk[32])
 {
         if (PKCS5_PBKDF2_HMAC((const char *)pwd, (int)pwdlen, blob + OFF_SALT, SALT_LEN,
-                              (int)get32(blob + OFF_ITER), EVP_sha256(), 32, dk) != 1) {
+                              (int)gmca_get_be32(blob + OFF_ITER), EVP_sha256(), 32, dk) != 1) {
                 gmca_ossl_clear();
                 return SDR_UNKNOWERR;
         }
@@ -438,13 +426,13 @@ static int seal(unsigned index, const uint8_t xy[64], const uint8_t scalar[32],
 
         memset(blob, 0, BLOB_LEN);
         memcpy(blob, MAGIC, 8);
-        put32(blob + OFF_VERSION, VERSION);
-        put32(blob + OFF_INDEX, index);
-        put32(blob + OFF_ALG, SGD_SM2_1);
-        put32(blob + OFF_BITS, 256);
+        gmca_put_be32(blob + OFF_VERSION, VERSION);
+        gmca_put_be32(blob + OFF_INDEX, index);
+        gmca_put_be32(blob + OFF_ALG, SGD_SM2_1);
+        gmca_put_be32(blob + OFF_BITS, 256);
         memcpy(blob + OFF_PUB, xy, 64);
-        put32(blob + OFF_KDF, KDF_PBKDF2_SHA256);
-        put32(blob + OFF_ITER, KDF_ITER);
+        gmca_put_be32(blob + OFF_KDF, KDF_PBKDF2_SHA256);
+        gmca_put_be32(blob + OFF_ITER, KDF_ITER);
         if (RAND_bytes(blob + OFF_SALT, SALT_LEN) != 1 ||
             RAND_bytes(blob + OFF_IV, GMCA_SM4_GCM_IV_LEN) != 1) {
                 gmca_ossl_clear();

@@ -12,6 +12,31 @@
 
 #include "err.h"
 
+/* Big-endian integers in byte strings (file formats, frames, hashed fields). */
+static inline void gmca_put_be32(uint8_t *p, uint32_t v)
+{
+        p[0] = (uint8_t)(v >> 24);
+        p[1] = (uint8_t)(v >> 16);
+        p[2] = (uint8_t)(v >> 8);
+        p[3] = (uint8_t)v;
+}
+
+static inline uint32_t gmca_get_be32(const uint8_t *p)
+{
+        return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static inline void gmca_put_be64(uint8_t *p, uint64_t v)
+{
+        gmca_put_be32(p, (uint32_t)(v >> 32));
+        gmca_put_be32(p + 4, (uint32_t)v);
+}
+
+static inline uint64_t gmca_get_be64(const uint8_t *p)
+{
+        return (uint64_t)gmca_get_be32(p) << 32 | gmca_get_be32(p + 4);
+}
+
 /* Current time (seconds). Tests may replace the clock; NULL restores it. */
 time_t gmca_now(void);
 /* Current time in microseconds since the epoch. */
