@@ -24,6 +24,7 @@
 
 #include "gmca/gmca.h"
 
+#include "app_internal.h"
 #include "crypto.h"
 #include "err.h"
 #include "util.h"
@@ -85,7 +86,7 @@ struct gmca_sm3_stream {
         int done;
 };
 
-static int status(struct gmca_status *st, const struct gmca_error *e)
+int app_status(struct gmca_status *st, const struct gmca_error *e)
 {
         if (st != NULL) {
                 st->code = e->code;
@@ -94,7 +95,7 @@ static int status(struct gmca_status *st, const struct gmca_error *e)
         return e->code;
 }
 
-static void status_ok(struct gmca_status *st)
+void app_status_ok(struct gmca_status *st)
 {
         if (st != NULL) {
                 st->code = 0;
@@ -493,9 +494,9 @@ out:
         X509_free(x);
         gmca_certificate_free(c);
         if (ret == NULL)
-                status(st, &e);
+                app_status(st, &e);
         else
-                status_ok(st);
+                app_status_ok(st);
         return ret;
 }
 
@@ -509,11 +510,11 @@ struct gmca_certificate *gmca_certificate_load(const char *path, struct gmca_sta
         gmca_error_clear(&e);
         if (path == NULL) {
                 gmca_error_set(&e, GMCA_ERR_INVALID, "certificate: no file name");
-                status(st, &e);
+                app_status(st, &e);
                 return NULL;
         }
         if (gmca_read_file(path, GMCA_CERT_MAX, &buf, &len, &e) != 0) {
-                status(st, &e);
+                app_status(st, &e);
                 return NULL;
         }
         c = gmca_certificate_parse(buf, len, st);
@@ -583,11 +584,11 @@ int gmca_random_bytes(void *buf, size_t len, struct gmca_status *st)
         gmca_error_clear(&e);
         if (buf == NULL && len != 0) {
                 gmca_error_set(&e, GMCA_ERR_INVALID, "random: no buffer");
-                return status(st, &e);
+                return app_status(st, &e);
         }
         if (len != 0 && gmca_rand_bytes(buf, len, &e) != 0)
-                return status(st, &e);
-        status_ok(st);
+                return app_status(st, &e);
+        app_status_ok(st);
         return 0;
 }
 
@@ -600,13 +601,13 @@ int gmca_sm3_digest(const void *data, size_t len, uint8_t out[GMCA_SM3_DIGEST_SI
         gmca_error_clear(&e);
         if ((data == NULL && len != 0) || out == NULL) {
                 gmca_error_set(&e, GMCA_ERR_INVALID, "SM3: missing input or output");
-                return status(st, &e);
+                return app_status(st, &e);
         }
         if (gmca_sm3(data != NULL ? data : none, len, out) != 0) {
                 gmca_error_ossl(&e, GMCA_ERR_CRYPTO, "SM3 failed");
-                return status(st, &e);
+                return app_status(st, &e);
         }
-        status_ok(st);
+        app_status_ok(st);
         return 0;
 }
 
@@ -618,11 +619,11 @@ int gmca_sm3_hmac(const void *key, size_t keylen, const void *data, size_t len,
         gmca_error_clear(&e);
         if (out == NULL) {
                 gmca_error_set(&e, GMCA_ERR_INVALID, "HMAC-SM3: no output");
-                return status(st, &e);
+                return app_status(st, &e);
         }
         if (gmca_hmac_sm3(key, keylen, data, len, out, &e) != 0)
-                return status(st, &e);
-        status_ok(st);
+                return app_status(st, &e);
+        app_status_ok(st);
         return 0;
 }
 
@@ -649,7 +650,7 @@ struct gmca_sm3_stream *gmca_sm3_stream_new(const void *key, size_t keylen, stru
                         gmca_error_ossl(&e, GMCA_ERR_CRYPTO, "SM3: cannot start");
                         goto fail;
                 }
-                status_ok(st);
+                app_status_ok(st);
                 return s;
         }
         params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0);
@@ -662,12 +663,12 @@ struct gmca_sm3_stream *gmca_sm3_stream_new(const void *key, size_t keylen, stru
                 goto fail;
         }
         EVP_MAC_free(mac);
-        status_ok(st);
+        app_status_ok(st);
         return s;
 fail:
         EVP_MAC_free(mac);
         gmca_sm3_stream_free(s);
-        status(st, &e);
+        app_status(st, &e);
         return NULL;
 }
 
@@ -680,19 +681,19 @@ int gmca_sm3_stream_update(struct gmca_sm3_stream *s, const void *data, size_t l
         gmca_error_clear(&e);
         if (s == NULL || s->done || (data == NULL && len != 0)) {
                 gmca_error_set(&e, GMCA_ERR_INVALID, "SM3: update after final or without data");
-                return status(st, &e);
+                return app_status(st, &e);
         }
         if (len == 0) {
-                status_ok(st);
+                app_status_ok(st);
                 return 0;
         }
         ok = s->md != NULL ? gmca_sm3_update(s->md, data, len) == 0
                            : EVP_MAC_update(s->mac, data, len) == 1;
         if (!ok) {
                 gmca_error_ossl(&e, GMCA_ERR_CRYPTO, "SM3: update failed");
-                return status(st, &e);
+                return app_status(st, &e);
         }
-        status_ok(st);
+        app_status_ok(st);
         return 0;
 }
 
@@ -706,7 +707,7 @@ int gmca_sm3_stream_final(struct gmca_sm3_stream *s, uint8_t out[GMCA_SM3_DIGEST
         gmca_error_clear(&e);
         if (s == NULL || s->done || out == NULL) {
                 gmca_error_set(&e, GMCA_ERR_INVALID, "SM3: final twice or without output");
-                return status(st, &e);
+                return app_status(st, &e);
         }
         s->done = 1;
         if (s->md != NULL) {
@@ -719,9 +720,9 @@ int gmca_sm3_stream_final(struct gmca_sm3_stream *s, uint8_t out[GMCA_SM3_DIGEST
         }
         if (!ok) {
                 gmca_error_ossl(&e, GMCA_ERR_CRYPTO, "SM3: final failed");
-                return status(st, &e);
+                return app_status(st, &e);
         }
-        status_ok(st);
+        app_status_ok(st);
         return 0;
 }
 
@@ -769,7 +770,7 @@ int gmca_sm4_seal(const uint8_t key[GMCA_SM4_KEY_SIZE], const void *aad, size_t 
         buf = NULL;
 out:
         free(buf);
-        return e.code != 0 ? status(st, &e) : (status_ok(st), 0);
+        return e.code != 0 ? app_status(st, &e) : (app_status_ok(st), 0);
 }
 
 int gmca_sm4_open(const uint8_t key[GMCA_SM4_KEY_SIZE], const void *aad, size_t aadlen,
@@ -819,7 +820,7 @@ int gmca_sm4_open(const uint8_t key[GMCA_SM4_KEY_SIZE], const void *aad, size_t 
         buf = NULL;
 out:
         gmca_buffer_free(buf, n + 1);
-        return e.code != 0 ? status(st, &e) : (status_ok(st), 0);
+        return e.code != 0 ? app_status(st, &e) : (app_status_ok(st), 0);
 }
 
 void gmca_buffer_free(void *buf, size_t len)

@@ -18,6 +18,7 @@
 
 #include "gmca/message.h"
 
+#include "app_internal.h"
 #include "crypto.h"
 #include "err.h"
 #include "gmt0010.h"
@@ -35,23 +36,6 @@ struct gmca_message {
         size_t content_len;
         struct gmca_certificate *signer;
 };
-
-static int status(struct gmca_status *st, const struct gmca_error *e)
-{
-        if (st != NULL) {
-                st->code = e->code;
-                gmca_strlcpy(st->message, e->msg, sizeof(st->message));
-        }
-        return e->code;
-}
-
-static void status_ok(struct gmca_status *st)
-{
-        if (st != NULL) {
-                st->code = 0;
-                st->message[0] = '\0';
-        }
-}
 
 /* A malloc'ed copy of buf (at least one byte, so empty content has a buffer). */
 static int give(const uint8_t *buf, size_t len, uint8_t **out, size_t *outlen, struct gmca_error *e)
@@ -217,7 +201,7 @@ out:
         certs_free(recips, n <= GMCA_MESSAGE_RECIPIENTS_MAX ? n : 0);
         EVP_PKEY_free(key);
         X509_free(cert);
-        return rc != 0 ? status(st, &e) : (status_ok(st), 0);
+        return rc != 0 ? app_status(st, &e) : (app_status_ok(st), 0);
 }
 
 int gmca_message_sign(const struct gmca_credential *signer, const struct gmca_sign_options *opts,
@@ -256,7 +240,7 @@ int gmca_message_encrypt(const struct gmca_bytes *recipients, size_t n, const vo
                 rc = give(msg, msglen, out, outlen, &e);
         OPENSSL_free(msg);
         certs_free(recips, n <= GMCA_MESSAGE_RECIPIENTS_MAX ? n : 0);
-        return rc != 0 ? status(st, &e) : (status_ok(st), 0);
+        return rc != 0 ? app_status(st, &e) : (app_status_ok(st), 0);
 }
 
 /* A result handle over content (taken over) and signer s (may be NULL). */
@@ -349,7 +333,7 @@ int gmca_message_verify(const void *msg, size_t len, const void *detached, size_
         OPENSSL_free(content);
         gmca_gmt0010_signer_clear(&s);
         sk_X509_pop_free(extra, X509_free);
-        return rc != 0 ? status(st, &e) : (status_ok(st), 0);
+        return rc != 0 ? app_status(st, &e) : (app_status_ok(st), 0);
 }
 
 static int do_decrypt(const struct gmca_credential *recipient, const void *msg, size_t len,
@@ -394,7 +378,7 @@ out:
         sk_X509_pop_free(extra, X509_free);
         EVP_PKEY_free(key);
         X509_free(cert);
-        return rc != 0 ? status(st, &e) : (status_ok(st), 0);
+        return rc != 0 ? app_status(st, &e) : (app_status_ok(st), 0);
 }
 
 int gmca_message_decrypt(const struct gmca_credential *recipient, const void *msg, size_t len,
@@ -450,7 +434,7 @@ int gmca_sm2_raw_sign(const struct gmca_credential *signer, const char *id, cons
         OPENSSL_free(s);
         EVP_PKEY_free(key);
         X509_free(cert);
-        return rc != 0 ? status(st, &e) : (status_ok(st), 0);
+        return rc != 0 ? app_status(st, &e) : (app_status_ok(st), 0);
 }
 
 int gmca_sm2_raw_verify(const void *certificate, size_t certificate_len, const char *id,
@@ -474,7 +458,7 @@ int gmca_sm2_raw_verify(const void *certificate, size_t certificate_len, const c
                 rc = gmca_sm2_verify(X509_get0_pubkey(cert), id, data != NULL ? data : none, len,
                                      sig, siglen, &e);
         X509_free(cert);
-        return rc != 0 ? status(st, &e) : (status_ok(st), 0);
+        return rc != 0 ? app_status(st, &e) : (app_status_ok(st), 0);
 }
 
 static int form_ok(int form, struct gmca_error *e)
@@ -509,7 +493,7 @@ int gmca_sm2_raw_encrypt(const void *certificate, size_t certificate_len, int fo
         OPENSSL_free(raw);
         OPENSSL_free(ct);
         X509_free(cert);
-        return rc != 0 ? status(st, &e) : (status_ok(st), 0);
+        return rc != 0 ? app_status(st, &e) : (app_status_ok(st), 0);
 }
 
 int gmca_sm2_raw_decrypt(const struct gmca_credential *recipient, int form, const void *in,
@@ -538,5 +522,5 @@ int gmca_sm2_raw_decrypt(const struct gmca_credential *recipient, int form, cons
         OPENSSL_free(der);
         EVP_PKEY_free(key);
         X509_free(cert);
-        return rc != 0 ? status(st, &e) : (status_ok(st), 0);
+        return rc != 0 ? app_status(st, &e) : (app_status_ok(st), 0);
 }
