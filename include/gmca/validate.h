@@ -112,10 +112,29 @@ GMCA_EXPORT int gmca_validator_add_crl(struct gmca_validator *v, const void *dat
 GMCA_EXPORT int gmca_validator_add_crl_file(struct gmca_validator *v, const char *path,
                                             struct gmca_status *st) GMCA_API_WUR;
 
+/*
+ * A directory of intermediate (untrusted) certificates, read again at each
+ * validation: every regular *.pem, *.crt and *.der file in it, one
+ * certificate per file, parsed strictly; at most 32 files, each at most
+ * 64 KiB. A file that does not parse, or more files than that, makes
+ * gmca_validate_certificate fail with GMCA_RC_INVALID or GMCA_RC_LIMIT
+ * (not a verdict). NULL: none.
+ */
+GMCA_EXPORT int gmca_validator_set_chain_dir(struct gmca_validator *v, const char *dir,
+                                             struct gmca_status *st) GMCA_API_WUR;
+
 /* Settings; each returns GMCA_RC_INVALID for a value out of range. */
 GMCA_EXPORT int gmca_validator_set_use(struct gmca_validator *v, int use) GMCA_API_WUR;
 GMCA_EXPORT int gmca_validator_set_revocation(struct gmca_validator *v, int policy) GMCA_API_WUR;
-/* Validation time in seconds since 1970 UTC; 0: the current time. */
+/*
+ * Validation time in seconds since 1970 UTC; 0: the current time. Revocation
+ * follows it (RFC 5280 §6.1: the status at the validation time): a CRL or
+ * OCSP response must be current at that time (its nextUpdate not before
+ * it), so a CRL that was current then still serves for a past time, a
+ * future time needs data current then, and a revocation dated after it does
+ * not count. Data whose thisUpdate is after the real current time is
+ * refused whatever the validation time.
+ */
 GMCA_EXPORT int gmca_validator_set_time(struct gmca_validator *v, int64_t when) GMCA_API_WUR;
 /* Allow HTTP fetches (CDP, OCSP, caIssuers) and their timeout in seconds (1..300). */
 GMCA_EXPORT int gmca_validator_set_network(struct gmca_validator *v, int allowed,

@@ -23,15 +23,16 @@
 
 static const char usage[] =
     "usage: gmca app validate --cert FILE --anchor FILE [--anchor FILE ...]\n"
-    "           [--chain FILE ...] [--use signature|encryption|any]\n"
+    "           [--chain FILE ...] [--chain-dir DIR] [--use signature|encryption|any]\n"
     "           [--revocation crl|ocsp|prefer-ocsp|soft-fail|none] [--crl FILE ...]\n"
     "           [--cache DIR] [--ocsp-url URL] [--offline] [--timeout SECONDS]\n"
     "           [--at YYYY-MM-DDTHH:MM:SSZ] [--json]\n"
     "\n"
     "Validate an SM2 certificate the way a relying party must (CPS §3.5.2):\n"
     "build the chain to a trust anchor (--anchor) through the intermediates\n"
-    "given with --chain (link certificates of a CA key rollover included) or\n"
-    "fetched from caIssuers URLs; check each SM2 signature with the ID\n"
+    "given with --chain (link certificates of a CA key rollover included), the\n"
+    "*.pem, *.crt and *.der files in --chain-dir (one certificate each, at most\n"
+    "32), or fetched from caIssuers URLs; check each SM2 signature with the ID\n"
     "1234567812345678, the validity periods at --at (default now), basic\n"
     "constraints, key usage for --use (default any), critical extensions; then\n"
     "revocation of each certificate below the anchor:\n"
@@ -42,6 +43,11 @@ static const char usage[] =
     "  none         no revocation check\n"
     "A CRL or OCSP response with a wrong signature, issuer or nonce fails under\n"
     "every policy. Fetched CRLs are kept in --cache until their nextUpdate.\n"
+    "Revocation follows --at (RFC 5280 §6.1: the status at the validation\n"
+    "time): a CRL or OCSP response must be current then (nextUpdate not before\n"
+    "--at), so an archived CRL that was current at a past --at serves, a future\n"
+    "--at needs data current then, and a revocation dated after --at does not\n"
+    "count; data with a thisUpdate after the real time is always refused.\n"
     "--offline fetches nothing. Exit 0 when valid; 3 with the reason\n"
     "(no-issuer, bad-signature, expired, not-yet-valid, wrong-use, revoked,\n"
     "revocation-unavailable, crl-invalid, ocsp-invalid, ...) when not.\n";
@@ -49,7 +55,7 @@ static const char usage[] =
 struct opts {
         const char *cert, *anchors[FILES_MAX], *chain[FILES_MAX], *crls[FILES_MAX];
         size_t nanchors, nchain, ncrls;
-        const char *cache, *ocsp_url;
+        const char *cache, *ocsp_url, *chain_dir;
         int use, revocation, json, offline, timeout;
         time_t at;
         char seen[24];
@@ -69,6 +75,7 @@ static int parse(int argc, char **argv, struct opts *o)
             {"cert", required_argument, NULL, 'c'},
             {"anchor", required_argument, NULL, 'a'},
             {"chain", required_argument, NULL, 'i'},
+            {"chain-dir", required_argument, NULL, 'd'},
             {"use", required_argument, NULL, 'u'},
             {"revocation", required_argument, NULL, 'r'},
             {"crl", required_argument, NULL, 'l'},
@@ -100,6 +107,9 @@ static int parse(int argc, char **argv, struct opts *o)
                         break;
                 case 'i':
                         rc = add(o->chain, &o->nchain, optarg, "--chain");
+                        break;
+                case 'd':
+                        o->chain_dir = optarg;
                         break;
                 case 'l':
                         rc = add(o->crls, &o->ncrls, optarg, "--crl");
@@ -224,6 +234,7 @@ int cmd_app_validate(struct cli *cli, int argc, char **argv)
             gmca_validator_set_time(v, (int64_t)o.at) != 0 ||
             gmca_validator_set_network(v, !o.offline, o.timeout) != 0 ||
             gmca_validator_set_crl_cache(v, o.cache, &st) != 0 ||
+            gmca_validator_set_chain_dir(v, o.chain_dir, &st) != 0 ||
             gmca_validator_set_ocsp_url(v, o.ocsp_url, &st) != 0) {
                 rc = st.code != 0 ? fail_status(&st) : cli_usage_error("app validate: bad option");
                 goto out;

@@ -12,6 +12,7 @@
 #include "gmca/gmca.h"
 #include "gmca/validate.h"
 
+#include "app_internal.h"
 #include "crl.h"
 #include "util.h"
 #include "validate.h"
@@ -38,18 +39,9 @@ struct gmca_validator {
         size_t ninter;
         X509_CRL *crls[GMCA_VALIDATION_CRLS_MAX];
         size_t ncrls;
-        char *cache_dir, *ocsp_url, *sm2_id;
+        char *cache_dir, *ocsp_url, *sm2_id, *chain_dir;
         struct gmca_vfy_opts o;
 };
-
-static int status(struct gmca_status *st, const struct gmca_error *e)
-{
-        if (st != NULL) {
-                st->code = e->code;
-                gmca_strlcpy(st->message, e->msg, sizeof(st->message));
-        }
-        return e->code;
-}
 
 static int status_set(struct gmca_status *st, int code, const char *msg)
 {
@@ -90,6 +82,7 @@ void gmca_validator_free(struct gmca_validator *v)
         for (size_t i = 0; i < v->ncrls; i++)
                 X509_CRL_free(v->crls[i]);
         free(v->cache_dir);
+        free(v->chain_dir);
         free(v->ocsp_url);
         free(v->sm2_id);
         free(v);
@@ -109,7 +102,7 @@ static X509 *cert_in(const void *data, size_t len, struct gmca_status *st)
         der = gmca_certificate_der(pc, &derlen);
         gmca_error_clear(&e);
         if ((x = gmca_cert_parse(der, derlen, &e)) == NULL)
-                status(st, &e);
+                app_status(st, &e);
         gmca_certificate_free(pc);
         return x;
 }
@@ -141,7 +134,7 @@ static int add_file(struct gmca_validator *v, const char *path, int kind, struct
         if (path == NULL)
                 return status_set(st, GMCA_RC_INVALID, "validator: no file name");
         if (gmca_read_file(path, kind == 2 ? CRL_FILE_MAX : GMCA_CERT_MAX, &buf, &len, &e) != 0)
-                return status(st, &e);
+                return app_status(st, &e);
         rc = kind == 0   ? gmca_validator_add_anchor(v, buf, len, st)
              : kind == 1 ? gmca_validator_add_intermediate(v, buf, len, st)
                          : gmca_validator_add_crl(v, buf, len, st);
@@ -186,7 +179,7 @@ int gmca_validator_add_crl(struct gmca_validator *v, const void *data, size_t le
                 return status_set(st, GMCA_RC_LIMIT, "CRL: over 16 MiB");
         gmca_error_clear(&e);
         if ((crl = gmca_crl_parse(data, len, &e)) == NULL)
-                return status(st, &e);
+                return app_status(st, &e);
         v->crls[v->ncrls++] = crl;
         status_set(st, 0, "");
         return 0;
@@ -268,6 +261,13 @@ int gmca_validator_set_crl_cache(struct gmca_validator *v, const char *dir, stru
         return set_str(&v->cache_dir, dir, 4000, "CRL cache directory", st);
 }
 
+int gmca_validator_set_chain_dir(struct gmca_validator *v, const char *dir, struct gmca_status *st)
+{
+        if (v == NULL)
+                return status_set(st, GMCA_RC_INVALID, "validator: NULL");
+        return set_str(&v->chain_dir, dir, 4000, "chain directory", st);
+}
+
 int gmca_validator_set_ocsp_url(struct gmca_validator *v, const char *url, struct gmca_status *st)
 {
         if (v == NULL)
@@ -303,7 +303,7 @@ int gmca_validate_certificate(struct gmca_validator *v, const struct gmca_certif
                 return status_set(st, GMCA_RC_INVALID, "validate: NULL argument");
         der = gmca_certificate_der(cert, &derlen);
         if ((x = gmca_cert_parse(der, derlen, &e)) == NULL)
-                return status(st, &e);
+                return app_status(st, &e);
         /* The result carries 8 KiB of names: keep it off the stack. */
         if ((r = calloc(1, sizeof(*r))) == NULL) {
                 X509_free(x);
@@ -316,6 +316,7 @@ int gmca_validate_certificate(struct gmca_validator *v, const struct gmca_certif
         v->o.crls = v->crls;
         v->o.ncrls = v->ncrls;
         v->o.cache_dir = v->cache_dir;
+        v->o.chain_dir = v->chain_dir;
         v->o.ocsp_url = v->ocsp_url;
         v->o.sm2_id = v->sm2_id;
         rc = gmca_validate(x, &v->o, r, &e);
@@ -327,7 +328,7 @@ int gmca_validate_certificate(struct gmca_validator *v, const struct gmca_certif
         gmca_strlcpy(res->revocation, r->revocation, sizeof(res->revocation));
         gmca_strlcpy(res->message, r->msg, sizeof(res->message));
         if (rc != 0)
-                status(st, &e);
+                app_status(st, &e);
         else
                 status_set(st, 0, "");
         free(r);

@@ -16,6 +16,7 @@
  */
 #include "validate.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -36,6 +37,9 @@
 #define OCSP_NONCE_LEN 16                /* bytes of the request nonce */
 #define OCSP_NO_NEXT_MAX_AGE (24 * 3600) /* a response without nextUpdate may be this old */
 #define DEFAULT_TIMEOUT 10
+#define POOL_MAX (GMCA_VFY_CANDIDATES_MAX + GMCA_VFY_DIR_MAX)
+#define DIR_NAME_MAX 255 /* bytes of a file name in the chain directory */
+#define DIR_PATH_MAX 4096
 
 /* The one-line reason of a failure, cut to fit: reasons name URLs and DNs of any length. */
 static void why_set(char *why, size_t wl, const char *fmt, ...) GMCA_PRINTF(3, 4);
@@ -78,12 +82,14 @@ enum rs { RS_GOOD, RS_REVOKED, RS_UNAVAIL, RS_INVALID };
 
 struct ctx {
         const struct gmca_vfy_opts *o;
-        time_t at;  /* validation time: certificate validity, revocation dates */
-        time_t now; /* wall clock: freshness of CRLs and OCSP responses */
+        time_t at;  /* validation time: validity, revocation dates, nextUpdate of CRL/OCSP */
+        time_t now; /* wall clock: no thisUpdate after it; the OCSP responder's validity */
         long timeout;
-        X509 *pool[GMCA_VFY_CANDIDATES_MAX];
-        int trusted[GMCA_VFY_CANDIDATES_MAX];
+        X509 *pool[POOL_MAX];
+        int trusted[POOL_MAX];
         size_t npool;
+        X509 *dir[GMCA_VFY_DIR_MAX]; /* owned: read from opts->chain_dir */
+        size_t ndir;
         X509 *fetched[FETCHED_MAX]; /* owned */
         size_t nfetched;
         X509 *path[GMCA_VFY_DEPTH_MAX];
@@ -388,8 +394,9 @@ static enum rs crl_check(struct ctx *c, X509_CRL *crl, X509 *x, X509 *iss, const
                 why_set(why, wl, "CRL %s: RFC 5280 §5.1.2.5: no nextUpdate", src);
                 goto out;
         }
-        if (time_vs(next, c->now - GMCA_VFY_SKEW) != 1) {
-                why_set(why, wl, "CRL %s: stale (nextUpdate passed)", src);
+        /* Freshness at the validation time (validate.h, opts.at). */
+        if (time_vs(next, c->at - GMCA_VFY_SKEW) != 1) {
+                why_set(why, wl, "CRL %s: stale (nextUpdate before the validation time)", src);
                 r = RS_UNAVAIL;
                 goto out;
         }
@@ -707,9 +714,9 @@ static enum rs ocsp_status(struct ctx *c, size_t depth, X509 *x, X509 *iss, char
                 why_set(why, wl, "OCSP %s: thisUpdate is in the future", url);
                 goto out;
         }
-        if ((nextupd != NULL && time_vs(nextupd, c->now - GMCA_VFY_SKEW) != 1) ||
-            (nextupd == NULL && time_vs(thisupd, c->now - OCSP_NO_NEXT_MAX_AGE) != 1)) {
-                why_set(why, wl, "OCSP %s: response is stale", url);
+        if ((nextupd != NULL && time_vs(nextupd, c->at - GMCA_VFY_SKEW) != 1) ||
+            (nextupd == NULL && time_vs(thisupd, c->at - OCSP_NO_NEXT_MAX_AGE) != 1)) {
+                why_set(why, wl, "OCSP %s: response is stale at the validation time", url);
                 r = RS_UNAVAIL;
                 goto out;
         }
@@ -722,8 +729,12 @@ static enum rs ocsp_status(struct ctx *c, size_t depth, X509 *x, X509 *iss, char
                         r = RS_GOOD; /* revoked after the validation time */
                         break;
                 }
+                /* The CRL's names (RFC 5280 §5.3.1), not OpenSSL's table, which lacks some. */
                 why_set(why, wl, "revoked (%s), said OCSP %s",
-                        reason >= 0 ? OCSP_crl_reason_str(reason) : "no reason", url);
+                        reason >= 0 && gmca_crl_reason_name(reason) != NULL
+                            ? gmca_crl_reason_name(reason)
+                            : "no reason",
+                        url);
                 r = RS_REVOKED;
                 break;
         default:
@@ -960,7 +971,7 @@ static int fetch_issuer(struct ctx *c, X509 *x)
         struct gmca_error e;
         X509 *got;
 
-        if (!c->o->network || c->nfetched >= FETCHED_MAX || c->npool >= GMCA_VFY_CANDIDATES_MAX ||
+        if (!c->o->network || c->nfetched >= FETCHED_MAX || c->npool >= POOL_MAX ||
             aia_url(x, NID_ad_ca_issuers, url, sizeof(url)) != 0)
                 return -1;
         if (http_fetch(c, url, NULL, 0, NULL, GMCA_CERT_MAX, &buf, &len, why, sizeof(why)) != 0)
@@ -979,6 +990,94 @@ static int fetch_issuer(struct ctx *c, X509 *x)
         c->trusted[c->npool] = 0;
         c->pool[c->npool++] = got;
         return 0;
+}
+
+/* ---- chain directory ----------------------------------------------------- */
+
+static int dir_candidate(const char *name)
+{
+        static const char *const exts[] = {".pem", ".crt", ".der"};
+        size_t n = strlen(name);
+
+        if (name[0] == '.' || n <= 4 || n > DIR_NAME_MAX)
+                return 0;
+        for (size_t i = 0; i < sizeof(exts) / sizeof(exts[0]); i++)
+                if (strcmp(name + n - 4, exts[i]) == 0)
+                        return 1;
+        return 0;
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+        return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Read one candidate file of the chain directory into the pool. */
+static int dir_load_one(struct ctx *c, const char *dir, const char *name, struct gmca_error *e)
+{
+        char path[DIR_PATH_MAX];
+        struct gmca_error fe;
+        struct stat st;
+        uint8_t *buf = NULL;
+        size_t len = 0;
+        X509 *x;
+
+        if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) >= sizeof(path))
+                return gmca_error_set(e, GMCA_ERR_LIMIT, "chain directory %s: path too long", dir);
+        /* Subdirectories, sockets and the like with a matching name are not candidates. */
+        if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+                return 0;
+        if (c->ndir >= GMCA_VFY_DIR_MAX)
+                return gmca_error_set(e, GMCA_ERR_LIMIT,
+                                      "chain directory %s: more than %d certificate files", dir,
+                                      GMCA_VFY_DIR_MAX);
+        gmca_error_clear(&fe);
+        if (gmca_read_file(path, GMCA_CERT_MAX, &buf, &len, &fe) != 0)
+                return gmca_error_set(e, fe.code, "chain directory: %s", fe.msg);
+        x = gmca_cert_parse(buf, len, &fe);
+        free(buf);
+        if (x == NULL)
+                return gmca_error_set(e, fe.code, "chain directory: %s: %s", path, fe.msg);
+        c->dir[c->ndir++] = x;
+        c->trusted[c->npool] = 0;
+        c->pool[c->npool++] = x;
+        return 0;
+}
+
+/*
+ * Add the candidates of opts->chain_dir to the pool, in name order so
+ * that a validation does not depend on the order readdir happens to give.
+ */
+static int dir_load(struct ctx *c, const char *dir, struct gmca_error *e)
+{
+        char *names[GMCA_VFY_DIR_MAX + 1];
+        size_t n = 0;
+        struct dirent *d;
+        DIR *dh;
+        int rc = 0;
+
+        if ((dh = opendir(dir)) == NULL)
+                return gmca_error_set(e, errno == ENOENT ? GMCA_ERR_NOTFOUND : GMCA_ERR_IO,
+                                      "chain directory %s: %s", dir, strerror(errno));
+        while (rc == 0 && (d = readdir(dh)) != NULL) {
+                if (!dir_candidate(d->d_name))
+                        continue;
+                if (n > GMCA_VFY_DIR_MAX)
+                        rc = gmca_error_set(e, GMCA_ERR_LIMIT,
+                                            "chain directory %s: more than %d certificate files",
+                                            dir, GMCA_VFY_DIR_MAX);
+                else if ((names[n] = strdup(d->d_name)) == NULL)
+                        rc = gmca_error_set(e, GMCA_ERR_NOMEM, "chain directory: out of memory");
+                else
+                        n++;
+        }
+        closedir(dh);
+        qsort(names, n, sizeof(names[0]), name_cmp);
+        for (size_t i = 0; rc == 0 && i < n; i++)
+                rc = dir_load_one(c, dir, names[i], e);
+        for (size_t i = 0; i < n; i++)
+                free(names[i]);
+        return rc;
 }
 
 static int in_path(struct ctx *c, X509 *x)
@@ -1028,7 +1127,7 @@ int gmca_validate(X509 *cert, const struct gmca_vfy_opts *opts, struct gmca_vfy_
                   struct gmca_error *e)
 {
         struct ctx c;
-        int ok = 0;
+        int ok = 0, rc;
 
         memset(res, 0, sizeof(*res));
         res->depth = -1;
@@ -1056,6 +1155,8 @@ int gmca_validate(X509 *cert, const struct gmca_vfy_opts *opts, struct gmca_vfy_
         }
         for (size_t i = 0; i < opts->nintermediates; i++)
                 c.pool[c.npool++] = opts->intermediates[i];
+        if (opts->chain_dir != NULL && (rc = dir_load(&c, opts->chain_dir, e)) != 0)
+                goto out;
         c.path[c.plen++] = cert;
         /* A trust anchor given as the target stands by itself. */
         for (size_t i = 0; !ok && i < opts->nanchors; i++)
@@ -1063,19 +1164,24 @@ int gmca_validate(X509 *cert, const struct gmca_vfy_opts *opts, struct gmca_vfy_
                         ok = check_path(&c);
         if (!ok && res->reason == GMCA_VFY_OK)
                 ok = extend(&c);
-        for (size_t i = 0; i < c.nfetched; i++)
-                X509_free(c.fetched[i]);
-        gmca_ossl_clear();
         if (ok) {
                 memset(res->msg, 0, sizeof(res->msg));
                 res->reason = GMCA_VFY_OK;
                 res->depth = -1;
                 snapshot(&c);
-                return 0;
+                rc = 0;
+                goto out;
         }
         if (res->reason == GMCA_VFY_OK) {
                 res->reason = GMCA_VFY_NO_ISSUER;
                 gmca_strlcpy(res->msg, "no path to a trust anchor", sizeof(res->msg));
         }
-        return gmca_error_set(e, GMCA_ERR_VERIFY, "%s", res->msg);
+        rc = gmca_error_set(e, GMCA_ERR_VERIFY, "%s", res->msg);
+out:
+        for (size_t i = 0; i < c.nfetched; i++)
+                X509_free(c.fetched[i]);
+        for (size_t i = 0; i < c.ndir; i++)
+                X509_free(c.dir[i]);
+        gmca_ossl_clear();
+        return rc;
 }

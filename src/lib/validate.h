@@ -31,6 +31,7 @@
 #define GMCA_VFY_FETCH_MAX (16u << 20) /* bytes of one CRL download */
 #define GMCA_VFY_OCSP_MAX 65536        /* bytes of one OCSP response */
 #define GMCA_VFY_SKEW 300              /* seconds of clock skew allowed for CRL/OCSP times */
+#define GMCA_VFY_DIR_MAX 32            /* candidate files taken from a chain directory */
 
 enum gmca_vfy_use {
         GMCA_VFY_USE_ANY = 0,
@@ -84,12 +85,29 @@ struct gmca_vfy_opts {
         size_t nanchors;
         X509 *const *intermediates; /* untrusted candidates: link certificates go here too */
         size_t nintermediates;
+        /*
+         * A directory of more untrusted candidates, read at each validation:
+         * every regular *.pem, *.crt and *.der file in it (one certificate
+         * each, parsed strictly; one that does not parse fails the call), at
+         * most GMCA_VFY_DIR_MAX of them, each at most GMCA_CERT_MAX bytes.
+         * NULL: none.
+         */
+        const char *chain_dir;
         X509_CRL *const *crls; /* CRLs the caller already has; looked at before the CDP */
         size_t ncrls;
         const char *cache_dir; /* CRL cache (files kept until nextUpdate); NULL: none */
         enum gmca_vfy_use use;
         enum gmca_vfy_revocation revocation;
-        time_t at;               /* validation time; 0: now (gmca_now) */
+        /*
+         * Validation time; 0: now (gmca_now). It also governs revocation
+         * (RFC 5280 §6.1: the status at the validation time): a CRL or OCSP
+         * response is accepted when its nextUpdate is not before `at` (so a
+         * CRL current at a past `at` still serves, and a validation in the
+         * future needs data current then), and a revocation dated after
+         * `at` does not count. Data signed later than the wall clock is
+         * refused whatever `at` says.
+         */
+        time_t at;
         const char *sm2_id;      /* NULL: default ID */
         int network;             /* allow HTTP: CDP, OCSP, caIssuers */
         long timeout;            /* seconds per HTTP transfer; 0: 10 */

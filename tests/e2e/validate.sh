@@ -5,8 +5,16 @@
 # directory (python3 -m http.server on 127.0.0.1), cached until nextUpdate;
 # a tampered CRL, a CRL from another CA and a missing CRL under each policy;
 # OCSP against `openssl ocsp` as responder (delegated responder certificate
-# issued by the CA) for good and revoked; and relying parties across a root
-# key rollover holding only the old or only the new root.
+# issued by the CA) for good and revoked; relying parties across a root
+# key rollover holding only the old or only the new root; intermediates from
+# --chain-dir; and a cross-check of every certificate a CA holds (valid,
+# revoked for several reasons, expired at a later --at, issued by a CA
+# superseded in a rollover) against the CA's own records, by CRL and by OCSP.
+#
+# `openssl ocsp -port` binds every interface and has no bind option (3.0
+# takes neither host:port nor -url for that), so it is not run as a server:
+# ocsp_front below listens on 127.0.0.1 only and hands each request to
+# `openssl ocsp -index ... -reqin -respout`, the same responder code.
 . "$(dirname "$0")/common.bash"
 export no_proxy=127.0.0.1 NO_PROXY=127.0.0.1
 unset http_proxy HTTP_PROXY
@@ -31,6 +39,37 @@ issue_plain() {
     "$GMCA" --dir "$1" cert issue --profile "$3" --csr "$T/$2.csr" --out "$T/$2.pem" > "$T/$2.serial"
 }
 jqr() { jq -r "$1" "$T/out"; }
+# ocsp_front PORT OPENSSL-OCSP-ARGS...: an OCSP responder on 127.0.0.1:PORT (see above).
+cat > "$T/ocsp_front.py" <<'PY'
+import http.server, subprocess, sys, tempfile, os
+port, args = int(sys.argv[1]), sys.argv[2:]
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        n = int(self.headers.get("Content-Length", "0"))
+        if n <= 0 or n > 65536:
+            self.send_error(400); return
+        with tempfile.TemporaryDirectory() as d:
+            rq, rs = os.path.join(d, "req"), os.path.join(d, "resp")
+            open(rq, "wb").write(self.rfile.read(n))
+            r = subprocess.run(["openssl", "ocsp"] + args + ["-reqin", rq, "-respout", rs],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            if r.returncode != 0 or not os.path.exists(rs):
+                self.send_error(500); return
+            body = open(rs, "rb").read()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/ocsp-response")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a): pass
+http.server.HTTPServer(("127.0.0.1", port), H).serve_forever()
+PY
+ocsp_front() { python3 "$T/ocsp_front.py" "$@" >/dev/null 2>&1 & PIDS+=($!); }
+# ocsp_index LIST.json OUT: an openssl index.txt from `gmca cert list --json` (V/R, expiry, revocation).
+ocsp_index() {
+  jq -r '.[] | [(if .status == "revoked" then "R" else "V" end), (.not_after | sub("[-:T]"; ""; "g") | sub("^20"; "")), (if .status == "revoked" then (.revoked_at | sub("[-:T]"; ""; "g") | sub("^20"; "")) + "," + .reason else "" end), .serial, "unknown", "/CN=x"] | join("\t")' "$1" > "$2"
+  echo 'unique_subject = no' > "$2.attr"
+}
 
 # ---- a CA whose CDP and AIA point at 127.0.0.1:PORT, serving its state dir ----
 PORT=$(free_port)
@@ -127,14 +166,12 @@ cp "$T/sub.crl.good" "$D/crl/sub.crl"
 # ---- OCSP: openssl ocsp as responder, delegated responder certificate ----
 OPORT=$(free_port)
 issue_plain "$D" ocsp ocsp
-# index.txt from the CA's own records: V/R, expiry, revocation time, serial.
 g cert list --json > "$T/list.json"
-jq -r '.[] | [(if .status == "revoked" then "R" else "V" end), (.not_after | sub("[-:T]"; ""; "g") | sub("^20"; "") ), (if .status == "revoked" then ((.revoked_at // .not_after) | sub("[-:T]"; ""; "g") | sub("^20"; "")) + ",keyCompromise" else "" end), .serial, "unknown", "/CN=x"] | join("\t")' "$T/list.json" > "$T/index.txt"
-echo 'unique_subject = no' > "$T/index.txt.attr"
-openssl ocsp -index "$T/index.txt" -port "$OPORT" -CA "$T/sub.pem" -rsigner "$T/ocsp.pem" \
-  -rkey "$T/ocsp.key" -rmd sm3 -rsigopt distid:1234567812345678 -nmin 10 >"$T/ocsp.log" 2>&1 &
-PIDS+=($!)
-sleep 1
+ocsp_index "$T/list.json" "$T/index.txt"
+ocsp_front "$OPORT" -index "$T/index.txt" -CA "$T/sub.pem" -rsigner "$T/ocsp.pem" \
+  -rkey "$T/ocsp.key" -rmd sm3 -rsigopt distid:1234567812345678 -nmin 10
+check "OCSP responder up" wait_port "$OPORT"
+check "the OCSP responder listens on 127.0.0.1 only" bash -c "ss -ltnH | awk '{print \$4}' | grep -qx '127.0.0.1:$OPORT' && ! ss -ltnH | awk '{print \$4}' | grep -Eq '^(\\*|0\\.0\\.0\\.0|\\[::\\]):$OPORT\$'"
 # The leaf asks the responder; the operational CA's own status comes from the root's CRL.
 expect_exit 0 "good by OCSP" -- v --cert "$T/alice.pem" --anchor "$T/root.pem" --chain "$T/sub.pem" --revocation prefer-ocsp --ocsp-url "http://127.0.0.1:$OPORT/" --json
 check "json: revocation by ocsp" test "$(jqr .revocation)" = ocsp
@@ -170,6 +207,111 @@ g crl generate --ca "$NEW" >/dev/null
 g crl generate --ca "$ROOT2" >/dev/null
 expect_exit 0 "new-CA leaf by CRL from the new CA" -- v --cert "$T/carol.pem" --anchor "$T/nwn.pem" --chain "$T/sub2.pem" --revocation crl
 
+# ---- --chain-dir ----
+mkdir -p "$T/chaindir"
+cp "$T/sub2.pem" "$T/chaindir/sub2.pem"; cp "$T/nwo.pem" "$T/chaindir/nwo.crt"
+openssl x509 -in "$T/sub.pem" -outform DER -out "$T/chaindir/sub.der"
+echo "not a certificate" > "$T/chaindir/README"
+expect_exit 0 "intermediates from --chain-dir (NewWithOld among them)" -- v --cert "$T/carol.pem" --anchor "$T/root.pem" --chain-dir "$T/chaindir" --revocation none --offline --json
+check "the path from --chain-dir goes through NewWithOld" test "$(jqr '.chain | length')" = 4
+echo "garbage" > "$T/chaindir/bad.pem"
+expect_exit 3 "a --chain-dir file that does not parse" -- v --cert "$T/carol.pem" --anchor "$T/root.pem" --chain-dir "$T/chaindir" --revocation none --offline
+expect_err "bad.pem"
+rm "$T/chaindir/bad.pem"
+expect_exit 4 "a --chain-dir that is not there" -- v --cert "$T/carol.pem" --anchor "$T/root.pem" --chain-dir "$T/nosuchdir" --revocation none --offline
+
+# ---- cross-check against the CA's own records ----
+# A CA with valid certificates, certificates revoked for several reasons,
+# two that expire within a day (expired at --at two days on), and an
+# operational CA superseded by a rollover that still publishes its CRL.
+# Every certificate `gmca cert list` shows is validated by CRL and by OCSP,
+# now and at --at, and the verdict compared with the record.
+X=$T/x
+XPORT=$(free_port)
+gx() { "$GMCA" --dir "$X" "$@"; }
+init_ca "$X" --base-url "http://127.0.0.1:$XPORT" --root-dn "C=CN, O=对照中心, CN=对照根 CA" \
+  --sub-dn "C=CN, O=对照中心, CN=对照运营 CA" >/dev/null
+activate "$X" >/dev/null
+gx ca export --ca root > "$T/x-root.pem"
+gx ca export --ca sub > "$T/x-sub1.pem"
+issue_plain "$X" xocsp1 ocsp
+for n in 1 2 3 4 5; do issue "$X" "x$n" personal-sign; done
+for n in 6 7; do issue "$X" "x$n" personal-sign --days 1; done
+xrevoke() { gx cert revoke --serial "$(cat "$T/$1.serial")" --reason "$2" >/dev/null; }
+xrevoke x2 keyCompromise
+xrevoke x3 affiliationChanged
+xrevoke x4 superseded
+xrevoke x7 cessationOfOperation
+gx deactivate >/dev/null
+rollx() { local i a=(); for i in 1 3 5; do a+=(--share "$X.shares/share-$i.json" --pin-file "$T/pin$i"); done; gx ca rollover "${a[@]}" "$@"; }
+expect_exit 0 "rollover of the operational CA" -- rollx
+activate "$X" 2 3 4 >/dev/null
+XNEW=$(gx ca list --json | jq -r '.[] | select(.default) | .name')
+gx ca export --ca "$XNEW" > "$T/x-$XNEW.pem"
+cp "$T/x-sub1.pem" "$T/x-sub.pem"
+issue_plain "$X" xocsp2 ocsp
+for n in 8 9; do issue "$X" "x$n" personal-sign; done
+# (not privilegeWithdrawn: the index of `openssl ocsp` cannot express it)
+xrevoke x9 cessationOfOperation
+for ca in root sub "$XNEW"; do expect_exit 0 "CRL of $ca" -- gx crl generate --ca "$ca" --hours 96; done
+python3 -m http.server --bind 127.0.0.1 --directory "$X" "$XPORT" >/dev/null 2>&1 &
+PIDS+=($!)
+check "cross-check CRL server up" wait_port "$XPORT"
+declare -A XOCSP
+for ca in sub "$XNEW"; do
+  gx cert list --ca "$ca" --json > "$T/x-list-$ca.json"
+  ocsp_index "$T/x-list-$ca.json" "$T/x-index-$ca.txt"
+  rsp=xocsp1; [ "$ca" = sub ] || rsp=xocsp2
+  XOCSP[$ca]=$(free_port)
+  ocsp_front "${XOCSP[$ca]}" -index "$T/x-index-$ca.txt" -CA "$T/x-$ca.pem" -rsigner "$T/$rsp.pem" \
+    -rkey "$T/$rsp.key" -rmd sm3 -rsigopt distid:1234567812345678 -ndays 4
+  check "cross-check OCSP responder for $ca up" wait_port "${XOCSP[$ca]}"
+done
+check "the store has revoked and soon-expiring certificates under the superseded CA" \
+  test "$(jq '[.[] | select(.status == "revoked")] | length' "$T/x-list-sub.json")" -ge 3
+AT=$(date -u -d '+2 days' +%Y-%m-%dT%H:%M:%SZ)
+AT_S=$(date -u -d "$AT" +%s)
+XALL=(--anchor "$T/x-root.pem" --chain "$T/x-sub.pem" --chain "$T/x-$XNEW.pem")
+xn=0
+for ca in sub "$XNEW"; do
+  while IFS=$'\t' read -r serial status na reason; do
+    xn=$((xn + 1))
+    rm -f "$T/xc.pem"; gx cert export --serial "$serial" --out "$T/xc.pem" >/dev/null
+    # What the records say now, and at --at (expiry is checked before revocation).
+    want_now=$status
+    want_at=$status
+    [ "$(date -u -d "$na" +%s)" -lt "$AT_S" ] && want_at=expired
+    for when in now at; do
+      want=$want_now; atarg=()
+      [ "$when" = at ] && want=$want_at && atarg=(--at "$AT")
+      for pol in crl ocsp; do
+        if [ "$pol" = crl ]; then
+          args=("${XALL[@]}" --revocation crl)
+        else
+          # The responder answers for the leaf; the issuing CA is the anchor,
+          # so that the CAs' own status (by the root's CRL) does not enter.
+          args=(--anchor "$T/x-$ca.pem" --revocation ocsp --ocsp-url "http://127.0.0.1:${XOCSP[$ca]}/")
+        fi
+        got=0
+        v --cert "$T/xc.pem" "${args[@]}" "${atarg[@]}" --timeout 5 --json >"$T/out" 2>"$T/err" || got=$?
+        what="$serial ($ca, $status, $pol, $when)"
+        case $want in
+          valid) check "$what: valid" test "$got" = 0 ;;
+          revoked)
+            check "$what: exit 3" test "$got" = 3
+            check "$what: reason revoked" test "$(jqr .reason)" = revoked
+            check "$what: reason $reason" grep -qF "revoked ($reason)" "$T/out" ;;
+          expired)
+            check "$what: exit 3" test "$got" = 3
+            check "$what: reason expired" test "$(jqr .reason)" = expired ;;
+          *) bad "$what: unexpected store status $want" ;;
+        esac
+      done
+    done
+  done < <(jq -r '.[] | [.serial, .status, .not_after, (.reason // "")] | @tsv' "$T/x-list-$ca.json")
+done
+check "every certificate of the CA was cross-checked (11, got $xn)" test "$xn" = 11
+
 # ---- usage ----
 expect_exit 2 "no anchor" -- v --cert "$T/alice.pem"
 expect_exit 2 "bad policy" -- v --cert "$T/alice.pem" --anchor "$T/root.pem" --revocation maybe
@@ -177,4 +319,5 @@ expect_exit 4 "missing anchor file" -- v --cert "$T/alice.pem" --anchor "$T/nosu
 expect_exit 0 "help" -- v --help
 g deactivate >/dev/null
 "$GMCA" --dir "$O" deactivate >/dev/null
+gx deactivate >/dev/null
 finish
