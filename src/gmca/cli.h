@@ -10,6 +10,7 @@
 #include <stdio.h>
 
 #include <jansson.h>
+#include <openssl/types.h>
 
 #include "ca.h"
 #include "err.h"
@@ -71,6 +72,11 @@ int cli_custody_option(struct cli_custody *k, int which, const char *arg);
 int cli_custody_collect(struct cli_custody *k, int ceremony, const char *share_dir,
                         struct gmca_error *e);
 void cli_custody_free(struct cli_custody *k);
+
+/* An SM2 private key from a PEM file, its passphrase from pass_file (NULL: none). */
+EVP_PKEY *cli_load_key(const char *path, const char *pass_file, struct gmca_error *e);
+/* A certificate from a PEM or DER file, strictly parsed. */
+X509 *cli_load_cert(const char *path, struct gmca_error *e);
 
 /* Open the state directory; with activate, sign through the running CA engine. */
 struct gmca_ctx *cli_open(const struct cli *cli, const char *ca, int activate,
@@ -134,5 +140,6 @@ int cmd_app_verify(struct cli *cli, int argc, char **argv);   /* cmd_app_cms.c *
 int cmd_app_encrypt(struct cli *cli, int argc, char **argv);  /* cmd_app_cms.c */
 int cmd_app_decrypt(struct cli *cli, int argc, char **argv);  /* cmd_app_cms.c */
 int cmd_app_validate(struct cli *cli, int argc, char **argv); /* cmd_app_validate.c */
+int cmd_app_ts(struct cli *cli, int argc, char **argv);       /* cmd_app_ts.c: RFC 3161 */
 
 #endif

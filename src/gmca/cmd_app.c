@@ -50,7 +50,9 @@ static const char usage[] =
     "  validate\n"
     "          Validate a certificate for a use: chain to trust anchors, SM2\n"
     "          signatures, validity, constraints, revocation by CRL or OCSP\n"
-    "          (see gmca app validate --help).\n";
+    "          (see gmca app validate --help).\n"
+    "  ts      query | reply | verify\n"
+    "          RFC 3161 time-stamps with SM2 (see gmca app ts --help).\n";
 
 struct app_opts {
         const char *in, *out, *key_hex, *hmac_key_hex;
@@ -441,7 +443,7 @@ int cmd_app(struct cli *cli, int argc, char **argv)
             {"sm3", cmd_app_sm3},           {"sm4", cmd_app_sm4},
             {"sign", cmd_app_sign},         {"verify", cmd_app_verify},
             {"encrypt", cmd_app_encrypt},   {"decrypt", cmd_app_decrypt},
-            {"validate", cmd_app_validate},
+            {"validate", cmd_app_validate}, {"ts", cmd_app_ts},
         };
         int rc;
 

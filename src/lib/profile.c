@@ -33,6 +33,7 @@
  *   "sm2_id"             string of 1..GMCA_SM2_ID_MAX printable bytes,
  *                        default "1234567812345678" (GM/T 0009)
  *   "ocsp_nocheck"       boolean, default false; needs OCSPSigning
+ *   "extended_key_usage_critical" boolean, default false; needs an EKU
  *
  * Key usage rules (RFC 5280 §4.2.1.3, §4.2.1.9; GM/T 0015 dual
  * certificates): a CA profile needs keyCertSign and an end-entity profile
@@ -387,6 +388,9 @@ static int cross_check(struct pctx *c)
                 return bad(c, "key_usage", "%s",
                            "a signature certificate may not carry keyEncipherment, "
                            "dataEncipherment or keyAgreement (GM/T 0015 dual certificates)");
+        if (p->eku_critical && p->neku == 0)
+                return bad(c, "extended_key_usage_critical", "%s",
+                           "needs extended_key_usage (RFC 5280 §4.2.1.12)");
         if (p->ocsp_nocheck) {
                 size_t i;
 
@@ -429,10 +433,13 @@ static int parse_key(struct pctx *c, const char *k, const json_t *v, unsigned *s
                         return bad(c, k, "%s", "must be \"sign\", \"encrypt\" or \"ca\"");
                 return 0;
         }
-        if (strcmp(k, "ca") == 0 || strcmp(k, "ocsp_nocheck") == 0) {
+        if (strcmp(k, "ca") == 0 || strcmp(k, "ocsp_nocheck") == 0 ||
+            strcmp(k, "extended_key_usage_critical") == 0) {
                 if (!json_is_boolean(v))
                         return bad(c, k, "%s", "must be true or false");
-                *(k[0] == 'c' ? &p->ca : &p->ocsp_nocheck) = json_is_true(v);
+                *(k[0] == 'c'   ? &p->ca
+                  : k[0] == 'o' ? &p->ocsp_nocheck
+                                : &p->eku_critical) = json_is_true(v);
                 return 0;
         }
         if (strcmp(k, "path_len") == 0)

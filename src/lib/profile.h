@@ -67,6 +67,7 @@ struct gmca_profile {
         enum gmca_rule san[GMCA_SAN_COUNT];
         char sm2_id[GMCA_SM2_ID_BUF];
         int ocsp_nocheck;
+        int eku_critical; /* extKeyUsage marked critical (RFC 3161 §2.3 for a TSA) */
 };
 
 /*

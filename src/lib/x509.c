@@ -569,7 +569,7 @@ static int add_eku(X509 *x, const struct gmca_cert_template *t, struct gmca_erro
                         goto out;
                 }
         }
-        rc = add_ext_i2d(x, NID_ext_key_usage, eku, 0, "extKeyUsage", e);
+        rc = add_ext_i2d(x, NID_ext_key_usage, eku, t->eku_critical ? 1 : 0, "extKeyUsage", e);
 out:
         /* OBJ_nid2obj objects are static; ASN1_OBJECT_free leaves them alone. */
         sk_ASN1_OBJECT_pop_free(eku, ASN1_OBJECT_free);

@@ -146,6 +146,7 @@ struct gmca_cert_template {
         const char *cps_uri;                  /* CPS qualifier of the policy */
         const struct gmca_subject_info *info; /* SAN and private extensions, may be NULL */
         int ocsp_nocheck;                     /* id-pkix-ocsp-nocheck (OCSP responder certs) */
+        int eku_critical;                     /* extKeyUsage critical (a TSA, RFC 3161 §2.3) */
         int skip_self_check;                  /* do not verify the fresh signature (see below) */
 };
 
