@@ -23,8 +23,6 @@
 #include "util.h"
 #include "x509.h"
 
-#define KEY_FILE_MAX (64u << 10)
-#define CERT_FILE_MAX (64u << 10)
 
 struct cms_opts {
         char seen[32];
@@ -33,77 +31,6 @@ struct cms_opts {
         size_t nrecips;
         int detached, no_attrs, no_cert, sm2_with_sm3, raw, c1c3c2;
 };
-
-struct pass {
-        const char *p;
-        size_t len;
-};
-
-/* The passphrase for an encrypted key; without --pass-file, refuse (never prompt). */
-static int pem_pass(char *buf, int size, int rwflag, void *u)
-{
-        const struct pass *pw = u;
-
-        (void)rwflag;
-        if (pw == NULL || pw->p == NULL || size < 0 || pw->len > (size_t)size)
-                return -1;
-        memcpy(buf, pw->p, pw->len);
-        return (int)pw->len;
-}
-
-/* An SM2 private key from a PEM file; caller frees with EVP_PKEY_free. */
-static EVP_PKEY *load_key(const char *path, const char *pass_file, struct gmca_error *e)
-{
-        struct pass pw = {0};
-        char *pass = NULL;
-        uint8_t *buf = NULL;
-        size_t len = 0;
-        BIO *bio = NULL;
-        EVP_PKEY *key = NULL;
-
-        if (pass_file != NULL) {
-                if (cli_secret(pass_file, NULL, "key passphrase", 0, &pass, &pw.len, e) != 0)
-                        return NULL;
-                pw.p = pass;
-        }
-        if (gmca_read_file(path, KEY_FILE_MAX, &buf, &len, e) != 0)
-                goto out;
-        if (len > INT_MAX || (bio = BIO_new_mem_buf(buf, (int)len)) == NULL) {
-                gmca_error_ossl(e, GMCA_ERR_NOMEM, "%s: cannot read", path);
-                goto out;
-        }
-        if ((key = PEM_read_bio_PrivateKey_ex(bio, NULL, pem_pass, &pw, NULL, NULL)) == NULL) {
-                gmca_ossl_clear();
-                gmca_error_set(e, pass_file != NULL ? GMCA_ERR_AUTH : GMCA_ERR_INVALID,
-                               "%s: not a PEM private key%s", path,
-                               pass_file != NULL ? ", or wrong passphrase"
-                                                 : " (an encrypted key needs --pass-file)");
-                goto out;
-        }
-        if (gmca_sm2_is_sm2(key, e) != 0) {
-                EVP_PKEY_free(key);
-                key = NULL;
-        }
-out:
-        BIO_free(bio);
-        if (buf != NULL)
-                OPENSSL_cleanse(buf, len);
-        free(buf);
-        cli_pass_free(pass, pw.len);
-        return key;
-}
-
-static X509 *load_cert(const char *path, struct gmca_error *e)
-{
-        uint8_t *buf = NULL;
-        size_t len = 0;
-        X509 *x = NULL;
-
-        if (gmca_read_file(path, CERT_FILE_MAX, &buf, &len, e) == 0)
-                x = gmca_cert_parse(buf, len, e);
-        free(buf);
-        return x;
-}
 
 static int parse(int argc, char **argv, struct cms_opts *o)
 {
@@ -229,9 +156,9 @@ static EVP_PKEY *load_key_of(const struct cms_opts *o, X509 **cert, struct gmca_
 {
         EVP_PKEY *key;
 
-        if (o->cert != NULL && (*cert = load_cert(o->cert, e)) == NULL)
+        if (o->cert != NULL && (*cert = cli_load_cert(o->cert, e)) == NULL)
                 return NULL;
-        if ((key = load_key(o->key, o->pass_file, e)) == NULL)
+        if ((key = cli_load_key(o->key, o->pass_file, e)) == NULL)
                 return NULL;
         if (*cert != NULL &&
             (X509_get0_pubkey(*cert) == NULL || EVP_PKEY_eq(X509_get0_pubkey(*cert), key) != 1)) {
@@ -250,7 +177,7 @@ static int load_recips(const struct cms_opts *o, X509 **certs, struct gmca_error
         size_t i;
 
         for (i = 0; i < o->nrecips; i++)
-                if ((certs[i] = load_cert(o->recips[i], e)) == NULL)
+                if ((certs[i] = cli_load_cert(o->recips[i], e)) == NULL)
                         return e->code;
         return 0;
 }
@@ -327,8 +254,9 @@ int cmd_app_sign(struct cli *cli, int argc, char **argv)
         so.no_attrs = o.no_attrs;
         so.no_cert = o.no_cert;
         so.sm2_with_sm3 = o.sm2_with_sm3;
-        if ((cert = load_cert(o.cert, &e)) == NULL ||
-            (key = load_key(o.key, o.pass_file, &e)) == NULL || load_recips(&o, recips, &e) != 0 ||
+        if ((cert = cli_load_cert(o.cert, &e)) == NULL ||
+            (key = cli_load_key(o.key, o.pass_file, &e)) == NULL ||
+            load_recips(&o, recips, &e) != 0 ||
             gmca_read_file(o.in, GMCA_GMT0010_MAX, &data, &len, &e) != 0 ||
             (o.nrecips > 0
                  ? gmca_gmt0010_sign_encrypt(cert, key, &so, recips, o.nrecips, data, len, &msg,
@@ -396,7 +324,7 @@ static int verify_raw(const struct cms_opts *o, struct gmca_error *e)
         json_t *j = NULL;
         int rc;
 
-        if ((cert = load_cert(o->cert, e)) == NULL ||
+        if ((cert = cli_load_cert(o->cert, e)) == NULL ||
             gmca_read_file(o->in, 4096, &sig, &siglen, e) != 0 ||
             gmca_read_file(o->content, GMCA_GMT0010_MAX, &data, &len, e) != 0)
                 goto fail;
@@ -452,14 +380,14 @@ int cmd_app_verify(struct cli *cli, int argc, char **argv)
              gmca_read_file(o.content, GMCA_GMT0010_MAX, &detached, &dlen, &e) != 0))
                 goto fail;
         if (o.cert != NULL) {
-                if ((cert = load_cert(o.cert, &e)) == NULL)
+                if ((cert = cli_load_cert(o.cert, &e)) == NULL)
                         goto fail;
                 if ((extra = sk_X509_new_null()) == NULL || !sk_X509_push(extra, cert)) {
                         gmca_error_set(&e, GMCA_ERR_NOMEM, "out of memory");
                         goto fail;
                 }
         }
-        if (o.ca != NULL && (ca = load_cert(o.ca, &e)) == NULL)
+        if (o.ca != NULL && (ca = cli_load_cert(o.ca, &e)) == NULL)
                 goto fail;
         if (gmca_gmt0010_verify(msg, len, detached, dlen, extra, o.id, &content, &clen, &s, &e) !=
             0)
@@ -601,14 +529,14 @@ static int decrypt_signed(const struct cms_opts *o, const uint8_t *msg, size_t l
         int rc;
 
         if (o->signer != NULL) {
-                if ((signer = load_cert(o->signer, e)) == NULL)
+                if ((signer = cli_load_cert(o->signer, e)) == NULL)
                         goto fail;
                 if ((extra = sk_X509_new_null()) == NULL || !sk_X509_push(extra, signer)) {
                         gmca_error_set(e, GMCA_ERR_NOMEM, "out of memory");
                         goto fail;
                 }
         }
-        if (o->ca != NULL && (ca = load_cert(o->ca, e)) == NULL)
+        if (o->ca != NULL && (ca = cli_load_cert(o->ca, e)) == NULL)
                 goto fail;
         if (gmca_gmt0010_decrypt_verify(msg, len, cert, key, extra, o->id, &out, &outlen, &s, e) !=
                 0 ||
@@ -657,8 +585,8 @@ int cmd_app_decrypt(struct cli *cli, int argc, char **argv)
         }
         if (o.cert == NULL || o.key == NULL || o.in == NULL || o.out == NULL)
                 return cli_usage_error("app decrypt: --cert, --key, --in and --out are required");
-        if ((cert = load_cert(o.cert, &e)) == NULL ||
-            (key = load_key(o.key, o.pass_file, &e)) == NULL ||
+        if ((cert = cli_load_cert(o.cert, &e)) == NULL ||
+            (key = cli_load_key(o.key, o.pass_file, &e)) == NULL ||
             gmca_read_file(o.in, GMCA_GMT0010_MAX, &msg, &len, &e) != 0 ||
             (kind = gmca_gmt0010_kind(msg, len, &e)) < 0) {
                 rc = cli_fail(&e);
