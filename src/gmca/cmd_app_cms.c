@@ -23,7 +23,6 @@
 #include "util.h"
 #include "x509.h"
 
-
 struct cms_opts {
         char seen[32];
         const char *cert, *key, *pass_file, *in, *out, *content, *ca, *id, *signer;
