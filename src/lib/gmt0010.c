@@ -18,6 +18,7 @@
 #include <openssl/objects.h>
 #include <openssl/x509v3.h>
 
+#include "cms_asn1.h"
 #include "crypto.h"
 #include "gmt0010.h"
 #include "util.h"
@@ -30,20 +31,8 @@
 #define OID_SM4_CBC "1.2.156.10197.1.104.2"
 #define OID_TEXT_MAX 80
 
-/* IssuerAndSerialNumber ::= SEQUENCE { issuer Name, serialNumber INTEGER } */
+/* ContentInfo ::= SEQUENCE { contentType OID, content [0] EXPLICIT ANY OPTIONAL } */
 typedef struct {
-        X509_NAME *issuer;
-        ASN1_INTEGER *serial;
-} GMCA_IAS;
-
-ASN1_SEQUENCE(GMCA_IAS) =
-    {
-        ASN1_SIMPLE(GMCA_IAS, issuer, X509_NAME),
-        ASN1_SIMPLE(GMCA_IAS, serial, ASN1_INTEGER),
-} static_ASN1_SEQUENCE_END(GMCA_IAS)
-
-    /* ContentInfo ::= SEQUENCE { contentType OID, content [0] EXPLICIT ANY OPTIONAL } */
-    typedef struct {
         ASN1_OBJECT *type;
         ASN1_TYPE *content;
 } GMCA_CI;
@@ -53,35 +42,6 @@ ASN1_SEQUENCE(GMCA_CI) =
         ASN1_SIMPLE(GMCA_CI, type, ASN1_OBJECT),
         ASN1_EXP_OPT(GMCA_CI, content, ASN1_ANY, 0),
 } static_ASN1_SEQUENCE_END(GMCA_CI)
-
-    /* SignerInfo (GM/T 0010 §7.2, RFC 2315 §9.2) */
-    typedef struct {
-        ASN1_INTEGER *version;
-        GMCA_IAS *ias;
-        X509_ALGOR *digest_alg;
-        STACK_OF(X509_ATTRIBUTE) * auth;
-        X509_ALGOR *sig_alg;
-        ASN1_OCTET_STRING *sig;
-        STACK_OF(X509_ATTRIBUTE) * unauth;
-} GMCA_SIGNER;
-
-ASN1_SEQUENCE(GMCA_SIGNER) =
-    {
-        ASN1_SIMPLE(GMCA_SIGNER, version, ASN1_INTEGER),
-        ASN1_SIMPLE(GMCA_SIGNER, ias, GMCA_IAS),
-        ASN1_SIMPLE(GMCA_SIGNER, digest_alg, X509_ALGOR),
-        ASN1_IMP_SET_OF_OPT(GMCA_SIGNER, auth, X509_ATTRIBUTE, 0),
-        ASN1_SIMPLE(GMCA_SIGNER, sig_alg, X509_ALGOR),
-        ASN1_SIMPLE(GMCA_SIGNER, sig, ASN1_OCTET_STRING),
-        ASN1_IMP_SET_OF_OPT(GMCA_SIGNER, unauth, X509_ATTRIBUTE, 1),
-} static_ASN1_SEQUENCE_END(GMCA_SIGNER)
-
-        DEFINE_STACK_OF(GMCA_SIGNER)
-
-    /* authenticatedAttributes re-tagged as the SET OF that is signed (RFC 2315 §9.3) */
-    ASN1_ITEM_TEMPLATE(GMCA_ATTRS) = ASN1_EX_TEMPLATE_TYPE(ASN1_TFLG_SET_OF, 0, attrs,
-                                                           X509_ATTRIBUTE)
-        static_ASN1_ITEM_TEMPLATE_END(GMCA_ATTRS)
 
     /* SignedData (GM/T 0010 §7.1) */
     typedef struct {
@@ -197,14 +157,6 @@ ASN1_SEQUENCE(GMCA_SM2CIPHER) =
         static const char *const msg_labels[] = {"PKCS7", "CMS", NULL};
 
 /* 1 if o is the OID written as dotted text txt. */
-static int oid_is(const ASN1_OBJECT *o, const char *txt)
-{
-        char buf[OID_TEXT_MAX];
-        int n = OBJ_obj2txt(buf, sizeof(buf), o, 1);
-
-        return n > 0 && (size_t)n < sizeof(buf) && strcmp(buf, txt) == 0;
-}
-
 /* Parameters absent or NULL, as GM/T algorithm identifiers come both ways. */
 static int params_empty(const X509_ALGOR *a)
 {
@@ -219,7 +171,7 @@ static int alg_is(const X509_ALGOR *a, const char *txt)
         const ASN1_OBJECT *o;
 
         X509_ALGOR_get0(&o, NULL, NULL, a);
-        return oid_is(o, txt);
+        return gmca_oid_is(o, txt);
 }
 
 /* Set a to the algorithm txt with absent parameters. */
@@ -271,41 +223,6 @@ static int ias_match(const GMCA_IAS *ias, X509 *cert)
 }
 
 /*
- * Decode exactly der/len as it, and insist the re-encoding is the input
- * (X.690 §10). NULL on failure.
- */
-static ASN1_VALUE *decode(const ASN1_ITEM *it, const uint8_t *der, size_t len, const char *what,
-                          struct gmca_error *e)
-{
-        const uint8_t *p = der;
-        ASN1_VALUE *v = NULL;
-        uint8_t *re = NULL;
-        int relen;
-
-        if (len == 0 || len > LONG_MAX || (v = ASN1_item_d2i(NULL, &p, (long)len, it)) == NULL) {
-                gmca_error_ossl(e, GMCA_ERR_INVALID, "%s: malformed or truncated DER", what);
-                return NULL;
-        }
-        if (p != der + len) {
-                gmca_error_set(e, GMCA_ERR_INVALID, "%s: trailing bytes after DER", what);
-                goto fail;
-        }
-        relen = ASN1_item_i2d(v, &re, it);
-        if (relen <= 0 || (size_t)relen != len || memcmp(re, der, len) != 0) {
-                gmca_ossl_clear();
-                gmca_error_set(e, GMCA_ERR_INVALID,
-                               "%s: X.690 §10: not DER (re-encoding differs from the input)", what);
-                goto fail;
-        }
-        OPENSSL_free(re);
-        return v;
-fail:
-        OPENSSL_free(re);
-        ASN1_item_free(v, it);
-        return NULL;
-}
-
-/*
  * The outer ContentInfo of a message of content type want (NULL: any), and
  * the DER of its [0] content (*inner, which the caller frees).
  */
@@ -322,9 +239,9 @@ static int open_ci(const uint8_t *msg, size_t len, const char *want, const char 
                                  e)) != 0)
                 return rc;
         rc = GMCA_ERR_INVALID;
-        if ((c = (GMCA_CI *)decode(ASN1_ITEM_rptr(GMCA_CI), in, inlen, what, e)) == NULL)
+        if ((c = (GMCA_CI *)gmca_der_decode(ASN1_ITEM_rptr(GMCA_CI), in, inlen, what, e)) == NULL)
                 goto out;
-        if (want != NULL && !oid_is(c->type, want)) {
+        if (want != NULL && !gmca_oid_is(c->type, want)) {
                 gmca_error_set(e, GMCA_ERR_INVALID, "%s: GM/T 0010 §6: contentType is not %s", what,
                                want);
                 goto out;
@@ -775,14 +692,14 @@ int gmca_gmt0010_verify(const uint8_t *msg, size_t len, const uint8_t *detached,
                           e)) != 0)
                 return rc;
         rc = GMCA_ERR_INVALID;
-        if ((sd = (GMCA_SD *)decode(ASN1_ITEM_rptr(GMCA_SD), inner, innerlen, "SignedData", e)) ==
-            NULL)
+        if ((sd = (GMCA_SD *)gmca_der_decode(ASN1_ITEM_rptr(GMCA_SD), inner, innerlen, "SignedData",
+                                             e)) == NULL)
                 goto out;
         if (!int_in(sd->version, 1, 1)) {
                 gmca_error_set(e, rc, "SignedData: GM/T 0010 §7.1: version must be 1");
                 goto out;
         }
-        if (!oid_is(sd->content->type, GMCA_OID_GMT0010_DATA)) {
+        if (!gmca_oid_is(sd->content->type, GMCA_OID_GMT0010_DATA)) {
                 gmca_error_set(e, rc, "SignedData: contentInfo type is not GM/T 0010 data (%s)",
                                GMCA_OID_GMT0010_DATA);
                 goto out;
@@ -1011,7 +928,7 @@ static int open_env(STACK_OF(GMCA_RECIP) * recips, const GMCA_ECI *eci, X509 *ce
         if (n < 1 || n > GMCA_GMT0010_RECIPS_MAX)
                 return gmca_error_set(e, rc, "EnvelopedData: %d recipientInfos (1 to %d allowed)",
                                       n, GMCA_GMT0010_RECIPS_MAX);
-        if (!oid_is(eci->type, GMCA_OID_GMT0010_DATA))
+        if (!gmca_oid_is(eci->type, GMCA_OID_GMT0010_DATA))
                 return gmca_error_set(e, rc,
                                       "EnvelopedData: content type is not GM/T 0010 data (%s)",
                                       GMCA_OID_GMT0010_DATA);
@@ -1073,8 +990,8 @@ int gmca_gmt0010_decrypt(const uint8_t *msg, size_t len, X509 *cert, EVP_PKEY *k
                           &innerlen, e)) != 0)
                 return rc;
         rc = GMCA_ERR_INVALID;
-        if ((ed = (GMCA_ED *)decode(ASN1_ITEM_rptr(GMCA_ED), inner, innerlen, "EnvelopedData",
-                                    e)) == NULL)
+        if ((ed = (GMCA_ED *)gmca_der_decode(ASN1_ITEM_rptr(GMCA_ED), inner, innerlen,
+                                             "EnvelopedData", e)) == NULL)
                 goto out;
         if (!int_in(ed->version, 0, 1)) {
                 gmca_error_set(e, rc, "EnvelopedData: GM/T 0010 §8.1: version must be 0 or 1");
@@ -1154,7 +1071,8 @@ int gmca_gmt0010_decrypt_verify(const uint8_t *msg, size_t len, X509 *cert, EVP_
                           e)) != 0)
                 return rc;
         rc = GMCA_ERR_INVALID;
-        if ((sed = (GMCA_SED *)decode(ASN1_ITEM_rptr(GMCA_SED), inner, innerlen, what, e)) == NULL)
+        if ((sed = (GMCA_SED *)gmca_der_decode(ASN1_ITEM_rptr(GMCA_SED), inner, innerlen, what,
+                                               e)) == NULL)
                 goto out;
         if (!int_in(sed->version, 1, 1)) {
                 gmca_error_set(e, rc, "%s: GM/T 0010 §9: version must be 1", what);
@@ -1197,7 +1115,7 @@ int gmca_gmt0010_kind(const uint8_t *msg, size_t len, struct gmca_error *e)
                             "GM/T 0010 message: contentType is none of signedData, "
                             "envelopedData, signedAndEnvelopedData");
         for (i = 0; i < sizeof(types) / sizeof(types[0]); i++)
-                if (oid_is(ci->type, types[i])) {
+                if (gmca_oid_is(ci->type, types[i])) {
                         gmca_error_clear(e);
                         rc = kinds[i];
                         break;
@@ -1221,8 +1139,8 @@ int gmca_sm2cipher_to_c1c3c2(const uint8_t *der, size_t len, uint8_t **out, size
         if (der == NULL || len > GMCA_SM2CIPHER_MAX + 256)
                 return gmca_error_set(e, GMCA_ERR_LIMIT, "SM2Cipher: absent or over %u bytes",
                                       GMCA_SM2CIPHER_MAX);
-        if ((c = (GMCA_SM2CIPHER *)decode(ASN1_ITEM_rptr(GMCA_SM2CIPHER), der, len,
-                                          "SM2Cipher (GM/T 0009 §7.2)", e)) == NULL)
+        if ((c = (GMCA_SM2CIPHER *)gmca_der_decode(ASN1_ITEM_rptr(GMCA_SM2CIPHER), der, len,
+                                                   "SM2Cipher (GM/T 0009 §7.2)", e)) == NULL)
                 return rc;
         if ((x = ASN1_INTEGER_to_BN(c->x, NULL)) == NULL ||
             (y = ASN1_INTEGER_to_BN(c->y, NULL)) == NULL || BN_is_negative(x) ||

@@ -21,6 +21,7 @@
 #include <openssl/ts.h>
 #include <openssl/x509v3.h>
 
+#include "cms_asn1.h"
 #include "crypto.h"
 #include "tsa.h"
 #include "util.h"
@@ -30,21 +31,9 @@
 #define OID_TEXT_MAX 80
 #define DIGEST_ALGS_MAX 4
 
-/* IssuerAndSerialNumber (RFC 5652 §10.2.4) */
+/* EncapsulatedContentInfo ::= SEQUENCE { eContentType, eContent [0] EXPLICIT OCTET STRING
+   OPTIONAL } */
 typedef struct {
-        X509_NAME *issuer;
-        ASN1_INTEGER *serial;
-} TSA_IAS;
-
-ASN1_SEQUENCE(TSA_IAS) =
-    {
-        ASN1_SIMPLE(TSA_IAS, issuer, X509_NAME),
-        ASN1_SIMPLE(TSA_IAS, serial, ASN1_INTEGER),
-} static_ASN1_SEQUENCE_END(TSA_IAS)
-
-    /* EncapsulatedContentInfo ::= SEQUENCE { eContentType, eContent [0] EXPLICIT OCTET STRING
-       OPTIONAL } */
-    typedef struct {
         ASN1_OBJECT *type;
         ASN1_OCTET_STRING *content;
 } TSA_ECI;
@@ -55,35 +44,6 @@ ASN1_SEQUENCE(TSA_ECI) =
         ASN1_EXP_OPT(TSA_ECI, content, ASN1_OCTET_STRING, 0),
 } static_ASN1_SEQUENCE_END(TSA_ECI)
 
-    /* SignerInfo (RFC 5652 §5.3) */
-    typedef struct {
-        ASN1_INTEGER *version;
-        TSA_IAS *sid;
-        X509_ALGOR *digest_alg;
-        STACK_OF(X509_ATTRIBUTE) * signed_attrs;
-        X509_ALGOR *sig_alg;
-        ASN1_OCTET_STRING *sig;
-        STACK_OF(X509_ATTRIBUTE) * unsigned_attrs;
-} TSA_SIGNER;
-
-ASN1_SEQUENCE(TSA_SIGNER) =
-    {
-        ASN1_SIMPLE(TSA_SIGNER, version, ASN1_INTEGER),
-        ASN1_SIMPLE(TSA_SIGNER, sid, TSA_IAS),
-        ASN1_SIMPLE(TSA_SIGNER, digest_alg, X509_ALGOR),
-        ASN1_IMP_SET_OF_OPT(TSA_SIGNER, signed_attrs, X509_ATTRIBUTE, 0),
-        ASN1_SIMPLE(TSA_SIGNER, sig_alg, X509_ALGOR),
-        ASN1_SIMPLE(TSA_SIGNER, sig, ASN1_OCTET_STRING),
-        ASN1_IMP_SET_OF_OPT(TSA_SIGNER, unsigned_attrs, X509_ATTRIBUTE, 1),
-} static_ASN1_SEQUENCE_END(TSA_SIGNER)
-
-        DEFINE_STACK_OF(TSA_SIGNER)
-
-    /* signedAttrs re-tagged as the SET OF that is signed (RFC 5652 §5.4) */
-    ASN1_ITEM_TEMPLATE(TSA_ATTRS) = ASN1_EX_TEMPLATE_TYPE(ASN1_TFLG_SET_OF, 0, attrs,
-                                                          X509_ATTRIBUTE)
-        static_ASN1_ITEM_TEMPLATE_END(TSA_ATTRS)
-
     /* SignedData (RFC 5652 §5.1) */
     typedef struct {
         ASN1_INTEGER *version;
@@ -91,7 +51,7 @@ ASN1_SEQUENCE(TSA_SIGNER) =
         TSA_ECI *eci;
         STACK_OF(X509) * certs;
         STACK_OF(X509_CRL) * crls;
-        STACK_OF(TSA_SIGNER) * signers;
+        STACK_OF(GMCA_SIGNER) * signers;
 } TSA_SD;
 
 ASN1_SEQUENCE(TSA_SD) =
@@ -101,7 +61,7 @@ ASN1_SEQUENCE(TSA_SD) =
         ASN1_SIMPLE(TSA_SD, eci, TSA_ECI),
         ASN1_IMP_SET_OF_OPT(TSA_SD, certs, X509, 0),
         ASN1_IMP_SET_OF_OPT(TSA_SD, crls, X509_CRL, 1),
-        ASN1_SET_OF(TSA_SD, signers, TSA_SIGNER),
+        ASN1_SET_OF(TSA_SD, signers, GMCA_SIGNER),
 } static_ASN1_SEQUENCE_END(TSA_SD)
 
     /* TimeStampToken ::= ContentInfo { id-signedData, [0] EXPLICIT SignedData } */
@@ -186,59 +146,8 @@ ASN1_SEQUENCE(TSA_SCV2) =
 #define FREE(T, v) ASN1_item_free((ASN1_VALUE *)(v), ASN1_ITEM_rptr(T))
 #define I2D(T, v, out) ASN1_item_i2d((const ASN1_VALUE *)(v), (out), ASN1_ITEM_rptr(T))
 
-    /*
-     * Decode exactly len bytes of der as item it, refusing trailing bytes and
-     * anything that is not DER (the re-encoding must give the same bytes).
-     * NULL with e filled on failure.
-     */
-    static ASN1_VALUE
-    * strict_d2i(const ASN1_ITEM *it, const uint8_t *der, size_t len, const char *what,
-                 struct gmca_error *e)
-{
-        const unsigned char *p = der;
-        unsigned char *enc = NULL;
-        ASN1_VALUE *v;
-        int n;
-
-        if (len == 0 || len > LONG_MAX) {
-                gmca_error_set(e, GMCA_ERR_INVALID, "%s: empty or oversized", what);
-                return NULL;
-        }
-        if ((v = ASN1_item_d2i(NULL, &p, (long)len, it)) == NULL) {
-                gmca_ossl_clear();
-                gmca_error_set(e, GMCA_ERR_INVALID, "%s: not a DER %s", what, it->sname);
-                return NULL;
-        }
-        if (p != der + len) {
-                gmca_error_set(e, GMCA_ERR_INVALID, "%s: %zu trailing bytes", what,
-                               (size_t)(der + len - p));
-                goto fail;
-        }
-        if ((n = ASN1_item_i2d(v, &enc, it)) < 0 || (size_t)n != len ||
-            memcmp(enc, der, len) != 0) {
-                gmca_ossl_clear();
-                gmca_error_set(e, GMCA_ERR_INVALID, "%s: not DER (X.690 §10: re-encoding differs)",
-                               what);
-                goto fail;
-        }
-        OPENSSL_free(enc);
-        return v;
-fail:
-        OPENSSL_free(enc);
-        ASN1_item_free(v, it);
-        return NULL;
-}
-
-static int oid_is(const ASN1_OBJECT *o, const char *txt)
-{
-        char buf[OID_TEXT_MAX];
-        int n = OBJ_obj2txt(buf, sizeof(buf), o, 1);
-
-        return n > 0 && (size_t)n < sizeof(buf) && strcmp(buf, txt) == 0;
-}
-
-/* 1 if a is algorithm nid with absent or NULL parameters. */
-static int alg_is(const X509_ALGOR *a, int nid)
+    /* 1 if a is algorithm nid with absent or NULL parameters. */
+    static int alg_is(const X509_ALGOR *a, int nid)
 {
         const ASN1_OBJECT *obj;
         int ptype;
@@ -706,7 +615,7 @@ static int make_token(X509 *cert, EVP_PKEY *key, const struct gmca_tsa_opts *o, 
                       TS_REQ *q, int cert_req, TSA_TOKEN **token, struct gmca_error *e)
 {
         TSA_TOKEN *t = NEW(TSA_TOKEN);
-        TSA_SIGNER *si = NEW(TSA_SIGNER);
+        GMCA_SIGNER *si = NEW(GMCA_SIGNER);
         uint8_t *tst = NULL, *scv2 = NULL, *sig = NULL;
         unsigned char *attrs = NULL;
         size_t tstlen = 0, scv2len = 0, siglen = 0;
@@ -725,41 +634,39 @@ static int make_token(X509 *cert, EVP_PKEY *key, const struct gmca_tsa_opts *o, 
             (rc = scv2_der(cert, &scv2, &scv2len, e)) != 0)
                 goto out;
         rc = GMCA_ERR_NOMEM;
-        if (gmca_sm3(tst, tstlen, md) != 0 ||
-            (si->signed_attrs = sk_X509_ATTRIBUTE_new_null()) == NULL ||
-            attr_add(si->signed_attrs, NID_pkcs9_contentType, V_ASN1_OBJECT,
+        if (gmca_sm3(tst, tstlen, md) != 0 || (si->auth = sk_X509_ATTRIBUTE_new_null()) == NULL ||
+            attr_add(si->auth, NID_pkcs9_contentType, V_ASN1_OBJECT,
                      OBJ_nid2obj(NID_id_smime_ct_TSTInfo)) != 0 ||
             (os = ASN1_OCTET_STRING_new()) == NULL ||
             ASN1_OCTET_STRING_set(os, md, sizeof(md)) != 1 ||
-            attr_add(si->signed_attrs, NID_pkcs9_messageDigest, V_ASN1_OCTET_STRING, os) != 0)
+            attr_add(si->auth, NID_pkcs9_messageDigest, V_ASN1_OCTET_STRING, os) != 0)
                 goto fail;
         os = NULL;
         if ((seq = ASN1_STRING_type_new(V_ASN1_SEQUENCE)) == NULL ||
             ASN1_STRING_set(seq, scv2, (int)scv2len) != 1 ||
-            attr_add(si->signed_attrs, NID_id_smime_aa_signingCertificateV2, V_ASN1_SEQUENCE,
-                     seq) != 0)
+            attr_add(si->auth, NID_id_smime_aa_signingCertificateV2, V_ASN1_SEQUENCE, seq) != 0)
                 goto fail;
         seq = NULL;
         if (o->signing_time) {
                 if ((st = ASN1_UTCTIME_set(
                          NULL, (time_t)((o->now_us != 0 ? o->now_us : gmca_now_us()) / 1000000))) ==
                         NULL ||
-                    attr_add(si->signed_attrs, NID_pkcs9_signingTime, V_ASN1_UTCTIME, st) != 0)
+                    attr_add(si->auth, NID_pkcs9_signingTime, V_ASN1_UTCTIME, st) != 0)
                         goto fail;
                 st = NULL;
         }
-        if ((n = I2D(TSA_ATTRS, si->signed_attrs, &attrs)) <= 0) {
+        if ((n = I2D(GMCA_ATTRS, si->auth, &attrs)) <= 0) {
                 rc = GMCA_ERR_INTERNAL;
                 goto fail;
         }
         if ((rc = gmca_sm2_sign(key, o->sm2_id, attrs, (size_t)n, &sig, &siglen, e)) != 0)
                 goto out;
         rc = GMCA_ERR_NOMEM;
-        X509_NAME_free(si->sid->issuer);
-        ASN1_INTEGER_free(si->sid->serial);
-        si->sid->serial = NULL;
-        if ((si->sid->issuer = X509_NAME_dup(X509_get_issuer_name(cert))) == NULL ||
-            (si->sid->serial = ASN1_INTEGER_dup(X509_get0_serialNumber(cert))) == NULL ||
+        X509_NAME_free(si->ias->issuer);
+        ASN1_INTEGER_free(si->ias->serial);
+        si->ias->serial = NULL;
+        if ((si->ias->issuer = X509_NAME_dup(X509_get_issuer_name(cert))) == NULL ||
+            (si->ias->serial = ASN1_INTEGER_dup(X509_get0_serialNumber(cert))) == NULL ||
             ASN1_INTEGER_set(si->version, 1) != 1 ||
             X509_ALGOR_set0(si->digest_alg, OBJ_nid2obj(NID_sm3), V_ASN1_UNDEF, NULL) != 1 ||
             X509_ALGOR_set0(si->sig_alg, OBJ_nid2obj(NID_SM2_with_SM3), V_ASN1_UNDEF, NULL) != 1 ||
@@ -784,7 +691,7 @@ static int make_token(X509 *cert, EVP_PKEY *key, const struct gmca_tsa_opts *o, 
                         goto fail;
                 }
         }
-        if (sk_TSA_SIGNER_push(t->sd->signers, si) <= 0)
+        if (sk_GMCA_SIGNER_push(t->sd->signers, si) <= 0)
                 goto fail;
         si = NULL;
         *token = t;
@@ -802,7 +709,7 @@ out:
         OPENSSL_free(sig);
         OPENSSL_free(scv2);
         OPENSSL_free(tst);
-        FREE(TSA_SIGNER, si);
+        FREE(GMCA_SIGNER, si);
         FREE(TSA_TOKEN, t);
         return rc;
 }
@@ -934,7 +841,7 @@ static void hex_of(const uint8_t *b, size_t len, char *out, size_t cap)
 }
 
 /* The certificate of the signer sid among certs, re-read strictly. */
-static X509 *find_cert(STACK_OF(X509) * certs, const TSA_IAS *sid, struct gmca_error *e)
+static X509 *find_cert(STACK_OF(X509) * certs, const GMCA_IAS *sid, struct gmca_error *e)
 {
         for (int i = 0; i < sk_X509_num(certs); i++) {
                 X509 *c = sk_X509_value(certs, i);
@@ -970,9 +877,9 @@ static int check_scv2(const ASN1_STRING *v, X509 *cert, struct gmca_error *e)
         unsigned int hl = 0;
         int nid = NID_sha256, clen, rc = GMCA_ERR_VERIFY;
 
-        if ((s = (TSA_SCV2 *)strict_d2i(ASN1_ITEM_rptr(TSA_SCV2), der,
-                                        (size_t)ASN1_STRING_length(v), "signingCertificateV2",
-                                        e)) == NULL)
+        if ((s = (TSA_SCV2 *)gmca_der_decode(ASN1_ITEM_rptr(TSA_SCV2), der,
+                                             (size_t)ASN1_STRING_length(v), "signingCertificateV2",
+                                             e)) == NULL)
                 return e->code;
         if (sk_TSA_CERTID_num(s->certs) < 1 || sk_TSA_CERTID_num(s->certs) > GMCA_TSA_CERTS_MAX) {
                 rc = gmca_error_set(e, GMCA_ERR_INVALID, "signingCertificateV2: no ESSCertIDv2");
@@ -1023,12 +930,12 @@ out:
 }
 
 /* Check the signed attributes of si against the eContent and cert. */
-static int check_attrs(const TSA_SIGNER *si, const ASN1_OCTET_STRING *content, X509 *cert,
+static int check_attrs(const GMCA_SIGNER *si, const ASN1_OCTET_STRING *content, X509 *cert,
                        struct gmca_error *e)
 {
         uint8_t md[GMCA_SM3_LEN];
         unsigned seen = 0;
-        int n = sk_X509_ATTRIBUTE_num(si->signed_attrs), rc;
+        int n = sk_X509_ATTRIBUTE_num(si->auth), rc;
 
         if (n < 1 || n > GMCA_TSA_ATTRS_MAX)
                 return gmca_error_set(e, GMCA_ERR_INVALID,
@@ -1037,7 +944,7 @@ static int check_attrs(const TSA_SIGNER *si, const ASN1_OCTET_STRING *content, X
         if (gmca_sm3(ASN1_STRING_get0_data(content), (size_t)ASN1_STRING_length(content), md) != 0)
                 return gmca_error_set(e, GMCA_ERR_INTERNAL, "SM3 failed");
         for (int i = 0; i < n; i++) {
-                X509_ATTRIBUTE *a = sk_X509_ATTRIBUTE_value(si->signed_attrs, i);
+                X509_ATTRIBUTE *a = sk_X509_ATTRIBUTE_value(si->auth, i);
                 int nid = OBJ_obj2nid(X509_ATTRIBUTE_get0_object(a));
                 ASN1_TYPE *v = X509_ATTRIBUTE_get0_type(a, 0);
                 unsigned bit = nid == NID_pkcs9_contentType                  ? 1u
@@ -1297,7 +1204,7 @@ int gmca_tsa_verify(const uint8_t *resp, size_t len, const struct gmca_tsa_expec
 {
         TSA_RESP *rs = NULL;
         TSA_SD *sd;
-        TSA_SIGNER *si;
+        GMCA_SIGNER *si;
         X509 *cert = NULL;
         unsigned char *attrs = NULL;
         struct gmca_tsa_info tmp;
@@ -1310,8 +1217,8 @@ int gmca_tsa_verify(const uint8_t *resp, size_t len, const struct gmca_tsa_expec
         if (len > GMCA_TSA_RESP_MAX)
                 return gmca_error_set(e, GMCA_ERR_LIMIT, "TimeStampResp: over %u bytes",
                                       GMCA_TSA_RESP_MAX);
-        if ((rs = (TSA_RESP *)strict_d2i(ASN1_ITEM_rptr(TSA_RESP), resp, len, "TimeStampResp",
-                                         e)) == NULL)
+        if ((rs = (TSA_RESP *)gmca_der_decode(ASN1_ITEM_rptr(TSA_RESP), resp, len, "TimeStampResp",
+                                              e)) == NULL)
                 return e->code;
         status = ASN1_INTEGER_get(rs->status->status);
         if (status != 0 && status != 1) {
@@ -1346,13 +1253,13 @@ int gmca_tsa_verify(const uint8_t *resp, size_t len, const struct gmca_tsa_expec
                                     GMCA_TSA_CERTS_MAX);
                 goto out;
         }
-        if (sk_TSA_SIGNER_num(sd->signers) != 1) {
+        if (sk_GMCA_SIGNER_num(sd->signers) != 1) {
                 gmca_error_set(e, rc, "token: exactly one SignerInfo needed (RFC 3161 §2.4.2)");
                 goto out;
         }
-        si = sk_TSA_SIGNER_value(sd->signers, 0);
+        si = sk_GMCA_SIGNER_value(sd->signers, 0);
         if (ASN1_INTEGER_get(si->version) != 1 || !alg_is(si->digest_alg, NID_sm3) ||
-            si->signed_attrs == NULL) {
+            si->auth == NULL) {
                 gmca_error_set(e, rc, "SignerInfo: version 1, SM3 and signedAttrs needed");
                 goto out;
         }
@@ -1361,7 +1268,8 @@ int gmca_tsa_verify(const uint8_t *resp, size_t len, const struct gmca_tsa_expec
                 int ptype;
 
                 X509_ALGOR_get0(&obj, &ptype, NULL, si->sig_alg);
-                if (!oid_is(obj, OID_SM2_1) || (ptype != V_ASN1_UNDEF && ptype != V_ASN1_NULL)) {
+                if (!gmca_oid_is(obj, OID_SM2_1) ||
+                    (ptype != V_ASN1_UNDEF && ptype != V_ASN1_NULL)) {
                         gmca_error_set(e, rc,
                                        "SignerInfo: signatureAlgorithm is not SM2 "
                                        "(1.2.156.10197.1.501 or .301.1)");
@@ -1369,8 +1277,8 @@ int gmca_tsa_verify(const uint8_t *resp, size_t len, const struct gmca_tsa_expec
                 }
         }
         if (x->tsa_cert != NULL) {
-                if (X509_NAME_cmp(X509_get_issuer_name(x->tsa_cert), si->sid->issuer) != 0 ||
-                    ASN1_INTEGER_cmp(X509_get0_serialNumber(x->tsa_cert), si->sid->serial) != 0) {
+                if (X509_NAME_cmp(X509_get_issuer_name(x->tsa_cert), si->ias->issuer) != 0 ||
+                    ASN1_INTEGER_cmp(X509_get0_serialNumber(x->tsa_cert), si->ias->serial) != 0) {
                         rc = gmca_error_set(e, GMCA_ERR_VERIFY,
                                             "token: signed by another certificate than the TSA "
                                             "certificate given");
@@ -1379,7 +1287,7 @@ int gmca_tsa_verify(const uint8_t *resp, size_t len, const struct gmca_tsa_expec
                 if (X509_up_ref(x->tsa_cert) != 1)
                         goto out;
                 cert = x->tsa_cert;
-        } else if ((cert = find_cert(sd->certs, si->sid, e)) == NULL) {
+        } else if ((cert = find_cert(sd->certs, si->ias, e)) == NULL) {
                 rc = e->code;
                 goto out;
         }
@@ -1399,7 +1307,7 @@ int gmca_tsa_verify(const uint8_t *resp, size_t len, const struct gmca_tsa_expec
         if ((rc = gmca_tsa_cert_check(cert, e)) != 0 ||
             (rc = check_attrs(si, sd->eci->content, cert, e)) != 0)
                 goto out;
-        if ((n = I2D(TSA_ATTRS, si->signed_attrs, &attrs)) <= 0) {
+        if ((n = I2D(GMCA_ATTRS, si->auth, &attrs)) <= 0) {
                 rc = gmca_error_ossl(e, GMCA_ERR_INTERNAL, "SignerInfo: cannot encode signedAttrs");
                 goto out;
         }
