@@ -30,6 +30,7 @@ int cli_exit_code(int err)
         case GMCA_ERR_NOTFOUND:
                 return EXIT_NOTFOUND;
         case GMCA_ERR_AUTH:
+        case GMCA_ERR_FORBIDDEN:
                 return EXIT_AUTH;
         case GMCA_ERR_POLICY:
         case GMCA_ERR_STATE:

@@ -43,6 +43,8 @@ const char *gmca_err_name(int code)
                 return "tamper";
         case GMCA_ERR_LIMIT:
                 return "limit";
+        case GMCA_ERR_FORBIDDEN:
+                return "forbidden";
         }
         return "unknown";
 }

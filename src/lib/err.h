@@ -28,6 +28,7 @@ enum gmca_err {
         GMCA_ERR_STATE = -12,  /* operation not valid in the current state */
         GMCA_ERR_TAMPER = -13, /* integrity check (audit chain) failed */
         GMCA_ERR_LIMIT = -14,  /* input over a hard size or count cap */
+        GMCA_ERR_FORBIDDEN = -15, /* the operator is known but their role does not allow it */
 };
 
 #define GMCA_ERROR_MSG_MAX 512

@@ -20,6 +20,7 @@
 
 #include "store.h"
 #include "store_db.h"
+#include "store_internal.h"
 #include "util.h"
 
 #define DER_MAX (1024 * 1024)          /* a certificate or a CSR */
@@ -108,8 +109,109 @@ static const char *const migrations[] = {
     " new_serial TEXT NOT NULL,"
     " time BIGINT NOT NULL,"
     " PRIMARY KEY (job, old_serial));",
+    /*
+     * 3: the RA (CPS §2.2, §3.1–§3.9, §6.2): operators and their roles, the
+     * nonces of signed API requests, applicants (identity numbers sealed by
+     * the CA engine, shown masked), applications and their two-person
+     * workflow, notifications to applicants, revocation requests. Each
+     * *_auth column holds the operator's signed request that did the step
+     * (auth.h, gmca_auth_proof), so the CA engine can check it again.
+     */
+    "CREATE TABLE operators ("
+    " id INTEGER PRIMARY KEY,"
+    " name TEXT NOT NULL UNIQUE,"
+    " roles TEXT NOT NULL,"
+    " cert_serial TEXT NOT NULL UNIQUE,"
+    " fingerprint TEXT NOT NULL UNIQUE,"
+    " status TEXT NOT NULL,"
+    " created_at BIGINT NOT NULL,"
+    " created_by TEXT NOT NULL,"
+    " status_time BIGINT NOT NULL DEFAULT 0);"
+    "CREATE TABLE nonces ("
+    " fingerprint TEXT NOT NULL,"
+    " nonce TEXT NOT NULL,"
+    " time BIGINT NOT NULL,"
+    " PRIMARY KEY (fingerprint, nonce));"
+    "CREATE INDEX nonces_time ON nonces (time);"
+    "CREATE TABLE applicants ("
+    " id INTEGER PRIMARY KEY,"
+    " kind TEXT NOT NULL,"
+    " name TEXT NOT NULL,"
+    " id_type TEXT,"
+    " id_sealed BLOB,"
+    " id_masked TEXT,"
+    " org_name TEXT,"
+    " uscc TEXT,"
+    " address TEXT,"
+    " department TEXT,"
+    " auth_letter TEXT,"
+    " domain TEXT,"
+    " ip TEXT,"
+    " owner_org TEXT,"
+    " contact TEXT,"
+    " created_by TEXT NOT NULL,"
+    " created_at BIGINT NOT NULL,"
+    " updated_at BIGINT NOT NULL);"
+    "CREATE TABLE applications ("
+    " id INTEGER PRIMARY KEY,"
+    " applicant_id BIGINT NOT NULL REFERENCES applicants (id),"
+    " type TEXT NOT NULL,"
+    " state TEXT NOT NULL,"
+    " ca TEXT NOT NULL,"
+    " profile TEXT NOT NULL,"
+    " days INTEGER NOT NULL,"
+    " csr BLOB NOT NULL,"
+    " info_json TEXT,"
+    " materials TEXT,"
+    " old_serial TEXT,"
+    " carrier TEXT,"
+    " affiliation_confirmed INTEGER NOT NULL DEFAULT 0,"
+    " submitted_by TEXT NOT NULL,"
+    " submitted_at BIGINT NOT NULL,"
+    " submit_auth BLOB NOT NULL,"
+    " vetted_by TEXT,"
+    " vetted_at BIGINT,"
+    " vet_method TEXT,"
+    " vet_documents TEXT,"
+    " vet_result TEXT,"
+    " vet_auth BLOB,"
+    " decided_by TEXT,"
+    " decided_at BIGINT,"
+    " decision_reason TEXT,"
+    " decide_auth BLOB,"
+    " issued_serial TEXT,"
+    " issued_at BIGINT);"
+    "CREATE INDEX applications_state ON applications (state);"
+    "CREATE INDEX applications_applicant ON applications (applicant_id);"
+    "CREATE TABLE notifications ("
+    " id INTEGER PRIMARY KEY,"
+    " application_id BIGINT,"
+    " revocation_id BIGINT,"
+    " channel TEXT NOT NULL,"
+    " recipient TEXT,"
+    " text TEXT NOT NULL,"
+    " time BIGINT NOT NULL);"
+    "CREATE TABLE revocation_requests ("
+    " id INTEGER PRIMARY KEY,"
+    " serial TEXT NOT NULL,"
+    " reason TEXT NOT NULL,"
+    " reason_code INTEGER NOT NULL,"
+    " requester TEXT NOT NULL,"
+    " authority TEXT,"
+    " document_ref TEXT,"
+    " note TEXT,"
+    " state TEXT NOT NULL,"
+    " requested_by TEXT NOT NULL,"
+    " requested_at BIGINT NOT NULL,"
+    " deadline BIGINT NOT NULL,"
+    " request_auth BLOB NOT NULL,"
+    " completed_by TEXT,"
+    " completed_at BIGINT);"
+    "CREATE INDEX revocation_requests_state ON revocation_requests (state);",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+#define STORE_EXT_MAX 96 /* statements of other modules (store_internal.h) */
 
 enum stmt {
         ST_VERSION_GET,
@@ -224,6 +326,11 @@ struct gmca_store {
                 struct gmca_db_stmt *st;
                 int busy; /* in use by a caller further up the stack (a list callback) */
         } cache[ST_COUNT];
+        struct {
+                const char *sql; /* the caller's static SQL text, compared by address */
+                struct gmca_db_stmt *st;
+                int busy;
+        } ext[STORE_EXT_MAX];
 };
 
 /*
@@ -371,6 +478,146 @@ static int col_dup(struct q *q, int col, uint8_t **p, size_t *len, struct gmca_e
                 memcpy(*p, b, n);
         *len = n;
         return 0;
+}
+
+/* ---- statements of other modules (store_internal.h) ---- */
+
+int gmca_q_open(struct gmca_store *s, const char *text, struct gmca_q *q, struct gmca_error *e)
+{
+        int i, free_slot = -1, rc;
+
+        memset(q, 0, sizeof(*q));
+        q->s = s;
+        q->slot = -1;
+        for (i = 0; i < STORE_EXT_MAX; i++) {
+                if (s->ext[i].sql == text)
+                        break;
+                if (s->ext[i].sql == NULL && free_slot < 0)
+                        free_slot = i;
+        }
+        if (i == STORE_EXT_MAX)
+                i = free_slot;
+        if (i < 0 || s->ext[i].busy) {
+                /* No room in the cache, or re-entered from a callback. */
+                if ((rc = s->ops->prepare(s->db, text, &q->st)) != 0)
+                        goto fail;
+                return 0;
+        }
+        if (s->ext[i].sql == NULL) {
+                if ((rc = s->ops->prepare(s->db, text, &s->ext[i].st)) != 0)
+                        goto fail;
+                s->ext[i].sql = text;
+        }
+        q->st = s->ext[i].st;
+        q->slot = i;
+        s->ext[i].busy = 1;
+        return 0;
+fail:
+        q->st = NULL;
+        return gmca_error_set(e, rc, "store: cannot prepare statement: %s", s->ops->errmsg(s->db));
+}
+
+void gmca_q_close(struct gmca_q *q)
+{
+        if (q->st == NULL)
+                return;
+        if (q->slot < 0) {
+                q->s->ops->finalize(q->st);
+        } else {
+                q->s->ops->reset(q->st);
+                q->s->ext[q->slot].busy = 0;
+        }
+        q->st = NULL;
+}
+
+/* The store's own struct q, borrowed for the shared bind and step code. */
+static struct q as_q(struct gmca_q *g)
+{
+        struct q q = {
+            .s = g->s, .st = g->st, .id = ST_COUNT, .owned = 1, .idx = g->idx, .rc = g->rc};
+        return q;
+}
+
+void gmca_q_int(struct gmca_q *g, int64_t v)
+{
+        struct q q = as_q(g);
+
+        q_int(&q, v);
+        g->idx = q.idx;
+        g->rc = q.rc;
+}
+
+void gmca_q_text(struct gmca_q *g, const char *v)
+{
+        struct q q = as_q(g);
+
+        q_text(&q, v);
+        g->idx = q.idx;
+        g->rc = q.rc;
+}
+
+void gmca_q_blob(struct gmca_q *g, const void *p, size_t n)
+{
+        struct q q = as_q(g);
+
+        q_blob(&q, p, n);
+        g->idx = q.idx;
+        g->rc = q.rc;
+}
+
+int gmca_q_step(struct gmca_q *g, struct gmca_error *e, const char *fmt, ...)
+{
+        struct q q = as_q(g);
+        char what[256];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(what, sizeof(what), fmt, ap);
+        va_end(ap);
+        return q_step(&q, e, "%s", what);
+}
+
+int64_t gmca_q_col_int(struct gmca_q *g, int col)
+{
+        return g->s->ops->column_int64(g->st, col);
+}
+
+int gmca_q_col_null(struct gmca_q *g, int col)
+{
+        return g->s->ops->column_is_null(g->st, col);
+}
+
+const char *gmca_q_col_text(struct gmca_q *g, int col)
+{
+        return g->s->ops->column_text(g->st, col);
+}
+
+const void *gmca_q_col_blob(struct gmca_q *g, int col, size_t *len)
+{
+        const void *p = g->s->ops->column_blob(g->st, col);
+
+        *len = g->s->ops->column_bytes(g->st, col);
+        return p;
+}
+
+int gmca_q_col_str(struct gmca_q *g, int col, char *buf, size_t len, const char *name,
+                   struct gmca_error *e)
+{
+        struct q q = as_q(g);
+
+        return col_str(&q, col, buf, len, name, e);
+}
+
+int gmca_q_col_dup(struct gmca_q *g, int col, uint8_t **p, size_t *len, struct gmca_error *e)
+{
+        struct q q = as_q(g);
+
+        return col_dup(&q, col, p, len, e);
+}
+
+int64_t gmca_q_changes(struct gmca_q *g)
+{
+        return g->s->ops->changes(g->s->db);
 }
 
 /* ---- input checks ---- */
@@ -551,6 +798,8 @@ void gmca_store_close(struct gmca_store *s)
         gmca_store_rollback(s);
         for (int i = 0; i < ST_COUNT; i++)
                 s->ops->finalize(s->cache[i].st);
+        for (int i = 0; i < STORE_EXT_MAX; i++)
+                s->ops->finalize(s->ext[i].st);
         s->ops->close(s->db);
         free(s);
 }
