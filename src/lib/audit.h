@@ -36,6 +36,22 @@
 #define GMCA_EV_CRL_GENERATE "crl.generate"
 #define GMCA_EV_CONFIG_CHANGE "config.change"
 #define GMCA_EV_AUDIT_VERIFY "audit.verify"
+/* The RA (issue 4): operators, signed requests, applicants, applications. */
+#define GMCA_EV_OPERATOR_ADD "operator.add"
+#define GMCA_EV_OPERATOR_DISABLE "operator.disable"
+#define GMCA_EV_AUTH_REQUEST "auth.request"     /* refused API requests (401/403) */
+#define GMCA_EV_ENGINE_REQUEST "engine.request" /* refused CA engine requests */
+#define GMCA_EV_ENGINE_SIGN "engine.sign"       /* what the CA engine signed */
+#define GMCA_EV_APPLICANT_CREATE "ra.applicant.create"
+#define GMCA_EV_APPLICANT_READ "ra.applicant.read" /* a full (unmasked) read, §8.4 */
+#define GMCA_EV_APPLICANT_CORRECT "ra.applicant.correct"
+#define GMCA_EV_APP_SUBMIT "ra.application.submit"
+#define GMCA_EV_APP_VET "ra.application.vet"
+#define GMCA_EV_APP_APPROVE "ra.application.approve"
+#define GMCA_EV_APP_REJECT "ra.application.reject"
+#define GMCA_EV_APP_ISSUE "ra.application.issue"
+#define GMCA_EV_REVOKE_REQUEST "ra.revocation.request"
+#define GMCA_EV_REVOKE_COMPLETE "ra.revocation.complete"
 
 #define GMCA_AUDIT_DETAIL_MAX 4096
 
