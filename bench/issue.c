@@ -213,8 +213,11 @@ static void issue_range(const char *dir, const char *cadir, int from, int n, int
         if (write(ready, &byte, 1) != 1 || read(go, &byte, 1) != 0)
                 die("barrier", NULL);
         for (int i = 0; i < n && batch == 1; i++) {
-                struct gmca_issue_req r = {NULL, "personal-sign", b[i].p, b[i].n,
-                                           INFO, strlen(INFO),    0};
+                struct gmca_issue_req r = {.profile = "personal-sign",
+                                           .csr = b[i].p,
+                                           .csr_len = b[i].n,
+                                           .info_json = INFO,
+                                           .info_len = strlen(INFO)};
 
                 if (gmca_ca_issue(c, &r, serial, NULL, &e) != 0)
                         die("issue", &e);
@@ -225,8 +228,11 @@ static void issue_range(const char *dir, const char *cadir, int from, int n, int
                 int k = n - i < batch ? n - i : batch;
 
                 for (int j = 0; j < k; j++)
-                        r[j] = (struct gmca_issue_req){
-                            NULL, "personal-sign", b[i + j].p, b[i + j].n, INFO, strlen(INFO), 0};
+                        r[j] = (struct gmca_issue_req){.profile = "personal-sign",
+                                                       .csr = b[i + j].p,
+                                                       .csr_len = b[i + j].n,
+                                                       .info_json = INFO,
+                                                       .info_len = strlen(INFO)};
                 if (gmca_ca_issue_batch(c, r, (size_t)k, res, &e) != 0)
                         die("issue batch", &e);
                 for (int j = 0; j < k; j++) {

@@ -1050,7 +1050,15 @@ static int issue_prepare(struct gmca_ctx *c, struct ca_slot *ca, const struct gm
         t.info = info;
         t.skip_self_check = !c->cfg.verify_after_sign;
         t.not_before = now;
-        t.not_after = now + (time_t)(r->days > 0 ? r->days : prof->validity_days) * 86400;
+        t.not_after = r->not_after > 0
+                          ? (time_t)r->not_after
+                          : now + (time_t)(r->days > 0 ? r->days : prof->validity_days) * 86400;
+        if (t.not_after <= now) {
+                rc = gmca_error_set(e, GMCA_ERR_POLICY,
+                                    "issue: the certificate would end before "
+                                    "it starts");
+                goto out;
+        }
         /* CPS §6.8 rule 1: no certificate outlives its CA's; the CA stops issuing first. */
         ca_end = ca_cert_not_after(ca->cert);
         if (ca_end <= now) {
@@ -1167,6 +1175,40 @@ static int issue_commit_one(struct gmca_ctx *c, struct pending *pd, struct gmca_
         if ((rc = issue_store(c, pd, e)) != 0 || (rc = gmca_store_commit(c->store, e)) != 0)
                 gmca_store_rollback(c->store);
         return rc;
+}
+
+int ca_issue_in_tx(struct gmca_ctx *c, const struct gmca_issue_req *r,
+                   char serial[GMCA_SERIAL_HEX_MAX], X509 **out, struct gmca_error *e)
+{
+        struct ca_slot *ca;
+        struct pending pd;
+        int rc;
+
+        if (!gmca_store_in_transaction(c->store))
+                return gmca_error_set(e, GMCA_ERR_INTERNAL, "issue: no transaction open");
+        if (r->profile == NULL || r->csr == NULL)
+                return gmca_error_set(e, GMCA_ERR_INVALID, "issue: profile and CSR are required");
+        if ((ca = ca_find(c, r->ca, e)) == NULL)
+                return e && e->code ? e->code : GMCA_ERR_NOTFOUND;
+        if ((rc = ca_need_signer(c, ca, 1, e)) != 0)
+                return rc;
+        if (ca_revoked(c, ca))
+                return gmca_error_set(e, GMCA_ERR_STATE,
+                                      "CA %s: its own certificate is revoked; it issues no more",
+                                      ca->rec.name);
+        if ((rc = issue_prepare(c, ca, r, &pd, e)) != 0)
+                return rc;
+        if ((rc = issue_store(c, &pd, e)) != 0) {
+                pending_clear(&pd);
+                return rc;
+        }
+        gmca_strlcpy(serial, pd.rec.serial, GMCA_SERIAL_HEX_MAX);
+        if (out != NULL) {
+                *out = pd.cert;
+                pd.cert = NULL;
+        }
+        pending_clear(&pd);
+        return 0;
 }
 
 int gmca_ca_issue(struct gmca_ctx *c, const struct gmca_issue_req *r,

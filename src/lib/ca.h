@@ -119,7 +119,8 @@ struct gmca_issue_req {
         size_t csr_len;
         const char *info_json; /* subject info (private extensions, SAN); NULL: none */
         size_t info_len;
-        int days; /* 0: profile default */
+        int days;          /* 0: profile default */
+        int64_t not_after; /* 0: now + days; else exactly this end (a reissue, CPS §3.7) */
 };
 
 /*

@@ -102,6 +102,14 @@ int ca_audit_failure(struct gmca_ctx *c, const char *event, const char *object,
 int ca_reject(struct gmca_ctx *c, const char *event, const char *object, int rc,
               struct gmca_error *e);
 time_t ca_cert_not_after(const X509 *cert);
+/*
+ * Inside the caller's open transaction: check, sign and record one
+ * certificate (its request row, certificate row and cert.issue audit
+ * record). Refusals are not audited here: the caller rolls back and audits.
+ */
+int ca_issue_in_tx(struct gmca_ctx *c, const struct gmca_issue_req *r,
+                   char serial[GMCA_SERIAL_HEX_MAX], X509 **out, struct gmca_error *e) GMCA_WUR;
+
 /* GMCA_ERR_POLICY (CPS §6.8 rule 1) if not_after is past issuer_end, the issuing CA's. */
 int ca_within_issuer(const char *issuer, time_t issuer_end, time_t not_after, struct gmca_error *e);
 int ca_publish_crl(struct gmca_ctx *c, const char *ca, int64_t number, const uint8_t *der,

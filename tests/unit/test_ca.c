@@ -265,7 +265,7 @@ static void test_issue_and_revoke(void **state)
         struct gmca_cert_rec rec;
         size_t len;
         uint8_t *csr = test_csr("张三", &len);
-        struct gmca_issue_req r = {NULL, "personal-sign", csr, len, INFO, strlen(INFO), 0};
+        struct gmca_issue_req r = {NULL, "personal-sign", csr, len, INFO, strlen(INFO), 0, 0};
         X509 *cert = NULL;
         char *value = NULL;
         int64_t c0;
@@ -338,7 +338,8 @@ static void test_rejections_audited(void **state)
         c0 = certs(f);
         a0 = audits(f);
         {
-                struct gmca_issue_req r = {NULL, "personal-sign", csr, len, INFO, strlen(INFO), 0};
+                struct gmca_issue_req r = {NULL, "personal-sign", csr, len,
+                                           INFO, strlen(INFO),    0,   0};
 
                 assert_int_equal(gmca_ca_issue(f->c, &r, serial, NULL, &e), GMCA_ERR_STATE);
         }
@@ -349,7 +350,7 @@ static void test_rejections_audited(void **state)
                 struct gmca_issue_req r = {NULL,          cases[i].profile,
                                            cases[i].csr,  cases[i].len,
                                            cases[i].info, cases[i].info ? strlen(cases[i].info) : 0,
-                                           cases[i].days};
+                                           cases[i].days, 0};
                 int rc;
 
                 c0 = certs(f);
@@ -381,7 +382,7 @@ static void test_validity_within_ca(void **state)
         char serial[GMCA_SERIAL_HEX_MAX];
         size_t len;
         uint8_t *csr = test_csr("王五", &len);
-        struct gmca_issue_req r = {NULL, "personal-sign", csr, len, INFO, strlen(INFO), 0};
+        struct gmca_issue_req r = {NULL, "personal-sign", csr, len, INFO, strlen(INFO), 0, 0};
         X509 *cert = NULL, *ca = NULL;
         struct gmca_ca_rec carec;
         const uint8_t *p;
@@ -417,7 +418,7 @@ static void test_crl(void **state)
         char serial[GMCA_SERIAL_HEX_MAX];
         size_t len;
         uint8_t *csr = test_csr("赵六", &len);
-        struct gmca_issue_req r = {NULL, "personal-sign", csr, len, INFO, strlen(INFO), 0};
+        struct gmca_issue_req r = {NULL, "personal-sign", csr, len, INFO, strlen(INFO), 0, 0};
         struct gmca_crl_rec c1, c2;
         struct gmca_ca_rec carec;
         X509 *ca;
@@ -469,10 +470,10 @@ static void test_issue_batch(void **state)
         uint8_t *c1 = test_csr("甲", &l1), *c2 = test_csr("乙", &l2), *c3 = test_csr("丙", &l3);
         static const uint8_t junk[] = {0x30, 0x00};
         struct gmca_issue_req r[4] = {
-            {NULL, "personal-sign", c1, l1, INFO, strlen(INFO), 0},
-            {NULL, "personal-sign", junk, sizeof(junk), INFO, strlen(INFO), 0},
-            {NULL, "personal-sign", c2, l2, INFO, strlen(INFO), 0},
-            {NULL, "personal-sign", c3, l3, NULL, 0, 0}, /* lacks the identity number */
+            {NULL, "personal-sign", c1, l1, INFO, strlen(INFO), 0, 0},
+            {NULL, "personal-sign", junk, sizeof(junk), INFO, strlen(INFO), 0, 0},
+            {NULL, "personal-sign", c2, l2, INFO, strlen(INFO), 0, 0},
+            {NULL, "personal-sign", c3, l3, NULL, 0, 0, 0}, /* lacks the identity number */
         };
         struct gmca_issue_result res[4];
         int64_t c0, a0;
@@ -518,9 +519,9 @@ static void test_issue_batch_fallback(void **state)
         size_t l1, l2;
         uint8_t *c1 = test_csr("甲", &l1), *c2 = test_csr("乙", &l2);
         struct gmca_issue_req r[3] = {
-            {"nope", "personal-sign", c1, l1, INFO, strlen(INFO), 0},
-            {NULL, "personal-sign", c1, l1, INFO, strlen(INFO), 0},
-            {NULL, "personal-sign", c2, l2, INFO, strlen(INFO), 0},
+            {"nope", "personal-sign", c1, l1, INFO, strlen(INFO), 0, 0},
+            {NULL, "personal-sign", c1, l1, INFO, strlen(INFO), 0, 0},
+            {NULL, "personal-sign", c2, l2, INFO, strlen(INFO), 0, 0},
         };
         struct gmca_issue_result res[3];
         char path[512];

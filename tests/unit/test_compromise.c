@@ -94,7 +94,7 @@ static int setup(void **state)
                     (n = i2d_X509_REQ(req, &der)) <= 0)
                         return -1;
                 struct gmca_issue_req r = {NULL, "personal-sign", der, (size_t)n,
-                                           INFO, strlen(INFO),    0};
+                                           INFO, strlen(INFO),    0,   0};
                 if (gmca_ca_issue(f->c, &r, f->serials[i], NULL, &e) != 0) {
                         fprintf(stderr, "issue: %s\n", e.msg);
                         return -1;
@@ -409,7 +409,7 @@ static void test_compromise_root(void **state)
         struct pairs pr = {0};
         X509 *nroot, *nsub, *osub = ca_cert(f, "sub"), *ee;
         char serial[GMCA_SERIAL_HEX_MAX];
-        struct gmca_issue_req r = {NULL, "personal-sign", NULL, 0, INFO, strlen(INFO), 0};
+        struct gmca_issue_req r = {NULL, "personal-sign", NULL, 0, INFO, strlen(INFO), 0, 0};
         struct gmca_cert_rec old;
 
         p.ca = "root";
