@@ -105,6 +105,23 @@ int gmca_ctx_use_engine(struct gmca_ctx *c, struct gmca_error *e) GMCA_WUR;
  */
 int gmca_ctx_serve_engine(struct gmca_ctx *c, int ready_fd, struct gmca_error *e) GMCA_WUR;
 
+/*
+ * Custodian authorisation without a key ceremony (issue 4): the threshold of
+ * custodians' shares and PINs (cust[i].name unused) open the master key,
+ * from which the engine's authorisation key is derived. If the CA engine
+ * runs, this context then signs through it (gmca_ctx_use_engine) and each
+ * certificate it asks for carries that authorisation, which the engine
+ * checks before signing a TBSCertificate it would otherwise refuse (an
+ * engine not started with --direct-issue signs certificates only for
+ * approved applications). If no engine runs, the keys are activated in this
+ * process (gmca_ctx_activate). For operator certificates, RA communication
+ * certificates and other certificates the custodians issue themselves.
+ * Audited like an activation (key.activate, with the custodians' names, or
+ * its refusal).
+ */
+int gmca_ctx_authorise(struct gmca_ctx *c, const struct gmca_custodian *cust, size_t n,
+                       struct gmca_error *e) GMCA_WUR;
+
 /* Path of the engine socket of this state directory. */
 int gmca_ctx_engine_path(const struct gmca_ctx *c, char *buf, size_t len,
                          struct gmca_error *e) GMCA_WUR;

@@ -30,8 +30,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
 #include "err.h"
 #include "signer.h"
+#include "store.h"
 
 #define GMCA_ENGINE_SOCKET "run/engine.sock" /* relative to the state directory */
 #define GMCA_ENGINE_FRAME_MAX ((64u << 20) + 1024)
@@ -94,5 +98,42 @@ struct gmca_engine_signer {
 };
 void gmca_engine_signer_init(struct gmca_engine_signer *s, struct gmca_engine_client *c,
                              const char *ca);
+
+/*
+ * ---- requests from the RA front (issue 4; the CA engine's side of the
+ * trust boundary of DESIGN.md) ----
+ *
+ * The front holds no CA key. What it asks of the engine it signs with the
+ * RA communication key (CPS §7.1.1 item 2; ca_ra.c): the engine accepts a
+ * request only under the current certificate of an RA (gmca_ra_cert_check),
+ * within GMCA_AUTH_SKEW seconds of its clock and with a nonce it has not
+ * seen, and audits every refusal (engine.request). Operations:
+ *   issue   an approved application: the engine checks the approvals
+ *           again from the store (gmca_ra_check_approvals) and issues
+ *           (gmca_ra_issue_approved) — never a TBS the front built;
+ *   seal / unseal  a sensitive field under the engine's PII key (SM4-GCM,
+ *           the key derived at activation; ra.h gmca_pii_sealer).
+ * A TBSCertificate sent with the plain 'S' op is signed only when the
+ * custodians allowed it: at activation (gmca activate --direct-issue,
+ * audited) or per request with the authorisation of gmca_ctx_authorise.
+ * CRLs (and, later, OCSP responses) are signed for any local peer.
+ */
+struct gmca_engine_ra {
+        struct gmca_engine_client *client;
+        EVP_PKEY *key; /* the RA communication private key (borrowed) */
+        X509 *cert;    /* its certificate (borrowed) */
+};
+
+/* Issue approved application app_id; *serial receives the new certificate's serial. */
+int gmca_engine_ra_issue(struct gmca_engine_ra *ra, int64_t app_id,
+                         char serial[GMCA_SERIAL_HEX_MAX], struct gmca_error *e) GMCA_WUR;
+/* Seal or unseal (unseal = 1) n bytes bound to aad; *out malloc'd. */
+int gmca_engine_ra_seal(struct gmca_engine_ra *ra, int unseal, const char *aad, const uint8_t *in,
+                        size_t n, uint8_t **out, size_t *outlen, struct gmca_error *e) GMCA_WUR;
+/* The ra.h callbacks over an engine connection (arg: a struct gmca_engine_ra *). */
+struct gmca_pii_sealer;
+void gmca_engine_ra_sealer(struct gmca_engine_ra *ra, struct gmca_pii_sealer *out);
+int gmca_engine_ra_issue_cb(void *arg, int64_t app_id, char serial[GMCA_SERIAL_HEX_MAX],
+                            struct gmca_error *e);
 
 #endif
