@@ -51,6 +51,8 @@ static char *bio_text(BIO *b, size_t *len)
         return out;
 }
 
+static time_t t0;
+
 static X509 *make(struct party *p, const char *cn, unsigned ku, uint8_t serial)
 {
         struct gmca_cert_template t;
@@ -72,12 +74,17 @@ static X509 *make(struct party *p, const char *cn, unsigned ku, uint8_t serial)
         t.issuer_key = ca != NULL ? ca_key : key;
         memset(t.serial, serial, sizeof(t.serial));
         t.serial[0] &= 0x7f;
-        t.not_before = time(NULL) - 60;
-        t.not_after = time(NULL) + 86400;
+        /* One clock reading for all: a leaf made a second later must not outlive its CA. */
+        if (t0 == 0)
+                t0 = time(NULL);
+        t.not_before = t0 - 60;
+        t.not_after = t0 + 86400;
         t.ca = ca == NULL;
         t.path_len = -1;
         t.key_usage = ku;
-        assert_non_null(x = gmca_cert_build(&t, NULL));
+        struct gmca_error e = {0};
+        if ((x = gmca_cert_build(&t, &e)) == NULL)
+                fail_msg("certificate %s: %s", cn, e.msg);
         assert_non_null(b = BIO_new(BIO_s_mem()));
         assert_int_equal(PEM_write_bio_X509(b, x), 1);
         p->cert_pem = bio_text(b, &p->cert_len);

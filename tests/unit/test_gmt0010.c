@@ -49,6 +49,8 @@ struct pki {
 static struct pki P;
 
 /* A certificate built by gmca_cert_build and read back as a relying party would. */
+static time_t t0;
+
 static X509 *make_cert(const char *cn, EVP_PKEY *key, unsigned ku, uint8_t serial_byte)
 {
         struct gmca_cert_template t;
@@ -72,8 +74,11 @@ static X509 *make_cert(const char *cn, EVP_PKEY *key, unsigned ku, uint8_t seria
         t.issuer_key = P.ca != NULL ? P.ca_key : key;
         memset(t.serial, serial_byte, sizeof(t.serial));
         t.serial[0] &= 0x7f;
-        t.not_before = time(NULL) - 60;
-        t.not_after = time(NULL) + YEAR;
+        /* One clock reading for all: a leaf made a second later must not outlive its CA. */
+        if (t0 == 0)
+                t0 = time(NULL);
+        t.not_before = t0 - 60;
+        t.not_after = t0 + YEAR;
         t.ca = P.ca == NULL;
         t.path_len = -1;
         t.key_usage = ku;

@@ -39,6 +39,8 @@ static const int eku_ts[] = {NID_time_stamp};
 static const int eku_ts_client[] = {NID_time_stamp, NID_client_auth};
 
 /* A certificate built by gmca_cert_build and read back as a relying party would. */
+static time_t t0;
+
 static X509 *make_cert(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *issuer_key,
                        const int *eku, size_t neku, int eku_critical, uint8_t serial_byte)
 {
@@ -63,8 +65,11 @@ static X509 *make_cert(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *is
         t.issuer_key = issuer != NULL ? issuer_key : key;
         memset(t.serial, serial_byte, sizeof(t.serial));
         t.serial[0] &= 0x7f;
-        t.not_before = time(NULL) - 60;
-        t.not_after = time(NULL) + YEAR;
+        /* One clock reading for all: a leaf made a second later must not outlive its CA. */
+        if (t0 == 0)
+                t0 = time(NULL);
+        t.not_before = t0 - 60;
+        t.not_after = t0 + YEAR;
         t.ca = issuer == NULL;
         t.path_len = -1;
         t.key_usage = issuer == NULL ? (KU_KEY_CERT_SIGN | KU_CRL_SIGN | KU_DIGITAL_SIGNATURE)
