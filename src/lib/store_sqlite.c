@@ -98,15 +98,30 @@ static int sq_open(const char *path, struct gmca_db **out, struct gmca_error *e)
         char got[32];
         int fd, rc = GMCA_ERR_DB;
 
-        /* Create the file ourselves so that its mode is 0600 from the start. */
-        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-        if (fd < 0)
-                return gmca_error_set(e, GMCA_ERR_IO, "store: %s: %s", path, strerror(errno));
-        if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-                close(fd);
-                return gmca_error_set(e, GMCA_ERR_IO, "store: %s: not a regular file", path);
+        /*
+         * Create the file ourselves so that its mode is 0600 from the start,
+         * but only if it is not there: closing a descriptor of a database
+         * that this process already has open through SQLite would drop that
+         * connection's POSIX locks (they belong to the process, not to the
+         * descriptor), and another process closing its own connection would
+         * then take the WAL for unused, checkpoint and delete it under us.
+         */
+        if (lstat(path, &sb) != 0) {
+                if (errno != ENOENT)
+                        return gmca_error_set(e, GMCA_ERR_IO, "store: %s: %s", path,
+                                              strerror(errno));
+                fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+                if (fd < 0 && errno != EEXIST)
+                        return gmca_error_set(e, GMCA_ERR_IO, "store: %s: %s", path,
+                                              strerror(errno));
+                if (fd >= 0)
+                        close(fd);
+                if (lstat(path, &sb) != 0)
+                        return gmca_error_set(e, GMCA_ERR_IO, "store: %s: %s", path,
+                                              strerror(errno));
         }
-        close(fd);
+        if (!S_ISREG(sb.st_mode))
+                return gmca_error_set(e, GMCA_ERR_IO, "store: %s: not a regular file", path);
 
         if ((db = calloc(1, sizeof(*db))) == NULL)
                 return gmca_error_set(e, GMCA_ERR_NOMEM, "store: out of memory");
