@@ -141,6 +141,48 @@ int gmca_operator_set_status(struct gmca_store *s, const char *name, const char 
 int gmca_operator_list(struct gmca_store *s, int (*cb)(const struct gmca_operator *, void *),
                        void *arg, struct gmca_error *e) GMCA_WUR;
 
+/*
+ * One business operation (its own transaction, which the caller must not
+ * hold): the operator's status becomes disabled and their certificate is
+ * revoked (privilegeWithdrawn; if it was revoked already, it stays so),
+ * audited as operator.disable by actor. GMCA_ERR_NOTFOUND for an unknown
+ * name, GMCA_ERR_STATE if already disabled; refusals are audited too. Both
+ * gmca operator disable (after the custodians) and the API's super admin
+ * call it.
+ */
+int gmca_operator_disable(struct gmca_store *s, const char *name, const char *actor, int64_t now,
+                          struct gmca_error *e) GMCA_WUR;
+
+/* ---- ceremonies: the custodians add and disable operators (gmca operator) ---- */
+
+struct gmca_ctx;
+
+struct gmca_operator_add_req {
+        const char *name;
+        const char *roles;  /* "a,b" as gmca_roles_parse reads it */
+        const uint8_t *csr; /* the operator's own PKCS#10 (DER or PEM), SM2 ID 1234567812345678 */
+        size_t csr_len;
+        int days;                 /* 0: the profile's default */
+        const char *profiles_src; /* a CA made before the operator profile existed takes
+                                     operator.json from here (audited config.change); NULL: no */
+};
+
+/*
+ * After the custodians authorised c (gmca_ctx_authorise): one transaction
+ * issues the operator certificate (profile "operator", default CA) and
+ * records the operator, audited as operator.add (name, roles, serial,
+ * fingerprint, custodians). A bad name or role, conflicting roles
+ * (GMCA_ERR_POLICY), a name taken or a public key that already belongs to
+ * an operator (GMCA_ERR_EXISTS: tokens are not shared, CPS §6.2.2), a bad
+ * CSR: refused and audited, nothing recorded. *op and *cert (caller frees;
+ * NULL: not wanted) are set on success.
+ */
+int gmca_operator_add(struct gmca_ctx *c, const struct gmca_operator_add_req *r,
+                      struct gmca_operator *op, X509 **cert, struct gmca_error *e) GMCA_WUR;
+
+/* gmca_operator_disable by the custodians who authorised c (named in the audit record). */
+int gmca_operator_disable_ctx(struct gmca_ctx *c, const char *name, struct gmca_error *e) GMCA_WUR;
+
 /* ---- signed requests ---- */
 
 struct gmca_auth_headers {
@@ -153,7 +195,9 @@ struct gmca_auth_headers {
 /*
  * The signature base of a request (layout above) into a new malloc'd
  * NUL-terminated string *base. GMCA_ERR_INVALID for a method or target with
- * control characters or over 4096 bytes, or malformed header values.
+ * control characters or over 4095 bytes (gmca_auth_proof.target holds it
+ * with its NUL), a method not 1..15 upper-case letters, or malformed
+ * header values; GMCA_ERR_LIMIT for a body over GMCA_AUTH_BODY_MAX.
  */
 int gmca_auth_base(const char *method, const char *target, const char *timestamp, const char *nonce,
                    const uint8_t *body, size_t body_len, const char *fpr, char **base,

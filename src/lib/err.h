@@ -24,10 +24,10 @@ enum gmca_err {
         GMCA_ERR_POLICY = -8,   /* refused by a profile or CPS rule */
         GMCA_ERR_IO = -9,
         GMCA_ERR_DB = -10,
-        GMCA_ERR_AUTH = -11,   /* wrong passphrase, operator or approval */
-        GMCA_ERR_STATE = -12,  /* operation not valid in the current state */
-        GMCA_ERR_TAMPER = -13, /* integrity check (audit chain) failed */
-        GMCA_ERR_LIMIT = -14,  /* input over a hard size or count cap */
+        GMCA_ERR_AUTH = -11,      /* wrong passphrase, operator or approval */
+        GMCA_ERR_STATE = -12,     /* operation not valid in the current state */
+        GMCA_ERR_TAMPER = -13,    /* integrity check (audit chain) failed */
+        GMCA_ERR_LIMIT = -14,     /* input over a hard size or count cap */
         GMCA_ERR_FORBIDDEN = -15, /* the operator is known but their role does not allow it */
 };
 
