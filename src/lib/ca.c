@@ -893,8 +893,8 @@ struct gmca_profile *gmca_ctx_profile(struct gmca_ctx *c, const char *name, stru
         return p;
 }
 
-int ca_audit_failure(struct gmca_ctx *c, const char *event, const char *object,
-                     const struct gmca_error *cause)
+int ca_audit_failure_at(struct gmca_store *s, const char *actor, const char *event,
+                        const char *object, const struct gmca_error *cause)
 {
         struct gmca_error ignored = {0};
         struct gmca_audit_event ev;
@@ -902,10 +902,16 @@ int ca_audit_failure(struct gmca_ctx *c, const char *event, const char *object,
 
         detail = ca_detail_json(
             json_pack("{s:s, s:s}", "error", gmca_err_name(cause->code), "cause", cause->msg));
-        ev = (struct gmca_audit_event){event, c->actor, 0, object, detail};
-        int rc = gmca_audit_record(c->store, &ev, &ignored);
+        ev = (struct gmca_audit_event){event, actor, 0, object, detail};
+        int rc = gmca_audit_record(s, &ev, &ignored);
         free(detail);
         return rc;
+}
+
+int ca_audit_failure(struct gmca_ctx *c, const char *event, const char *object,
+                     const struct gmca_error *cause)
+{
+        return ca_audit_failure_at(c->store, c->actor, event, object, cause);
 }
 
 int gmca_ctx_audit_failure(struct gmca_ctx *c, const char *event, const char *object,

@@ -69,7 +69,14 @@ struct gmca_ctx {
         uint8_t *secrets;                  /* secure heap: master key, then key PIN */
         char custodians[GMCA_CUSTODY_MAX * GMCA_CUSTODIAN_NAME_MAX]; /* who activated */
         int ceremony_lock; /* fd + 1 of the engine lock held during a key ceremony; 0: none */
+        /* Keys of the CA engine (engine.h), derived from the secrets when custodians act:
+         * secure heap, K_authz then K_pii (K_pii only at activation); wiped with the keys. */
+        uint8_t *engine_keys;
+        int engine_pii;   /* 1: engine_keys holds K_pii too */
+        int direct_issue; /* gmca_ctx_set_direct_issue */
 };
+#define CTX_AUTHZ(c) ((c)->engine_keys)
+#define CTX_PII(c) ((c)->engine_keys + GMCA_ENGINE_AUTHZ_LEN)
 #define CTX_MASTER(c) ((c)->secrets)
 #define CTX_KEYPIN(c) ((c)->secrets + GMCA_MASTER_LEN)
 #define KEYPIN_LEN 32
@@ -99,6 +106,9 @@ char *ca_detail_json(json_t *obj);
 struct ca_slot *ca_find(struct gmca_ctx *c, const char *name, struct gmca_error *e);
 int ca_audit_failure(struct gmca_ctx *c, const char *event, const char *object,
                      const struct gmca_error *cause);
+/* The same for a caller without a context (the RA): a refusal in a transaction of its own. */
+int ca_audit_failure_at(struct gmca_store *s, const char *actor, const char *event,
+                        const char *object, const struct gmca_error *cause);
 int ca_reject(struct gmca_ctx *c, const char *event, const char *object, int rc,
               struct gmca_error *e);
 time_t ca_cert_not_after(const X509 *cert);

@@ -1,0 +1,552 @@
+/*
+ * The CA engine's re-check before it signs for an application
+ * (DESIGN.md: a compromise of the front must not let anyone sign). The
+ * front wrote the application row, so the row is not trusted on its own:
+ * each of the three steps (submit, vet, approve) must carry the signed
+ * request of the operator who did it (auth.h proofs), the signature must
+ * still check against an operator certificate of this CA that is not
+ * revoked, the request must be the one the step needs (method, target
+ * naming this application or the old certificate), and what the submitter
+ * signed (CSR, profile, CA, validity, subject information, carrier,
+ * affiliation) must be what the row asks the CA to issue. The operators'
+ * roles come from the operators table, and the CPS's two-person rule
+ * (§3.1.3) is checked on the operators the proofs name. The lifecycle
+ * rule of a renew, rekey, reissue or change is checked again against the
+ * old certificate as it is now. Also here: reading an application row and
+ * the lifecycle rules, which the front checks with the same code.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "ca.h"
+#include "ra_internal.h"
+#include "store_internal.h"
+#include "util.h"
+
+static const char SQL_APP_GET[] = "SELECT " RA_APP_COLS " FROM applications WHERE id = ?";
+static const char SQL_OTHERS[] =
+    "SELECT id, state, type FROM applications WHERE old_serial = ? AND id <> ?"
+    " AND state IN ('submitted', 'vetted', 'approved', 'issued') ORDER BY id "
+    "LIMIT 1";
+
+void ra_app_clear(struct ra_app *a)
+{
+        if (a == NULL)
+                return;
+        OPENSSL_free(a->csr);
+        free(a->info_json);
+        free(a->materials);
+        OPENSSL_free(a->submit_auth);
+        free(a->vet_documents);
+        OPENSSL_free(a->vet_auth);
+        free(a->decision_reason);
+        OPENSSL_free(a->decide_auth);
+        memset(a, 0, sizeof(*a));
+}
+
+static int text_dup(struct gmca_q *q, int col, char **out, struct gmca_error *e)
+{
+        const char *t = gmca_q_col_text(q, col);
+
+        *out = NULL;
+        if (t != NULL && (*out = strdup(t)) == NULL)
+                return gmca_error_set(e, GMCA_ERR_NOMEM, "out of memory");
+        return 0;
+}
+
+static int app_row(struct gmca_q *q, struct ra_app *a, struct gmca_error *e)
+{
+        int rc;
+
+        a->id = gmca_q_col_int(q, 0);
+        a->applicant_id = gmca_q_col_int(q, 1);
+        a->days = (int)gmca_q_col_int(q, 6);
+        a->affiliation_confirmed = gmca_q_col_int(q, 12) != 0;
+        a->submitted_at = gmca_q_col_int(q, 14);
+        a->vetted_at = gmca_q_col_int(q, 17);
+        a->decided_at = gmca_q_col_int(q, 23);
+        a->issued_at = gmca_q_col_int(q, 27);
+        if ((rc = gmca_q_col_str(q, 2, a->type, sizeof(a->type), "type", e)) != 0 ||
+            (rc = gmca_q_col_str(q, 3, a->state, sizeof(a->state), "state", e)) != 0 ||
+            (rc = gmca_q_col_str(q, 4, a->ca, sizeof(a->ca), "ca", e)) != 0 ||
+            (rc = gmca_q_col_str(q, 5, a->profile, sizeof(a->profile), "profile", e)) != 0 ||
+            (rc = gmca_q_col_dup(q, 7, &a->csr, &a->csr_len, e)) != 0 ||
+            (rc = text_dup(q, 8, &a->info_json, e)) != 0 ||
+            (rc = text_dup(q, 9, &a->materials, e)) != 0 ||
+            (rc = gmca_q_col_str(q, 10, a->old_serial, sizeof(a->old_serial), "old_serial", e)) !=
+                0 ||
+            (rc = gmca_q_col_str(q, 11, a->carrier, sizeof(a->carrier), "carrier", e)) != 0 ||
+            (rc = gmca_q_col_str(q, 13, a->submitted_by, sizeof(a->submitted_by), "submitted_by",
+                                 e)) != 0 ||
+            (rc = gmca_q_col_dup(q, 15, &a->submit_auth, &a->submit_auth_len, e)) != 0 ||
+            (rc = gmca_q_col_str(q, 16, a->vetted_by, sizeof(a->vetted_by), "vetted_by", e)) != 0 ||
+            (rc = gmca_q_col_str(q, 18, a->vet_method, sizeof(a->vet_method), "vet_method", e)) !=
+                0 ||
+            (rc = text_dup(q, 19, &a->vet_documents, e)) != 0 ||
+            (rc = gmca_q_col_str(q, 20, a->vet_result, sizeof(a->vet_result), "vet_result", e)) !=
+                0 ||
+            (rc = gmca_q_col_dup(q, 21, &a->vet_auth, &a->vet_auth_len, e)) != 0 ||
+            (rc = gmca_q_col_str(q, 22, a->decided_by, sizeof(a->decided_by), "decided_by", e)) !=
+                0 ||
+            (rc = text_dup(q, 24, &a->decision_reason, e)) != 0 ||
+            (rc = gmca_q_col_dup(q, 25, &a->decide_auth, &a->decide_auth_len, e)) != 0 ||
+            (rc = gmca_q_col_str(q, 26, a->issued_serial, sizeof(a->issued_serial), "issued_serial",
+                                 e)) != 0)
+                return rc;
+        return 0;
+}
+
+int ra_app_load(struct gmca_store *s, int64_t id, struct ra_app *out, struct gmca_error *e)
+{
+        struct gmca_q q;
+        int rc;
+
+        memset(out, 0, sizeof(*out));
+        if ((rc = gmca_q_open(s, SQL_APP_GET, &q, e)) != 0)
+                return rc;
+        gmca_q_int(&q, id);
+        rc = gmca_q_step(&q, e, "application %lld", (long long)id);
+        if (rc == GMCA_DB_ROW)
+                rc = app_row(&q, out, e);
+        else if (rc == GMCA_DB_DONE)
+                rc = gmca_error_set(e, GMCA_ERR_NOTFOUND, "application %lld: no such application",
+                                    (long long)id);
+        gmca_q_close(&q);
+        if (rc != 0)
+                ra_app_clear(out);
+        return rc;
+}
+
+int ra_app_from_row(struct gmca_q *q, struct ra_app *out, struct gmca_error *e)
+{
+        int rc;
+
+        memset(out, 0, sizeof(*out));
+        if ((rc = app_row(q, out, e)) != 0)
+                ra_app_clear(out);
+        return rc;
+}
+
+static void iso(int64_t t, char out[32])
+{
+        gmca_time_iso((time_t)t, out, 32);
+}
+
+int ra_lifecycle_check(struct gmca_store *s, enum gmca_app_type type, const char *old_serial,
+                       const char *profile, const uint8_t *csr, size_t csr_len, const char *carrier,
+                       int affiliation, int64_t self_id, int64_t now, struct gmca_cert_rec *old,
+                       struct gmca_error *e)
+{
+        struct gmca_cert_rec rec;
+        const unsigned char *p;
+        X509_REQ *req = NULL;
+        X509 *cert = NULL;
+        EVP_PKEY *newkey, *oldkey;
+        char t1[32], t2[32];
+        struct gmca_q q;
+        int rc, same_key;
+
+        memset(&rec, 0, sizeof(rec));
+        if (type == GMCA_APP_NEW)
+                return 0;
+        if (old_serial == NULL || old_serial[0] == '\0')
+                return gmca_error_set(e, GMCA_ERR_INVALID, "%s: names no old certificate",
+                                      gmca_app_type_name(type));
+        rc = gmca_store_cert_get(s, old_serial, &rec, e);
+        if (rc == GMCA_ERR_NOTFOUND) {
+                gmca_error_clear(e);
+                return gmca_error_set(e, GMCA_ERR_NOTFOUND,
+                                      "certificate %s: not issued by this CA (CPS §3.6.4)",
+                                      old_serial);
+        }
+        if (rc != 0)
+                return rc;
+        rc = GMCA_ERR_STATE;
+        if (rec.status == GMCA_CERT_REVOKED) {
+                gmca_error_set(e, rc,
+                               "certificate %s is revoked: it cannot be %s; apply anew "
+                               "(CPS §3.6.2)",
+                               old_serial,
+                               type == GMCA_APP_RENEW     ? "renewed"
+                               : type == GMCA_APP_REKEY   ? "rekeyed"
+                               : type == GMCA_APP_REISSUE ? "reissued"
+                                                          : "changed");
+                goto out;
+        }
+        if (now >= rec.not_after) {
+                iso(rec.not_after, t1);
+                gmca_error_set(e, rc, "certificate %s expired at %s: apply anew (CPS §3.6.2)",
+                               old_serial, t1);
+                goto out;
+        }
+        rc = GMCA_ERR_POLICY;
+        if (type == GMCA_APP_RENEW && now < rec.not_after - GMCA_RA_RENEW_WINDOW) {
+                iso(rec.not_after, t1);
+                iso(rec.not_after - GMCA_RA_RENEW_WINDOW, t2);
+                gmca_error_set(e, rc,
+                               "CPS §3.6.2: a certificate is renewed only from 30 days before it "
+                               "expires; %s ends %s, renewal opens %s",
+                               old_serial, t1, t2);
+                goto out;
+        }
+        if (type != GMCA_APP_CHANGE && strcmp(profile, rec.profile) != 0) {
+                gmca_error_set(e, rc,
+                               "profile %s: a %s keeps the old certificate's profile %s; a new "
+                               "profile is a change (CPS §3.8)",
+                               profile, gmca_app_type_name(type), rec.profile);
+                goto out;
+        }
+        p = csr;
+        if ((req = d2i_X509_REQ(NULL, &p, (long)csr_len)) == NULL ||
+            (newkey = X509_REQ_get0_pubkey(req)) == NULL) {
+                rc = gmca_error_ossl(e, GMCA_ERR_INVALID, "csr: cannot be read");
+                goto out;
+        }
+        p = rec.der;
+        if ((cert = d2i_X509(NULL, &p, (long)rec.der_len)) == NULL ||
+            (oldkey = X509_get0_pubkey(cert)) == NULL) {
+                rc = gmca_error_ossl(e, GMCA_ERR_DB, "certificate %s: stored DER unreadable",
+                                     old_serial);
+                goto out;
+        }
+        same_key = EVP_PKEY_eq(newkey, oldkey) == 1;
+        gmca_ossl_clear();
+        if (type == GMCA_APP_RENEW && !same_key) {
+                gmca_error_set(e, rc,
+                               "CPS §3.6.4: a renewal keeps the key: the CSR must carry the old "
+                               "certificate's public key and be signed by its private key");
+                goto out;
+        }
+        if (type == GMCA_APP_REKEY && same_key) {
+                gmca_error_set(e, rc,
+                               "CPS §3.6.1: a rekey needs a new key pair; the CSR carries "
+                               "the old certificate's public key");
+                goto out;
+        }
+        if (type != GMCA_APP_CHANGE &&
+            X509_NAME_cmp(X509_REQ_get_subject_name(req), X509_get_subject_name(cert)) != 0) {
+                gmca_error_set(e, rc,
+                               "the CSR's subject is not the old certificate's: new subject "
+                               "information is a change (CPS §3.8)");
+                goto out;
+        }
+        if (type == GMCA_APP_RENEW && ra_affiliated_profile(rec.profile) && !affiliation) {
+                gmca_error_set(e, rc,
+                               "CPS §3.6.4: renewing a %s certificate needs the affiliation "
+                               "re-confirmed (\"affiliation_confirmed\": true)",
+                               rec.profile);
+                goto out;
+        }
+        if (type == GMCA_APP_REISSUE && (carrier == NULL || (strcmp(carrier, "lost") != 0 &&
+                                                             strcmp(carrier, "damaged") != 0))) {
+                rc =
+                    gmca_error_set(e, GMCA_ERR_INVALID,
+                                   "carrier: a reissue records \"lost\" or \"damaged\" (CPS §3.7)");
+                goto out;
+        }
+        /* One application at a time per certificate, and one renewal only. */
+        if ((rc = gmca_q_open(s, SQL_OTHERS, &q, e)) != 0)
+                goto out;
+        gmca_q_text(&q, old_serial);
+        gmca_q_int(&q, self_id);
+        rc = gmca_q_step(&q, e, "applications for %s", old_serial);
+        if (rc == GMCA_DB_ROW) {
+                const char *st = gmca_q_col_text(&q, 1), *ty = gmca_q_col_text(&q, 2);
+                long long other = (long long)gmca_q_col_int(&q, 0);
+
+                if (st != NULL && strcmp(st, RA_ST_ISSUED) == 0)
+                        rc = gmca_error_set(e, GMCA_ERR_STATE,
+                                            "certificate %s was already replaced (%s, application "
+                                            "%lld)",
+                                            old_serial, ty != NULL ? ty : "?", other);
+                else
+                        rc = gmca_error_set(e, GMCA_ERR_EXISTS,
+                                            "certificate %s already has an open application "
+                                            "(%lld, %s)",
+                                            old_serial, other, st != NULL ? st : "?");
+        }
+        gmca_q_close(&q);
+        if (rc < 0)
+                goto out;
+        rc = 0;
+        if (old != NULL) {
+                *old = rec;
+                memset(&rec, 0, sizeof(rec));
+        }
+out:
+        X509_REQ_free(req);
+        X509_free(cert);
+        gmca_cert_rec_clear(&rec);
+        return rc;
+}
+
+/* ---- the re-check ---- */
+
+void gmca_ra_approved_clear(struct gmca_ra_approved *a)
+{
+        if (a == NULL)
+                return;
+        OPENSSL_free(a->csr);
+        free(a->info_json);
+        memset(a, 0, sizeof(*a));
+}
+
+/* A proof that checks, by the operator the row names, with a role allowed the
+ * step. */
+static int step_proof(struct gmca_store *s, const struct ra_app *a, const char *step,
+                      const uint8_t *proof, size_t len, const char *who, enum gmca_action act,
+                      int64_t now, struct gmca_auth_proof *p, struct gmca_operator *op,
+                      struct gmca_error *e)
+{
+        struct gmca_error inner = {0};
+        int rc;
+
+        if (proof == NULL || len == 0 || who[0] == '\0')
+                return gmca_error_set(e, GMCA_ERR_AUTH, "application %lld: no signed %s request",
+                                      (long long)a->id, step);
+        if ((rc = gmca_auth_proof_check(s, proof, len, now, p, op, &inner)) != 0)
+                return gmca_error_set(
+                    e, rc == GMCA_ERR_AUTH || rc == GMCA_ERR_INVALID ? GMCA_ERR_AUTH : rc,
+                    "application %lld: %s request: %s", (long long)a->id, step, inner.msg);
+        if (strcmp(op->name, who) != 0)
+                return gmca_error_set(e, GMCA_ERR_AUTH,
+                                      "application %lld: the %s request was signed by %s, the "
+                                      "record says %s",
+                                      (long long)a->id, step, op->name, who);
+        if (strcmp(p->method, "POST") != 0)
+                return gmca_error_set(e, GMCA_ERR_AUTH,
+                                      "application %lld: the %s request is a %s, not a POST",
+                                      (long long)a->id, step, p->method);
+        if (gmca_auth_allowed(op->roles, act, &inner) != 0)
+                return gmca_error_set(e, GMCA_ERR_AUTH, "application %lld: %s by %s: %s",
+                                      (long long)a->id, step, op->name, inner.msg);
+        return 0;
+}
+
+/* The submit request's target: the applications collection, or the old
+ * certificate's step. */
+static int submit_target_ok(const struct ra_app *a, const char *target)
+{
+        static const char pre[] = "/api/v1/certificates/";
+        char seg[72], serial[GMCA_SERIAL_HEX_MAX];
+        const char *slash;
+
+        if (strcmp(a->type, "new") == 0)
+                return strcmp(target, "/api/v1/applications") == 0;
+        if (strncmp(target, pre, sizeof(pre) - 1) != 0)
+                return 0;
+        target += sizeof(pre) - 1;
+        if ((slash = strchr(target, '/')) == NULL || (size_t)(slash - target) >= sizeof(seg))
+                return 0;
+        memcpy(seg, target, (size_t)(slash - target));
+        seg[slash - target] = '\0';
+        return gmca_serial_normalize(seg, serial) == 0 && strcmp(serial, a->old_serial) == 0 &&
+               strcmp(slash + 1, a->type) == 0;
+}
+
+static int step_target_ok(const struct ra_app *a, const char *target, const char *verb)
+{
+        char want[96];
+
+        snprintf(want, sizeof(want), "/api/v1/applications/%lld/%s", (long long)a->id, verb);
+        return strcmp(target, want) == 0;
+}
+
+static int same_text(const char *x, const char *y)
+{
+        return (x == NULL && y == NULL) || (x != NULL && y != NULL && strcmp(x, y) == 0);
+}
+
+/* What the submitter signed is what the row asks for. */
+static int submit_body_ok(struct gmca_store *s, const struct ra_app *a, enum gmca_app_type type,
+                          const struct gmca_auth_proof *p, struct gmca_error *e)
+{
+        struct ra_application_body b;
+        struct gmca_error inner = {0};
+        struct gmca_ca_rec ca;
+        uint8_t *der = NULL;
+        size_t der_len = 0;
+        char *info = NULL, def[GMCA_NAME_MAX];
+        const char *what = NULL;
+        int rc;
+
+        memset(&ca, 0, sizeof(ca));
+        if ((rc = ra_application_parse(p->body, p->body_len, type, &b, &inner)) != 0)
+                return gmca_error_set(e, GMCA_ERR_AUTH,
+                                      "application %lld: the signed submission does not parse: %s",
+                                      (long long)a->id, inner.msg);
+        if ((rc = ra_csr_der(b.csr, &der, &der_len, &inner)) != 0 ||
+            (rc = ra_info_text(b.subject_info, &info, &inner)) != 0) {
+                what = "csr or subject_info (unreadable)";
+        } else if (der_len != a->csr_len || CRYPTO_memcmp(der, a->csr, der_len) != 0) {
+                what = "csr";
+        } else if (!same_text(info, a->info_json)) {
+                what = "subject_info";
+        } else if (b.profile != NULL && strcmp(b.profile, a->profile) != 0) {
+                what = "profile";
+        } else if (b.days != a->days) {
+                what = "days";
+        } else if (b.applicant != 0 && b.applicant != a->applicant_id) {
+                what = "applicant";
+        } else if (!same_text(b.carrier, a->carrier[0] != '\0' ? a->carrier : NULL)) {
+                what = "carrier";
+        } else if (b.affiliation_confirmed != a->affiliation_confirmed) {
+                what = "affiliation_confirmed";
+        } else if (b.ca != NULL && strcmp(b.ca, a->ca) != 0) {
+                what = "ca";
+        } else if (b.ca == NULL) {
+                /*
+                 * The submitter left the CA to the default: the row must name the
+                 * default CA, or where none is recorded in the store, a CA that is
+                 * not a root (a root issues CA certificates only).
+                 */
+                if ((rc = ra_default_ca(s, NULL, def, &inner)) != 0)
+                        what = "ca (default unknown)";
+                else if (def[0] != '\0' && strcmp(def, a->ca) != 0)
+                        what = "ca";
+                else if (def[0] == '\0' &&
+                         (gmca_store_ca_get(s, a->ca, &ca, &inner) != 0 || ca.parent_id == 0))
+                        what = "ca";
+        }
+        /* A profile left out (renew, rekey, reissue) is the old certificate's: the
+         * lifecycle check compares the row's profile with it. */
+        OPENSSL_free(der);
+        free(info);
+        gmca_ca_rec_clear(&ca);
+        ra_application_body_clear(&b);
+        if (what != NULL)
+                return gmca_error_set(e, GMCA_ERR_AUTH,
+                                      "application %lld: the record's %s is not what %s signed",
+                                      (long long)a->id, what, a->submitted_by);
+        return 0;
+}
+
+static int vet_body_ok(const struct ra_app *a, const struct gmca_auth_proof *p,
+                       struct gmca_error *e)
+{
+        struct ra_vet_body b;
+        struct gmca_error inner = {0};
+        int pass;
+
+        if (ra_vet_parse(p->body, p->body_len, &b, &inner) != 0)
+                return gmca_error_set(e, GMCA_ERR_AUTH,
+                                      "application %lld: the signed vetting does not parse: %s",
+                                      (long long)a->id, inner.msg);
+        pass = strcmp(b.result, "pass") == 0;
+        ra_vet_body_clear(&b);
+        if (!pass || strcmp(a->vet_result, "pass") != 0)
+                return gmca_error_set(e, GMCA_ERR_POLICY,
+                                      "application %lld: the identity vetting did not pass "
+                                      "(CPS §3.2.1)",
+                                      (long long)a->id);
+        return 0;
+}
+
+int gmca_ra_check_approvals(struct gmca_store *s, int64_t app_id, int64_t now,
+                            struct gmca_ra_approved *out, struct gmca_error *e)
+{
+        struct ra_app a;
+        struct gmca_auth_proof ps, pv, pa;
+        struct gmca_operator os, ov, oa;
+        int type, rc;
+
+        memset(out, 0, sizeof(*out));
+        if ((rc = ra_app_load(s, app_id, &a, e)) != 0)
+                return rc;
+        rc = GMCA_ERR_STATE;
+        if (strcmp(a.state, RA_ST_APPROVED) != 0) {
+                gmca_error_set(e, rc, "application %lld is %s, not approved", (long long)app_id,
+                               a.state);
+                goto out;
+        }
+        if ((type = ra_app_type_from_name(a.type)) < 0) {
+                rc = gmca_error_set(e, GMCA_ERR_DB, "application %lld: unknown type %s",
+                                    (long long)app_id, a.type);
+                goto out;
+        }
+        if (ra_internal_profile(a.profile)) {
+                rc = gmca_error_set(e, GMCA_ERR_POLICY,
+                                    "application %lld: profile %s is issued by the custodians, "
+                                    "not through the RA",
+                                    (long long)app_id, a.profile);
+                goto out;
+        }
+        /* Each step: its signed request, by whom the record says, allowed to do it.
+         */
+        if ((rc = step_proof(s, &a, "submit", a.submit_auth, a.submit_auth_len, a.submitted_by,
+                             GMCA_ACT_APPLICATION_SUBMIT, now, &ps, &os, e)) != 0)
+                goto out;
+        if (!submit_target_ok(&a, ps.target)) {
+                rc = gmca_error_set(e, GMCA_ERR_AUTH,
+                                    "application %lld: the signed submission went to %s, not to "
+                                    "this application's %s",
+                                    (long long)app_id, ps.target, a.type);
+                goto out;
+        }
+        if ((rc = submit_body_ok(s, &a, type, &ps, e)) != 0)
+                goto out;
+        if ((rc = step_proof(s, &a, "vet", a.vet_auth, a.vet_auth_len, a.vetted_by,
+                             GMCA_ACT_APPLICATION_VET, now, &pv, &ov, e)) != 0)
+                goto out;
+        if (!step_target_ok(&a, pv.target, "vet")) {
+                rc = gmca_error_set(e, GMCA_ERR_AUTH,
+                                    "application %lld: the signed vetting is for %s",
+                                    (long long)app_id, pv.target);
+                goto out;
+        }
+        if ((rc = vet_body_ok(&a, &pv, e)) != 0)
+                goto out;
+        if ((rc = step_proof(s, &a, "approve", a.decide_auth, a.decide_auth_len, a.decided_by,
+                             GMCA_ACT_APPLICATION_DECIDE, now, &pa, &oa, e)) != 0)
+                goto out;
+        if (!step_target_ok(&a, pa.target, "approve")) {
+                rc = gmca_error_set(e, GMCA_ERR_AUTH,
+                                    "application %lld: the signed approval is for %s",
+                                    (long long)app_id, pa.target);
+                goto out;
+        }
+        /* Two people at least (CPS §3.1.3 c), on the operators the proofs name. */
+        rc = GMCA_ERR_POLICY;
+        if (ov.id == os.id) {
+                gmca_error_set(e, rc,
+                               "CPS §3.1.3: application %lld was vetted by %s, who entered it; "
+                               "the vetting operator must be another",
+                               (long long)app_id, ov.name);
+                goto out;
+        }
+        if (oa.id == os.id) {
+                gmca_error_set(e, rc,
+                               "CPS §3.1.3: application %lld was approved by %s, who entered it; "
+                               "the approving operator must be another",
+                               (long long)app_id, oa.name);
+                goto out;
+        }
+        if ((rc = ra_lifecycle_check(s, type, a.old_serial, a.profile, a.csr, a.csr_len, a.carrier,
+                                     a.affiliation_confirmed, a.id, now, NULL, e)) != 0)
+                goto out;
+
+        out->app_id = a.id;
+        out->type = type;
+        out->days = a.days;
+        gmca_strlcpy(out->ca, a.ca, sizeof(out->ca));
+        gmca_strlcpy(out->profile, a.profile, sizeof(out->profile));
+        gmca_strlcpy(out->old_serial, a.old_serial, sizeof(out->old_serial));
+        gmca_strlcpy(out->carrier, a.carrier, sizeof(out->carrier));
+        gmca_strlcpy(out->submitted_by, os.name, sizeof(out->submitted_by));
+        gmca_strlcpy(out->vetted_by, ov.name, sizeof(out->vetted_by));
+        gmca_strlcpy(out->approved_by, oa.name, sizeof(out->approved_by));
+        out->csr = a.csr;
+        out->csr_len = a.csr_len;
+        out->info_json = a.info_json;
+        a.csr = NULL;
+        a.info_json = NULL;
+        rc = 0;
+out:
+        ra_app_clear(&a);
+        return rc;
+}

@@ -1,0 +1,259 @@
+/*
+ * ra_internal: what the RA's files share (ra.c common helpers, ra_json.c
+ * strict request bodies, ra_applicant.c, ra_application.c, ra_revoke.c,
+ * ra_check.c the CA engine's re-check). Not a public header; the fuzz
+ * target of the body parsers and the CA engine's issuance (ca_ra_issue.c)
+ * include it too.
+ */
+#ifndef GMCA_RA_INTERNAL_H
+#define GMCA_RA_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "auth.h"
+#include "err.h"
+#include "ra.h"
+#include "store.h"
+
+/* Caps on what a body may hold (bytes of UTF-8, items of a list). */
+#define RA_NAME_CAP 128 /* names, references, identifiers */
+#define RA_TEXT_CAP                                                                                \
+        1024           /* free text: notes, reasons, addresses, list items                         \
+                        */
+#define RA_LIST_CAP 32 /* items of a list */
+#define RA_CSR_TEXT_CAP ((GMCA_CSR_MAX / 3 + 1) * 4 + 256) /* a CSR as PEM or base64 */
+#define RA_INFO_CAP 65536                                  /* subject_info as compact JSON */
+#define RA_ID_MIN_CHARS 6 /* an identity number, so that the mask hides something */
+
+/* Application states (ra.h). */
+#define RA_ST_SUBMITTED "submitted"
+#define RA_ST_VETTED "vetted"
+#define RA_ST_APPROVED "approved"
+#define RA_ST_ISSUED "issued"
+#define RA_ST_REJECTED "rejected"
+
+/* Revocation request states. */
+#define RA_REV_PENDING "pending"
+#define RA_REV_COMPLETED "completed"
+
+/* ---- strict bodies (ra_json.c) ---- */
+
+enum ra_kind { RA_INDIVIDUAL = 0, RA_ORGANIZATION, RA_STAFF, RA_DEVICE, RA_KIND_COUNT };
+const char *ra_kind_name(int kind);
+int ra_kind_from_name(const char *s); /* -1 if unknown */
+
+/* The fields of an applicant, in the order of the table in ra_json.c. */
+enum ra_afield {
+        AF_NAME = 0,
+        AF_ID_TYPE,
+        AF_ID_NUMBER,
+        AF_CONTACT,
+        AF_USCC,
+        AF_ADDRESS,
+        AF_ORG_NAME,
+        AF_DEPARTMENT,
+        AF_AUTH_LETTER,
+        AF_DOMAIN,
+        AF_IP,
+        AF_OWNER_ORG,
+        AF_COUNT
+};
+const char *ra_afield_name(enum ra_afield f);
+/* 1 if field f belongs to kind (required or optional). */
+int ra_afield_applies(enum ra_afield f, int kind);
+int ra_afield_required(enum ra_afield f, int kind);
+/* 1 if f may be cleared (JSON null) by a correction. */
+int ra_afield_clearable(enum ra_afield f);
+
+/*
+ * An applicant body. Values point into root (kept alive by it); NULL when
+ * absent. cleared: bit (1 << f) for a field given as null (correct only).
+ */
+struct ra_applicant_body {
+        json_t *root;
+        int kind; /* -1 in a correction (kind may not be given) */
+        const char *f[AF_COUNT];
+        unsigned cleared;
+};
+/*
+ * create = 1: POST /api/v1/applicants; every field of the kind checked
+ * (required present, foreign absent, values valid). create = 0: PATCH, any
+ * subset but kind; the kind is checked later against the stored one.
+ */
+int ra_applicant_parse(const uint8_t *body, size_t len, int create, struct ra_applicant_body *out,
+                       struct gmca_error *e) GMCA_WUR;
+/* Check one field's value (identity number by its type, USCC, domain, IP). */
+int ra_afield_check(enum ra_afield f, const char *v, const char *id_type,
+                    struct gmca_error *e) GMCA_WUR;
+void ra_applicant_body_clear(struct ra_applicant_body *b);
+
+struct ra_application_body {
+        json_t *root;
+        int64_t applicant; /* 0: absent */
+        const char *profile, *ca, *csr, *carrier;
+        int days;             /* 0: absent */
+        json_t *subject_info; /* borrowed from root; NULL: absent */
+        json_t *materials;    /* borrowed array; NULL: absent */
+        int affiliation_confirmed;
+};
+int ra_application_parse(const uint8_t *body, size_t len, enum gmca_app_type type,
+                         struct ra_application_body *out, struct gmca_error *e) GMCA_WUR;
+void ra_application_body_clear(struct ra_application_body *b);
+
+struct ra_vet_body {
+        json_t *root;
+        const char *method, *result, *note;
+        json_t *documents; /* borrowed array of 1..RA_LIST_CAP strings */
+};
+int ra_vet_parse(const uint8_t *body, size_t len, struct ra_vet_body *out,
+                 struct gmca_error *e) GMCA_WUR;
+void ra_vet_body_clear(struct ra_vet_body *b);
+
+/* approve: body may be empty; reject: reason required. */
+struct ra_decide_body {
+        json_t *root;
+        const char *reason;
+};
+int ra_decide_parse(const uint8_t *body, size_t len, int approve, struct ra_decide_body *out,
+                    struct gmca_error *e) GMCA_WUR;
+void ra_decide_body_clear(struct ra_decide_body *b);
+
+struct ra_revocation_body {
+        json_t *root;
+        char serial[GMCA_SERIAL_HEX_MAX]; /* normalised */
+        char reason;                      /* 'A'..'I' */
+        int reason_code;                  /* RFC 5280 */
+        const char *requester, *authority, *document_ref, *note;
+};
+int ra_revocation_parse(const uint8_t *body, size_t len, struct ra_revocation_body *out,
+                        struct gmca_error *e) GMCA_WUR;
+void ra_revocation_body_clear(struct ra_revocation_body *b);
+
+/*
+ * The CSR of a body (PEM, or base64 of DER) as DER: *der OPENSSL_malloc'd.
+ * Only the encoding is checked here.
+ */
+int ra_csr_der(const char *text, uint8_t **der, size_t *len, struct gmca_error *e) GMCA_WUR;
+/* subject_info as the compact, key-sorted JSON text handed to the CA; NULL for
+ * none. */
+int ra_info_text(json_t *info, char **out, struct gmca_error *e) GMCA_WUR;
+
+/* ---- common (ra.c) ---- */
+
+/*
+ * Refuse an operation: roll back a transaction still open, record the
+ * refusal (event, actor, object, cause from e or rc) in a transaction of
+ * its own, and return rc. If even the audit record fails, e says so.
+ */
+int ra_refuse(struct gmca_store *s, const char *actor, const char *event, const char *object,
+              int rc, struct gmca_error *e);
+/* Inside the caller's transaction: a success record; detail (consumed) may be
+ * NULL. */
+int ra_audit(struct gmca_store *s, const char *event, const char *actor, const char *object,
+             json_t *detail, struct gmca_error *e) GMCA_WUR;
+/* Role check: GMCA_ERR_FORBIDDEN audited as event (failure) on object. */
+int ra_allowed(const struct gmca_ra_env *env, const struct gmca_auth_result *who,
+               enum gmca_action act, const char *event, const char *object,
+               struct gmca_error *e) GMCA_WUR;
+/* "email" (contact has '@'), "sms" (digits, '+', '-', spaces), else "counter".
+ */
+const char *ra_channel(const char *contact);
+/*
+ * Inside the caller's transaction: a notification to the applicant
+ * (applicant_id 0: none known, the counter) about application app_id or
+ * revocation request rev_id (0: none).
+ */
+int ra_notify(struct gmca_store *s, int64_t applicant_id, int64_t app_id, int64_t rev_id,
+              const char *text, int64_t now, struct gmca_error *e) GMCA_WUR;
+/* A certificate DER as PEM text (malloc'd). */
+char *ra_cert_pem(const uint8_t *der, size_t len);
+/*
+ * The CA that issues by default: the store's record (after a rollover),
+ * else <dir>/gmca.json's default_ca (dir NULL: skip), else "".
+ */
+int ra_default_ca(struct gmca_store *s, const char *dir, char out[GMCA_NAME_MAX],
+                  struct gmca_error *e) GMCA_WUR;
+/* 1 if profile names a certificate the custodians issue, not the RA. */
+int ra_internal_profile(const char *profile);
+/* 1 for organisation and staff profiles (org-*, gov-staff-*): renewal
+ * re-confirms affiliation. */
+int ra_affiliated_profile(const char *profile);
+/* printable, bounded copy of outside text for a message */
+void ra_show(char *out, size_t cap, const char *s);
+
+/* ---- applications (ra_application.c, ra_check.c) ---- */
+
+struct ra_app {
+        int64_t id;
+        int64_t applicant_id;
+        char type[16];
+        char state[16];
+        char ca[GMCA_NAME_MAX];
+        char profile[GMCA_NAME_MAX];
+        int days;
+        uint8_t *csr; /* DER */
+        size_t csr_len;
+        char *info_json; /* NULL: none */
+        char *materials; /* JSON array text; NULL: none */
+        char old_serial[GMCA_SERIAL_HEX_MAX];
+        char carrier[16];
+        int affiliation_confirmed;
+        char submitted_by[GMCA_NAME_MAX];
+        int64_t submitted_at;
+        uint8_t *submit_auth;
+        size_t submit_auth_len;
+        char vetted_by[GMCA_NAME_MAX];
+        int64_t vetted_at;
+        char vet_method[32];
+        char *vet_documents; /* JSON array text */
+        char vet_result[8];
+        uint8_t *vet_auth;
+        size_t vet_auth_len;
+        char decided_by[GMCA_NAME_MAX];
+        int64_t decided_at;
+        char *decision_reason;
+        uint8_t *decide_auth;
+        size_t decide_auth_len;
+        char issued_serial[GMCA_SERIAL_HEX_MAX];
+        int64_t issued_at;
+};
+#define RA_APP_COLS                                                                                \
+        "id, applicant_id, type, state, ca, profile, days, csr, info_json, "                       \
+        "materials, "                                                                              \
+        "old_serial, carrier, affiliation_confirmed, submitted_by, submitted_at, "                 \
+        "submit_auth, "                                                                            \
+        "vetted_by, vetted_at, vet_method, vet_documents, vet_result, vet_auth, "                  \
+        "decided_by, "                                                                             \
+        "decided_at, decision_reason, decide_auth, issued_serial, issued_at"
+
+/* GMCA_ERR_NOTFOUND "application N: no such application". */
+int ra_app_load(struct gmca_store *s, int64_t id, struct ra_app *out,
+                struct gmca_error *e) GMCA_WUR;
+void ra_app_clear(struct ra_app *a);
+/* The row (RA_APP_COLS) under q's cursor. */
+struct gmca_q;
+int ra_app_from_row(struct gmca_q *q, struct ra_app *out, struct gmca_error *e) GMCA_WUR;
+/* -1 if unknown */
+int ra_app_type_from_name(const char *s);
+
+/*
+ * The lifecycle rule of type against the old certificate (CPS §3.6.2,
+ * §3.6.4, §3.7, §3.8), checked at submission, at approval and by the CA
+ * engine before it signs: the certificate exists here (GMCA_ERR_NOTFOUND),
+ * is not revoked and not expired (GMCA_ERR_STATE), renewal only from
+ * GMCA_RA_RENEW_WINDOW before its end (GMCA_ERR_POLICY), the CSR's key is
+ * the old one (renew) or not (rekey), the CSR's subject is the old one for
+ * renew/rekey/reissue and so is the profile, the affiliation is re-confirmed
+ * for organisation and staff renewals, the carrier is given for a reissue, and
+ * no other application for it is open or has renewed it (self_id: this one, 0
+ * if none yet). old (may be NULL) receives the old certificate's record.
+ */
+int ra_lifecycle_check(struct gmca_store *s, enum gmca_app_type type, const char *old_serial,
+                       const char *profile, const uint8_t *csr, size_t csr_len, const char *carrier,
+                       int affiliation, int64_t self_id, int64_t now, struct gmca_cert_rec *old,
+                       struct gmca_error *e) GMCA_WUR;
+
+#endif
