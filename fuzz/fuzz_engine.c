@@ -1,10 +1,11 @@
 /*
  * Fuzz target for the CA engine's intake: the payload of one request frame
  * (what any local process may send to the engine socket) goes through
- * gmca_engine_parse_request, and the TBS of a sign request through
- * gmca_engine_check_tbs against a fixed CA subject, so that the strict DER
- * walk, the algorithm check and the issuer comparison all run. Results are
- * ignored; the sanitizers judge.
+ * gmca_engine_parse_request; the TBS of a sign request ('S', or 'T' with
+ * the custodians' MAC) through gmca_engine_check_tbs against a fixed CA
+ * subject, so that the strict DER walk, the algorithm check and the issuer
+ * comparison all run; the payload of an RA request ('R') through
+ * gmca_engine_parse_ra. Results are ignored; the sanitizers judge.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -25,9 +26,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         int is_cert = 0;
 
         gmca_error_clear(&e);
-        if (gmca_engine_parse_request(data, size, &r, &e) != 0 || r.op != 'S')
+        if (gmca_engine_parse_request(data, size, &r, &e) != 0)
                 return 0;
         gmca_error_clear(&e);
+        if (r.op == 'R') {
+                struct gmca_engine_ra_req q;
+
+                (void)!gmca_engine_parse_ra(r.payload, r.payload_len, &q, &e);
+                return 0;
+        }
+        if (r.op != 'S' && r.op != 'T')
+                return 0;
         (void)!gmca_engine_check_tbs(r.tbs, r.tbs_len, subject, sizeof(subject), &is_cert, &e);
         gmca_ossl_clear();
         return 0;

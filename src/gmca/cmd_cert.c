@@ -17,12 +17,15 @@ static const char usage[] =
     "usage: gmca cert <subcommand> [options]\n"
     "\n"
     "  issue  --profile P --csr FILE [--info FILE] [--ca NAME] [--days N] [--out FILE]\n"
+    "         [--share FILE --pin-file FILE ...]\n"
     "         Check the PKCS#10 request (SM2 proof of possession with the profile's\n"
     "         SM2 ID), apply the profile and issue. --info is a JSON file with the\n"
     "         GM/T 0015 private extensions and subjectAltName entries, e.g.\n"
     "         {\"identity_card_number\": \"...\", \"san\": {\"dns\": [\"a.gov.cn\"]}}.\n"
     "         Prints the certificate (PEM) or, with --out, writes it and prints\n"
-    "         the serial. Needs the CA activated (gmca activate).\n"
+    "         the serial. Needs the CA activated (gmca activate). Unless it was\n"
+    "         activated with --direct-issue, the custodians authorise the issuance:\n"
+    "         --share and --pin-file of each of the threshold of them (audited).\n"
     "  show   --serial S [--json | --pem]\n"
     "  list   [--ca NAME] [--status valid|revoked|expired] [--profile P]\n"
     "         [--subject TEXT] [--limit N] [--offset N] [--json]\n"
@@ -35,7 +38,8 @@ struct cert_opts {
         const char *profile, *csr, *info, *ca, *out, *serial, *status, *subject, *reason;
         const char *invalidity;
         int days, limit, offset, json, pem, der;
-        char seen[32]; /* option letters given, to refuse those a subcommand ignores */
+        char seen[32];        /* option letters given, to refuse those a subcommand ignores */
+        struct cli_custody k; /* issue: custodians who authorise it */
 };
 
 static int parse_opts(struct cli *cli, int argc, char **argv, struct cert_opts *o)
@@ -57,6 +61,8 @@ static int parse_opts(struct cli *cli, int argc, char **argv, struct cert_opts *
             {"json", no_argument, NULL, 'j'},
             {"pem", no_argument, NULL, 'm'},
             {"der", no_argument, NULL, 'D'},
+            {"share", required_argument, NULL, 'K'},
+            {"pin-file", required_argument, NULL, 'P'},
             {"help", no_argument, NULL, 'h'},
             {NULL, 0, NULL, 0},
         };
@@ -118,6 +124,11 @@ static int parse_opts(struct cli *cli, int argc, char **argv, struct cert_opts *
                 case 'D':
                         o->der = 1;
                         break;
+                case 'K':
+                case 'P':
+                        if (cli_custody_option(&o->k, ch == 'K' ? 's' : 'p', optarg) != 0)
+                                return EXIT_USAGE;
+                        break;
                 case 'h':
                         fputs(usage, stdout);
                         return -1;
@@ -170,6 +181,17 @@ static int cert_issue(struct cli *cli, struct cert_opts *o)
                 return cli_usage_error("cert issue: --profile and --csr are required");
         if ((c = cli_open(cli, o->ca, 1, &e)) == NULL)
                 return cli_fail(&e);
+        /* The custodians present authorise this issuance (refusals audited). */
+        if (o->k.nshares > 0 || o->k.npins > 0) {
+                int ok = cli_custody_collect(&o->k, 0, NULL, &e) == 0 &&
+                         gmca_ctx_authorise(c, o->k.cust, o->k.n, &e) == 0;
+
+                cli_custody_free(&o->k);
+                if (!ok) {
+                        rc = cli_fail(&e);
+                        goto out;
+                }
+        }
         /*
          * Files that cannot be read are input errors too: audit them as
          * rejected requests, like a CSR that does not parse.
@@ -462,7 +484,7 @@ int cmd_cert(struct cli *cli, int argc, char **argv)
         if ((rc = parse_opts(cli, argc - 1, argv + 1, &o)) != 0)
                 return rc < 0 ? EXIT_OK : rc;
         if (strcmp(sub, "issue") == 0)
-                return cli_only_options(o.seen, "fciadopP", "cert") ? EXIT_USAGE
+                return cli_only_options(o.seen, "fciadoKP", "cert") ? EXIT_USAGE
                                                                     : cert_issue(cli, &o);
         if (strcmp(sub, "show") == 0)
                 return cli_only_options(o.seen, "sjm", "cert") ? EXIT_USAGE : cert_show(cli, &o);

@@ -20,11 +20,12 @@
 static const char usage[] =
     "usage: gmca [--dir DIR] ra cert <subcommand> [options]\n"
     "\n"
-    "  issue --ra NAME --csr FILE [--days N] [--out FILE]\n"
+    "  issue --ra NAME --csr FILE [--days N] [--out FILE] [--share FILE --pin-file FILE ...]\n"
     "        Issue the RA system NAME its communication certificate (profile\n"
     "        ra-comm) from the default CA; it replaces NAME's earlier one. Prints\n"
     "        the certificate (PEM) or, with --out, writes it and prints the serial.\n"
-    "        Needs the CA activated (gmca activate).\n"
+    "        Needs the CA activated (gmca activate); unless it was activated with\n"
+    "        --direct-issue, the custodians authorise it with --share and --pin-file.\n"
     "  list  [--json]\n"
     "        Every RA communication certificate, its RA and whether it is current.\n"
     "  check --cert FILE\n"
@@ -35,15 +36,17 @@ struct ra_opts {
         const char *ra, *csr, *out, *cert;
         int days, json;
         char seen[16];
+        struct cli_custody k; /* issue: custodians who authorise it */
 };
 
 static int parse_opts(int argc, char **argv, struct ra_opts *o)
 {
         static const struct option opts[] = {
-            {"ra", required_argument, NULL, 'r'},   {"csr", required_argument, NULL, 'c'},
-            {"days", required_argument, NULL, 'd'}, {"out", required_argument, NULL, 'o'},
-            {"cert", required_argument, NULL, 'C'}, {"json", no_argument, NULL, 'j'},
-            {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0},
+            {"ra", required_argument, NULL, 'r'},    {"csr", required_argument, NULL, 'c'},
+            {"days", required_argument, NULL, 'd'},  {"out", required_argument, NULL, 'o'},
+            {"cert", required_argument, NULL, 'C'},  {"json", no_argument, NULL, 'j'},
+            {"share", required_argument, NULL, 'K'}, {"pin-file", required_argument, NULL, 'P'},
+            {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0},
         };
         int ch;
 
@@ -70,6 +73,11 @@ static int parse_opts(int argc, char **argv, struct ra_opts *o)
                 case 'j':
                         o->json = 1;
                         break;
+                case 'K':
+                case 'P':
+                        if (cli_custody_option(&o->k, ch == 'K' ? 's' : 'p', optarg) != 0)
+                                return EXIT_USAGE;
+                        break;
                 case 'h':
                         fputs(usage, stdout);
                         return -1;
@@ -82,7 +90,7 @@ static int parse_opts(int argc, char **argv, struct ra_opts *o)
         return 0;
 }
 
-static int ra_issue(struct cli *cli, const struct ra_opts *o)
+static int ra_issue(struct cli *cli, struct ra_opts *o)
 {
         struct gmca_error e = {0};
         struct gmca_ctx *c;
@@ -97,6 +105,17 @@ static int ra_issue(struct cli *cli, const struct ra_opts *o)
                 return cli_usage_error("ra cert issue: --ra NAME and --csr FILE are required");
         if ((c = cli_open(cli, NULL, 1, &e)) == NULL)
                 return cli_fail(&e);
+        /* The custodians present authorise this issuance (refusals audited). */
+        if (o->k.nshares > 0 || o->k.npins > 0) {
+                int ok = cli_custody_collect(&o->k, 0, NULL, &e) == 0 &&
+                         gmca_ctx_authorise(c, o->k.cust, o->k.n, &e) == 0;
+
+                cli_custody_free(&o->k);
+                if (!ok) {
+                        rc = cli_fail(&e);
+                        goto out;
+                }
+        }
         if (gmca_read_file(o->csr, GMCA_CSR_MAX, &csr, &csr_len, &e) != 0) {
                 struct gmca_error ae = {0};
 
@@ -274,8 +293,8 @@ int cmd_ra(struct cli *cli, int argc, char **argv)
         if ((rc = parse_opts(argc - 2, argv + 2, &o)) != 0)
                 return rc < 0 ? EXIT_OK : rc;
         if (strcmp(sub, "issue") == 0)
-                return cli_only_options(o.seen, "rcdo", "ra cert issue") ? EXIT_USAGE
-                                                                         : ra_issue(cli, &o);
+                return cli_only_options(o.seen, "rcdoKP", "ra cert issue") ? EXIT_USAGE
+                                                                           : ra_issue(cli, &o);
         if (strcmp(sub, "list") == 0)
                 return cli_only_options(o.seen, "j", "ra cert list") ? EXIT_USAGE
                                                                      : ra_list(cli, &o);

@@ -89,6 +89,16 @@ const char *gmca_ctx_default_ca(const struct gmca_ctx *c);
 int gmca_ctx_activate(struct gmca_ctx *c, const struct gmca_custodian *cust, size_t n,
                       struct gmca_error *e) GMCA_WUR;
 
+/*
+ * Before gmca_ctx_activate: the CA engine this context serves will sign a
+ * TBSCertificate for any local peer (gmca activate --direct-issue: the
+ * custodians present allow CLI issuance for this run); the key.activate
+ * record says "direct_issue": true. Off by default: then the engine signs
+ * certificates only for approved applications (RA) or with the
+ * custodians' authorisation (gmca_ctx_authorise).
+ */
+void gmca_ctx_set_direct_issue(struct gmca_ctx *c, int on);
+
 /* Wipe the master key and key PIN (the keys stay unlocked in the device). */
 void gmca_ctx_forget_secrets(struct gmca_ctx *c);
 
@@ -356,13 +366,12 @@ int gmca_key_destroy(struct gmca_ctx *c, const char *ca, const struct gmca_custo
  * recorded so that the CA engine can later accept only requests that RA
  * signs; audited (ra.cert). ra: [a-z0-9_-]{1,55}. A newer certificate for
  * the same RA replaces the older (which is not revoked, only no longer
- * accepted). Issuance is gmca_ca_issue (its own transaction, cert.issue);
- * the RA record and ra.cert follow in a second transaction, and if that
- * fails the certificate belongs to no RA and is refused by the check.
- * gmca_ra_cert_check: 0 if cert is byte for byte a certificate issued here
- * under ra-comm, valid now, not revoked and its RA's current one
- * (GMCA_ERR_AUTH with the reason otherwise; not audited: the caller audits
- * the request it refuses).
+ * accepted). The certificate (cert.issue), the RA records and ra.cert are
+ * one transaction; a refusal is audited (ra.cert failure) and leaves
+ * nothing. Through a CA engine not started with --direct-issue it needs
+ * gmca_ctx_authorise first. gmca_ra_cert_check: 0 if cert is byte for byte a certificate issued
+ * here under ra-comm, valid now, not revoked and its RA's current one (GMCA_ERR_AUTH with the
+ * reason otherwise; not audited: the caller audits the request it refuses).
  */
 int gmca_ra_cert_issue(struct gmca_ctx *c, const char *ra, const uint8_t *csr, size_t csr_len,
                        int days, char serial[GMCA_SERIAL_HEX_MAX], X509 **out,

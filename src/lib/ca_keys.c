@@ -27,6 +27,7 @@
 #include "audit.h"
 #include "ca_internal.h"
 #include "crypto.h"
+#include "ra.h"
 #include "util.h"
 
 #define WRAP_LABEL "gmca key-pin wrap v1"
@@ -34,6 +35,9 @@
 #define WRAPPED_LEN (GMCA_SM4_GCM_IV_LEN + KEYPIN_LEN + GMCA_SM4_GCM_TAG_LEN)
 #define CUSTODY_JSON_MAX 16384
 #define SECRETS_LEN (GMCA_MASTER_LEN + KEYPIN_LEN)
+#define AUTHZ_LABEL "gmca engine authorisation v1"
+#define PII_LABEL "gmca pii key v1"
+#define ENGINE_KEYS_LEN (GMCA_ENGINE_AUTHZ_LEN + GMCA_ENGINE_PII_KEY_LEN)
 
 /* ---- small facts ---- */
 
@@ -99,6 +103,7 @@ int ca_need_signer(struct gmca_ctx *c, struct ca_slot *ca, int for_cert, struct 
                 return 0;
         if (c->engine != NULL) {
                 gmca_engine_signer_init(&ca->esigner, c->engine, ca->rec.name);
+                ca->esigner.authz = c->engine_keys; /* the custodians' authorisation, if given */
                 ca->signer = &ca->esigner.base;
                 return 0;
         }
@@ -330,6 +335,48 @@ int ca_have_secrets(const struct gmca_ctx *c)
         return c->secrets != NULL && c->dev != NULL;
 }
 
+void gmca_ctx_set_direct_issue(struct gmca_ctx *c, int on)
+{
+        c->direct_issue = on != 0;
+}
+
+static void engine_keys_wipe(struct gmca_ctx *c)
+{
+        if (c->engine_keys != NULL)
+                OPENSSL_secure_clear_free(c->engine_keys, ENGINE_KEYS_LEN);
+        c->engine_keys = NULL;
+        c->engine_pii = 0;
+}
+
+/*
+ * The CA engine's keys from the open secrets (engine.h): K_authz from the
+ * master key, and with pii K_pii from the key PIN, which outlives
+ * custodian changes (values sealed under it stay readable).
+ */
+static int engine_keys_derive(struct gmca_ctx *c, int pii, struct gmca_error *e)
+{
+        uint8_t mac[GMCA_SM3_LEN];
+        int rc;
+
+        if (c->secrets == NULL)
+                return gmca_error_set(e, GMCA_ERR_STATE, "no custodians' secrets open");
+        if (c->engine_keys == NULL &&
+            (c->engine_keys = OPENSSL_secure_zalloc(ENGINE_KEYS_LEN)) == NULL)
+                return gmca_error_set(e, GMCA_ERR_NOMEM, "out of secure memory");
+        if ((rc = gmca_hmac_sm3(CTX_MASTER(c), GMCA_MASTER_LEN, AUTHZ_LABEL, strlen(AUTHZ_LABEL),
+                                CTX_AUTHZ(c), e)) != 0)
+                return rc;
+        if (pii) {
+                rc = gmca_hmac_sm3(CTX_KEYPIN(c), KEYPIN_LEN, PII_LABEL, strlen(PII_LABEL), mac, e);
+                if (rc == 0) {
+                        memcpy(CTX_PII(c), mac, GMCA_ENGINE_PII_KEY_LEN);
+                        c->engine_pii = 1;
+                }
+                OPENSSL_cleanse(mac, sizeof(mac));
+        }
+        return rc;
+}
+
 /* ---- activation ---- */
 
 static int unlock_slot(struct gmca_ctx *c, struct ca_slot *ca, struct gmca_error *e)
@@ -448,10 +495,12 @@ int gmca_ctx_activate(struct gmca_ctx *c, const struct gmca_custodian *cust, siz
                 rc = gmca_error_set(e, GMCA_ERR_NOMEM, "out of memory");
                 goto fail;
         }
-        if ((rc = ca_open_device(c, e)) != 0 || (rc = ca_unlock_all(c, unlocked, e)) != 0)
+        if ((rc = ca_open_device(c, e)) != 0 || (rc = ca_unlock_all(c, unlocked, e)) != 0 ||
+            (rc = engine_keys_derive(c, 1, e)) != 0)
                 goto fail;
-        detail = ca_detail_json(json_pack("{s:s, s:s, s:O}", "custodians", c->custodians, "device",
-                                          gmca_device_description(c->dev), "cas", unlocked));
+        detail = ca_detail_json(json_pack("{s:s, s:s, s:O, s:b}", "custodians", c->custodians,
+                                          "device", gmca_device_description(c->dev), "cas",
+                                          unlocked, "direct_issue", c->direct_issue));
         ev = (struct gmca_audit_event){GMCA_EV_KEY_ACTIVATE, c->actor, 1, "ca", detail};
         if ((rc = gmca_audit_record(c->store, &ev, e)) != 0)
                 goto fail;
@@ -481,6 +530,7 @@ void ca_release_keys(struct gmca_ctx *c)
         c->dev = NULL;
         gmca_engine_disconnect(c->engine);
         c->engine = NULL;
+        engine_keys_wipe(c);
 }
 
 /* ---- the CA engine ---- */
@@ -504,11 +554,76 @@ int gmca_ctx_use_engine(struct gmca_ctx *c, struct gmca_error *e)
         return 0;
 }
 
+/* ---- what the CA engine asks of this context (engine.h policy hooks) ---- */
+
+/* The certificate of serial, if it is an RA's current communication certificate. */
+static int hook_ra_cert(void *arg, const char *serial, X509 **out, struct gmca_error *e)
+{
+        struct gmca_ctx *c = arg;
+        struct gmca_cert_rec rec;
+        const uint8_t *p;
+        X509 *cert = NULL;
+        int rc;
+
+        memset(&rec, 0, sizeof(rec));
+        rc = gmca_store_cert_get(c->store, serial, &rec, e);
+        if (rc == GMCA_ERR_NOTFOUND) {
+                gmca_error_clear(e);
+                return gmca_error_set(e, GMCA_ERR_AUTH, "RA certificate %s: not issued by this CA",
+                                      serial);
+        }
+        if (rc != 0)
+                return rc;
+        p = rec.der;
+        if ((cert = d2i_X509(NULL, &p, (long)rec.der_len)) == NULL || p != rec.der + rec.der_len) {
+                rc = gmca_error_ossl(e, GMCA_ERR_TAMPER,
+                                     "certificate %s: stored DER does not parse", serial);
+                goto out;
+        }
+        if ((rc = gmca_ra_cert_check(c, cert, e)) != 0)
+                goto out;
+        *out = cert;
+        cert = NULL;
+out:
+        X509_free(cert);
+        gmca_cert_rec_clear(&rec);
+        return rc;
+}
+
+static int hook_ra_issue(void *arg, int64_t app_id, char serial[GMCA_SERIAL_HEX_MAX],
+                         struct gmca_error *e)
+{
+        return gmca_ra_issue_approved(arg, app_id, (int64_t)gmca_now(), serial, e);
+}
+
+static int hook_audit(void *arg, const struct gmca_engine_audit *recs, size_t n,
+                      struct gmca_error *e)
+{
+        struct gmca_ctx *c = arg;
+        int rc;
+
+        if ((rc = gmca_store_begin(c->store, e)) != 0)
+                return rc;
+        for (size_t i = 0; i < n && rc == 0; i++) {
+                struct gmca_audit_event ev = {recs[i].event, recs[i].actor, recs[i].success,
+                                              recs[i].object[0] ? recs[i].object : NULL,
+                                              recs[i].detail};
+
+                rc = gmca_audit_append(c->store, &ev, e);
+        }
+        if (rc == 0)
+                rc = gmca_store_commit(c->store, e);
+        if (rc != 0)
+                gmca_store_rollback(c->store);
+        return rc;
+}
+
 int gmca_ctx_serve_engine(struct gmca_ctx *c, int ready_fd, struct gmca_error *e)
 {
         struct gmca_engine_key keys[MAX_CAS];
+        struct gmca_engine_policy pol;
         uint8_t *subjects[MAX_CAS] = {0};
-        char path[PATH_MAX];
+        char path[PATH_MAX], db[PATH_MAX];
         size_t n = 0;
         int rc;
 
@@ -533,13 +648,74 @@ int gmca_ctx_serve_engine(struct gmca_ctx *c, int ready_fd, struct gmca_error *e
                 rc = gmca_error_set(e, GMCA_ERR_STATE, "no CA key is activated");
                 goto out;
         }
-        rc = gmca_engine_serve(path, keys, n, ready_fd, e);
+        /*
+         * The engine's records (RA requests, its audit) go through a store
+         * connection opened here: this context may have been opened by a
+         * parent that forked the engine, and SQLite's state for a connection
+         * (its locks above all) does not survive a fork, nor would a second
+         * connection opened beside the inherited one be sound. So the
+         * inherited connection is closed (it is idle: no transaction
+         * crosses the fork) and a fresh one takes its place.
+         */
+        if ((rc = ca_pathf(db, sizeof(db), e, "%s/%s", c->dir, GMCA_DB_FILE)) != 0)
+                goto out;
+        gmca_store_close(c->store);
+        if ((c->store = gmca_store_open(db, e)) == NULL) {
+                rc = e && e->code ? e->code : GMCA_ERR_DB;
+                goto out;
+        }
+        memset(&pol, 0, sizeof(pol));
+        pol.direct_issue = c->direct_issue;
+        pol.authz_key = c->engine_keys;
+        pol.pii_key = c->engine_pii ? CTX_PII(c) : NULL;
+        pol.ra_cert = hook_ra_cert;
+        pol.ra_issue = hook_ra_issue;
+        pol.audit = hook_audit;
+        pol.arg = c;
+        rc = gmca_engine_serve(path, keys, n, &pol, ready_fd, e);
 out:
         for (size_t i = 0; i < n; i++)
                 OPENSSL_free(subjects[i]);
         ca_release_keys(c);
         gmca_ctx_forget_secrets(c);
         return rc;
+}
+
+int gmca_ctx_authorise(struct gmca_ctx *c, const struct gmca_custodian *cust, size_t n,
+                       struct gmca_error *e)
+{
+        struct ca_custody m;
+        struct gmca_audit_event ev;
+        char *detail = NULL;
+        int rc;
+
+        if ((rc = gmca_ctx_use_engine(c, e)) != 0) {
+                if (rc != GMCA_ERR_STATE)
+                        return ca_reject(c, GMCA_EV_KEY_ACTIVATE, "ca", rc, e);
+                gmca_error_clear(e); /* no CA engine: the custodians activate here */
+                return gmca_ctx_activate(c, cust, n, e);
+        }
+        if ((rc = ca_open_master(c, cust, n, &m, e)) != 0 ||
+            (rc = engine_keys_derive(c, 0, e)) != 0)
+                goto fail;
+        gmca_ctx_forget_secrets(c); /* K_authz is all the engine's clients need */
+        for (size_t i = 0; i < c->ncas; i++)
+                if (c->cas[i].signer == &c->cas[i].esigner.base)
+                        c->cas[i].esigner.authz = CTX_AUTHZ(c);
+        detail = ca_detail_json(
+            json_pack("{s:s, s:s}", "custodians", c->custodians, "authorisation", "engine"));
+        ev = (struct gmca_audit_event){GMCA_EV_KEY_ACTIVATE, c->actor, 1, "ca", detail};
+        if ((rc = gmca_audit_record(c->store, &ev, e)) != 0)
+                goto fail;
+        free(detail);
+        return 0;
+fail:
+        free(detail);
+        engine_keys_wipe(c);
+        for (size_t i = 0; i < c->ncas; i++)
+                c->cas[i].esigner.authz = NULL;
+        gmca_ctx_forget_secrets(c);
+        return ca_reject(c, GMCA_EV_KEY_ACTIVATE, "ca", rc, e);
 }
 
 int gmca_ctx_deactivate_engine(struct gmca_ctx *c, struct gmca_error *e)

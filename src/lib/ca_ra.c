@@ -11,12 +11,11 @@
  * A newer certificate for the same RA replaces the older one, which is then
  * no longer accepted (it is not revoked: it was never compromised).
  *
- * The certificate itself goes through the normal issuance path
- * (gmca_ca_issue, its own transaction and cert.issue record, through the
- * CA engine when one runs); the RA records follow in a second transaction.
- * If that one fails the certificate exists but belongs to no RA, so it is
- * refused by gmca_ra_cert_check: the failure is safe, and the cure is to
- * issue again.
+ * The certificate, its cert.issue record, the RA records and ra.cert are
+ * one transaction (ca_issue_in_tx): either the RA has its new certificate
+ * or nothing happened. When the CA engine signs, it needs the custodians'
+ * authorisation (gmca_ctx_authorise) unless it was started with
+ * --direct-issue.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,23 +107,13 @@ int gmca_ra_cert_issue(struct gmca_ctx *c, const char *ra, const uint8_t *csr, s
         r.csr = csr;
         r.csr_len = csr_len;
         r.days = days;
-        /* Refusals here are audited by the issuance itself (cert.issue). */
-        if ((rc = gmca_ca_issue(c, &r, sn, &cert, e)) != 0)
-                return rc;
-        if ((rc = gmca_store_begin(c->store, e)) == 0) {
-                if ((rc = ra_record(c, ra, sn, cert, e)) != 0 ||
-                    (rc = gmca_store_commit(c->store, e)) != 0)
-                        gmca_store_rollback(c->store);
-        }
-        if (rc != 0) {
-                struct gmca_error cause = *e;
-
+        if ((rc = gmca_store_begin(c->store, e)) != 0)
+                return ca_reject(c, GMCA_EV_RA_CERT, ra, rc, e);
+        if ((rc = ca_issue_in_tx(c, &r, sn, &cert, e)) != 0 ||
+            (rc = ra_record(c, ra, sn, cert, e)) != 0 ||
+            (rc = gmca_store_commit(c->store, e)) != 0) {
+                gmca_store_rollback(c->store);
                 X509_free(cert);
-                gmca_error_clear(e);
-                gmca_error_set(e, rc,
-                               "RA %s: certificate %s was issued but not recorded as the RA's "
-                               "(%s); it is not accepted: issue again",
-                               ra, sn, cause.msg);
                 return ca_reject(c, GMCA_EV_RA_CERT, ra, rc, e);
         }
         gmca_strlcpy(serial, sn, GMCA_SERIAL_HEX_MAX);

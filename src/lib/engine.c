@@ -27,9 +27,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
+#include <openssl/crypto.h>
 #include <openssl/x509.h>
 
+#include "audit.h"
+#include "auth.h"
+#include "crypto.h"
 #include "engine.h"
+#include "ra.h"
 #include "util.h"
 #include "x509.h"
 
@@ -40,6 +46,14 @@
 #define DER_DEPTH_MAX 16      /* nesting in a TBS (certificates need about 6) */
 #define MSG_WIRE_MAX 400      /* bytes of an error message on the wire */
 #define KEYS_MAX 1024         /* CAs one engine serves */
+#define FRAME_SEC 30          /* a frame begun must be complete within this */
+#define NONCE_MAX 65536       /* RA nonces remembered at once (2 * skew window) */
+#define AUDIT_QUEUE_MAX 1024  /* records waiting to be written */
+#define SIG_MIN 8             /* bytes of the shortest DER SM2 signature */
+
+static const char direct_refused[] =
+    "certificates are issued for approved applications only (RA); or with the custodians' "
+    "authorisation";
 
 #define ST_OK 0
 #define ST_ERR 1
@@ -61,10 +75,38 @@ static int name_ok(const char *s, size_t n)
 
 /* ---- requests ---- */
 
+/* u16 namelen, name at p[0..n): the CA name into r; *used bytes taken. */
+static int parse_name(const uint8_t *p, size_t n, char op, struct gmca_engine_request *r,
+                      size_t *used, struct gmca_error *e)
+{
+        size_t namelen;
+
+        if (n < 2)
+                return gmca_error_set(e, GMCA_ERR_INVALID, "engine: sign request without a name");
+        namelen = (size_t)p[0] << 8 | p[1];
+        if (namelen == 0 || namelen >= GMCA_ENGINE_NAME_MAX)
+                return gmca_error_set(e, GMCA_ERR_INVALID,
+                                      "engine: CA name of %zu bytes (1..%d allowed)", namelen,
+                                      GMCA_ENGINE_NAME_MAX - 1);
+        if (n - 2 < namelen)
+                return gmca_error_set(e, GMCA_ERR_INVALID, "engine: CA name runs past the request");
+        if (!name_ok((const char *)p + 2, namelen))
+                return gmca_error_set(e, GMCA_ERR_INVALID,
+                                      "engine: CA name has a byte outside printable ASCII or '/'");
+        memset(r, 0, sizeof(*r));
+        r->op = op;
+        memcpy(r->name, p + 2, namelen);
+        r->name[namelen] = '\0';
+        *used = 2 + namelen;
+        return 0;
+}
+
 int gmca_engine_parse_request(const uint8_t *buf, size_t len, struct gmca_engine_request *r,
                               struct gmca_error *e)
 {
-        size_t namelen;
+        struct gmca_engine_request q;
+        size_t used = 0, paylen;
+        int rc;
 
         if (buf == NULL || len == 0)
                 return gmca_error_set(e, GMCA_ERR_INVALID, "engine: empty request");
@@ -82,31 +124,171 @@ int gmca_engine_parse_request(const uint8_t *buf, size_t len, struct gmca_engine
                 r->op = (char)buf[0];
                 return 0;
         case 'S':
+        case 'T':
                 break;
+        case 'R':
+                if (len < 5)
+                        return gmca_error_set(e, GMCA_ERR_INVALID,
+                                              "engine: RA request without a payload length");
+                paylen = gmca_get_be32(buf + 1);
+                if (paylen == 0 || paylen > GMCA_ENGINE_RA_MAX)
+                        return gmca_error_set(e, paylen == 0 ? GMCA_ERR_INVALID : GMCA_ERR_LIMIT,
+                                              "engine: RA payload of %zu bytes (1..%d allowed)",
+                                              paylen, GMCA_ENGINE_RA_MAX);
+                if (len - 5 < paylen)
+                        return gmca_error_set(e, GMCA_ERR_INVALID,
+                                              "engine: RA payload runs past the request");
+                if (len - 5 - paylen < SIG_MIN || len - 5 - paylen > GMCA_SM2_SIG_MAX)
+                        return gmca_error_set(e, GMCA_ERR_INVALID,
+                                              "engine: RA request signature of %zu bytes (%d..%d "
+                                              "allowed)",
+                                              len - 5 - paylen, SIG_MIN, GMCA_SM2_SIG_MAX);
+                memset(r, 0, sizeof(*r));
+                r->op = 'R';
+                r->payload = buf + 5;
+                r->payload_len = paylen;
+                r->sig = buf + 5 + paylen;
+                r->sig_len = len - 5 - paylen;
+                return 0;
         default:
                 return gmca_error_set(e, GMCA_ERR_INVALID, "engine: unknown request 0x%02x",
                                       buf[0]);
         }
-        if (len < 3)
-                return gmca_error_set(e, GMCA_ERR_INVALID, "engine: sign request without a name");
-        namelen = (size_t)buf[1] << 8 | buf[2];
-        if (namelen == 0 || namelen >= GMCA_ENGINE_NAME_MAX)
-                return gmca_error_set(e, GMCA_ERR_INVALID,
-                                      "engine: CA name of %zu bytes (1..%d allowed)", namelen,
-                                      GMCA_ENGINE_NAME_MAX - 1);
-        if (len - 3 < namelen)
-                return gmca_error_set(e, GMCA_ERR_INVALID, "engine: CA name runs past the request");
-        if (!name_ok((const char *)buf + 3, namelen))
-                return gmca_error_set(e, GMCA_ERR_INVALID,
-                                      "engine: CA name has a byte outside printable ASCII or '/'");
-        if (len - 3 == namelen)
+        if ((rc = parse_name(buf + 1, len - 1, (char)buf[0], &q, &used, e)) != 0)
+                return rc;
+        used += 1;
+        if (q.op == 'T') {
+                if (len - used < GMCA_ENGINE_AUTHZ_LEN)
+                        return gmca_error_set(e, GMCA_ERR_INVALID,
+                                              "engine: authorised sign request without its MAC");
+                q.mac = buf + used;
+                used += GMCA_ENGINE_AUTHZ_LEN;
+        }
+        if (len == used)
                 return gmca_error_set(e, GMCA_ERR_INVALID, "engine: sign request without a TBS");
-        memset(r, 0, sizeof(*r));
-        r->op = 'S';
-        memcpy(r->name, buf + 3, namelen);
-        r->name[namelen] = '\0';
-        r->tbs = buf + 3 + namelen;
-        r->tbs_len = len - 3 - namelen;
+        q.tbs = buf + used;
+        q.tbs_len = len - used;
+        *r = q;
+        return 0;
+}
+
+/* ---- RA payloads ---- */
+
+/* The next line of *p (without its '\n'), at most max bytes; -1 if none. */
+static int next_line(const uint8_t **p, size_t *n, size_t max, const char **line, size_t *len)
+{
+        size_t lim = *n < max + 1 ? *n : max + 1;
+        const uint8_t *nl = memchr(*p, '\n', lim);
+
+        if (nl == NULL)
+                return -1;
+        *line = (const char *)*p;
+        *len = (size_t)(nl - *p);
+        *n -= *len + 1;
+        *p = nl + 1;
+        return 0;
+}
+
+/* Decimal without sign or leading zero, 1..digits digits, into *v. */
+static int decimal(const char *s, size_t n, size_t digits, int64_t *v)
+{
+        int64_t x = 0;
+
+        if (n == 0 || n > digits || s[0] < '1' || s[0] > '9')
+                return -1;
+        for (size_t i = 0; i < n; i++) {
+                if (s[i] < '0' || s[i] > '9')
+                        return -1;
+                x = x * 10 + (s[i] - '0');
+        }
+        *v = x;
+        return 0;
+}
+
+static int all_of(const char *s, size_t n, const char *set)
+{
+        for (size_t i = 0; i < n; i++)
+                if (s[i] == '\0' || strchr(set, s[i]) == NULL)
+                        return 0;
+        return 1;
+}
+
+int gmca_engine_parse_ra(const uint8_t *p, size_t n, struct gmca_engine_ra_req *r,
+                         struct gmca_error *e)
+{
+        static const char upper_hex[] = "0123456789ABCDEF", lower_hex[] = "0123456789abcdef";
+        struct gmca_engine_ra_req q;
+        const char *l;
+        size_t len;
+
+        if (p == NULL || n == 0)
+                return gmca_error_set(e, GMCA_ERR_INVALID, "RA request: empty payload");
+        if (n > GMCA_ENGINE_RA_MAX)
+                return gmca_error_set(e, GMCA_ERR_LIMIT, "RA request: payload of %zu bytes over %d",
+                                      n, GMCA_ENGINE_RA_MAX);
+        memset(&q, 0, sizeof(q));
+        if (next_line(&p, &n, 16, &l, &len) != 0 || len != strlen(GMCA_ENGINE_RA_MAGIC) ||
+            memcmp(l, GMCA_ENGINE_RA_MAGIC, len) != 0)
+                return gmca_error_set(e, GMCA_ERR_INVALID,
+                                      "RA request: does not begin with \"" GMCA_ENGINE_RA_MAGIC
+                                      "\"");
+        if (next_line(&p, &n, GMCA_SERIAL_HEX_MAX - 1, &l, &len) != 0 || len == 0 ||
+            !all_of(l, len, upper_hex))
+                return gmca_error_set(e, GMCA_ERR_INVALID,
+                                      "RA request: line 2 is not a serial (1..40 upper-case hex)");
+        memcpy(q.serial, l, len);
+        if (next_line(&p, &n, 12, &l, &len) != 0 || decimal(l, len, 12, &q.time) != 0)
+                return gmca_error_set(e, GMCA_ERR_INVALID,
+                                      "RA request: line 3 is not a time (Unix seconds)");
+        if (next_line(&p, &n, GMCA_ENGINE_NONCE_HEX, &l, &len) != 0 ||
+            len != GMCA_ENGINE_NONCE_HEX || !all_of(l, len, lower_hex))
+                return gmca_error_set(e, GMCA_ERR_INVALID,
+                                      "RA request: line 4 is not a nonce (%d lower-case hex)",
+                                      GMCA_ENGINE_NONCE_HEX);
+        memcpy(q.nonce, l, len);
+        if (next_line(&p, &n, 8, &l, &len) != 0)
+                return gmca_error_set(e, GMCA_ERR_INVALID,
+                                      "RA request: line 5 (operation) missing");
+        if (len == 5 && memcmp(l, "issue", 5) == 0)
+                q.subop = GMCA_RA_OP_ISSUE;
+        else if (len == 4 && memcmp(l, "seal", 4) == 0)
+                q.subop = GMCA_RA_OP_SEAL;
+        else if (len == 6 && memcmp(l, "unseal", 6) == 0)
+                q.subop = GMCA_RA_OP_UNSEAL;
+        else
+                return gmca_error_set(e, GMCA_ERR_INVALID,
+                                      "RA request: unknown operation (issue, seal, unseal)");
+        if (q.subop == GMCA_RA_OP_ISSUE) {
+                if (decimal((const char *)p, n, 18, &q.app_id) != 0)
+                        return gmca_error_set(e, GMCA_ERR_INVALID,
+                                              "RA request: issue takes an application id "
+                                              "(decimal, 1..18 digits, nothing after it)");
+                *r = q;
+                return 0;
+        }
+        if (next_line(&p, &n, GMCA_ENGINE_AAD_MAX, &l, &len) != 0 || len == 0)
+                return gmca_error_set(e, GMCA_ERR_INVALID,
+                                      "RA request: seal takes an aad line of 1..%d bytes",
+                                      GMCA_ENGINE_AAD_MAX);
+        for (size_t i = 0; i < len; i++)
+                if (l[i] < 0x20 || l[i] > 0x7e)
+                        return gmca_error_set(e, GMCA_ERR_INVALID,
+                                              "RA request: aad has a byte outside printable ASCII");
+        memcpy(q.aad, l, len);
+        if (q.subop == GMCA_RA_OP_SEAL && (n == 0 || n > GMCA_ENGINE_SEAL_MAX))
+                return gmca_error_set(e, n == 0 ? GMCA_ERR_INVALID : GMCA_ERR_LIMIT,
+                                      "RA request: value to seal of %zu bytes (1..%d)", n,
+                                      GMCA_ENGINE_SEAL_MAX);
+        if (q.subop == GMCA_RA_OP_UNSEAL &&
+            (n <= GMCA_SM4_GCM_IV_LEN + GMCA_SM4_GCM_TAG_LEN ||
+             n > GMCA_ENGINE_SEAL_MAX + GMCA_SM4_GCM_IV_LEN + GMCA_SM4_GCM_TAG_LEN))
+                return gmca_error_set(e, GMCA_ERR_INVALID,
+                                      "RA request: sealed value of %zu bytes is not IV, "
+                                      "ciphertext and tag",
+                                      n);
+        q.value = p;
+        q.value_len = n;
+        *r = q;
         return 0;
 }
 
@@ -373,13 +555,42 @@ struct conn {
         time_t last;     /* monotonic seconds of the last progress */
 };
 
+/* An audit record waiting until the reply that caused it is out. */
+struct qrec {
+        char event[GMCA_NAME_MAX];
+        char actor[GMCA_NAME_MAX];
+        int success;
+        char object[GMCA_NAME_MAX];
+        char *detail;
+};
+
+/* RA nonces seen within the replay window: open addressing, rebuilt when full. */
+struct nonce_slot {
+        uint8_t n[GMCA_ENGINE_NONCE_HEX / 2];
+        int64_t until; /* 0: empty */
+};
+#define NONCE_SLOTS (2 * NONCE_MAX) /* a power of two */
+
 struct server {
         const struct gmca_engine_key *keys;
         size_t nkeys;
+        const struct gmca_engine_policy *pol;
         struct conn conns[CONN_MAX];
         size_t nconns;
         int stop;
+        struct qrec queue[AUDIT_QUEUE_MAX];
+        size_t nqueue;
+        time_t audit_retry; /* monotonic: no flush before this after a failure */
+        struct nonce_slot *nonces;
+        size_t nnonces;
+        uint64_t salt;
 };
+
+/* Seconds a connection may go without progress: less in the middle of a frame. */
+static time_t conn_limit(const struct conn *c)
+{
+        return c->hdr_have > 0 || c->out != NULL ? FRAME_SEC : IDLE_SEC;
+}
 
 static time_t mono(void)
 {
@@ -392,6 +603,8 @@ static time_t mono(void)
 
 static void conn_reset_in(struct conn *c)
 {
+        if (c->in != NULL)
+                OPENSSL_cleanse(c->in, c->in_len); /* a value to seal, say */
         free(c->in);
         c->in = NULL;
         c->in_len = c->in_have = c->hdr_have = 0;
@@ -441,14 +654,133 @@ static void reply_err(struct conn *c, int code, const char *msg)
         reply(c, ST_ERR, be, sizeof(be), msg, n > MSG_WIRE_MAX ? MSG_WIRE_MAX : n);
 }
 
+/* ---- audit queue ---- */
+
+static void copy_field(char *dst, size_t cap, const char *src)
+{
+        gmca_strlcpy(dst, src != NULL ? src : "", cap);
+}
+
+/* Queue a record (detail: JSON object, consumed). -1 if the queue is full. */
+static int audit_queue(struct server *s, const char *event, const char *actor, int success,
+                       const char *object, json_t *detail)
+{
+        struct qrec *q;
+
+        if (s->pol == NULL || s->pol->audit == NULL) {
+                json_decref(detail);
+                return 0;
+        }
+        if (s->nqueue == AUDIT_QUEUE_MAX) {
+                json_decref(detail);
+                return -1;
+        }
+        q = &s->queue[s->nqueue];
+        copy_field(q->event, sizeof(q->event), event);
+        copy_field(q->actor, sizeof(q->actor), actor);
+        copy_field(q->object, sizeof(q->object), object);
+        q->success = success;
+        q->detail = detail != NULL ? json_dumps(detail, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+        json_decref(detail);
+        s->nqueue++;
+        return 0;
+}
+
+/* A refusal: the error reply and its engine.request record. */
+static void refuse(struct server *s, struct conn *c, const char *actor, const char *object,
+                   const char *op, int code, const char *msg)
+{
+        reply_err(c, code, msg);
+        (void)audit_queue(
+            s, GMCA_EV_ENGINE_REQUEST, actor, 0, object,
+            json_pack("{s:s, s:s, s:s}", "op", op, "error", gmca_err_name(code), "cause", msg));
+}
+
+/* Write what is queued, in one transaction; on failure keep it and retry in a second. */
+static void audit_flush(struct server *s)
+{
+        struct gmca_engine_audit recs[AUDIT_QUEUE_MAX];
+        struct gmca_error le;
+
+        if (s->nqueue == 0 || s->pol == NULL || s->pol->audit == NULL || mono() < s->audit_retry)
+                return;
+        for (size_t i = 0; i < s->nqueue; i++)
+                recs[i] = (struct gmca_engine_audit){s->queue[i].event, s->queue[i].actor,
+                                                     s->queue[i].success, s->queue[i].object,
+                                                     s->queue[i].detail};
+        gmca_error_clear(&le);
+        if (s->pol->audit(s->pol->arg, recs, s->nqueue, &le) != 0) {
+                s->audit_retry = mono() + 1;
+                return;
+        }
+        for (size_t i = 0; i < s->nqueue; i++)
+                free(s->queue[i].detail);
+        s->nqueue = 0;
+}
+
+/* ---- signing ---- */
+
+/* The serial (hex, as the store writes it) and subject of a checked TBSCertificate. */
+static void cert_facts(const uint8_t *tbs, size_t len, char serial[GMCA_SERIAL_HEX_MAX],
+                       char *subject, size_t subject_len)
+{
+        struct tlv outer, t, subj;
+        struct cur c;
+        X509_NAME *name = NULL;
+        const unsigned char *q;
+        struct gmca_error le;
+
+        gmca_strlcpy(serial, "?", GMCA_SERIAL_HEX_MAX);
+        gmca_strlcpy(subject, "?", subject_len);
+        if (tlv_get(tbs, len, &outer) != 0)
+                return;
+        c = (struct cur){outer.val, outer.len};
+        if (take(&c, 0xa0, &t) != 0 || take(&c, 0x02, &t) != 0)
+                return;
+        if (t.len > 1 && t.val[0] == 0x00) { /* the sign byte of a positive serial */
+                t.val++;
+                t.len--;
+        }
+        if (t.len <= (GMCA_SERIAL_HEX_MAX - 1) / 2)
+                gmca_hex_upper(t.val, t.len, serial);
+        if (take(&c, 0x30, &t) != 0 || take(&c, 0x30, &t) != 0 || take(&c, 0x30, &t) != 0 ||
+            take(&c, 0x30, &subj) != 0)
+                return;
+        q = subj.start;
+        gmca_error_clear(&le);
+        if ((name = d2i_X509_NAME(NULL, &q, (long)subj.size)) == NULL ||
+            gmca_dn_format(name, subject, subject_len, &le) != 0)
+                gmca_strlcpy(subject, "?", subject_len);
+        X509_NAME_free(name);
+        gmca_ossl_clear();
+}
+
+/* 0 if mac is HMAC-SM3(K_authz, tbs); the comparison takes constant time. */
+static int mac_ok(const struct gmca_engine_policy *pol, const struct gmca_engine_request *r)
+{
+        uint8_t want[GMCA_SM3_LEN];
+        struct gmca_error le;
+        int ok;
+
+        gmca_error_clear(&le);
+        if (pol == NULL || pol->authz_key == NULL ||
+            gmca_hmac_sm3(pol->authz_key, GMCA_ENGINE_AUTHZ_LEN, r->tbs, r->tbs_len, want, &le) !=
+                0)
+                return -1;
+        ok = CRYPTO_memcmp(want, r->mac, GMCA_ENGINE_AUTHZ_LEN) == 0;
+        OPENSSL_cleanse(want, sizeof(want));
+        return ok ? 0 : -1;
+}
+
 static void handle_sign(struct server *s, struct conn *c, const struct gmca_engine_request *r)
 {
         const struct gmca_engine_key *k = NULL;
+        const char *op = r->op == 'T' ? "T" : "S";
         struct gmca_error le;
         uint8_t sig[GMCA_SM2_SIG_MAX];
         size_t siglen = 0;
         int rc, is_cert = 0;
-        char msg[160];
+        char msg[160], serial[GMCA_SERIAL_HEX_MAX], subject[GMCA_DN_MAX];
 
         for (size_t i = 0; i < s->nkeys && k == NULL; i++)
                 if (strcmp(s->keys[i].name, r->name) == 0)
@@ -458,26 +790,270 @@ static void handle_sign(struct server *s, struct conn *c, const struct gmca_engi
                 reply_err(c, GMCA_ERR_NOTFOUND, msg);
                 return;
         }
+        /* The custodians' MAC first: nothing else of a forged request is looked at. */
+        if (r->op == 'T' && mac_ok(s->pol, r) != 0) {
+                refuse(s, c, "engine", k->name, op, GMCA_ERR_AUTH,
+                       s->pol == NULL || s->pol->authz_key == NULL
+                           ? "this engine holds no custodians' authorisation key"
+                           : "the custodians' authorisation does not verify for this TBS "
+                             "(HMAC-SM3)");
+                return;
+        }
         gmca_error_clear(&le);
         rc = check_tbs(r->tbs, r->tbs_len, k->subject_der, k->subject_len, k->name, &is_cert, &le);
         if (rc == 0 && is_cert && k->crl_only)
                 rc = gmca_error_set(&le, GMCA_ERR_POLICY,
                                     "CA %s: superseded key signs CRLs only (CPS §6.8)", k->name);
-        if (rc == 0) {
-                rc = k->signer->sign(k->signer->arg, r->tbs, r->tbs_len, sig, &siglen, &le);
-                if (rc == 0 && (siglen == 0 || siglen > GMCA_SM2_SIG_MAX))
-                        rc = gmca_error_set(&le, GMCA_ERR_INTERNAL,
-                                            "CA %s: signer returned %zu bytes", k->name, siglen);
-                if (rc != 0 && le.msg[0] == '\0')
-                        gmca_error_set(&le, rc, "CA %s: signing failed", k->name);
+        if (rc != 0) {
+                gmca_ossl_clear();
+                reply_err(c, rc, le.msg);
+                return;
         }
+        if (is_cert) {
+                cert_facts(r->tbs, r->tbs_len, serial, subject, sizeof(subject));
+                if (r->op == 'S' && (s->pol == NULL || !s->pol->direct_issue)) {
+                        refuse(s, c, "engine", serial, op, GMCA_ERR_POLICY, direct_refused);
+                        return;
+                }
+                if (s->pol != NULL && s->pol->audit != NULL && s->nqueue == AUDIT_QUEUE_MAX) {
+                        reply_err(c, GMCA_ERR_DB,
+                                  "the audit log cannot be written: no certificate is signed "
+                                  "until it can");
+                        return;
+                }
+        }
+        rc = k->signer->sign(k->signer->arg, r->tbs, r->tbs_len, sig, &siglen, &le);
+        if (rc == 0 && (siglen == 0 || siglen > GMCA_SM2_SIG_MAX))
+                rc = gmca_error_set(&le, GMCA_ERR_INTERNAL, "CA %s: signer returned %zu bytes",
+                                    k->name, siglen);
+        if (rc != 0 && le.msg[0] == '\0')
+                gmca_error_set(&le, rc, "CA %s: signing failed", k->name);
         gmca_ossl_clear();
         if (rc != 0) {
                 reply_err(c, rc, le.msg);
                 return;
         }
+        if (is_cert)
+                (void)audit_queue(s, GMCA_EV_ENGINE_SIGN, "engine", 1, serial,
+                                  json_pack("{s:s, s:s, s:s, s:s}", "ca", k->name, "serial", serial,
+                                            "subject", subject, "authorisation",
+                                            r->op == 'T' ? "custodians" : "direct"));
         reply(c, ST_OK, sig, siglen, NULL, 0);
         OPENSSL_cleanse(sig, sizeof(sig));
+}
+
+/* ---- RA requests ---- */
+
+static uint64_t load64(const uint8_t *p)
+{
+        uint64_t v = 0;
+
+        for (int i = 0; i < 8; i++)
+                v = v << 8 | p[i];
+        return v;
+}
+
+static size_t nonce_hash(const struct server *s, const uint8_t *n)
+{
+        uint64_t h = (load64(n) ^ s->salt) * 0x9e3779b97f4a7c15ull;
+
+        h ^= load64(n + 8) + (h >> 29);
+        h *= 0xbf58476d1ce4e5b9ull;
+        return (size_t)(h >> 17) & (NONCE_SLOTS - 1);
+}
+
+/* Slot of n, or of the empty slot where it would go. */
+static struct nonce_slot *nonce_find(struct server *s, const uint8_t *n)
+{
+        size_t i = nonce_hash(s, n);
+
+        /* Bounded: the table is never more than half full. */
+        for (;;) {
+                struct nonce_slot *slot = &s->nonces[i];
+
+                if (slot->until == 0 || memcmp(slot->n, n, sizeof(slot->n)) == 0)
+                        return slot;
+                i = (i + 1) & (NONCE_SLOTS - 1);
+        }
+}
+
+/* Keep only the nonces still inside the window. */
+static int nonce_purge(struct server *s, int64_t now)
+{
+        struct nonce_slot *old = s->nonces, *fresh;
+
+        if ((fresh = calloc(NONCE_SLOTS, sizeof(*fresh))) == NULL)
+                return -1;
+        s->nonces = fresh;
+        s->nnonces = 0;
+        for (size_t i = 0; i < NONCE_SLOTS; i++)
+                if (old[i].until > now) {
+                        *nonce_find(s, old[i].n) = old[i];
+                        s->nnonces++;
+                }
+        free(old);
+        return 0;
+}
+
+/*
+ * Record the nonce of a request whose signature verified: 0, or
+ * GMCA_ERR_AUTH if seen within the window, GMCA_ERR_LIMIT if the window
+ * holds NONCE_MAX already.
+ */
+static int nonce_take(struct server *s, const char *hex, int64_t now, struct gmca_error *e)
+{
+        uint8_t n[GMCA_ENGINE_NONCE_HEX / 2];
+        struct nonce_slot *slot;
+        size_t got = 0;
+
+        if (gmca_unhex(hex, n, sizeof(n), &got) != 0 || got != sizeof(n))
+                return gmca_error_set(e, GMCA_ERR_INVALID, "RA request: bad nonce");
+        if (s->nonces == NULL && (s->nonces = calloc(NONCE_SLOTS, sizeof(*s->nonces))) == NULL)
+                return gmca_error_set(e, GMCA_ERR_NOMEM, "out of memory for nonces");
+        slot = nonce_find(s, n);
+        if (slot->until != 0)
+                return gmca_error_set(e, GMCA_ERR_AUTH, "RA request: nonce replayed");
+        if (s->nnonces >= NONCE_MAX) {
+                if (nonce_purge(s, now) != 0)
+                        return gmca_error_set(e, GMCA_ERR_NOMEM, "out of memory for nonces");
+                if (s->nnonces >= NONCE_MAX)
+                        return gmca_error_set(e, GMCA_ERR_LIMIT,
+                                              "RA request: over %d requests within %d s", NONCE_MAX,
+                                              2 * GMCA_AUTH_SKEW);
+                slot = nonce_find(s, n);
+        }
+        memcpy(slot->n, n, sizeof(n));
+        slot->until = now + 2 * GMCA_AUTH_SKEW;
+        s->nnonces++;
+        return 0;
+}
+
+static const char *subop_name(enum gmca_engine_subop op)
+{
+        return op == GMCA_RA_OP_ISSUE ? "issue" : op == GMCA_RA_OP_SEAL ? "seal" : "unseal";
+}
+
+static void ra_seal(struct server *s, struct conn *c, const struct gmca_engine_ra_req *q,
+                    const char *actor)
+{
+        const size_t over = GMCA_SM4_GCM_IV_LEN + GMCA_SM4_GCM_TAG_LEN;
+        const uint8_t *key = s->pol->pii_key;
+        const uint8_t *aad = (const uint8_t *)q->aad;
+        size_t aadlen = strlen(q->aad), n;
+        struct gmca_error le;
+        uint8_t *out = NULL;
+        int rc;
+
+        gmca_error_clear(&le);
+        if (key == NULL) {
+                refuse(s, c, actor, q->aad, subop_name(q->subop), GMCA_ERR_STATE,
+                       "this engine holds no key for sensitive fields");
+                return;
+        }
+        n = q->subop == GMCA_RA_OP_SEAL ? q->value_len + over : q->value_len - over;
+        if ((out = OPENSSL_malloc(n)) == NULL) {
+                reply_err(c, GMCA_ERR_NOMEM, "out of memory");
+                return;
+        }
+        if (q->subop == GMCA_RA_OP_SEAL) {
+                if ((rc = gmca_rand_bytes(out, GMCA_SM4_GCM_IV_LEN, &le)) == 0)
+                        rc = gmca_sm4_gcm_encrypt(key, out, aad, aadlen, q->value, q->value_len,
+                                                  out + GMCA_SM4_GCM_IV_LEN,
+                                                  out + GMCA_SM4_GCM_IV_LEN + q->value_len, &le);
+        } else {
+                rc =
+                    gmca_sm4_gcm_decrypt(key, q->value, aad, aadlen, q->value + GMCA_SM4_GCM_IV_LEN,
+                                         n, q->value + GMCA_SM4_GCM_IV_LEN + n, out, &le);
+                if (rc == GMCA_ERR_VERIFY) {
+                        gmca_error_clear(&le);
+                        gmca_error_set(&le, rc,
+                                       "sealed value does not authenticate under aad \"%s\" "
+                                       "(altered, or moved from another field)",
+                                       q->aad);
+                }
+        }
+        gmca_ossl_clear();
+        if (rc != 0)
+                refuse(s, c, actor, q->aad, subop_name(q->subop), rc, le.msg);
+        else
+                reply(c, ST_OK, out, n, NULL, 0);
+        OPENSSL_clear_free(out, n);
+}
+
+static void handle_ra(struct server *s, struct conn *c, const struct gmca_engine_request *r)
+{
+        struct gmca_engine_ra_req q;
+        struct gmca_error le;
+        X509 *cert = NULL;
+        EVP_PKEY *pub;
+        int64_t now;
+        char actor[GMCA_NAME_MAX], msg[GMCA_ERROR_MSG_MAX], serial[GMCA_SERIAL_HEX_MAX];
+        int rc;
+
+        gmca_error_clear(&le);
+        if (gmca_engine_parse_ra(r->payload, r->payload_len, &q, &le) != 0) {
+                refuse(s, c, "ra", NULL, "R", le.code, le.msg);
+                return;
+        }
+        snprintf(actor, sizeof(actor), "ra:%s", q.serial);
+        if (s->pol == NULL || s->pol->ra_cert == NULL) {
+                refuse(s, c, actor, NULL, subop_name(q.subop), GMCA_ERR_STATE,
+                       "this engine takes no RA requests");
+                return;
+        }
+        if ((rc = s->pol->ra_cert(s->pol->arg, q.serial, &cert, &le)) != 0) {
+                if (le.msg[0] == '\0')
+                        gmca_error_set(&le, rc, "RA certificate %s refused", q.serial);
+                refuse(s, c, actor, NULL, subop_name(q.subop),
+                       rc == GMCA_ERR_DB ? rc : GMCA_ERR_AUTH, le.msg);
+                goto out;
+        }
+        pub = X509_get0_pubkey(cert);
+        if (pub == NULL || gmca_sm2_verify(pub, GMCA_SM2_DEFAULT_ID, r->payload, r->payload_len,
+                                           r->sig, r->sig_len, &le) != 0) {
+                snprintf(msg, sizeof(msg),
+                         "RA request: SM2 signature does not verify with RA certificate %s "
+                         "(ID " GMCA_SM2_DEFAULT_ID ")",
+                         q.serial);
+                refuse(s, c, actor, NULL, subop_name(q.subop), GMCA_ERR_AUTH, msg);
+                goto out;
+        }
+        now = (int64_t)gmca_now();
+        if (q.time > now + GMCA_AUTH_SKEW || q.time < now - GMCA_AUTH_SKEW) {
+                snprintf(msg, sizeof(msg),
+                         "RA request: stale: its time %lld is %lld s from the engine's clock "
+                         "(%d allowed)",
+                         (long long)q.time, (long long)(q.time > now ? q.time - now : now - q.time),
+                         GMCA_AUTH_SKEW);
+                refuse(s, c, actor, NULL, subop_name(q.subop), GMCA_ERR_AUTH, msg);
+                goto out;
+        }
+        gmca_error_clear(&le);
+        if ((rc = nonce_take(s, q.nonce, now, &le)) != 0) {
+                refuse(s, c, actor, NULL, subop_name(q.subop), rc, le.msg);
+                goto out;
+        }
+        if (q.subop != GMCA_RA_OP_ISSUE) {
+                ra_seal(s, c, &q, actor);
+                goto out;
+        }
+        snprintf(msg, sizeof(msg), "%lld", (long long)q.app_id);
+        if (s->pol->ra_issue == NULL) {
+                refuse(s, c, actor, msg, "issue", GMCA_ERR_STATE,
+                       "this engine issues no applications");
+                goto out;
+        }
+        /* The issuance audits its own outcome (ra.application.issue). */
+        gmca_error_clear(&le);
+        if ((rc = s->pol->ra_issue(s->pol->arg, q.app_id, serial, &le)) != 0) {
+                gmca_ossl_clear();
+                reply_err(c, rc, le.msg[0] ? le.msg : gmca_err_name(rc));
+                goto out;
+        }
+        reply(c, ST_OK, serial, strlen(serial), NULL, 0);
+out:
+        X509_free(cert);
+        gmca_ossl_clear();
 }
 
 static void handle_list(struct server *s, struct conn *c)
@@ -525,7 +1101,11 @@ static void handle(struct server *s, struct conn *c)
         }
         switch (r.op) {
         case 'S':
+        case 'T':
                 handle_sign(s, c, &r);
+                break;
+        case 'R':
+                handle_ra(s, c, &r);
                 break;
         case 'L':
                 handle_list(s, c);
@@ -553,6 +1133,7 @@ static int conn_write(struct server *s, struct conn *c)
                 c->out_off += (size_t)w;
                 c->last = mono();
         }
+        OPENSSL_cleanse(c->out, c->out_len); /* an unsealed value, say */
         free(c->out);
         c->out = NULL;
         c->out_len = c->out_off = 0;
@@ -666,15 +1247,17 @@ static int serve_loop(struct server *s, int lfd, int sfd, struct gmca_error *e)
                 time_t now = mono();
                 int timeout = -1;
 
-                /* Idle connections go first, so that the array below matches. */
+                /* Idle connections go first, so that the array below matches. A
+                 * frame begun must arrive within FRAME_SEC: a stuck peer keeps
+                 * no slot for long. */
                 for (size_t i = s->nconns; i-- > 0;)
-                        if (now - s->conns[i].last >= IDLE_SEC)
+                        if (now - s->conns[i].last >= conn_limit(&s->conns[i]))
                                 conn_close(s, i);
                 pfd[0] = (struct pollfd){.fd = sfd, .events = POLLIN};
                 pfd[1] = (struct pollfd){.fd = lfd, .events = POLLIN};
                 for (size_t i = 0; i < s->nconns; i++) {
                         const struct conn *c = &s->conns[i];
-                        int left = (int)(c->last + IDLE_SEC - now);
+                        int left = (int)(c->last + conn_limit(c) - now);
 
                         pfd[np++] = (struct pollfd){.fd = c->fd,
                                                     .events = c->out != NULL ? POLLOUT : POLLIN};
@@ -683,6 +1266,8 @@ static int serve_loop(struct server *s, int lfd, int sfd, struct gmca_error *e)
                         if (timeout < 0 || left * 1000 < timeout)
                                 timeout = left * 1000;
                 }
+                if (s->nqueue > 0 && (timeout < 0 || timeout > 1000))
+                        timeout = 1000; /* audit records to retry */
                 nc = s->nconns;
                 if (poll(pfd, np, timeout) < 0) {
                         if (errno == EINTR)
@@ -720,6 +1305,8 @@ static int serve_loop(struct server *s, int lfd, int sfd, struct gmca_error *e)
                         if (s->stop)
                                 return 0;
                 }
+                /* Replies are out: the records they caused can be written now. */
+                audit_flush(s);
                 if (pfd[1].revents & POLLIN)
                         accept_all(s, lfd);
         }
@@ -868,7 +1455,7 @@ static int keys_ok(const struct gmca_engine_key *keys, size_t n, struct gmca_err
  * end of file when the engine could not start.
  */
 int gmca_engine_serve(const char *sock_path, const struct gmca_engine_key *keys, size_t n,
-                      int ready_fd, struct gmca_error *e)
+                      const struct gmca_engine_policy *policy, int ready_fd, struct gmca_error *e)
 {
         struct sockaddr_un addr;
         struct server *s = NULL;
@@ -941,6 +1528,11 @@ int gmca_engine_serve(const char *sock_path, const struct gmca_engine_key *keys,
         }
         s->keys = keys;
         s->nkeys = n;
+        s->pol = policy;
+        if (gmca_rand_bytes((uint8_t *)&s->salt, sizeof(s->salt), e) != 0) {
+                rc = e && e->code ? e->code : GMCA_ERR_CRYPTO;
+                goto out;
+        }
         if (ready_fd >= 0) {
                 uint8_t one = 1;
 
@@ -954,6 +1546,12 @@ out:
         if (s != NULL) {
                 while (s->nconns > 0)
                         conn_close(s, s->nconns - 1);
+                s->audit_retry = 0;
+                audit_flush(s); /* a last try; what still fails is lost with the engine */
+                for (size_t i = 0; i < s->nqueue; i++)
+                        free(s->queue[i].detail);
+                free(s->nonces);
+                OPENSSL_cleanse(s, sizeof(*s));
                 free(s);
         }
         if (lfd >= 0) {
@@ -1159,7 +1757,7 @@ static int reply_error(const uint8_t *b, size_t n, struct gmca_error *e)
         if (n < 4)
                 return gmca_error_set(e, GMCA_ERR_INVALID, "engine: malformed error reply");
         code = (int32_t)gmca_get_be32(b);
-        if (code < GMCA_ERR_LIMIT || code > GMCA_ERR_INTERNAL)
+        if (code < GMCA_ERR_FORBIDDEN || code > GMCA_ERR_INTERNAL)
                 code = GMCA_ERR_INTERNAL;
         m = n - 4 > MSG_WIRE_MAX ? MSG_WIRE_MAX : n - 4;
         for (size_t i = 0; i < m; i++) {
@@ -1225,11 +1823,13 @@ static int request(struct gmca_engine_client *c, uint8_t op, const uint8_t *head
         return 0;
 }
 
-int gmca_engine_sign(struct gmca_engine_client *c, const char *ca, const uint8_t *tbs, size_t len,
-                     uint8_t sig[GMCA_SM2_SIG_MAX], size_t *siglen, struct gmca_error *e)
+/* 'S' (authz NULL) or 'T'. */
+static int sign_req(struct gmca_engine_client *c, const char *ca, const uint8_t *authz,
+                    const uint8_t *tbs, size_t len, uint8_t sig[GMCA_SM2_SIG_MAX], size_t *siglen,
+                    struct gmca_error *e)
 {
-        uint8_t head[4 + 3 + GMCA_ENGINE_NAME_MAX], *b = NULL;
-        size_t nl, n = 0;
+        uint8_t head[4 + 3 + GMCA_ENGINE_NAME_MAX + GMCA_ENGINE_AUTHZ_LEN], *b = NULL;
+        size_t nl, hl, macl = authz != NULL ? GMCA_ENGINE_AUTHZ_LEN : 0, n = 0;
         int rc;
 
         if (c == NULL || ca == NULL || tbs == NULL || len == 0)
@@ -1237,15 +1837,21 @@ int gmca_engine_sign(struct gmca_engine_client *c, const char *ca, const uint8_t
         nl = strlen(ca);
         if (!name_ok(ca, nl))
                 return gmca_error_set(e, GMCA_ERR_INVALID, "engine: bad CA name");
-        if (len > GMCA_ENGINE_FRAME_MAX - 3 - nl)
+        if (len > GMCA_ENGINE_FRAME_MAX - 3 - nl - macl)
                 return gmca_error_set(e, GMCA_ERR_LIMIT, "engine: TBS of %zu bytes over the cap",
                                       len);
-        gmca_put_be32(head, (uint32_t)(3 + nl + len));
-        head[4] = 'S';
+        gmca_put_be32(head, (uint32_t)(3 + nl + macl + len));
+        head[4] = authz != NULL ? 'T' : 'S';
         head[5] = (uint8_t)(nl >> 8);
         head[6] = (uint8_t)nl;
         memcpy(head + 7, ca, nl);
-        if ((rc = request(c, 'S', head, 7 + nl, tbs, len, &b, &n, e)) != 0)
+        hl = 7 + nl;
+        if (authz != NULL) {
+                if ((rc = gmca_hmac_sm3(authz, GMCA_ENGINE_AUTHZ_LEN, tbs, len, head + hl, e)) != 0)
+                        return rc;
+                hl += macl;
+        }
+        if ((rc = request(c, head[4], head, hl, tbs, len, &b, &n, e)) != 0)
                 return rc;
         if (n == 0 || n > GMCA_SM2_SIG_MAX) {
                 free(b);
@@ -1255,6 +1861,22 @@ int gmca_engine_sign(struct gmca_engine_client *c, const char *ca, const uint8_t
         *siglen = n;
         free(b);
         return 0;
+}
+
+int gmca_engine_sign(struct gmca_engine_client *c, const char *ca, const uint8_t *tbs, size_t len,
+                     uint8_t sig[GMCA_SM2_SIG_MAX], size_t *siglen, struct gmca_error *e)
+{
+        return sign_req(c, ca, NULL, tbs, len, sig, siglen, e);
+}
+
+int gmca_engine_sign_authorised(struct gmca_engine_client *c, const char *ca,
+                                const uint8_t authz[GMCA_ENGINE_AUTHZ_LEN], const uint8_t *tbs,
+                                size_t len, uint8_t sig[GMCA_SM2_SIG_MAX], size_t *siglen,
+                                struct gmca_error *e)
+{
+        if (authz == NULL)
+                return gmca_error_set(e, GMCA_ERR_INVALID, "engine: no authorisation key");
+        return sign_req(c, ca, authz, tbs, len, sig, siglen, e);
 }
 
 int gmca_engine_list(struct gmca_engine_client *c, char *buf, size_t len, struct gmca_error *e)
@@ -1301,7 +1923,7 @@ static int engine_signer_sign(void *arg, const uint8_t *tbs, size_t len,
 {
         struct gmca_engine_signer *s = arg;
 
-        return gmca_engine_sign(s->client, s->ca, tbs, len, sig, siglen, e);
+        return sign_req(s->client, s->ca, s->authz, tbs, len, sig, siglen, e);
 }
 
 void gmca_engine_signer_init(struct gmca_engine_signer *s, struct gmca_engine_client *c,
@@ -1312,4 +1934,142 @@ void gmca_engine_signer_init(struct gmca_engine_signer *s, struct gmca_engine_cl
         s->base.arg = s;
         s->client = c;
         gmca_strlcpy(s->ca, ca != NULL ? ca : "", sizeof(s->ca));
+}
+
+/* ---- RA requests (client) ---- */
+
+/*
+ * Sign and send one RA request: the payload header, then args (a, b: two
+ * pieces, b may be NULL). On success *body is the reply (malloc'd).
+ */
+static int ra_request(struct gmca_engine_ra *ra, const char *subop, const void *a, size_t alen,
+                      const void *b, size_t blen, uint8_t **body, size_t *bodylen,
+                      struct gmca_error *e)
+{
+        char serial[GMCA_SERIAL_HEX_MAX], nonce[GMCA_ENGINE_NONCE_HEX + 1], hdr[160];
+        uint8_t rnd[GMCA_ENGINE_NONCE_HEX / 2], *frame = NULL, *sig = NULL;
+        size_t hl, plen, siglen = 0, flen = 0;
+        int n, rc;
+
+        if (ra == NULL || ra->client == NULL || ra->key == NULL || ra->cert == NULL)
+                return gmca_error_set(e, GMCA_ERR_INVALID, "engine: RA client not set up");
+        if (gmca_serial_hex(ra->cert, serial, sizeof(serial)) != 0)
+                return gmca_error_set(e, GMCA_ERR_INVALID, "engine: RA certificate serial");
+        if ((rc = gmca_rand_bytes(rnd, sizeof(rnd), e)) != 0)
+                return rc;
+        gmca_hex(rnd, sizeof(rnd), nonce);
+        n = snprintf(hdr, sizeof(hdr), GMCA_ENGINE_RA_MAGIC "\n%s\n%lld\n%s\n%s\n", serial,
+                     (long long)gmca_now(), nonce, subop);
+        if (n < 0 || (size_t)n >= sizeof(hdr))
+                return gmca_error_set(e, GMCA_ERR_INTERNAL, "engine: RA request header");
+        hl = (size_t)n;
+        plen = hl + alen + blen;
+        if (plen > GMCA_ENGINE_RA_MAX)
+                return gmca_error_set(e, GMCA_ERR_LIMIT, "engine: RA request of %zu bytes over %d",
+                                      plen, GMCA_ENGINE_RA_MAX);
+        flen = 4 + 1 + 4 + plen + GMCA_SM2_SIG_MAX;
+        if ((frame = malloc(flen)) == NULL)
+                return gmca_error_set(e, GMCA_ERR_NOMEM, "out of memory");
+        memcpy(frame + 9, hdr, hl);
+        if (alen > 0)
+                memcpy(frame + 9 + hl, a, alen);
+        if (blen > 0)
+                memcpy(frame + 9 + hl + alen, b, blen);
+        if ((rc = gmca_sm2_sign(ra->key, GMCA_SM2_DEFAULT_ID, frame + 9, plen, &sig, &siglen, e)) !=
+            0)
+                goto out;
+        if (siglen < SIG_MIN || siglen > GMCA_SM2_SIG_MAX) {
+                rc =
+                    gmca_error_set(e, GMCA_ERR_CRYPTO, "engine: RA signature of %zu bytes", siglen);
+                goto out;
+        }
+        memcpy(frame + 9 + plen, sig, siglen);
+        gmca_put_be32(frame, (uint32_t)(1 + 4 + plen + siglen));
+        frame[4] = 'R';
+        gmca_put_be32(frame + 5, (uint32_t)plen);
+        rc = request(ra->client, 'R', frame, 9 + plen + siglen, NULL, 0, body, bodylen, e);
+out:
+        OPENSSL_free(sig);
+        OPENSSL_clear_free(frame, flen); /* it may hold a sensitive value */
+        return rc;
+}
+
+int gmca_engine_ra_issue(struct gmca_engine_ra *ra, int64_t app_id,
+                         char serial[GMCA_SERIAL_HEX_MAX], struct gmca_error *e)
+{
+        char id[24];
+        uint8_t *b = NULL;
+        size_t n = 0;
+        int rc;
+
+        if (app_id <= 0)
+                return gmca_error_set(e, GMCA_ERR_INVALID, "engine: application id %lld",
+                                      (long long)app_id);
+        snprintf(id, sizeof(id), "%lld", (long long)app_id);
+        if ((rc = ra_request(ra, "issue", id, strlen(id), NULL, 0, &b, &n, e)) != 0)
+                return rc;
+        if (n == 0 || n >= GMCA_SERIAL_HEX_MAX || !all_of((const char *)b, n, "0123456789ABCDEF")) {
+                free(b);
+                return gmca_error_set(e, GMCA_ERR_INVALID, "engine: reply is not a serial");
+        }
+        memcpy(serial, b, n);
+        serial[n] = '\0';
+        free(b);
+        return 0;
+}
+
+int gmca_engine_ra_seal(struct gmca_engine_ra *ra, int unseal, const char *aad, const uint8_t *in,
+                        size_t n, uint8_t **out, size_t *outlen, struct gmca_error *e)
+{
+        const size_t over = GMCA_SM4_GCM_IV_LEN + GMCA_SM4_GCM_TAG_LEN;
+        size_t al = aad != NULL ? strlen(aad) : 0, got = 0;
+        char line[GMCA_ENGINE_AAD_MAX + 2];
+        uint8_t *b = NULL;
+        int rc;
+
+        if (al == 0 || al > GMCA_ENGINE_AAD_MAX || strchr(aad, '\n') != NULL)
+                return gmca_error_set(e, GMCA_ERR_INVALID, "engine: aad of 1..%d bytes, one line",
+                                      GMCA_ENGINE_AAD_MAX);
+        if (in == NULL || n == 0 || n > GMCA_ENGINE_SEAL_MAX + (unseal ? over : 0))
+                return gmca_error_set(e, GMCA_ERR_INVALID, "engine: value of %zu bytes to %s", n,
+                                      unseal ? "unseal" : "seal");
+        memcpy(line, aad, al);
+        line[al] = '\n';
+        if ((rc = ra_request(ra, unseal ? "unseal" : "seal", line, al + 1, in, n, &b, &got, e)) !=
+            0)
+                return rc;
+        if (unseal ? got + over != n : got != n + over) {
+                OPENSSL_cleanse(b, got);
+                free(b);
+                return gmca_error_set(e, GMCA_ERR_INVALID, "engine: %s reply of %zu bytes",
+                                      unseal ? "unseal" : "seal", got);
+        }
+        *out = b;
+        *outlen = got;
+        return 0;
+}
+
+static int cb_seal(void *arg, const char *aad, const uint8_t *in, size_t n, uint8_t **out,
+                   size_t *outlen, struct gmca_error *e)
+{
+        return gmca_engine_ra_seal(arg, 0, aad, in, n, out, outlen, e);
+}
+
+static int cb_unseal(void *arg, const char *aad, const uint8_t *in, size_t n, uint8_t **out,
+                     size_t *outlen, struct gmca_error *e)
+{
+        return gmca_engine_ra_seal(arg, 1, aad, in, n, out, outlen, e);
+}
+
+void gmca_engine_ra_sealer(struct gmca_engine_ra *ra, struct gmca_pii_sealer *out)
+{
+        out->seal = cb_seal;
+        out->unseal = cb_unseal;
+        out->arg = ra;
+}
+
+int gmca_engine_ra_issue_cb(void *arg, int64_t app_id, char serial[GMCA_SERIAL_HEX_MAX],
+                            struct gmca_error *e)
+{
+        return gmca_engine_ra_issue(arg, app_id, serial, e);
 }

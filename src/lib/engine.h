@@ -18,11 +18,33 @@
  * at most GMCA_ENGINE_FRAME_MAX bytes.
  *   request  := op(1) body
  *     'S' sign:       u16 namelen, name, tbs (rest of the frame)
+ *     'T' sign with the custodians' authorisation:
+ *                     u16 namelen, name, mac(32), tbs (rest of the frame);
+ *                     mac = HMAC-SM3(K_authz, tbs)
+ *     'R' RA request: u32 paylen, payload, signature (rest of the frame):
+ *                     DER SM2 signature (ID 1234567812345678) over payload
+ *                     by the RA communication key; payload below
  *     'L' list:       (empty)        -> names of the CAs it signs for
  *     'D' deactivate: (empty)        -> wipes keys and exits after answering
  *   response := status(1) body
- *     0 ok:    sign: DER SM2Signature; list: names separated by '\n'
+ *     0 ok:    sign: DER SM2Signature; list: names separated by '\n';
+ *              RA issue: the serial (hex); RA seal/unseal: the output bytes
  *     1 error: i32 gmca_err (big-endian), message (UTF-8, rest of frame)
+ *
+ * RA payload (all ASCII up to the arguments, lines ended by '\n'):
+ *   gmca-ra-v1
+ *   SERIAL      the RA certificate's serial, upper-case hex
+ *   TIME        Unix seconds, decimal
+ *   NONCE       32 lower-case hex digits, never reused
+ *   SUBOP       issue | seal | unseal
+ *   ARGS        issue: the application id (decimal, no final '\n');
+ *               seal/unseal: aad '\n' value (the rest, any bytes)
+ * seal output (unseal input): IV(12) || SM4-GCM ciphertext || tag(16), aad bound.
+ *
+ * Keys (derived at activation, kept in secure memory, wiped at exit):
+ *   K_authz = HMAC-SM3(master key, "gmca engine authorisation v1")
+ *   K_pii   = first 16 bytes of HMAC-SM3(key PIN, "gmca pii key v1")
+ * The key PIN survives custodian changes, so sealed values stay readable.
  */
 #ifndef GMCA_ENGINE_H
 #define GMCA_ENGINE_H
@@ -50,24 +72,89 @@ struct gmca_engine_key {
         int crl_only; /* 1: sign CRLs only (superseded key) */
 };
 
+#define GMCA_ENGINE_AUTHZ_LEN 32   /* K_authz, and the MAC of a 'T' request */
+#define GMCA_ENGINE_PII_KEY_LEN 16 /* K_pii, an SM4 key */
+#define GMCA_ENGINE_RA_MAGIC "gmca-ra-v1"
+#define GMCA_ENGINE_NONCE_HEX 32                        /* hex digits of an RA request's nonce */
+#define GMCA_ENGINE_AAD_MAX 255                         /* bytes of a seal's aad: printable ASCII */
+#define GMCA_ENGINE_SEAL_MAX 4096                       /* bytes of a value to seal */
+#define GMCA_ENGINE_RA_MAX (GMCA_ENGINE_SEAL_MAX + 512) /* bytes of an RA payload */
+
+/* One audit record the engine wants written (strings borrowed for the call). */
+struct gmca_engine_audit {
+        const char *event; /* engine.request, engine.sign */
+        const char *actor; /* "engine", or "ra:<serial>" */
+        int success;
+        const char *object;
+        const char *detail; /* compact JSON */
+};
+
+/*
+ * What the engine may do beyond signing CRLs, and how it reaches the CA's
+ * records. Borrowed for the serve call. NULL policy: CRLs only.
+ */
+struct gmca_engine_policy {
+        int direct_issue;         /* 1: sign a TBSCertificate sent with 'S' (custodians allowed
+                                     it at activation) */
+        const uint8_t *authz_key; /* GMCA_ENGINE_AUTHZ_LEN bytes; NULL: 'T' refused */
+        const uint8_t *pii_key;   /* GMCA_ENGINE_PII_KEY_LEN bytes; NULL: seal refused */
+        /* The certificate of serial if it is an RA's current one (gmca_ra_cert_check);
+         * *cert: caller frees. NULL: 'R' refused. */
+        int (*ra_cert)(void *arg, const char *serial, X509 **cert, struct gmca_error *e);
+        /* Issue approved application app_id (gmca_ra_issue_approved). NULL: refused. */
+        int (*ra_issue)(void *arg, int64_t app_id, char serial[GMCA_SERIAL_HEX_MAX],
+                        struct gmca_error *e);
+        /* Write n records in one transaction. Called only after the reply that
+         * caused them is sent (the client may hold the store's write lock
+         * until it has its signature); records that fail stay queued and
+         * are tried again. NULL: not audited (tests). */
+        int (*audit)(void *arg, const struct gmca_engine_audit *recs, size_t n,
+                     struct gmca_error *e);
+        void *arg;
+};
+
 /*
  * Serve on sock_path until a deactivate request, SIGTERM or SIGINT. Writes
  * one byte to ready_fd (if >= 0) once listening, then closes it. Removes the
  * socket on return. A stale socket with nobody listening is replaced; a live
- * one is GMCA_ERR_EXISTS ("already activated").
+ * one is GMCA_ERR_EXISTS ("already activated"). Connections are served one
+ * request at a time; one that makes no progress for a while is closed.
  */
 int gmca_engine_serve(const char *sock_path, const struct gmca_engine_key *keys, size_t n,
-                      int ready_fd, struct gmca_error *e) GMCA_WUR;
+                      const struct gmca_engine_policy *policy, int ready_fd,
+                      struct gmca_error *e) GMCA_WUR;
 
 /* Parsed request (pointers into the frame). Exposed for the fuzz target. */
 struct gmca_engine_request {
         char op;
         char name[GMCA_ENGINE_NAME_MAX];
-        const uint8_t *tbs;
+        const uint8_t *tbs; /* 'S', 'T' */
         size_t tbs_len;
+        const uint8_t *mac;     /* 'T': GMCA_ENGINE_AUTHZ_LEN bytes */
+        const uint8_t *payload; /* 'R' */
+        size_t payload_len;
+        const uint8_t *sig; /* 'R' */
+        size_t sig_len;
 };
 int gmca_engine_parse_request(const uint8_t *buf, size_t len, struct gmca_engine_request *r,
                               struct gmca_error *e) GMCA_WUR;
+
+enum gmca_engine_subop { GMCA_RA_OP_ISSUE = 1, GMCA_RA_OP_SEAL, GMCA_RA_OP_UNSEAL };
+
+/* A parsed RA payload (pointers into it). Exposed for the fuzz target. */
+struct gmca_engine_ra_req {
+        char serial[GMCA_SERIAL_HEX_MAX];
+        int64_t time;
+        char nonce[GMCA_ENGINE_NONCE_HEX + 1];
+        enum gmca_engine_subop subop;
+        int64_t app_id;                    /* issue */
+        char aad[GMCA_ENGINE_AAD_MAX + 1]; /* seal, unseal */
+        const uint8_t *value;
+        size_t value_len;
+};
+/* Strict: GMCA_ERR_INVALID naming the line at fault, GMCA_ERR_LIMIT over the caps. */
+int gmca_engine_parse_ra(const uint8_t *p, size_t n, struct gmca_engine_ra_req *r,
+                         struct gmca_error *e) GMCA_WUR;
 
 /*
  * Check that tbs is a DER TBSCertificate or TBSCertList with the SM2-with-SM3
@@ -83,18 +170,28 @@ struct gmca_engine_client;
 struct gmca_engine_client *gmca_engine_connect(const char *sock_path, struct gmca_error *e);
 void gmca_engine_disconnect(struct gmca_engine_client *c);
 
+/*
+ * A client is one connection: not safe to share between threads (give each
+ * thread its own). Calls on different clients may run at the same time.
+ */
 int gmca_engine_sign(struct gmca_engine_client *c, const char *ca, const uint8_t *tbs, size_t len,
                      uint8_t sig[GMCA_SM2_SIG_MAX], size_t *siglen, struct gmca_error *e) GMCA_WUR;
+/* 'T': the same with the custodians' authorisation key (K_authz). */
+int gmca_engine_sign_authorised(struct gmca_engine_client *c, const char *ca,
+                                const uint8_t authz[GMCA_ENGINE_AUTHZ_LEN], const uint8_t *tbs,
+                                size_t len, uint8_t sig[GMCA_SM2_SIG_MAX], size_t *siglen,
+                                struct gmca_error *e) GMCA_WUR;
 /* Names of the CAs the engine signs for, '\n'-separated, NUL-terminated in buf. */
 int gmca_engine_list(struct gmca_engine_client *c, char *buf, size_t len,
                      struct gmca_error *e) GMCA_WUR;
 int gmca_engine_deactivate(struct gmca_engine_client *c, struct gmca_error *e) GMCA_WUR;
 
-/* A signer that forwards to the engine for CA `ca` (copied). */
+/* A signer that forwards to the engine for CA `ca` (copied); with authz ('T') if set. */
 struct gmca_engine_signer {
         struct gmca_signer base;
         struct gmca_engine_client *client;
         char ca[GMCA_ENGINE_NAME_MAX];
+        const uint8_t *authz; /* K_authz (borrowed) or NULL; set after init */
 };
 void gmca_engine_signer_init(struct gmca_engine_signer *s, struct gmca_engine_client *c,
                              const char *ca);
@@ -119,9 +216,9 @@ void gmca_engine_signer_init(struct gmca_engine_signer *s, struct gmca_engine_cl
  * CRLs (and, later, OCSP responses) are signed for any local peer.
  */
 struct gmca_engine_ra {
-        struct gmca_engine_client *client;
-        EVP_PKEY *key; /* the RA communication private key (borrowed) */
-        X509 *cert;    /* its certificate (borrowed) */
+        struct gmca_engine_client *client; /* one per thread: a client is not thread-safe */
+        EVP_PKEY *key;                     /* the RA communication private key (borrowed) */
+        X509 *cert;                        /* its certificate (borrowed) */
 };
 
 /* Issue approved application app_id; *serial receives the new certificate's serial. */

@@ -65,13 +65,14 @@ init_ca() {
   mapfile -t cargs < <(custodian_args)
   "$GMCA" --dir "$d" init "${cargs[@]}" --shares-out "$d.shares" "$@"
 }
-# activate DIR [i j k]: start the CA engine with custodians i j k (default 1 2 3).
+# activate DIR [i j k]: start the CA engine with custodians i j k (default 1 2 3),
+# allowing CLI issuance for this run (--direct-issue): most tests issue that way.
 activate() {
   local d=$1; shift
   local idx=("$@") a=() i
   [ ${#idx[@]} -gt 0 ] || idx=(1 2 3)
   for i in "${idx[@]}"; do a+=(--share "$d.shares/share-$i.json" --pin-file "$T/pin$i"); done
-  "$GMCA" --dir "$d" activate "${a[@]}"
+  "$GMCA" --dir "$d" activate --direct-issue "${a[@]}"
 }
 # new_ca DIR: a fresh CA, activated.
 new_ca() {

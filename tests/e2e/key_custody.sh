@@ -93,7 +93,7 @@ expect_exit 5 "old shares refused after the resplit" -- activate "$D" 1 2 3
 expect_err "earlier share set"
 check "the refused activation is audited" test "$(audit_failures "$D")" -ge $((f1 + 1))
 mapfile -t NEW3 < <(shares "$T/new.shares" "$T/npin" 1 3 5)
-expect_exit 0 "new shares activate" -- g activate "${NEW3[@]}"
+expect_exit 0 "new shares activate" -- g activate --direct-issue "${NEW3[@]}"
 expect_exit 0 "issue after the resplit" -- issue "$D"
 expect_exit 0 "deactivate" -- g deactivate
 expect_exit 0 "audit chain verifies" -- g audit verify
@@ -138,7 +138,7 @@ check "certificates issued before the backup are there" \
 expect_exit 0 "restored audit chain verifies" -- "$GMCA" --dir "$R" audit verify
 mapfile -t RNEW3 < <(shares "$T/new.shares" "$T/npin" 2 4 5)
 expect_exit 5 "old shares do not open the restored CA" -- "$GMCA" --dir "$R" activate "${OLD3[@]}"
-expect_exit 0 "activate the restored CA" -- "$GMCA" --dir "$R" activate "${RNEW3[@]}"
+expect_exit 0 "activate the restored CA" -- "$GMCA" --dir "$R" activate --direct-issue "${RNEW3[@]}"
 expect_exit 0 "the restored CA issues" -- issue "$R" --out "$T/leaf.pem"
 check "leaf verifies under the original CA certificate (sm-crypto)" \
   "${VERIFY[@]}" cert "$T/leaf.pem" "$T/sub.pem"
@@ -201,7 +201,7 @@ expect_exit 5 "old backup refuses the new shares" -- "$GMCA" --dir "$T/r0" key r
 expect_err "share set"
 expect_exit 0 "old backup opens with the old shares" -- "$GMCA" --dir "$T/r0" key restore --in "$T/old.kbk" "${OLD3[@]}"
 mapfile -t OLD145 < <(shares "$D.shares" "$T/pin" 1 4 5)
-expect_exit 0 "old backup's CA activates with the old shares" -- "$GMCA" --dir "$T/r0" activate "${OLD145[@]}"
+expect_exit 0 "old backup's CA activates with the old shares" -- "$GMCA" --dir "$T/r0" activate --direct-issue "${OLD145[@]}"
 expect_exit 0 "and issues" -- issue "$T/r0" --out "$T/leaf0.pem"
 check "its leaf verifies under the original CA (sm-crypto)" "${VERIFY[@]}" cert "$T/leaf0.pem" "$T/sub.pem"
 expect_exit 0 "deactivate r0" -- "$GMCA" --dir "$T/r0" deactivate
@@ -234,7 +234,7 @@ check "keys live in the new device" test -f "$T/vendor-keys2/key-0002.sdk"
 check "configuration names the new device" grep -q vendor-keys2 "$RV/gmca.json"
 check "configuration names the library" grep -q libgmca-softsdf.so "$RV/gmca.json"
 mapfile -t V234 < <(shares "$V.shares" "$T/pin" 2 3 4)
-expect_exit 0 "activate the restored dlopen CA" -- "$GMCA" --dir "$RV" activate "${V234[@]}"
+expect_exit 0 "activate the restored dlopen CA" -- "$GMCA" --dir "$RV" activate --direct-issue "${V234[@]}"
 expect_exit 0 "the restored dlopen CA issues" -- issue "$RV" --out "$T/vleaf.pem"
 check "its leaf verifies under the original CA (sm-crypto)" "${VERIFY[@]}" cert "$T/vleaf.pem" "$T/vsub.pem"
 expect_exit 0 "deactivate the restored dlopen CA" -- "$GMCA" --dir "$RV" deactivate

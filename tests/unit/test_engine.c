@@ -9,6 +9,14 @@
  * partial requests; other engines test the life cycle (run directory and
  * socket modes, a live socket, a stale one, deactivation, SIGTERM). The
  * TBS checker and the request parser are also driven directly from tables.
+ *
+ * The shared engine runs with a test policy: direct issuance allowed, an
+ * authorisation key (K_authz), a PII key, an RA whose certificate the
+ * ra_cert hook knows (and an older one it calls replaced), an ra_issue hook
+ * that issues application 7 only, and an audit hook that appends to a
+ * file. A second engine without direct issuance shows that 'S' certificates
+ * are refused while CRLs are signed, and what 'T' (custodians) and 'R'
+ * (RA-signed) requests need.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -38,6 +46,7 @@
 #include "crl.h"
 #include "crypto.h"
 #include "engine.h"
+#include "ra.h"
 #include "signer.h"
 #include "util.h"
 #include "x509.h"
@@ -54,7 +63,18 @@ struct fixture {
         size_t subj_len, old_subj_len, spki_len;
         struct gmca_pkey_signer signer, old_signer;
         struct gmca_engine_key keys[2];
+        /* The RA side. */
+        EVP_PKEY *ra_key, *old_ra_key, *stranger;
+        X509 *ra_cert, *old_ra_cert;
+        uint8_t authz[GMCA_ENGINE_AUTHZ_LEN], pii[GMCA_ENGINE_PII_KEY_LEN];
+        char audit_path[128];
+        struct gmca_engine_policy policy;
+        const struct gmca_engine_policy *pol; /* what start_engine serves with */
 };
+
+#define RA_SERIAL "0A01"
+#define OLD_RA_SERIAL "0A02"
+#define ISSUED_SERIAL "C0FFEE"
 
 static X509_NAME *name(const char *cn)
 {
@@ -74,8 +94,15 @@ static X509_NAME *name(const char *cn)
         return n;
 }
 
+static X509 *make_cert(EVP_PKEY *key, const char *cn, long sn);
+
 /* A self-signed CA certificate, plain OpenSSL. */
 static X509 *make_ca(EVP_PKEY *key, const char *cn)
+{
+        return make_cert(key, cn, 0x1234);
+}
+
+static X509 *make_cert(EVP_PKEY *key, const char *cn, long sn)
 {
         X509 *x = X509_new();
         X509_NAME *n = name(cn);
@@ -84,7 +111,7 @@ static X509 *make_ca(EVP_PKEY *key, const char *cn)
 
         assert_non_null(x);
         assert_int_equal(X509_set_version(x, X509_VERSION_3), 1);
-        assert_int_equal(ASN1_INTEGER_set(X509_get_serialNumber(x), 0x1234), 1);
+        assert_int_equal(ASN1_INTEGER_set(X509_get_serialNumber(x), sn), 1);
         assert_int_equal(X509_set_subject_name(x, n), 1);
         assert_int_equal(X509_set_issuer_name(x, n), 1);
         X509_NAME_free(n);
@@ -107,6 +134,69 @@ static uint8_t *subject_der(X509 *ca, size_t *len)
         assert_true(n > 0);
         *len = (size_t)n;
         return der;
+}
+
+/* ---- the test policy's hooks (they run in the engine's process) ---- */
+
+static int t_ra_cert(void *arg, const char *sn, X509 **cert, struct gmca_error *e)
+{
+        struct fixture *f = arg;
+
+        if (strcmp(sn, RA_SERIAL) == 0) {
+                X509_up_ref(f->ra_cert);
+                *cert = f->ra_cert;
+                return 0;
+        }
+        if (strcmp(sn, OLD_RA_SERIAL) == 0)
+                return gmca_error_set(e, GMCA_ERR_AUTH,
+                                      "RA certificate %s of RA test has been replaced by %s", sn,
+                                      RA_SERIAL);
+        return gmca_error_set(e, GMCA_ERR_AUTH, "RA certificate %s: not issued by this CA", sn);
+}
+
+static int t_ra_issue(void *arg, int64_t app_id, char sn[GMCA_SERIAL_HEX_MAX], struct gmca_error *e)
+{
+        (void)arg;
+        if (app_id != 7)
+                return gmca_error_set(e, GMCA_ERR_POLICY, "application %lld is not approved",
+                                      (long long)app_id);
+        gmca_strlcpy(sn, ISSUED_SERIAL, GMCA_SERIAL_HEX_MAX);
+        return 0;
+}
+
+/* One line per record: event|actor|outcome|object|detail */
+static int t_audit(void *arg, const struct gmca_engine_audit *r, size_t n, struct gmca_error *e)
+{
+        struct fixture *f = arg;
+        FILE *fp = fopen(f->audit_path, "a");
+
+        if (fp == NULL)
+                return gmca_error_set(e, GMCA_ERR_IO, "audit file");
+        for (size_t i = 0; i < n; i++)
+                fprintf(fp, "%s|%s|%s|%s|%s\n", r[i].event, r[i].actor,
+                        r[i].success ? "success" : "failure", r[i].object,
+                        r[i].detail ? r[i].detail : "");
+        fclose(fp);
+        return 0;
+}
+
+/* Wait (up to 10 s) until the audit file has a line with each of the needles. */
+static void expect_audit(const struct fixture *f, const char *a, const char *b, const char *what)
+{
+        for (int i = 0; i < 1000; i++) {
+                char line[2048];
+                FILE *fp = fopen(f->audit_path, "r");
+
+                while (fp != NULL && fgets(line, sizeof(line), fp) != NULL)
+                        if (strstr(line, a) != NULL && (b == NULL || strstr(line, b) != NULL)) {
+                                fclose(fp);
+                                return;
+                        }
+                if (fp != NULL)
+                        fclose(fp);
+                usleep(10000);
+        }
+        fail_msg("%s: no audit record with \"%s\" and \"%s\"", what, a, b ? b : "");
 }
 
 /* ---- engines in child processes ---- */
@@ -133,7 +223,7 @@ static pid_t start_engine(struct fixture *f, const char *path, int *code)
                 close(p[0]);
                 alarm(120); /* never outlive a broken test run */
                 gmca_error_clear(&e);
-                rc = gmca_engine_serve(path, f->keys, 2, p[1], &e);
+                rc = gmca_engine_serve(path, f->keys, 2, f->pol, p[1], &e);
                 _exit(rc == 0 ? 0 : -rc);
         }
         close(p[1]);
@@ -190,6 +280,19 @@ static int setup(void **state)
         f->keys[0] = (struct gmca_engine_key){"ca1", &f->signer.base, f->subj, f->subj_len, 0};
         f->keys[1] =
             (struct gmca_engine_key){"old", &f->old_signer.base, f->old_subj, f->old_subj_len, 1};
+        if ((f->ra_key = gmca_sm2_keygen(&e)) == NULL ||
+            (f->old_ra_key = gmca_sm2_keygen(&e)) == NULL ||
+            (f->stranger = gmca_sm2_keygen(&e)) == NULL)
+                return -1;
+        f->ra_cert = make_cert(f->ra_key, "RA", 0x0a01);
+        f->old_ra_cert = make_cert(f->old_ra_key, "RA", 0x0a02);
+        if (gmca_rand_bytes(f->authz, sizeof(f->authz), &e) != 0 ||
+            gmca_rand_bytes(f->pii, sizeof(f->pii), &e) != 0)
+                return -1;
+        snprintf(f->audit_path, sizeof(f->audit_path), "%s/audit.log", f->dir);
+        f->policy =
+            (struct gmca_engine_policy){1, f->authz, f->pii, t_ra_cert, t_ra_issue, t_audit, f};
+        f->pol = &f->policy;
         if ((f->pid = start_engine(f, f->sock, NULL)) < 0)
                 return -1;
         *state = f;
@@ -206,6 +309,11 @@ static int teardown(void **state)
         EVP_PKEY_free(f->key);
         EVP_PKEY_free(f->old_key);
         EVP_PKEY_free(f->leaf);
+        EVP_PKEY_free(f->ra_key);
+        EVP_PKEY_free(f->old_ra_key);
+        EVP_PKEY_free(f->stranger);
+        X509_free(f->ra_cert);
+        X509_free(f->old_ra_cert);
         X509_free(f->ca);
         X509_free(f->old_ca);
         OPENSSL_free(f->subj);
@@ -1190,7 +1298,7 @@ static void test_lifecycle(void **state)
         assert_int_equal(start_engine(f, sock, &code), -1);
         assert_int_equal(code, -GMCA_ERR_EXISTS);
         gmca_error_clear(&e);
-        assert_int_equal(gmca_engine_serve(sock, f->keys, 2, -1, &e), GMCA_ERR_EXISTS);
+        assert_int_equal(gmca_engine_serve(sock, f->keys, 2, NULL, -1, &e), GMCA_ERR_EXISTS);
         assert_non_null(strstr(e.msg, "already activated"));
 
         /* Deactivate: the answer, then a clean exit and no socket. */
@@ -1303,7 +1411,7 @@ static void test_run_dir(void **state)
         assert_int_equal(start_engine(f, sock, &code), -1);
         assert_int_equal(code, -GMCA_ERR_POLICY);
         gmca_error_clear(&e);
-        assert_int_equal(gmca_engine_serve(sock, f->keys, 2, -1, &e), GMCA_ERR_POLICY);
+        assert_int_equal(gmca_engine_serve(sock, f->keys, 2, NULL, -1, &e), GMCA_ERR_POLICY);
         assert_non_null(strstr(e.msg, "mode 0750"));
 
         /* Not a directory. */
@@ -1312,16 +1420,488 @@ static void test_run_dir(void **state)
         assert_true(code >= 0);
         close(code);
         gmca_error_clear(&e);
-        assert_int_equal(gmca_engine_serve(sock, f->keys, 2, -1, &e), GMCA_ERR_POLICY);
+        assert_int_equal(gmca_engine_serve(sock, f->keys, 2, NULL, -1, &e), GMCA_ERR_POLICY);
 
         /* Bad arguments. */
         gmca_error_clear(&e);
-        assert_int_equal(gmca_engine_serve(sock, dup, 2, -1, &e), GMCA_ERR_INVALID);
+        assert_int_equal(gmca_engine_serve(sock, dup, 2, NULL, -1, &e), GMCA_ERR_INVALID);
         gmca_error_clear(&e);
-        assert_int_equal(gmca_engine_serve("", f->keys, 2, -1, &e), GMCA_ERR_INVALID);
+        assert_int_equal(gmca_engine_serve("", f->keys, 2, NULL, -1, &e), GMCA_ERR_INVALID);
         gmca_error_clear(&e);
         assert_null(gmca_engine_connect("/nonexistent/gmca/run/engine.sock", &e));
         assert_int_equal(e.code, GMCA_ERR_STATE);
+}
+
+/* ---- RA requests and the custodians' authorisation ---- */
+
+#define NONCE_A "0123456789abcdef0123456789abcdef"
+
+static const struct ra_case {
+        const char *what;
+        const char *p;
+        size_t n; /* 0: strlen */
+        int rc;
+        const char *msg;
+} ra_cases[] = {
+    {"issue", "gmca-ra-v1\n0A01\n1735689600\n" NONCE_A "\nissue\n7", 0, 0, NULL},
+    {"seal", "gmca-ra-v1\n0A01\n1735689600\n" NONCE_A "\nseal\napplicant:1:id_number\nX", 0, 0,
+     NULL},
+    {"seal, value with a newline and NUL",
+     "gmca-ra-v1\n0A01\n1735689600\n" NONCE_A "\nseal\na\n\n\0b", 52 + 32 + 7, 0, NULL},
+    {"empty", "", 0, GMCA_ERR_INVALID, "empty"},
+    {"wrong magic", "gmca-ra-v2\n0A01\n1735689600\n" NONCE_A "\nissue\n7", 0, GMCA_ERR_INVALID,
+     "does not begin"},
+    {"lower-case serial", "gmca-ra-v1\n0a01\n1735689600\n" NONCE_A "\nissue\n7", 0,
+     GMCA_ERR_INVALID, "line 2"},
+    {"empty serial", "gmca-ra-v1\n\n1735689600\n" NONCE_A "\nissue\n7", 0, GMCA_ERR_INVALID,
+     "line 2"},
+    {"41-digit serial",
+     "gmca-ra-v1\n0A0102030405060708090A0B0C0D0E0F101112131\n1735689600\n" NONCE_A "\nissue\n7", 0,
+     GMCA_ERR_INVALID, "line 2"},
+    {"signed time", "gmca-ra-v1\n0A01\n-1735689600\n" NONCE_A "\nissue\n7", 0, GMCA_ERR_INVALID,
+     "line 3"},
+    {"time with a leading zero", "gmca-ra-v1\n0A01\n01735689600\n" NONCE_A "\nissue\n7", 0,
+     GMCA_ERR_INVALID, "line 3"},
+    {"13-digit time", "gmca-ra-v1\n0A01\n1735689600000\n" NONCE_A "\nissue\n7", 0, GMCA_ERR_INVALID,
+     "line 3"},
+    {"short nonce", "gmca-ra-v1\n0A01\n1735689600\n0123456789abcdef\nissue\n7", 0, GMCA_ERR_INVALID,
+     "line 4"},
+    {"upper-case nonce", "gmca-ra-v1\n0A01\n1735689600\n0123456789ABCDEF0123456789abcdef\nissue\n7",
+     0, GMCA_ERR_INVALID, "line 4"},
+    {"unknown operation", "gmca-ra-v1\n0A01\n1735689600\n" NONCE_A "\nsign\n7", 0, GMCA_ERR_INVALID,
+     "unknown operation"},
+    {"no operation", "gmca-ra-v1\n0A01\n1735689600\n" NONCE_A "\nissue", 0, GMCA_ERR_INVALID,
+     "line 5"},
+    {"issue without an id", "gmca-ra-v1\n0A01\n1735689600\n" NONCE_A "\nissue\n", 0,
+     GMCA_ERR_INVALID, "application id"},
+    {"issue id 0", "gmca-ra-v1\n0A01\n1735689600\n" NONCE_A "\nissue\n0", 0, GMCA_ERR_INVALID,
+     "application id"},
+    {"issue id with a newline", "gmca-ra-v1\n0A01\n1735689600\n" NONCE_A "\nissue\n7\n", 0,
+     GMCA_ERR_INVALID, "application id"},
+    {"issue id of 19 digits",
+     "gmca-ra-v1\n0A01\n1735689600\n" NONCE_A "\nissue\n1234567890123456789", 0, GMCA_ERR_INVALID,
+     "application id"},
+    {"seal without aad", "gmca-ra-v1\n0A01\n1735689600\n" NONCE_A "\nseal\n\nX", 0,
+     GMCA_ERR_INVALID, "aad"},
+    {"seal without a value", "gmca-ra-v1\n0A01\n1735689600\n" NONCE_A "\nseal\naad\n", 0,
+     GMCA_ERR_INVALID, "value to seal"},
+    {"aad with a control byte", "gmca-ra-v1\n0A01\n1735689600\n" NONCE_A "\nseal\na\tb\nX", 0,
+     GMCA_ERR_INVALID, "printable"},
+    {"unseal shorter than IV and tag",
+     "gmca-ra-v1\n0A01\n1735689600\n" NONCE_A "\nunseal\naad\n0123456789abcdef0123456789ab", 0,
+     GMCA_ERR_INVALID, "IV, ciphertext and tag"},
+};
+
+static void test_parse_ra(void **state)
+{
+        (void)state;
+        for (size_t i = 0; i < sizeof(ra_cases) / sizeof(ra_cases[0]); i++) {
+                const struct ra_case *c = &ra_cases[i];
+                struct gmca_engine_ra_req r;
+                struct gmca_error e;
+                size_t n = c->n ? c->n : strlen(c->p);
+
+                gmca_error_clear(&e);
+                expect(gmca_engine_parse_ra((const uint8_t *)c->p, n, &r, &e), &e, c->rc, c->msg,
+                       c->what);
+        }
+        {
+                static const char p[] =
+                    "gmca-ra-v1\nABCDEF\n1735689600\n" NONCE_A "\nunseal\napplicant:9:id_number\n"
+                    "0123456789abcdef0123456789abc";
+                struct gmca_engine_ra_req r;
+                struct gmca_error e;
+
+                gmca_error_clear(&e);
+                expect(gmca_engine_parse_ra((const uint8_t *)p, sizeof(p) - 1, &r, &e), &e, 0, NULL,
+                       "unseal");
+                assert_string_equal(r.serial, "ABCDEF");
+                assert_int_equal(r.time, 1735689600);
+                assert_string_equal(r.nonce, NONCE_A);
+                assert_int_equal(r.subop, GMCA_RA_OP_UNSEAL);
+                assert_string_equal(r.aad, "applicant:9:id_number");
+                assert_int_equal(r.value_len, 29);
+                assert_memory_equal(r.value, "0123456789abcdef0123456789abc", 29);
+        }
+        {
+                uint8_t big[GMCA_ENGINE_RA_MAX + 1];
+                struct gmca_engine_ra_req r;
+                struct gmca_error e;
+
+                memset(big, 'a', sizeof(big));
+                gmca_error_clear(&e);
+                expect(gmca_engine_parse_ra(big, sizeof(big), &r, &e), &e, GMCA_ERR_LIMIT, NULL,
+                       "payload over the cap");
+        }
+}
+
+static void test_parse_request_tr(void **state)
+{
+        uint8_t b[200];
+        struct gmca_engine_request r;
+        struct gmca_error e;
+        size_t n;
+
+        (void)state;
+        /* 'T': name, MAC, TBS. */
+        n = 0;
+        b[n++] = 'T';
+        b[n++] = 0;
+        b[n++] = 3;
+        memcpy(b + n, "ca1", 3);
+        n += 3;
+        memset(b + n, 0xaa, GMCA_ENGINE_AUTHZ_LEN);
+        n += GMCA_ENGINE_AUTHZ_LEN;
+        gmca_error_clear(&e);
+        expect(gmca_engine_parse_request(b, n, &r, &e), &e, GMCA_ERR_INVALID, "without a TBS",
+               "T without a TBS");
+        gmca_error_clear(&e);
+        expect(gmca_engine_parse_request(b, n - 1, &r, &e), &e, GMCA_ERR_INVALID, "without its MAC",
+               "T with a short MAC");
+        b[n++] = 0x30;
+        b[n++] = 0x00;
+        gmca_error_clear(&e);
+        expect(gmca_engine_parse_request(b, n, &r, &e), &e, 0, NULL, "T");
+        assert_int_equal(r.op, 'T');
+        assert_string_equal(r.name, "ca1");
+        assert_ptr_equal(r.mac, b + 6);
+        assert_ptr_equal(r.tbs, b + 6 + GMCA_ENGINE_AUTHZ_LEN);
+        assert_int_equal(r.tbs_len, 2);
+
+        /* 'R': u32 payload length, payload, signature. */
+        n = 0;
+        b[n++] = 'R';
+        gmca_put_be32(b + n, 10);
+        n += 4;
+        memset(b + n, 'p', 10 + 70);
+        n += 10 + 70;
+        gmca_error_clear(&e);
+        expect(gmca_engine_parse_request(b, n, &r, &e), &e, 0, NULL, "R");
+        assert_int_equal(r.op, 'R');
+        assert_ptr_equal(r.payload, b + 5);
+        assert_int_equal(r.payload_len, 10);
+        assert_ptr_equal(r.sig, b + 15);
+        assert_int_equal(r.sig_len, 70);
+        gmca_error_clear(&e);
+        expect(gmca_engine_parse_request(b, 5 + 10 + 7, &r, &e), &e, GMCA_ERR_INVALID,
+               "signature of 7 bytes", "R with a short signature");
+        gmca_error_clear(&e);
+        expect(gmca_engine_parse_request(b, 5 + 10 + GMCA_SM2_SIG_MAX + 1, &r, &e), &e,
+               GMCA_ERR_INVALID, "signature of 81 bytes", "R with a long signature");
+        gmca_put_be32(b + 1, 200);
+        gmca_error_clear(&e);
+        expect(gmca_engine_parse_request(b, n, &r, &e), &e, GMCA_ERR_INVALID, "runs past",
+               "R payload past the end");
+        gmca_put_be32(b + 1, 0);
+        gmca_error_clear(&e);
+        expect(gmca_engine_parse_request(b, n, &r, &e), &e, GMCA_ERR_INVALID, "0 bytes",
+               "R empty payload");
+        gmca_put_be32(b + 1, GMCA_ENGINE_RA_MAX + 1);
+        gmca_error_clear(&e);
+        expect(gmca_engine_parse_request(b, n, &r, &e), &e, GMCA_ERR_LIMIT, NULL,
+               "R payload over the cap");
+        gmca_error_clear(&e);
+        expect(gmca_engine_parse_request(b, 4, &r, &e), &e, GMCA_ERR_INVALID, "payload length",
+               "R without a length");
+}
+
+/* An engine on <dir>/<sub>/run/engine.sock serving with pol; *sock receives its path. */
+static pid_t engine_with(struct fixture *f, const char *sub, const struct gmca_engine_policy *pol,
+                         char sock[PATH_LEN])
+{
+        char dir[96];
+        pid_t pid;
+
+        snprintf(dir, sizeof(dir), "%s/%s", f->dir, sub);
+        assert_int_equal(mkdir(dir, 0700), 0);
+        snprintf(sock, PATH_LEN, "%s/run/engine.sock", dir);
+        f->pol = pol;
+        pid = start_engine(f, sock, NULL);
+        f->pol = &f->policy;
+        assert_true(pid > 0);
+        return pid;
+}
+
+static struct gmca_engine_client *client_at(const char *sock)
+{
+        struct gmca_error e;
+        struct gmca_engine_client *c;
+
+        gmca_error_clear(&e);
+        if ((c = gmca_engine_connect(sock, &e)) == NULL)
+                fail_msg("connect %s: %s", sock, e.msg);
+        return c;
+}
+
+/* Without --direct-issue: certificates only with the custodians' MAC; CRLs for anyone. */
+static void test_authorisation(void **state)
+{
+        struct fixture *f = *state;
+        const enum part cert[PARTS_MAX] = {CERT_OK};
+        const enum part crl[PARTS_MAX] = {P_CRL_V2, P_ALG, P_ISS, P_THIS, P_NEXT};
+        struct gmca_engine_policy strict = f->policy;
+        struct gmca_engine_client *c, *bare;
+        struct gmca_engine_signer es;
+        struct gmca_error e;
+        struct der dc, dl;
+        uint8_t sig[GMCA_SM2_SIG_MAX], wrong[GMCA_ENGINE_AUTHZ_LEN];
+        size_t siglen = 0;
+        char sock[PATH_LEN], sock2[PATH_LEN];
+        pid_t pid, pid2;
+        X509 *x;
+
+        strict.direct_issue = 0;
+        pid = engine_with(f, "strict", &strict, sock);
+        pid2 = engine_with(f, "bare", NULL, sock2);
+        c = client_at(sock);
+        bare = client_at(sock2);
+        build_tbs(f, cert, &dc);
+        build_tbs(f, crl, &dl);
+
+        gmca_error_clear(&e);
+        expect(gmca_engine_sign(c, "ca1", dc.b, dc.n, sig, &siglen, &e), &e, GMCA_ERR_POLICY,
+               "engine: certificates are issued for approved applications only (RA); or with the "
+               "custodians' authorisation",
+               "S certificate without direct issue");
+        expect_audit(f, "engine.request|engine|failure|0123456789ABCDEF|", "\"op\":\"S\"",
+                     "S refusal audited");
+        gmca_error_clear(&e);
+        expect(gmca_engine_sign(c, "ca1", dl.b, dl.n, sig, &siglen, &e), &e, 0, NULL,
+               "S CRL without direct issue");
+        expect(gmca_sm2_verify(f->key, GMCA_SM2_DEFAULT_ID, dl.b, dl.n, sig, siglen, &e), &e, 0,
+               NULL, "verify the CRL signature");
+
+        /* The custodians' MAC opens certificates, and the signature is audited. */
+        expect(gmca_engine_sign_authorised(c, "ca1", f->authz, dc.b, dc.n, sig, &siglen, &e), &e, 0,
+               NULL, "T with the right key");
+        expect(gmca_sm2_verify(f->key, GMCA_SM2_DEFAULT_ID, dc.b, dc.n, sig, siglen, &e), &e, 0,
+               NULL, "verify the authorised signature");
+        expect_audit(f, "engine.sign|engine|success|0123456789ABCDEF|",
+                     "\"authorisation\":\"custodians\"", "T signature audited");
+        /* A whole certificate through an authorised signer. */
+        x = leaf_cert(f, f->ca);
+        gmca_engine_signer_init(&es, c, "ca1");
+        es.authz = f->authz;
+        expect(gmca_x509_sign(x, &es.base, &e), &e, 0, NULL, "authorised signer");
+        expect(gmca_cert_verify_signed_by(x, f->key, GMCA_SM2_DEFAULT_ID, &e), &e, 0, NULL,
+               "verify the certificate");
+        X509_free(x);
+
+        memcpy(wrong, f->authz, sizeof(wrong));
+        wrong[0] ^= 1;
+        gmca_error_clear(&e);
+        expect(gmca_engine_sign_authorised(c, "ca1", wrong, dc.b, dc.n, sig, &siglen, &e), &e,
+               GMCA_ERR_AUTH, "authorisation does not verify", "T with a wrong key");
+        expect_audit(f, "engine.request|engine|failure|ca1|", "\"op\":\"T\"", "T refusal audited");
+        gmca_error_clear(&e);
+        expect(gmca_engine_sign_authorised(bare, "ca1", f->authz, dc.b, dc.n, sig, &siglen, &e), &e,
+               GMCA_ERR_AUTH, "holds no custodians' authorisation key",
+               "T to an engine without the key");
+        gmca_error_clear(&e);
+        expect(gmca_engine_sign(bare, "ca1", dc.b, dc.n, sig, &siglen, &e), &e, GMCA_ERR_POLICY,
+               "approved applications only", "S certificate to an engine without policy");
+        gmca_error_clear(&e);
+        expect(gmca_engine_sign(bare, "ca1", dl.b, dl.n, sig, &siglen, &e), &e, 0, NULL,
+               "S CRL to an engine without policy");
+        gmca_error_clear(&e);
+        expect(gmca_engine_sign_authorised(c, "ca1", NULL, dc.b, dc.n, sig, &siglen, &e), &e,
+               GMCA_ERR_INVALID, NULL, "client: no key");
+
+        /* The shared engine (direct issue) audits what it signs as "direct". */
+        gmca_engine_disconnect(c);
+        c = client(f);
+        gmca_error_clear(&e);
+        expect(gmca_engine_sign(c, "ca1", dc.b, dc.n, sig, &siglen, &e), &e, 0, NULL,
+               "S certificate with direct issue");
+        expect_audit(f, "engine.sign|engine|success|0123456789ABCDEF|",
+                     "\"authorisation\":\"direct\"", "S signature audited");
+        gmca_engine_disconnect(c);
+        gmca_engine_disconnect(bare);
+        kill(pid, SIGTERM);
+        kill(pid2, SIGTERM);
+        assert_int_equal(wait_engine(pid), 0);
+        assert_int_equal(wait_engine(pid2), 0);
+}
+
+/* A whole 'R' frame: payload (header + args) signed by key. */
+static size_t ra_frame(EVP_PKEY *key, const char *sn, long long t, const char *nonce,
+                       const char *subop, const void *args, size_t alen, uint8_t *out, size_t cap)
+{
+        uint8_t *sig = NULL;
+        size_t siglen = 0, n;
+        struct gmca_error e;
+        int h;
+
+        h = snprintf((char *)out + 5, cap - 5, "gmca-ra-v1\n%s\n%lld\n%s\n%s\n", sn, t, nonce,
+                     subop);
+        assert_true(h > 0 && (size_t)h + alen + 5 + GMCA_SM2_SIG_MAX < cap);
+        memcpy(out + 5 + h, args, alen);
+        n = (size_t)h + alen;
+        gmca_error_clear(&e);
+        expect(gmca_sm2_sign(key, GMCA_SM2_DEFAULT_ID, out + 5, n, &sig, &siglen, &e), &e, 0, NULL,
+               "sign the RA payload");
+        out[0] = 'R';
+        gmca_put_be32(out + 1, (uint32_t)n);
+        memcpy(out + 5 + n, sig, siglen);
+        OPENSSL_free(sig);
+        return 5 + n + siglen;
+}
+
+static void fresh_nonce(char nonce[GMCA_ENGINE_NONCE_HEX + 1])
+{
+        uint8_t r[GMCA_ENGINE_NONCE_HEX / 2];
+        struct gmca_error e;
+
+        gmca_error_clear(&e);
+        assert_int_equal(gmca_rand_bytes(r, sizeof(r), &e), 0);
+        gmca_hex(r, sizeof(r), nonce);
+}
+
+static void test_ra_requests(void **state)
+{
+        struct fixture *f = *state;
+        struct gmca_engine_ra ra = {client(f), f->ra_key, f->ra_cert};
+        struct gmca_engine_ra old = {ra.client, f->old_ra_key, f->old_ra_cert};
+        struct gmca_engine_ra forged = {ra.client, f->stranger, f->ra_cert};
+        struct gmca_error e;
+        char sn[GMCA_SERIAL_HEX_MAX], nonce[GMCA_ENGINE_NONCE_HEX + 1];
+        uint8_t frame[1024], st, buf[600];
+        long long now = (long long)time(NULL);
+        size_t n;
+        int fd;
+
+        gmca_error_clear(&e);
+        expect(gmca_engine_ra_issue(&ra, 7, sn, &e), &e, 0, NULL, "issue an approved application");
+        assert_string_equal(sn, ISSUED_SERIAL);
+        expect(gmca_engine_ra_issue_cb(&ra, 7, sn, &e), &e, 0, NULL, "issue through the callback");
+        gmca_error_clear(&e);
+        expect(gmca_engine_ra_issue(&ra, 8, sn, &e), &e, GMCA_ERR_POLICY,
+               "engine: application 8 is not approved", "the engine's refusal comes back");
+        gmca_error_clear(&e);
+        expect(gmca_engine_ra_issue(&forged, 7, sn, &e), &e, GMCA_ERR_AUTH,
+               "SM2 signature does not verify with RA certificate 0A01", "signed by another key");
+        expect_audit(f, "engine.request|ra:0A01|failure||", "does not verify", "forgery audited");
+        gmca_error_clear(&e);
+        expect(gmca_engine_ra_issue(&old, 7, sn, &e), &e, GMCA_ERR_AUTH,
+               "has been replaced by 0A01", "an RA certificate no longer current");
+        expect_audit(f, "engine.request|ra:0A02|failure||", "replaced", "old certificate audited");
+
+        /* Hand-made frames: unknown RA, stale and future times, a replay, garbage. */
+        fd = raw_connect(f->sock);
+        fresh_nonce(nonce);
+        n = ra_frame(f->ra_key, "0A03", now, nonce, "issue", "7", 1, frame, sizeof(frame));
+        raw_frame(fd, frame, n);
+        expect_error_reply(fd, GMCA_ERR_AUTH, "0A03: not issued by this CA", "unknown RA");
+        fresh_nonce(nonce);
+        n = ra_frame(f->ra_key, RA_SERIAL, now - GMCA_AUTH_SKEW - 5, nonce, "issue", "7", 1, frame,
+                     sizeof(frame));
+        raw_frame(fd, frame, n);
+        expect_error_reply(fd, GMCA_ERR_AUTH, "stale", "an old request");
+        expect_audit(f, "engine.request|ra:0A01|failure||", "stale", "stale audited");
+        fresh_nonce(nonce);
+        n = ra_frame(f->ra_key, RA_SERIAL, now + GMCA_AUTH_SKEW + 5, nonce, "issue", "7", 1, frame,
+                     sizeof(frame));
+        raw_frame(fd, frame, n);
+        expect_error_reply(fd, GMCA_ERR_AUTH, "stale", "a request from the future");
+        fresh_nonce(nonce);
+        n = ra_frame(f->ra_key, RA_SERIAL, now, nonce, "issue", "7", 1, frame, sizeof(frame));
+        raw_frame(fd, frame, n);
+        n = raw_reply(fd, &st, buf, sizeof(buf));
+        assert_int_equal(st, 0);
+        assert_string_equal((char *)buf, ISSUED_SERIAL);
+        n = ra_frame(f->ra_key, RA_SERIAL, now, nonce, "issue", "7", 1, frame, sizeof(frame));
+        raw_frame(fd, frame, n);
+        expect_error_reply(fd, GMCA_ERR_AUTH, "nonce replayed", "the same nonce again");
+        expect_audit(f, "engine.request|ra:0A01|failure||", "replayed", "replay audited");
+        /* A signature over other bytes: the payload was changed in transit. */
+        fresh_nonce(nonce);
+        n = ra_frame(f->ra_key, RA_SERIAL, now, nonce, "issue", "7", 1, frame, sizeof(frame));
+        frame[5 + 11] = '1'; /* 0A01 -> 1A01 */
+        raw_frame(fd, frame, n);
+        expect_error_reply(fd, GMCA_ERR_AUTH, "1A01", "altered payload");
+        fresh_nonce(nonce);
+        n = ra_frame(f->ra_key, RA_SERIAL, now, nonce, "issue", "7x", 2, frame, sizeof(frame));
+        raw_frame(fd, frame, n);
+        expect_error_reply(fd, GMCA_ERR_INVALID, "application id", "malformed arguments");
+        expect_audit(f, "engine.request|ra|failure||", "application id", "malformed audited");
+        close(fd);
+        gmca_engine_disconnect(ra.client);
+}
+
+static void test_seal(void **state)
+{
+        struct fixture *f = *state;
+        struct gmca_engine_ra ra = {client(f), f->ra_key, f->ra_cert};
+        struct gmca_pii_sealer s;
+        struct gmca_error e;
+        static const char id[] = "11010519491231002X";
+        uint8_t *sealed = NULL, *plain = NULL, *again = NULL, big[GMCA_ENGINE_SEAL_MAX + 1];
+        size_t sl = 0, pl = 0, al = 0;
+        uint8_t tag[GMCA_SM4_GCM_TAG_LEN];
+
+        gmca_engine_ra_sealer(&ra, &s);
+        assert_ptr_equal(s.arg, &ra);
+        gmca_error_clear(&e);
+        expect(s.seal(s.arg, "applicant:1:id_number", (const uint8_t *)id, strlen(id), &sealed, &sl,
+                      &e),
+               &e, 0, NULL, "seal");
+        assert_int_equal(sl, GMCA_SM4_GCM_IV_LEN + strlen(id) + GMCA_SM4_GCM_TAG_LEN);
+        for (size_t i = 0; i + strlen(id) <= sl; i++)
+                assert_true(memcmp(sealed + i, id, strlen(id)) != 0); /* no clear text */
+        /* Independently: SM4-GCM under the engine's key, aad bound. */
+        expect(gmca_sm4_gcm_decrypt(f->pii, sealed, (const uint8_t *)"applicant:1:id_number", 21,
+                                    sealed + GMCA_SM4_GCM_IV_LEN, strlen(id),
+                                    sealed + sl - GMCA_SM4_GCM_TAG_LEN, big, &e),
+               &e, 0, NULL, "decrypt with K_pii");
+        assert_memory_equal(big, id, strlen(id));
+        expect(s.unseal(s.arg, "applicant:1:id_number", sealed, sl, &plain, &pl, &e), &e, 0, NULL,
+               "unseal");
+        assert_int_equal(pl, strlen(id));
+        assert_memory_equal(plain, id, pl);
+        /* Two seals of one value differ (fresh IV). */
+        expect(s.seal(s.arg, "applicant:1:id_number", (const uint8_t *)id, strlen(id), &again, &al,
+                      &e),
+               &e, 0, NULL, "seal again");
+        assert_true(al == sl && memcmp(again, sealed, sl) != 0);
+
+        gmca_error_clear(&e);
+        expect(s.unseal(s.arg, "applicant:2:id_number", sealed, sl, &plain, &pl, &e), &e,
+               GMCA_ERR_VERIFY, "does not authenticate under aad \"applicant:2:id_number\"",
+               "moved to another row");
+        expect_audit(f, "engine.request|ra:0A01|failure|applicant:2:id_number|",
+                     "\"op\":\"unseal\"", "unseal refusal audited");
+        sealed[GMCA_SM4_GCM_IV_LEN] ^= 0x01;
+        gmca_error_clear(&e);
+        expect(s.unseal(s.arg, "applicant:1:id_number", sealed, sl, &plain, &pl, &e), &e,
+               GMCA_ERR_VERIFY, "does not authenticate", "tampered ciphertext");
+        sealed[GMCA_SM4_GCM_IV_LEN] ^= 0x01;
+        memcpy(tag, sealed + sl - sizeof(tag), sizeof(tag));
+        sealed[sl - 1] ^= 0x80;
+        gmca_error_clear(&e);
+        expect(s.unseal(s.arg, "applicant:1:id_number", sealed, sl, &plain, &pl, &e), &e,
+               GMCA_ERR_VERIFY, NULL, "tampered tag");
+        memcpy(sealed + sl - sizeof(tag), tag, sizeof(tag));
+        free(plain);
+        plain = NULL;
+        gmca_error_clear(&e);
+        expect(s.unseal(s.arg, "applicant:1:id_number", sealed, sl, &plain, &pl, &e), &e, 0, NULL,
+               "restored");
+
+        /* What the client will not send. */
+        memset(big, 'x', sizeof(big));
+        gmca_error_clear(&e);
+        expect(gmca_engine_ra_seal(&ra, 0, "a", big, sizeof(big), &again, &al, &e), &e,
+               GMCA_ERR_INVALID, NULL, "value over the cap");
+        gmca_error_clear(&e);
+        expect(gmca_engine_ra_seal(&ra, 0, "a\nb", big, 4, &again, &al, &e), &e, GMCA_ERR_INVALID,
+               "aad", "aad with a newline");
+        gmca_error_clear(&e);
+        expect(gmca_engine_ra_seal(&ra, 0, "", big, 4, &again, &al, &e), &e, GMCA_ERR_INVALID,
+               "aad", "empty aad");
+        free(sealed);
+        free(plain);
+        free(again);
+        gmca_engine_disconnect(ra.client);
 }
 
 int main(void)
@@ -1333,6 +1913,9 @@ int main(void)
             cmocka_unit_test(test_frames),        cmocka_unit_test(test_interleave),
             cmocka_unit_test(test_many_clients),  cmocka_unit_test(test_lifecycle),
             cmocka_unit_test(test_stale_socket),  cmocka_unit_test(test_run_dir),
+            cmocka_unit_test(test_parse_ra),      cmocka_unit_test(test_parse_request_tr),
+            cmocka_unit_test(test_authorisation), cmocka_unit_test(test_ra_requests),
+            cmocka_unit_test(test_seal),
         };
 
         return cmocka_run_group_tests(tests, setup, teardown);
