@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include <jansson.h>
 #include <openssl/types.h>
@@ -116,6 +117,12 @@ int cmd_activate(struct cli *cli, int argc, char **argv);
 int cmd_deactivate(struct cli *cli, int argc, char **argv);
 int cmd_key(struct cli *cli, int argc, char **argv);
 int cmd_ra(struct cli *cli, int argc, char **argv);
+int cmd_operator(struct cli *cli, int argc, char **argv);
+int cmd_serve(struct cli *cli, int argc, char **argv); /* cmd_serve.c: the RA front */
+int cmd_api(struct cli *cli, int argc, char **argv);   /* cmd_api.c: signed API client */
+
+/* Start the CA engine process from an activated context (cmd_key.c; activate, serve). */
+int cli_engine_spawn(struct gmca_ctx *c, pid_t *pid, struct gmca_error *e);
 
 /*
  * Subcommands that live in their own files; argv[0] is the subcommand name

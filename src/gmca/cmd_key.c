@@ -20,7 +20,8 @@
 #include "engine.h"
 
 static const char activate_usage[] =
-    "usage: gmca [--dir DIR] activate --share FILE [--pin-file FILE] ... [--foreground]\n"
+    "usage: gmca [--dir DIR] activate --share FILE [--pin-file FILE] ... [--direct-issue]\n"
+    "       [--foreground]\n"
     "\n"
     "Wakes the CA keys (CPS §7.2.1.7): any 3 of the 5 custodians give their share\n"
     "file and PIN; the master key they recombine unlocks the keys in the crypto\n"
@@ -29,6 +30,11 @@ static const char activate_usage[] =
     "\n"
     "  --share FILE      a custodian's share file (once per custodian present)\n"
     "  --pin-file FILE   that custodian's PIN, same order (else asked on the terminal)\n"
+    "  --direct-issue    the custodians allow certificates issued from the command line\n"
+    "                    (gmca cert issue) for this run (audited); without it the CA\n"
+    "                    engine signs certificates only for approved RA applications\n"
+    "                    or with the custodians' shares given again (--share on the\n"
+    "                    issuing command); CRLs are signed either way\n"
     "  --foreground      run the CA engine in this process instead of detaching\n";
 
 static const char deactivate_usage[] =
@@ -59,21 +65,66 @@ static void detach(void)
         }
 }
 
+/*
+ * Start the CA engine as a process of its own from c, whose keys this
+ * process has activated (gmca_ctx_activate): it detaches and serves, and
+ * this returns once it listens, with *pid its process id. If it does not
+ * start, the failure is audited (key.activate) and GMCA_ERR_STATE returned.
+ * c stays the caller's to close; the engine has its own copy.
+ */
+int cli_engine_spawn(struct gmca_ctx *c, pid_t *pid, struct gmca_error *e)
+{
+        int pipefd[2], rc;
+        pid_t child;
+        char ready = 0;
+
+        if (pipe(pipefd) != 0)
+                return gmca_error_set(e, GMCA_ERR_IO, "pipe: %s", strerror(errno));
+        fflush(NULL);
+        if ((child = fork()) < 0) {
+                rc = gmca_error_set(e, GMCA_ERR_IO, "fork: %s", strerror(errno));
+                close(pipefd[0]);
+                close(pipefd[1]);
+                return rc;
+        }
+        if (child == 0) {
+                close(pipefd[0]);
+                detach();
+                rc = gmca_ctx_serve_engine(c, pipefd[1], e);
+                /* The store belongs to the parent; leave without touching it. */
+                _exit(rc == 0 ? 0 : 1);
+        }
+        close(pipefd[1]);
+        while ((rc = (int)read(pipefd[0], &ready, 1)) < 0 && errno == EINTR)
+                ;
+        close(pipefd[0]);
+        if (rc != 1) {
+                struct gmca_error ae = {0};
+                int status = 0;
+
+                (void)waitpid(child, &status, 0);
+                gmca_error_set(e, GMCA_ERR_STATE, "the CA engine did not start");
+                if (gmca_ctx_audit_failure(c, GMCA_EV_KEY_ACTIVATE, "engine", e->msg, &ae) != 0) {
+                        /* the cause above is what the operator needs */
+                }
+                return GMCA_ERR_STATE;
+        }
+        *pid = child;
+        return 0;
+}
+
 int cmd_activate(struct cli *cli, int argc, char **argv)
 {
         static const struct option opts[] = {
-            {"share", required_argument, NULL, 's'},
-            {"pin-file", required_argument, NULL, 'p'},
-            {"foreground", no_argument, NULL, 'f'},
-            {"help", no_argument, NULL, 'h'},
-            {NULL, 0, NULL, 0},
+            {"share", required_argument, NULL, 's'}, {"pin-file", required_argument, NULL, 'p'},
+            {"foreground", no_argument, NULL, 'f'},  {"direct-issue", no_argument, NULL, 'd'},
+            {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0},
         };
         struct cli_custody k;
         struct gmca_error e = {0};
         struct gmca_ctx *c = NULL;
-        int ch, rc, foreground = 0, pipefd[2] = {-1, -1};
+        int ch, rc, foreground = 0, direct = 0;
         pid_t pid;
-        char ready = 0;
 
         memset(&k, 0, sizeof(k));
         while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -85,6 +136,9 @@ int cmd_activate(struct cli *cli, int argc, char **argv)
                         break;
                 case 'f':
                         foreground = 1;
+                        break;
+                case 'd':
+                        direct = 1;
                         break;
                 case 'h':
                         fputs(activate_usage, stdout);
@@ -110,6 +164,7 @@ int cmd_activate(struct cli *cli, int argc, char **argv)
         gmca_error_clear(&e);
         if ((c = gmca_ctx_open(cli->dir, cli->actor, &e)) == NULL)
                 return cli_fail(&e);
+        gmca_ctx_set_direct_issue(c, direct);
         if (cli_custody_collect(&k, 0, NULL, &e) != 0 || gmca_ctx_activate(c, k.cust, k.n, &e) != 0)
                 goto fail;
         cli_custody_free(&k);
@@ -122,35 +177,7 @@ int cmd_activate(struct cli *cli, int argc, char **argv)
                 gmca_ctx_close(c);
                 return rc == 0 ? EXIT_OK : cli_fail(&e);
         }
-        if (pipe(pipefd) != 0) {
-                gmca_error_set(&e, GMCA_ERR_IO, "pipe: %s", strerror(errno));
-                goto fail;
-        }
-        fflush(NULL);
-        if ((pid = fork()) < 0) {
-                gmca_error_set(&e, GMCA_ERR_IO, "fork: %s", strerror(errno));
-                goto fail;
-        }
-        if (pid == 0) {
-                close(pipefd[0]);
-                detach();
-                rc = gmca_ctx_serve_engine(c, pipefd[1], &e);
-                /* The store belongs to the parent; leave without touching it. */
-                _exit(rc == 0 ? 0 : 1);
-        }
-        close(pipefd[1]);
-        pipefd[1] = -1;
-        while ((rc = (int)read(pipefd[0], &ready, 1)) < 0 && errno == EINTR)
-                ;
-        close(pipefd[0]);
-        if (rc != 1) {
-                int status = 0;
-
-                (void)waitpid(pid, &status, 0);
-                gmca_error_set(&e, GMCA_ERR_STATE, "the CA engine did not start");
-                if (gmca_ctx_audit_failure(c, GMCA_EV_KEY_ACTIVATE, "engine", e.msg, &e) != 0) {
-                        /* the cause above is what the operator needs */
-                }
+        if (cli_engine_spawn(c, &pid, &e) != 0) {
                 gmca_ctx_close(c);
                 return cli_fail(&e);
         }

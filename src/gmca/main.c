@@ -32,6 +32,9 @@ static const char usage[] =
     "  ca list|export    the CAs of this state directory\n"
     "  ca rollover|compromise|reissues  CA key changeover and compromise (ceremonies)\n"
     "  ra cert issue|list  the RA system's communication certificate\n"
+    "  serve             the RA front: the signed operator API, CA certificates, CRLs\n"
+    "  api               send one signed request to the front (scripts, tests)\n"
+    "  operator add|list|disable  the RA's operators and their roles (custodians)\n"
     "  app ...           for applications: certificates, GM/T 0010 messages, SM3/SM4\n"
     "  audit verify|list the hash-chained audit log\n"
     "  profile list|show certificate profiles\n"
@@ -114,6 +117,12 @@ int main(int argc, char **argv)
                 return cmd_key(&cli, argc, argv);
         if (strcmp(cmd, "ra") == 0)
                 return cmd_ra(&cli, argc, argv);
+        if (strcmp(cmd, "serve") == 0)
+                return cmd_serve(&cli, argc, argv);
+        if (strcmp(cmd, "api") == 0)
+                return cmd_api(&cli, argc, argv);
+        if (strcmp(cmd, "operator") == 0)
+                return cmd_operator(&cli, argc, argv);
         if (strcmp(cmd, "app") == 0)
                 return cmd_app(&cli, argc, argv);
         if (strcmp(cmd, "cert") == 0)

@@ -1,0 +1,91 @@
+/*
+ * serve_internal: what the files of the front share — the worker context a
+ * request runs with (http.c hands it out, worker.c makes it), the parsed
+ * request and the reply (http.c fills and sends them, routes.c and files.c
+ * decide them). Nothing here touches libmicrohttpd but http.c.
+ */
+#ifndef GMCA_SERVE_INTERNAL_H
+#define GMCA_SERVE_INTERNAL_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "auth.h"
+#include "engine.h"
+#include "err.h"
+#include "ra.h"
+#include "serve.h"
+#include "store.h"
+
+#define SERVE_TARGET_MAX 4096 /* bytes of a request target (path and query) */
+#define SERVE_METHOD_MAX 15
+
+/*
+ * One per libmicrohttpd worker thread, used by one request at a time: its
+ * own store connection and its own CA engine connection (made on first
+ * use, dropped when the engine stops answering, made again next time).
+ */
+struct serve_worker {
+        const struct gmca_serve_config *cfg;
+        struct gmca_store *store;
+        struct gmca_engine_ra era; /* era.client NULL until needed */
+        char sock[PATH_MAX];
+        int engine_down; /* set by a call that could not reach the CA engine */
+        int busy;
+        struct gmca_pii_sealer sealer;
+        struct gmca_ra_env env;
+};
+
+int serve_worker_init(struct serve_worker *w, const struct gmca_serve_config *cfg,
+                      struct gmca_error *e) GMCA_WUR;
+void serve_worker_free(struct serve_worker *w);
+
+/* A request as received: the raw target (what the operator signed) and the body. */
+struct serve_request {
+        char method[SERVE_METHOD_MAX + 1];
+        char target[SERVE_TARGET_MAX + 1];
+        int target_bad; /* longer than SERVE_TARGET_MAX, or with bytes outside 0x21..0x7e */
+        char remote[64];
+        struct gmca_auth_headers hdr; /* "" where a header is absent */
+        const char *hdr_bad; /* a malformed, over-long or repeated X-Gmca header, or NULL */
+        int has_body;        /* Content-Length or Transfer-Encoding was sent */
+        uint8_t *body;       /* NULL when empty */
+        size_t len, cap;
+};
+
+struct serve_reply {
+        unsigned status;
+        const char *ctype;
+        char *data; /* malloc'd */
+        size_t len;
+        char allow[48]; /* for 405: the methods the path takes */
+};
+
+/* The reply for one request; w may be NULL if no worker could be had (503). */
+void serve_dispatch(struct serve_worker *w, const struct serve_request *rq,
+                    struct serve_reply *out);
+
+/* Set the reply (status, JSON body). v is consumed; NULL becomes a 500. */
+void serve_reply_json(struct serve_reply *r, unsigned status, json_t *v);
+/* {"error": code, "message": text} */
+void serve_reply_error(struct serve_reply *r, unsigned status, const char *code, const char *fmt,
+                       ...) GMCA_PRINTF(4, 5);
+void serve_reply_bytes(struct serve_reply *r, unsigned status, const char *ctype, const uint8_t *p,
+                       size_t n);
+
+/*
+ * "1.2.3.4:80" or "[::1]:80" into *ss (port 0: any) and host (the address
+ * part, hostlen >= INET6_ADDRSTRLEN + 1). GMCA_ERR_INVALID otherwise.
+ */
+struct sockaddr_storage;
+int serve_parse_listen(const char *s, struct sockaddr_storage *ss, char *host, size_t hostlen,
+                       struct gmca_error *e) GMCA_WUR;
+
+/* The public, unsigned downloads: 1 if path is one of them (out filled), else 0. */
+int serve_public(struct serve_worker *w, const char *method, const char *path,
+                 struct serve_reply *out);
+
+#endif
