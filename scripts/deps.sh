@@ -6,6 +6,7 @@ set -euo pipefail
 want=(build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
       libssl-dev openssl libsqlite3-dev sqlite3 libjansson-dev libcmocka-dev
       libmicrohttpd-dev libcurl4-openssl-dev libldap2-dev libgfshare-dev faketime
+      jq curl python3
       nodejs npm)
 # nodejs from another source may ship npm itself; do not insist on Debian's.
 missing=()
