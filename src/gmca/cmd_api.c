@@ -203,7 +203,8 @@ static int send_request(const struct api_opts *o, const char *method, const char
                 return gmca_error_set(e, GMCA_ERR_INVALID, "--url: http:// or https://");
         if (ulen + strlen(target) >= sizeof(url))
                 return gmca_error_set(e, GMCA_ERR_INVALID, "URL too long");
-        snprintf(url, sizeof(url), "%.*s%s", (int)ulen, o->url, target);
+        memcpy(url, o->url, ulen);
+        memcpy(url + ulen, target, strlen(target) + 1);
         if ((curl = curl_easy_init()) == NULL)
                 return gmca_error_set(e, GMCA_ERR_NOMEM, "curl: cannot start");
         if (h != NULL && (add_header(&hdrs, "X-Gmca-Operator", h->operator_fpr) != 0 ||

@@ -104,7 +104,7 @@ static int parse_name(const uint8_t *p, size_t n, char op, struct gmca_engine_re
 int gmca_engine_parse_request(const uint8_t *buf, size_t len, struct gmca_engine_request *r,
                               struct gmca_error *e)
 {
-        struct gmca_engine_request q;
+        struct gmca_engine_request q = {0};
         size_t used = 0, paylen;
         int rc;
 
