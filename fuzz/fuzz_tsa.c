@@ -48,9 +48,19 @@ static int init(void)
         t.eku = eku;
         t.neku = 1;
         t.eku_critical = 1;
-        tsa_cert = gmca_cert_build(&t, &e);
+        /* Read back from DER, as a relying party holds it (a built certificate's
+         * public key is not decoded until then, and gmca_tsa_reply needs it). */
+        X509 *built = gmca_cert_build(&t, &e);
+        uint8_t *der = NULL;
+        int n = built != NULL ? i2d_X509(built, &der) : 0;
+        const uint8_t *p = der;
+
+        tsa_cert = n > 0 ? d2i_X509(NULL, &p, n) : NULL;
         if (tsa_cert == NULL)
-                fprintf(stderr, "fuzz_tsa: %s\n", e.msg);
+                fprintf(stderr, "fuzz_tsa: %s\n",
+                        e.msg[0] ? e.msg : "cannot re-read the certificate");
+        OPENSSL_free(der);
+        X509_free(built);
         X509_NAME_free(name);
         return tsa_cert != NULL ? 0 : -1;
 }

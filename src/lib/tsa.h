@@ -5,7 +5,7 @@
  * RFC 5816 signingCertificateV2 attribute, wrapped in a TimeStampResp), and
  * the verification of such a response. OpenSSL 3.0's TS module cannot sign
  * with SM2, so the token is assembled here from libcrypto ASN.1 templates;
- * TimeStampReq and TSTInfo use libcrypto's own TS encoders. The future
+ * TimeStampReq and TSTInfo use libcrypto's own TS encoders. The
  * `POST /tsa` endpoint is gmca_tsa_reply on the request body.
  */
 #ifndef GMCA_TSA_H
