@@ -1,9 +1,10 @@
 /*
  * gmca app ts query | reply | verify: RFC 3161 time-stamps with SM2
  * (issue 8 item 4) through src/lib/tsa. `query` writes a TimeStampReq for
- * a file or a digest; `reply` is what the future `POST /tsa` endpoint does
- * with a request body, signing with the TSA certificate (profile tsa) and
- * its key; `verify` checks a TimeStampResp against the data or a digest,
+ * a file or a digest; `reply` answers a request file as `gmca serve
+ * --tsa-cert` answers the body of `POST /tsa` (src/serve/tsa.c; both call
+ * gmca_tsa_reply), signing with the TSA certificate (profile tsa) and its
+ * key; `verify` checks a TimeStampResp against the data or a digest,
  * the request sent, and a trusted TSA certificate or its CA, and prints the
  * time-stamp as JSON. Requests and responses are DER files, never written
  * over an existing file ("-" is standard output).

@@ -3,7 +3,11 @@
  * listens it checks that the RA communication key and certificate belong
  * together and that the certificate is the named RA's current one, and
  * that the CA engine runs — starting it with the custodians given, as gmca
- * activate does, and stopping it again when the front stops.
+ * activate does, and stopping it again when the front stops. With
+ * --tsa-cert and --tsa-key it also answers POST /tsa (RFC 3161); the TSA
+ * key is loaded here once, checked against its certificate by a self-test
+ * token, lent to the worker threads and freed (its memory cleared by
+ * OpenSSL) when serve returns.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -14,6 +18,7 @@
 
 #include "cli.h"
 #include "serve.h"
+#include "tsa.h"
 #include "x509.h"
 
 static const char usage[] =
@@ -35,11 +40,18 @@ static const char usage[] =
     "  --share FILE --pin-file FILE ...\n"
     "                      if the CA engine is not running: the custodians who start\n"
     "                      it (as gmca activate); it is stopped when serve stops.\n"
-    "                      Without them, serve refuses to start (exit 6).\n";
+    "                      Without them, serve refuses to start (exit 6).\n"
+    "  --tsa-cert FILE --tsa-key FILE [--tsa-pass-file FILE]\n"
+    "                      also answer POST /tsa (RFC 3161) as the time-stamping\n"
+    "                      authority of this certificate (profile tsa) and key\n"
+    "  --tsa-policy OID    the TSA policy of the tokens (default " GMCA_TSA_POLICY_DEFAULT ")\n"
+    "  --tsa-accuracy-ms N the accuracy the tokens state, 1..999 (default: none)\n";
 
 struct serve_opts {
         const char *listen, *ra, *key, *pass, *cert;
         int threads;
+        const char *tsa_cert, *tsa_key, *tsa_pass, *tsa_policy;
+        int tsa_accuracy_ms;
 };
 
 /* The RA certificate: current for the RA named, issued here, and the key's. */
@@ -134,11 +146,17 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
             {"threads", required_argument, NULL, 't'},
             {"share", required_argument, NULL, 's'},
             {"pin-file", required_argument, NULL, 'p'},
+            {"tsa-cert", required_argument, NULL, 'C'},
+            {"tsa-key", required_argument, NULL, 'K'},
+            {"tsa-pass-file", required_argument, NULL, 'Q'},
+            {"tsa-policy", required_argument, NULL, 'O'},
+            {"tsa-accuracy-ms", required_argument, NULL, 'A'},
             {"help", no_argument, NULL, 'h'},
             {NULL, 0, NULL, 0},
         };
-        struct serve_opts o = {GMCA_SERVE_DEFAULT_LISTEN, NULL, NULL, NULL, NULL,
-                               GMCA_SERVE_THREADS_DEFAULT};
+        struct serve_opts o = {.listen = GMCA_SERVE_DEFAULT_LISTEN,
+                               .threads = GMCA_SERVE_THREADS_DEFAULT};
+        struct gmca_serve_tsa tsa = {0};
         struct gmca_serve_config cfg;
         struct cli_custody k;
         struct gmca_error e = {0};
@@ -174,6 +192,22 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
                         if (cli_custody_option(&k, ch, optarg) != 0)
                                 return EXIT_USAGE;
                         break;
+                case 'C':
+                        o.tsa_cert = optarg;
+                        break;
+                case 'K':
+                        o.tsa_key = optarg;
+                        break;
+                case 'Q':
+                        o.tsa_pass = optarg;
+                        break;
+                case 'O':
+                        o.tsa_policy = optarg;
+                        break;
+                case 'A':
+                        if ((o.tsa_accuracy_ms = cli_parse_int(optarg, 1, 999)) < 0)
+                                return cli_usage_error("--tsa-accuracy-ms: 1..999");
+                        break;
                 case 'h':
                         fputs(usage, stdout);
                         return EXIT_OK;
@@ -185,18 +219,42 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
                 return cli_usage_error("serve: unexpected argument '%s'", argv[optind]);
         if (o.ra == NULL || o.key == NULL || o.cert == NULL)
                 return cli_usage_error("serve: --ra, --ra-key and --ra-cert are required");
+        if ((o.tsa_cert == NULL) != (o.tsa_key == NULL) ||
+            (o.tsa_cert == NULL &&
+             (o.tsa_pass != NULL || o.tsa_policy != NULL || o.tsa_accuracy_ms != 0)))
+                return cli_usage_error("serve: --tsa-cert and --tsa-key go together, and the "
+                                       "other --tsa options need them");
         if (gmca_serve_check_listen(o.listen, &e) != 0 ||
             (key = cli_load_key(o.key, o.pass, &e)) == NULL ||
             (cert = cli_load_cert(o.cert, &e)) == NULL ||
             (c = gmca_ctx_open(cli->dir, cli->actor, &e)) == NULL ||
             check_ra(c, &o, key, cert, &e) != 0)
                 goto fail;
+        if (o.tsa_cert != NULL) {
+                tsa.policy = o.tsa_policy;
+                tsa.accuracy_ms = o.tsa_accuracy_ms;
+                if ((tsa.cert = cli_load_cert(o.tsa_cert, &e)) == NULL ||
+                    (tsa.key = cli_load_key(o.tsa_key, o.tsa_pass, &e)) == NULL)
+                        goto fail;
+                if (gmca_serve_tsa_check(&tsa, &e) != 0) {
+                        struct gmca_error cause = e;
+
+                        gmca_error_set(&e, cause.code, "%s: %s", o.tsa_cert, cause.msg);
+                        goto fail;
+                }
+        }
         gmca_ctx_close(c);
         c = NULL;
         if (engine_up(cli, &k, &started, &e) != 0)
                 goto fail;
         cli_custody_free(&k);
-        cfg = (struct gmca_serve_config){cli->dir, o.listen, (unsigned)o.threads, o.ra, key, cert};
+        cfg = (struct gmca_serve_config){.dir = cli->dir,
+                                         .listen = o.listen,
+                                         .threads = (unsigned)o.threads,
+                                         .ra = o.ra,
+                                         .ra_key = key,
+                                         .ra_cert = cert,
+                                         .tsa = o.tsa_cert != NULL ? &tsa : NULL};
         if (gmca_serve_run(&cfg, &e) != 0)
                 goto fail;
         rc = EXIT_OK;
@@ -210,5 +268,7 @@ out:
         gmca_ctx_close(c);
         EVP_PKEY_free(key);
         X509_free(cert);
+        EVP_PKEY_free(tsa.key);
+        X509_free(tsa.cert);
         return rc;
 }

@@ -1,9 +1,10 @@
 /*
  * The HTTP side of the front, on libmicrohttpd: a pool of threads, each
- * request read into a bounded buffer (GMCA_AUTH_BODY_MAX; 413 as soon as
- * the declared or received length passes it), the raw request target kept
- * as sent (the operator signed it, so it is not unescaped or normalised),
- * the X-Gmca headers taken once each, and the reply of routes.c sent back.
+ * request read into a bounded buffer (GMCA_AUTH_BODY_MAX, SERVE_TSA_BODY_MAX
+ * for /tsa; 413 as soon as the declared or received length passes it), the
+ * raw request target kept as sent (the operator signed it, so it is not
+ * unescaped or normalised), the headers handed to routes.c, and its reply
+ * sent back.
  * Connection limits and timeouts keep slow or many clients from starving
  * the rest. SIGTERM or SIGINT stops it: no new connections, the requests
  * under way finish, then it returns.
@@ -52,6 +53,7 @@ struct req {
         int started;
         int counted; /* in server.inflight */
         int too_large;
+        size_t max; /* body cap of the target (serve_body_max) */
 };
 
 /* ---- workers ---- */
@@ -139,51 +141,12 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         *con_cls = NULL;
 }
 
-struct hdr_field {
-        const char *name;
-        size_t off, size;
-};
-
-static const struct hdr_field hdr_fields[] = {
-    {"X-Gmca-Operator", offsetof(struct gmca_auth_headers, operator_fpr),
-     sizeof(((struct gmca_auth_headers *)0)->operator_fpr)},
-    {"X-Gmca-Timestamp", offsetof(struct gmca_auth_headers, timestamp),
-     sizeof(((struct gmca_auth_headers *)0)->timestamp)},
-    {"X-Gmca-Nonce", offsetof(struct gmca_auth_headers, nonce),
-     sizeof(((struct gmca_auth_headers *)0)->nonce)},
-    {"X-Gmca-Signature", offsetof(struct gmca_auth_headers, signature),
-     sizeof(((struct gmca_auth_headers *)0)->signature)},
-};
-
-/* Each X-Gmca header once, fitting its field; note whether a body is coming. */
+/* Each header to serve_request_header (routes.c), which keeps what the front reads. */
 static enum MHD_Result on_header(void *cls, enum MHD_ValueKind kind, const char *key,
                                  const char *value)
 {
-        struct serve_request *rq = cls;
-        static const char *const bad[] = {
-            "malformed request: X-Gmca-Operator header repeated or over 64 characters",
-            "malformed request: X-Gmca-Timestamp header repeated or over 23 characters",
-            "malformed request: X-Gmca-Nonce header repeated or over 64 characters",
-            "malformed request: X-Gmca-Signature header repeated or over 159 characters",
-        };
-
         (void)kind;
-        if (strcasecmp(key, "Content-Length") == 0 || strcasecmp(key, "Transfer-Encoding") == 0)
-                rq->has_body = 1;
-        for (size_t i = 0; i < sizeof(hdr_fields) / sizeof(hdr_fields[0]); i++) {
-                char *field = (char *)&rq->hdr + hdr_fields[i].off;
-
-                if (strcasecmp(key, hdr_fields[i].name) != 0)
-                        continue;
-                if (field[0] != '\0' || value == NULL || strlen(value) >= hdr_fields[i].size) {
-                        if (rq->hdr_bad == NULL)
-                                rq->hdr_bad = bad[i];
-                        return MHD_YES;
-                }
-                memcpy(field, value, strlen(value) + 1);
-                if (field[0] == '\0' && rq->hdr_bad == NULL)
-                        rq->hdr_bad = bad[i];
-        }
+        serve_request_header(cls, key, value);
         return MHD_YES;
 }
 
@@ -227,7 +190,7 @@ static enum MHD_Result reply_now(struct server *srv, struct MHD_Connection *conn
 }
 
 /* A Content-Length over the cap is refused before a byte of the body is read. */
-static int declared_too_large(struct MHD_Connection *conn)
+static int declared_too_large(struct MHD_Connection *conn, size_t max)
 {
         const char *cl =
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -239,10 +202,10 @@ static int declared_too_large(struct MHD_Connection *conn)
         /* libmicrohttpd has checked it is a number; a long one is large. */
         if (n > 9)
                 return 1;
-        return strtoul(cl, NULL, 10) > GMCA_AUTH_BODY_MAX;
+        return strtoul(cl, NULL, 10) > max;
 }
 
-static int body_append(struct serve_request *rq, const char *data, size_t n)
+static int body_append(struct serve_request *rq, const char *data, size_t n, size_t max)
 {
         if (rq->cap - rq->len < n) {
                 size_t cap = rq->cap == 0 ? 4096 : rq->cap;
@@ -250,8 +213,8 @@ static int body_append(struct serve_request *rq, const char *data, size_t n)
 
                 while (cap - rq->len < n)
                         cap *= 2;
-                if (cap > GMCA_AUTH_BODY_MAX)
-                        cap = GMCA_AUTH_BODY_MAX;
+                if (cap > max)
+                        cap = max;
                 if ((p = malloc(cap)) == NULL)
                         return -1;
                 if (rq->body != NULL) {
@@ -289,10 +252,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                         return reply_now(srv, conn, 400, "bad_request", "method too long");
                 gmca_strlcpy(r->rq.method, method, sizeof(r->rq.method));
                 MHD_get_connection_values(conn, MHD_HEADER_KIND, on_header, &r->rq);
-                if (declared_too_large(conn)) {
+                r->max = serve_body_max(r->rq.target);
+                if (declared_too_large(conn, r->max)) {
+                        char msg[64];
+
+                        snprintf(msg, sizeof(msg), "request body over %zu bytes", r->max);
                         r->too_large = 1;
-                        return reply_now(srv, conn, 413, "too_large",
-                                         "request body over 1048576 bytes");
+                        return reply_now(srv, conn, 413, "too_large", msg);
                 }
                 return MHD_YES;
         }
@@ -302,12 +268,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 *upload_size = 0;
                 if (r->too_large)
                         return MHD_YES;
-                if (n > GMCA_AUTH_BODY_MAX - r->rq.len) {
+                if (n > r->max - r->rq.len) {
                         /* A chunked body that grew past the cap: drop the connection. */
                         r->too_large = 1;
                         return MHD_NO;
                 }
-                if (body_append(&r->rq, upload, n) != 0)
+                if (body_append(&r->rq, upload, n, r->max) != 0)
                         return MHD_NO;
                 return MHD_YES;
         }

@@ -13,12 +13,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <openssl/crypto.h>
 
 #include "audit.h"
 #include "ca.h"
 #include "serve_internal.h"
+#include "system.h"
+#include "template.h"
 #include "util.h"
 
 #define SEGS_MAX 8
@@ -122,11 +125,22 @@ void serve_reply_error(struct serve_reply *r, unsigned status, const char *code,
 {
         char msg[GMCA_ERROR_MSG_MAX];
         va_list ap;
+        json_t *v;
 
         va_start(ap, fmt);
         vsnprintf(msg, sizeof(msg), fmt, ap);
         va_end(ap);
-        serve_reply_json(r, status, json_pack("{s:s, s:s}", "error", code, "message", msg));
+        /*
+         * A message may quote the request (a name, a value) and jansson takes
+         * only UTF-8: rather than a 500, the bytes it refuses become '?'.
+         */
+        if ((v = json_pack("{s:s, s:s}", "error", code, "message", msg)) == NULL) {
+                for (char *p = msg; *p != '\0'; p++)
+                        if ((unsigned char)*p >= 0x80)
+                                *p = '?';
+                v = json_pack("{s:s, s:s}", "error", code, "message", msg);
+        }
+        serve_reply_json(r, status, v);
 }
 
 /* gmca_err -> HTTP status and the API's error code. */
@@ -154,6 +168,80 @@ static void reply_err(struct serve_reply *r, const struct gmca_error *e)
 }
 
 /* ---- parsing ---- */
+
+struct hdr_field {
+        const char *name;
+        size_t off, size;
+        const char *bad;
+};
+
+#define HDR_FIELD(n, f, max)                                                                       \
+        {                                                                                          \
+                n, offsetof(struct gmca_auth_headers, f),                                          \
+                    sizeof(((struct gmca_auth_headers *)0)->f),                                    \
+                    "malformed request: " n " header repeated or over " max " characters"          \
+        }
+
+static const struct hdr_field hdr_fields[] = {
+    HDR_FIELD("X-Gmca-Operator", operator_fpr, "64"),
+    HDR_FIELD("X-Gmca-Timestamp", timestamp, "23"),
+    HDR_FIELD("X-Gmca-Nonce", nonce, "64"),
+    HDR_FIELD("X-Gmca-Signature", signature, "159"),
+};
+_Static_assert(sizeof(((struct gmca_auth_headers *)0)->operator_fpr) == 64 + 1 &&
+                   sizeof(((struct gmca_auth_headers *)0)->timestamp) == 23 + 1 &&
+                   sizeof(((struct gmca_auth_headers *)0)->nonce) == 64 + 1 &&
+                   sizeof(((struct gmca_auth_headers *)0)->signature) == 159 + 1,
+               "the X-Gmca header messages name the field sizes");
+
+void serve_request_header(struct serve_request *rq, const char *key, const char *value)
+{
+        size_t n = value != NULL ? strlen(value) : 0;
+
+        if (key == NULL)
+                return;
+        if (strcasecmp(key, "Content-Length") == 0 || strcasecmp(key, "Transfer-Encoding") == 0)
+                rq->has_body = 1;
+        if (strcasecmp(key, "Content-Type") == 0) {
+                if (rq->ctype[0] != '\0' || value == NULL || n == 0 || n > SERVE_CTYPE_MAX)
+                        rq->ctype_bad = 1;
+                else
+                        memcpy(rq->ctype, value, n + 1);
+                return;
+        }
+        for (size_t i = 0; i < sizeof(hdr_fields) / sizeof(hdr_fields[0]); i++) {
+                char *field = (char *)&rq->hdr + hdr_fields[i].off;
+
+                if (strcasecmp(key, hdr_fields[i].name) != 0)
+                        continue;
+                if (field[0] != '\0' || value == NULL || n == 0 || n >= hdr_fields[i].size) {
+                        if (rq->hdr_bad == NULL)
+                                rq->hdr_bad = hdr_fields[i].bad;
+                        return;
+                }
+                memcpy(field, value, n + 1);
+                return;
+        }
+}
+
+size_t serve_body_max(const char *target)
+{
+        if (strncmp(target, "/tsa", 4) == 0 && (target[4] == '\0' || target[4] == '?'))
+                return SERVE_TSA_BODY_MAX;
+        return GMCA_AUTH_BODY_MAX;
+}
+
+int serve_media_type_is(const char *ctype, const char *want)
+{
+        size_t n = strlen(want);
+        const char *p;
+
+        if (strncasecmp(ctype, want, n) != 0)
+                return 0;
+        for (p = ctype + n; *p == ' ' || *p == '\t'; p++)
+                ;
+        return *p == '\0' || *p == ';';
+}
 
 static int hexval(int ch)
 {
@@ -567,6 +655,48 @@ static int run_revocation_list(struct call *c)
                                        &c->e);
 }
 
+/* The template admin's (template.h) and the system admin's (system.h). */
+static int run_profile_list(struct call *c)
+{
+        return gmca_template_list(c->w->store, c->w->env.dir, &c->who, &c->out, &c->e);
+}
+
+static int run_profile_get(struct call *c)
+{
+        return gmca_template_get(c->w->store, c->w->env.dir, &c->who, c->name, &c->out, &c->e);
+}
+
+static int run_profile_put(struct call *c)
+{
+        return gmca_template_put(c->w->store, c->w->env.dir, &c->who, c->name, c->rq->body,
+                                 c->rq->len, c->now, &c->out, &c->e);
+}
+
+static int run_profile_enable(struct call *c)
+{
+        return gmca_template_set_enabled(c->w->store, c->w->env.dir, &c->who, c->name, c->rt->arg,
+                                         &c->out, &c->e);
+}
+
+/* Whether the CA engine answers is part of the status, not an error of the request. */
+static int run_system(struct call *c)
+{
+        char cas[4096];
+        struct gmca_error ee = {0};
+        struct gmca_system_engine en = {0, NULL, NULL};
+        struct serve_worker *w = c->w;
+
+        if (w->era.client == NULL)
+                w->era.client = gmca_engine_connect(w->sock, &ee);
+        if (w->era.client != NULL && gmca_engine_list(w->era.client, cas, sizeof(cas), &ee) == 0) {
+                en.up = 1;
+                en.cas = cas;
+        } else {
+                en.error = ee.msg[0] != '\0' ? ee.msg : "no answer";
+        }
+        return gmca_system_status(w->store, &c->who, &en, c->now, &c->out, &c->e);
+}
+
 /* The API (docs/api.md describes each). */
 static const struct route routes[] = {
     {"GET", "/api/v1/whoami", GMCA_ACT_WHOAMI, NULL, run_whoami, 0, 200},
@@ -612,6 +742,14 @@ static const struct route routes[] = {
     {"GET", "/api/v1/revocations", GMCA_ACT_REVOCATION_READ, "state", run_revocation_list, 0, 200},
     {"POST", "/api/v1/revocations/{id}/complete", GMCA_ACT_REVOCATION_COMPLETE, NULL,
      run_revocation_complete, 0, 200},
+    {"GET", "/api/v1/profiles", GMCA_ACT_PROFILE_READ, NULL, run_profile_list, 0, 200},
+    {"GET", "/api/v1/profiles/{name}", GMCA_ACT_PROFILE_READ, NULL, run_profile_get, 0, 200},
+    {"PUT", "/api/v1/profiles/{name}", GMCA_ACT_PROFILE_WRITE, NULL, run_profile_put, 0, 200},
+    {"POST", "/api/v1/profiles/{name}/disable", GMCA_ACT_PROFILE_WRITE, NULL, run_profile_enable, 0,
+     200},
+    {"POST", "/api/v1/profiles/{name}/enable", GMCA_ACT_PROFILE_WRITE, NULL, run_profile_enable, 1,
+     200},
+    {"GET", "/api/v1/system", GMCA_ACT_SYSTEM_READ, NULL, run_system, 0, 200},
 };
 
 static enum gmca_action needed_action(const struct call *c)
@@ -809,11 +947,29 @@ done:
         free(c);
 }
 
+/* 1 if m is a method token (RFC 9110 §9.1, §5.6.2): tchar only, not empty. */
+static int method_token(const char *m)
+{
+        static const char tchar_punct[] = "!#$%&'*+-.^_`|~";
+
+        if (m[0] == '\0')
+                return 0;
+        for (; *m != '\0'; m++)
+                if (!((*m >= 'A' && *m <= 'Z') || (*m >= 'a' && *m <= 'z') ||
+                      (*m >= '0' && *m <= '9') || strchr(tchar_punct, *m) != NULL))
+                        return 0;
+        return 1;
+}
+
 void serve_dispatch(struct serve_worker *w, const struct serve_request *rq, struct serve_reply *out)
 {
         char path[SERVE_TARGET_MAX + 1];
         char *qmark;
 
+        if (!method_token(rq->method)) {
+                serve_reply_error(out, 400, "bad_request", "method: an HTTP token");
+                return;
+        }
         if (rq->target_bad) {
                 serve_reply_error(out, 400, "bad_request",
                                   "request target: over %d bytes or not printable ASCII",
@@ -833,6 +989,10 @@ void serve_dispatch(struct serve_worker *w, const struct serve_request *rq, stru
         }
         if (qmark != NULL) {
                 serve_reply_error(out, 400, "bad_request", "no query string here");
+                return;
+        }
+        if (strcmp(path, "/tsa") == 0) {
+                serve_tsa(w, rq, out);
                 return;
         }
         if (!serve_public(w, rq->method, path, out))

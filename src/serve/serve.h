@@ -24,6 +24,29 @@
 #define GMCA_SERVE_THREADS_MAX 64
 #define GMCA_SERVE_PID_FILE "run/serve.pid" /* relative to the state directory */
 
+/*
+ * The time-stamping authority of POST /tsa (RFC 3161 over HTTP, §3.4). Its
+ * key is not a CA key: like the OCSP delegated key of DESIGN.md it lives in
+ * the front, loaded once at start and shared read-only by the worker
+ * threads (each signature has its own EVP_MD_CTX, which OpenSSL 3 allows).
+ */
+struct gmca_serve_tsa {
+        X509 *cert;         /* borrowed: the TSA certificate (profile tsa) */
+        EVP_PKEY *key;      /* borrowed: its private key */
+        const char *policy; /* TSA policy OID; NULL: GMCA_TSA_POLICY_DEFAULT */
+        int accuracy_ms;    /* 0: no accuracy in the tokens; else 1..999 */
+};
+
+/*
+ * 0 if t can answer time-stamp requests: the certificate is a TSA's
+ * (gmca_tsa_cert_check) and valid now, the key is its key, the policy an
+ * OID, the accuracy 0..999, and a token made with them verifies under the
+ * certificate. GMCA_ERR_TAMPER for a key that is not the certificate's,
+ * GMCA_ERR_POLICY for a certificate that may not time-stamp now,
+ * GMCA_ERR_INVALID for the policy or accuracy.
+ */
+int gmca_serve_tsa_check(const struct gmca_serve_tsa *t, struct gmca_error *e) GMCA_WUR;
+
 struct gmca_serve_config {
         const char *dir;    /* state directory */
         const char *listen; /* "ADDR:PORT" or "[ADDR6]:PORT"; port 0 picks a free one */
@@ -31,6 +54,7 @@ struct gmca_serve_config {
         const char *ra;     /* the RA system's name (its communication certificate's) */
         EVP_PKEY *ra_key;   /* borrowed: the RA communication private key */
         X509 *ra_cert;      /* borrowed: its certificate */
+        const struct gmca_serve_tsa *tsa; /* borrowed; NULL: no POST /tsa (404) */
 };
 
 /*

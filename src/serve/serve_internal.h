@@ -22,6 +22,8 @@
 
 #define SERVE_TARGET_MAX 4096 /* bytes of a request target (path and query) */
 #define SERVE_METHOD_MAX 15
+#define SERVE_CTYPE_MAX 127     /* bytes of a Content-Type kept */
+#define SERVE_TSA_BODY_MAX 8192 /* bytes of a TimeStampReq over HTTP (they are ~100) */
 
 /*
  * One per libmicrohttpd worker thread, used by one request at a time: its
@@ -51,8 +53,10 @@ struct serve_request {
         char remote[64];
         struct gmca_auth_headers hdr; /* "" where a header is absent */
         const char *hdr_bad; /* a malformed, over-long or repeated X-Gmca header, or NULL */
-        int has_body;        /* Content-Length or Transfer-Encoding was sent */
-        uint8_t *body;       /* NULL when empty */
+        char ctype[SERVE_CTYPE_MAX + 1]; /* Content-Type, "" when absent */
+        int ctype_bad;                   /* Content-Type repeated or over-long */
+        int has_body;                    /* Content-Length or Transfer-Encoding was sent */
+        uint8_t *body;                   /* NULL when empty */
         size_t len, cap;
 };
 
@@ -63,6 +67,22 @@ struct serve_reply {
         size_t len;
         char allow[48]; /* for 405: the methods the path takes */
 };
+
+/*
+ * Take one request header as received: the X-Gmca headers into rq->hdr
+ * (each once, fitting its field, else rq->hdr_bad), Content-Type into
+ * rq->ctype, and whether a body is announced.
+ */
+void serve_request_header(struct serve_request *rq, const char *key, const char *value);
+
+/* The body cap for a request target: SERVE_TSA_BODY_MAX for /tsa, else GMCA_AUTH_BODY_MAX. */
+size_t serve_body_max(const char *target);
+
+/* 1 if a Content-Type value is the media type want (case-insensitive; parameters may follow). */
+int serve_media_type_is(const char *ctype, const char *want);
+
+/* POST /tsa: the TimeStampResp for the body (tsa.c). */
+void serve_tsa(struct serve_worker *w, const struct serve_request *rq, struct serve_reply *out);
 
 /* The reply for one request; w may be NULL if no worker could be had (503). */
 void serve_dispatch(struct serve_worker *w, const struct serve_request *rq,
