@@ -101,9 +101,12 @@ applicant=$(api 录入员王芳 POST /api/v1/applicants --data \
 app=$(jq -nc --argjson a "$applicant" --rawfile csr "$work/zhangsan-$n.csr" \
   '{applicant:$a, profile:"personal-sign", csr:$csr, subject_info:{identity_card_number:"11010519491231002X"}, materials:["个人数字证书申请表","居民身份证复印件"]}' |
   api 录入员王芳 POST /api/v1/applications --data @- | jq -r .id)
+# Each step names the submission its operator read (docs/api.md, "submission").
+sub=$(api 审核员刘强 GET "/api/v1/applications/$app" | jq -r .submission)
 api 审核员刘强 POST "/api/v1/applications/$app/vet" --data \
-  '{"method":"in_person","documents":["居民身份证"],"result":"pass"}' >/dev/null
-api 审核员刘强 POST "/api/v1/applications/$app/approve" --data '{"reason":"材料齐全"}' >"$work/zhangsan-$n.json"
+  "{\"method\":\"in_person\",\"documents\":[\"居民身份证\"],\"result\":\"pass\",\"submission\":\"$sub\"}" >/dev/null
+api 审核员刘强 POST "/api/v1/applications/$app/approve" \
+  --data "{\"reason\":\"材料齐全\",\"submission\":\"$sub\"}" >"$work/zhangsan-$n.json"
 serial=$(jq -r .serial "$work/zhangsan-$n.json")
 jq -r .certificate "$work/zhangsan-$n.json" >"$work/zhangsan-$n.pem"
 echo "== application $app: vetted and approved by two people, issued $serial to 张三"

@@ -57,8 +57,11 @@ static const struct {
  * revocation requests are the business operators' (制证员) and their
  * admins'; decisions and completing a revocation are the business admin's
  * alone; the audit admin reads (applications, revocations, certificates,
- * operators, the audit log) and changes nothing; the super admin manages
- * operators; the system admin runs CRLs; the template admin reads profiles.
+ * operators, the audit log, the system's status) and changes nothing; the
+ * super admin manages operators; the system admin runs CRLs and reads the
+ * system's status; the template admin reads, replaces, enables and disables
+ * the RA's profiles (template.h; the CA and internal profiles stay the
+ * custodians').
  */
 static const struct {
         const char *name;
@@ -82,6 +85,8 @@ static const struct {
     [GMCA_ACT_PROFILE_READ] = {"profile.read", TA | BA | BO},
     [GMCA_ACT_CRL_GENERATE] = {"crl.generate", SY | BA},
     [GMCA_ACT_AUDIT_READ] = {"audit.read", AU},
+    [GMCA_ACT_PROFILE_WRITE] = {"profile.write", TA},
+    [GMCA_ACT_SYSTEM_READ] = {"system.read", SY | AU},
 };
 
 /*

@@ -91,6 +91,8 @@ enum gmca_action {
         GMCA_ACT_PROFILE_READ,        /* template_admin, business_admin, business_operator */
         GMCA_ACT_CRL_GENERATE,        /* system_admin, business_admin */
         GMCA_ACT_AUDIT_READ,          /* audit_admin */
+        GMCA_ACT_PROFILE_WRITE,       /* template_admin: replace, enable, disable a profile */
+        GMCA_ACT_SYSTEM_READ,         /* system_admin, audit_admin: the system's status */
         GMCA_ACT_COUNT
 };
 

@@ -870,22 +870,49 @@ struct ca_slot *ca_find(struct gmca_ctx *c, const char *name, struct gmca_error 
         return slot;
 }
 
+/* 1 if the file behind a cached profile is still the one it was loaded from. */
+static int same_file(const struct stat *a, const struct stat *b)
+{
+        return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+               a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+/*
+ * Profiles are cached for the life of the context, but a long-lived one
+ * (the CA engine) must see a template admin's change (template.h): a
+ * cached profile whose file was replaced is loaded again, in place, so
+ * that pointers handed out before stay valid.
+ */
 struct gmca_profile *gmca_ctx_profile(struct gmca_ctx *c, const char *name, struct gmca_error *e)
 {
-        char dir[PATH_MAX];
+        char dir[PATH_MAX], path[PATH_MAX];
         struct gmca_profile *p;
+        struct stat st;
+        size_t i;
+        int n;
 
-        for (size_t i = 0; i < c->nprofiles; i++)
-                if (strcmp(c->profiles[i]->name, name) == 0)
-                        return c->profiles[i];
         if (ca_pathf(dir, sizeof(dir), e, "%s/profiles", c->dir) != 0)
                 return NULL;
-
+        for (i = 0; i < c->nprofiles && strcmp(c->profiles[i]->name, name) != 0; i++)
+                ;
+        /* Stat before loading, so that a change in between shows up next time. */
+        n = ca_valid_name(name) ? snprintf(path, sizeof(path), "%s/%s.json", dir, name) : -1;
+        if (n < 0 || (size_t)n >= sizeof(path) || stat(path, &st) != 0)
+                memset(&st, 0, sizeof(st)); /* gmca_profile_find says what is wrong */
+        else if (i < c->nprofiles && same_file(&st, &c->profile_stat[i]))
+                return c->profiles[i];
         if ((p = gmca_profile_find(dir, name, e)) == NULL)
                 return NULL;
-        if (c->nprofiles < MAX_PROFILES)
+        if (i < c->nprofiles) {
+                *c->profiles[i] = *p;
+                c->profile_stat[i] = st;
+                gmca_profile_free(p);
+                return c->profiles[i];
+        }
+        if (c->nprofiles < MAX_PROFILES) {
+                c->profile_stat[c->nprofiles] = st;
                 c->profiles[c->nprofiles++] = p;
-        else {
+        } else {
                 gmca_profile_free(p);
                 gmca_error_set(e, GMCA_ERR_LIMIT, "too many profiles in use");
                 return NULL;
@@ -1116,8 +1143,10 @@ static int issue_store(struct gmca_ctx *c, struct pending *pd, struct gmca_error
         struct gmca_audit_event ev = {GMCA_EV_CERT_ISSUE, c->actor, 1, pd->rec.serial, pd->detail};
         int rc;
 
-        if ((rc = gmca_store_request_insert(c->store, &pd->req, e)) != 0 ||
-            (rc = gmca_store_cert_insert(c->store, &pd->rec, e)) != 0 ||
+        if ((rc = gmca_store_request_insert(c->store, &pd->req, e)) != 0)
+                return rc;
+        pd->rec.request_id = pd->req.id; /* the certificate names its request (RA lifecycle) */
+        if ((rc = gmca_store_cert_insert(c->store, &pd->rec, e)) != 0 ||
             (rc = gmca_audit_append(c->store, &ev, e)) != 0)
                 return rc;
         return 0;

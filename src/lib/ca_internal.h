@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <jansson.h>
@@ -63,6 +64,7 @@ struct gmca_ctx {
         struct ca_slot cas[MAX_CAS];
         size_t ncas;
         struct gmca_profile *profiles[MAX_PROFILES];
+        struct stat profile_stat[MAX_PROFILES]; /* of the file each was loaded from */
         size_t nprofiles;
         struct gmca_device *dev;           /* open while activated in this process */
         struct gmca_engine_client *engine; /* connected to the CA engine */

@@ -163,10 +163,17 @@ int gmca_ra_issue_approved(struct gmca_ctx *c, int64_t app_id, int64_t now,
         r.info_json = a.info_json;
         r.info_len = a.info_json != NULL ? strlen(a.info_json) : 0;
         r.days = a.days;
-        if (a.type == GMCA_APP_REISSUE) { /* §3.7: until the old one's end */
+        if (a.type == GMCA_APP_REISSUE) { /* §3.7: until the old one's end, as it was signed */
+                X509 *x;
+
                 if ((rc = gmca_store_cert_get(c->store, a.old_serial, &old, e)) != 0)
                         goto fail;
-                r.not_after = old.not_after;
+                if ((x = gmca_cert_parse(old.der, old.der_len, e)) == NULL) {
+                        rc = e->code != 0 ? e->code : GMCA_ERR_DB;
+                        goto fail;
+                }
+                r.not_after = (int64_t)ca_cert_not_after(x);
+                X509_free(x);
         }
         if ((rc = ca_issue_in_tx(c, &r, sn, NULL, e)) != 0)
                 goto fail;

@@ -212,11 +212,16 @@ void gmca_ra_approved_clear(struct gmca_ra_approved *a);
  * state approved; each of its three proofs (submit, vet, approve) checks
  * (gmca_auth_proof_check) and is the request its step needs (method,
  * target naming this application or the old certificate, body matching the
- * record: the same CSR, profile, CA and subject information); the operators
- * hold roles allowed to do their step; the vetter and the approver are not
- * the submitter; the vet result was pass; and the lifecycle rule of its type
- * still holds against the old certificate. GMCA_ERR_AUTH / GMCA_ERR_POLICY /
- * GMCA_ERR_STATE with the precise cause otherwise.
+ * record: the same CSR, profile, CA and subject information, where a renew,
+ * rekey or reissue that left subject_info out takes the old certificate's);
+ * the vetting and the approval name the submission (the SM3 of the submit
+ * proof's signature base, docs/api.md "submission"), so they cannot be moved
+ * to another; the operators hold roles allowed to do their step; the vetter
+ * and the approver are not the submitter; the vet result was pass; the
+ * lifecycle rule of its type still holds against the old certificate; and no
+ * certificate was made from the same CSR bytes before (the row's state is
+ * not trusted to say so). GMCA_ERR_AUTH / GMCA_ERR_POLICY / GMCA_ERR_STATE
+ * with the precise cause otherwise.
  */
 int gmca_ra_check_approvals(struct gmca_store *s, int64_t app_id, int64_t now,
                             struct gmca_ra_approved *out, struct gmca_error *e) GMCA_WUR;

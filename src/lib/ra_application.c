@@ -23,6 +23,7 @@
 #include "profile.h"
 #include "ra_internal.h"
 #include "store_internal.h"
+#include "template.h"
 #include "util.h"
 
 #define OBJ_MAX 64
@@ -83,7 +84,7 @@ static json_t *app_json(const struct ra_app *a, int64_t now)
 {
         const unsigned char *p = a->csr;
         X509_REQ *req = d2i_X509_REQ(NULL, &p, (long)a->csr_len);
-        char subject[GMCA_DN_MAX] = "";
+        char subject[GMCA_DN_MAX] = "", sub[RA_SUBMISSION_HEX + 1];
         struct gmca_error ignored = {0};
         int64_t end, working;
         json_t *o;
@@ -109,6 +110,11 @@ static json_t *app_json(const struct ra_app *a, int64_t now)
         json_object_set_new(o, "old_serial", str_or_null(a->old_serial));
         json_object_set_new(o, "carrier", str_or_null(a->carrier));
         json_object_set_new(o, "affiliation_confirmed", json_boolean(a->affiliation_confirmed));
+        json_object_set_new(
+            o, "submission",
+            ra_submission_digest(a->submit_auth, a->submit_auth_len, sub, &ignored) == 0
+                ? json_string(sub)
+                : json_null());
         json_object_set_new(o, "submitted_by", json_string(a->submitted_by));
         json_object_set_new(o, "submitted_at", json_integer(a->submitted_at));
         json_object_set_new(o, "vetted_by", str_or_null(a->vetted_by));
@@ -147,6 +153,25 @@ static int need_proof(const struct gmca_auth_result *who, struct gmca_error *e)
         if (who->proof == NULL || who->proof_len == 0)
                 return gmca_error_set(e, GMCA_ERR_AUTH,
                                       "the step needs the operator's signed request (auth.h)");
+        return 0;
+}
+
+/*
+ * The step names the submission on record (ra_internal.h): a vetting or an
+ * approval of what the operator read, not of what the row holds by now.
+ */
+static int same_submission(const struct ra_app *a, const char *named, struct gmca_error *e)
+{
+        char sub[RA_SUBMISSION_HEX + 1];
+        int rc;
+
+        if ((rc = ra_submission_digest(a->submit_auth, a->submit_auth_len, sub, e)) != 0)
+                return rc;
+        if (strcmp(named, sub) != 0)
+                return gmca_error_set(e, GMCA_ERR_STATE,
+                                      "submission: application %lld is submission %s, not the "
+                                      "one named; read it again",
+                                      (long long)a->id, sub);
         return 0;
 }
 
@@ -219,7 +244,7 @@ static int submission_check(const struct gmca_ra_env *env, enum gmca_app_type ty
         X509_REQ *req = NULL;
         struct gmca_q q;
         char dir[4096];
-        int rc;
+        int rc, disabled = 0;
 
         memset(&old, 0, sizeof(old));
         memset(&ca, 0, sizeof(ca));
@@ -236,6 +261,11 @@ static int submission_check(const struct gmca_ra_env *env, enum gmca_app_type ty
                 gmca_strlcpy(sb->profile, sb->b.profile != NULL ? sb->b.profile : old.profile,
                              sizeof(sb->profile));
                 if ((rc = lifecycle_applicant(env->store, sb, e)) != 0)
+                        goto out;
+                /* §3.6.2: renewed, rekeyed or reissued, the same certificate; a change
+                 * brings its own information. */
+                if (sb->info == NULL && type != GMCA_APP_CHANGE &&
+                    (rc = ra_old_info(env->store, sb->old_serial, &sb->info, e)) != 0)
                         goto out;
         } else {
                 gmca_strlcpy(sb->profile, sb->b.profile, sizeof(sb->profile));
@@ -255,6 +285,14 @@ static int submission_check(const struct gmca_ra_env *env, enum gmca_app_type ty
                 rc = gmca_error_set(e, GMCA_ERR_POLICY,
                                     "profile %s: issued by the custodians, not through the RA",
                                     sb->profile);
+                goto out;
+        }
+        /* The template admin's switch (template.h); applications approved before it was
+         * thrown stay issuable: gmca_ra_check_approvals does not look at it. */
+        if ((rc = gmca_template_disabled(env->store, sb->profile, &disabled, e)) != 0)
+                goto out;
+        if (disabled) {
+                rc = gmca_error_set(e, GMCA_ERR_POLICY, "profile %s is disabled", sb->profile);
                 goto out;
         }
         if (env->dir == NULL ||
@@ -309,7 +347,8 @@ static int submission_check(const struct gmca_ra_env *env, enum gmca_app_type ty
             0)
                 goto out;
         rc = ra_lifecycle_check(env->store, type, sb->old_serial, sb->profile, sb->csr, sb->csr_len,
-                                sb->b.carrier, sb->b.affiliation_confirmed, 0, now, NULL, e);
+                                sb->info, sb->b.carrier, sb->b.affiliation_confirmed, 0, now, NULL,
+                                e);
 out:
         gmca_cert_rec_clear(&old);
         gmca_ca_rec_clear(&ca);
@@ -539,6 +578,8 @@ int gmca_ra_application_vet(const struct gmca_ra_env *env, const struct gmca_aut
                                     a.submitted_by);
                 goto fail;
         }
+        if ((rc = same_submission(&a, b.submission, e)) != 0)
+                goto fail;
         if ((rc = gmca_q_open(env->store, SQL_VET, &q, e)) != 0)
                 goto fail;
         gmca_q_text(&q, pass ? RA_ST_VETTED : RA_ST_REJECTED);
@@ -667,6 +708,8 @@ int gmca_ra_application_decide(const struct gmca_ra_env *env, const struct gmca_
                                (long long)id, a.state);
                 goto fail;
         }
+        if (b.submission != NULL && (rc = same_submission(&a, b.submission, e)) != 0)
+                goto fail;
         if (approve) {
                 if (strcmp(a.submitted_by, who->op.name) == 0) {
                         rc = gmca_error_set(e, GMCA_ERR_POLICY,
@@ -682,8 +725,8 @@ int gmca_ra_application_decide(const struct gmca_ra_env *env, const struct gmca_
                         goto fail;
                 }
                 if ((rc = ra_lifecycle_check(env->store, type, a.old_serial, a.profile, a.csr,
-                                             a.csr_len, a.carrier, a.affiliation_confirmed, a.id,
-                                             now, NULL, e)) != 0)
+                                             a.csr_len, a.info_json, a.carrier,
+                                             a.affiliation_confirmed, a.id, now, NULL, e)) != 0)
                         goto fail;
         }
         if ((rc = gmca_q_open(env->store, SQL_DECIDE, &q, e)) != 0)

@@ -6,9 +6,13 @@
  * request of the operator who did it (auth.h proofs), the signature must
  * still check against an operator certificate of this CA that is not
  * revoked, the request must be the one the step needs (method, target
- * naming this application or the old certificate), and what the submitter
+ * naming this application or the old certificate), what the submitter
  * signed (CSR, profile, CA, validity, subject information, carrier,
- * affiliation) must be what the row asks the CA to issue. The operators'
+ * affiliation) must be what the row asks the CA to issue, and the vetter's
+ * and approver's requests must name that very submission (its digest), so
+ * that a submission written into the row after they signed is refused. A
+ * certificate already made from the same CSR means the approvals are spent
+ * (the front could set an issued row back to approved). The operators'
  * roles come from the operators table, and the CPS's two-person rule
  * (§3.1.3) is checked on the operators the proofs name. The lifecycle
  * rule of a renew, rekey, reissue or change is checked again against the
@@ -18,21 +22,29 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "ca.h"
 #include "ra_internal.h"
 #include "store_internal.h"
 #include "util.h"
+#include "x509.h"
 
 static const char SQL_APP_GET[] = "SELECT " RA_APP_COLS " FROM applications WHERE id = ?";
 static const char SQL_OTHERS[] =
     "SELECT id, state, type FROM applications WHERE old_serial = ? AND id <> ?"
     " AND state IN ('submitted', 'vetted', 'approved', 'issued') ORDER BY id "
     "LIMIT 1";
+static const char SQL_OLD_INFO[] = "SELECT r.info_json FROM certificates c JOIN requests r"
+                                   " ON r.id = c.request_id WHERE c.serial = ?";
+/* A certificate made from exactly these CSR bytes (requests_csr index). */
+static const char SQL_CSR_USED[] = "SELECT serial FROM requests WHERE csr_der = ?"
+                                   " AND serial IS NOT NULL LIMIT 1";
 
 void ra_app_clear(struct ra_app *a)
 {
@@ -132,17 +144,139 @@ int ra_app_from_row(struct gmca_q *q, struct ra_app *out, struct gmca_error *e)
         return rc;
 }
 
+int ra_submission_digest(const uint8_t *proof, size_t len, char out[RA_SUBMISSION_HEX + 1],
+                         struct gmca_error *e)
+{
+        struct gmca_auth_proof p;
+        uint8_t md[GMCA_SM3_LEN];
+        int rc;
+
+        if (proof == NULL || len == 0)
+                return gmca_error_set(e, GMCA_ERR_AUTH, "no signed submission");
+        if ((rc = gmca_auth_proof_decode(proof, len, &p, e)) != 0)
+                return rc;
+        if (gmca_sm3(p.base, strlen(p.base), md) != 0)
+                return gmca_error_ossl(e, GMCA_ERR_CRYPTO, "submission: SM3 failed");
+        gmca_hex(md, sizeof(md), out);
+        return 0;
+}
+
+int ra_old_info(struct gmca_store *s, const char *serial, char **info, struct gmca_error *e)
+{
+        json_error_t je;
+        json_t *j = NULL;
+        struct gmca_q q;
+        int rc;
+
+        *info = NULL;
+        if ((rc = gmca_q_open(s, SQL_OLD_INFO, &q, e)) != 0)
+                return rc;
+        gmca_q_text(&q, serial);
+        rc = gmca_q_step(&q, e, "subject information of %s", serial);
+        if (rc == GMCA_DB_ROW && !gmca_q_col_null(&q, 0)) {
+                const char *t = gmca_q_col_text(&q, 0);
+
+                /* Written by gmca cert issue --info too: canonical form, as the RA's. */
+                if (t == NULL || (j = json_loads(t, JSON_REJECT_DUPLICATES, &je)) == NULL ||
+                    !json_is_object(j))
+                        rc = gmca_error_set(e, GMCA_ERR_DB,
+                                            "certificate %s: its recorded subject information "
+                                            "is not a JSON object",
+                                            serial);
+        }
+        /* No issuance request on record (GMCA_DB_DONE): no information to carry. */
+        gmca_q_close(&q);
+        if (rc >= 0 && j != NULL)
+                rc = ra_info_text(j, info, e);
+        json_decref(j);
+        return rc < 0 ? rc : 0;
+}
+
+/* GMCA_ERR_STATE if a certificate was made from these very CSR bytes already. */
+static int csr_unused(struct gmca_store *s, int64_t app_id, const uint8_t *csr, size_t len,
+                      struct gmca_error *e)
+{
+        char serial[GMCA_SERIAL_HEX_MAX] = "";
+        struct gmca_q q;
+        int rc;
+
+        if ((rc = gmca_q_open(s, SQL_CSR_USED, &q, e)) != 0)
+                return rc;
+        gmca_q_blob(&q, csr, len);
+        rc = gmca_q_step(&q, e, "application %lld: CSR used", (long long)app_id);
+        if (rc == GMCA_DB_ROW)
+                rc = gmca_q_col_str(&q, 0, serial, sizeof(serial), "serial", e);
+        gmca_q_close(&q);
+        if (rc < 0)
+                return rc;
+        if (serial[0] != '\0')
+                return gmca_error_set(e, GMCA_ERR_STATE,
+                                      "application %lld: certificate %s was issued from this "
+                                      "CSR already; an approval is spent once",
+                                      (long long)app_id, serial);
+        return 0;
+}
+
 static void iso(int64_t t, char out[32])
 {
         gmca_time_iso((time_t)t, out, 32);
 }
 
+/*
+ * The stored record of the old certificate is the front's to write; its
+ * DER is the CA's signature. Check that the DER is the certificate of that
+ * serial, signed by its CA, and take its validity from the DER, so that a
+ * rewritten not_after neither opens a renewal early nor lengthens a reissue.
+ */
+static int signed_record(struct gmca_store *s, const char *serial, struct gmca_cert_rec *rec,
+                         struct gmca_error *e)
+{
+        struct gmca_ca_rec ca;
+        X509 *cert = NULL, *cacert = NULL;
+        char got[GMCA_SERIAL_HEX_MAX];
+        struct tm tm;
+        int rc;
+
+        memset(&ca, 0, sizeof(ca));
+        if ((rc = gmca_store_ca_get_by_id(s, rec->ca_id, &ca, e)) != 0)
+                return rc;
+        rc = GMCA_ERR_DB;
+        if ((cert = gmca_cert_parse(rec->der, rec->der_len, e)) == NULL ||
+            (cacert = gmca_cert_parse(ca.cert_der, ca.cert_len, e)) == NULL ||
+            gmca_serial_hex(cert, got, sizeof(got)) != 0 || strcmp(got, serial) != 0 ||
+            gmca_cert_verify_signed_by(cert, X509_get0_pubkey(cacert),
+                                       ca.sm2_id[0] ? ca.sm2_id : GMCA_SM2_DEFAULT_ID, e) != 0) {
+                gmca_error_clear(e);
+                gmca_error_set(e, rc,
+                               "certificate %s: the stored certificate is not the one CA %s "
+                               "signed under that serial",
+                               serial, ca.name);
+                goto out;
+        }
+        if (ASN1_TIME_to_tm(X509_get0_notBefore(cert), &tm) != 1)
+                goto bad_time;
+        rec->not_before = (int64_t)timegm(&tm);
+        if (ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) != 1)
+                goto bad_time;
+        rec->not_after = (int64_t)timegm(&tm);
+        rc = 0;
+        goto out;
+bad_time:
+        rc = gmca_error_ossl(e, GMCA_ERR_DB, "certificate %s: unreadable validity", serial);
+out:
+        X509_free(cert);
+        X509_free(cacert);
+        gmca_ca_rec_clear(&ca);
+        return rc;
+}
+
 int ra_lifecycle_check(struct gmca_store *s, enum gmca_app_type type, const char *old_serial,
-                       const char *profile, const uint8_t *csr, size_t csr_len, const char *carrier,
-                       int affiliation, int64_t self_id, int64_t now, struct gmca_cert_rec *old,
-                       struct gmca_error *e)
+                       const char *profile, const uint8_t *csr, size_t csr_len, const char *info,
+                       const char *carrier, int affiliation, int64_t self_id, int64_t now,
+                       struct gmca_cert_rec *old, struct gmca_error *e)
 {
         struct gmca_cert_rec rec;
+        char *old_info = NULL;
         const unsigned char *p;
         X509_REQ *req = NULL;
         X509 *cert = NULL;
@@ -166,6 +300,8 @@ int ra_lifecycle_check(struct gmca_store *s, enum gmca_app_type type, const char
         }
         if (rc != 0)
                 return rc;
+        if ((rc = signed_record(s, old_serial, &rec, e)) != 0)
+                goto out;
         rc = GMCA_ERR_STATE;
         if (rec.status == GMCA_CERT_REVOKED) {
                 gmca_error_set(e, rc,
@@ -214,6 +350,15 @@ int ra_lifecycle_check(struct gmca_store *s, enum gmca_app_type type, const char
                                      old_serial);
                 goto out;
         }
+        /* The RA replaces subscribers' certificates only: never an operator's, the
+         * RA's, a responder's or a CA's, whatever the record's profile says. */
+        if (ra_internal_profile(rec.profile) || X509_check_ca(cert) != 0) {
+                gmca_error_set(e, rc,
+                               "certificate %s is a %s certificate: the custodians manage it, "
+                               "not the RA",
+                               old_serial, X509_check_ca(cert) != 0 ? "CA" : rec.profile);
+                goto out;
+        }
         same_key = EVP_PKEY_eq(newkey, oldkey) == 1;
         gmca_ossl_clear();
         if (type == GMCA_APP_RENEW && !same_key) {
@@ -234,6 +379,20 @@ int ra_lifecycle_check(struct gmca_store *s, enum gmca_app_type type, const char
                                "the CSR's subject is not the old certificate's: new subject "
                                "information is a change (CPS §3.8)");
                 goto out;
+        }
+        if (type != GMCA_APP_CHANGE) {
+                if ((rc = ra_old_info(s, old_serial, &old_info, e)) != 0)
+                        goto out;
+                rc = GMCA_ERR_POLICY;
+                if ((info == NULL) != (old_info == NULL) ||
+                    (info != NULL && strcmp(info, old_info) != 0)) {
+                        gmca_error_set(e, rc,
+                                       "subject_info: a %s keeps the old certificate's subject "
+                                       "information (leave it out to carry it over); new "
+                                       "information is a change (CPS §3.6.2, §3.8)",
+                                       gmca_app_type_name(type));
+                        goto out;
+                }
         }
         if (type == GMCA_APP_RENEW && ra_affiliated_profile(rec.profile) && !affiliation) {
                 gmca_error_set(e, rc,
@@ -279,6 +438,7 @@ int ra_lifecycle_check(struct gmca_store *s, enum gmca_app_type type, const char
                 memset(&rec, 0, sizeof(rec));
         }
 out:
+        free(old_info);
         X509_REQ_free(req);
         X509_free(cert);
         gmca_cert_rec_clear(&rec);
@@ -383,6 +543,10 @@ static int submit_body_ok(struct gmca_store *s, const struct ra_app *a, enum gmc
         if ((rc = ra_csr_der(b.csr, &der, &der_len, &inner)) != 0 ||
             (rc = ra_info_text(b.subject_info, &info, &inner)) != 0) {
                 what = "csr or subject_info (unreadable)";
+        } else if (info == NULL && type != GMCA_APP_NEW && type != GMCA_APP_CHANGE &&
+                   ra_old_info(s, a->old_serial, &info, &inner) != 0) {
+                /* Left out of a renew, rekey or reissue: the old certificate's (ra.h). */
+                what = "subject_info (the old certificate's unreadable)";
         } else if (der_len != a->csr_len || CRYPTO_memcmp(der, a->csr, der_len) != 0) {
                 what = "csr";
         } else if (!same_text(info, a->info_json)) {
@@ -426,19 +590,35 @@ static int submit_body_ok(struct gmca_store *s, const struct ra_app *a, enum gmc
         return 0;
 }
 
+/* The signed vetting or approval names the submission on record. */
+static int names_submission(const struct ra_app *a, const char *step, const char *named,
+                            const char *submission, struct gmca_error *e)
+{
+        if (strcmp(named, submission) != 0)
+                return gmca_error_set(
+                    e, GMCA_ERR_AUTH,
+                    "application %lld: the signed %s is about submission %.16s..., "
+                    "the record's is %.16s... (CPS §3.1.3)",
+                    (long long)a->id, step, named, submission);
+        return 0;
+}
+
 static int vet_body_ok(const struct ra_app *a, const struct gmca_auth_proof *p,
-                       struct gmca_error *e)
+                       const char *submission, struct gmca_error *e)
 {
         struct ra_vet_body b;
         struct gmca_error inner = {0};
-        int pass;
+        int pass, rc;
 
         if (ra_vet_parse(p->body, p->body_len, &b, &inner) != 0)
                 return gmca_error_set(e, GMCA_ERR_AUTH,
                                       "application %lld: the signed vetting does not parse: %s",
                                       (long long)a->id, inner.msg);
         pass = strcmp(b.result, "pass") == 0;
+        rc = names_submission(a, "vetting", b.submission, submission, e);
         ra_vet_body_clear(&b);
+        if (rc != 0)
+                return rc;
         if (!pass || strcmp(a->vet_result, "pass") != 0)
                 return gmca_error_set(e, GMCA_ERR_POLICY,
                                       "application %lld: the identity vetting did not pass "
@@ -447,12 +627,29 @@ static int vet_body_ok(const struct ra_app *a, const struct gmca_auth_proof *p,
         return 0;
 }
 
+static int approve_body_ok(const struct ra_app *a, const struct gmca_auth_proof *p,
+                           const char *submission, struct gmca_error *e)
+{
+        struct ra_decide_body b;
+        struct gmca_error inner = {0};
+        int rc;
+
+        if (ra_decide_parse(p->body, p->body_len, 1, &b, &inner) != 0)
+                return gmca_error_set(e, GMCA_ERR_AUTH,
+                                      "application %lld: the signed approval does not parse: %s",
+                                      (long long)a->id, inner.msg);
+        rc = names_submission(a, "approval", b.submission, submission, e);
+        ra_decide_body_clear(&b);
+        return rc;
+}
+
 int gmca_ra_check_approvals(struct gmca_store *s, int64_t app_id, int64_t now,
                             struct gmca_ra_approved *out, struct gmca_error *e)
 {
         struct ra_app a;
         struct gmca_auth_proof ps, pv, pa;
         struct gmca_operator os, ov, oa;
+        char submission[RA_SUBMISSION_HEX + 1];
         int type, rc;
 
         memset(out, 0, sizeof(*out));
@@ -488,7 +685,8 @@ int gmca_ra_check_approvals(struct gmca_store *s, int64_t app_id, int64_t now,
                                     (long long)app_id, ps.target, a.type);
                 goto out;
         }
-        if ((rc = submit_body_ok(s, &a, type, &ps, e)) != 0)
+        if ((rc = submit_body_ok(s, &a, type, &ps, e)) != 0 ||
+            (rc = ra_submission_digest(a.submit_auth, a.submit_auth_len, submission, e)) != 0)
                 goto out;
         if ((rc = step_proof(s, &a, "vet", a.vet_auth, a.vet_auth_len, a.vetted_by,
                              GMCA_ACT_APPLICATION_VET, now, &pv, &ov, e)) != 0)
@@ -499,7 +697,7 @@ int gmca_ra_check_approvals(struct gmca_store *s, int64_t app_id, int64_t now,
                                     (long long)app_id, pv.target);
                 goto out;
         }
-        if ((rc = vet_body_ok(&a, &pv, e)) != 0)
+        if ((rc = vet_body_ok(&a, &pv, submission, e)) != 0)
                 goto out;
         if ((rc = step_proof(s, &a, "approve", a.decide_auth, a.decide_auth_len, a.decided_by,
                              GMCA_ACT_APPLICATION_DECIDE, now, &pa, &oa, e)) != 0)
@@ -510,6 +708,8 @@ int gmca_ra_check_approvals(struct gmca_store *s, int64_t app_id, int64_t now,
                                     (long long)app_id, pa.target);
                 goto out;
         }
+        if ((rc = approve_body_ok(&a, &pa, submission, e)) != 0)
+                goto out;
         /* Two people at least (CPS §3.1.3 c), on the operators the proofs name. */
         rc = GMCA_ERR_POLICY;
         if (ov.id == os.id) {
@@ -526,8 +726,12 @@ int gmca_ra_check_approvals(struct gmca_store *s, int64_t app_id, int64_t now,
                                (long long)app_id, oa.name);
                 goto out;
         }
-        if ((rc = ra_lifecycle_check(s, type, a.old_serial, a.profile, a.csr, a.csr_len, a.carrier,
-                                     a.affiliation_confirmed, a.id, now, NULL, e)) != 0)
+        if ((rc =
+                 ra_lifecycle_check(s, type, a.old_serial, a.profile, a.csr, a.csr_len, a.info_json,
+                                    a.carrier, a.affiliation_confirmed, a.id, now, NULL, e)) != 0)
+                goto out;
+        /* The row's state is the front's to write: an approval spent once stays spent. */
+        if ((rc = csr_unused(s, a.id, a.csr, a.csr_len, e)) != 0)
                 goto out;
 
         out->app_id = a.id;

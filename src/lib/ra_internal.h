@@ -106,16 +106,18 @@ void ra_application_body_clear(struct ra_application_body *b);
 struct ra_vet_body {
         json_t *root;
         const char *method, *result, *note;
-        json_t *documents; /* borrowed array of 1..RA_LIST_CAP strings */
+        const char *submission; /* RA_SUBMISSION_HEX lower-case hex (ra_submission_digest) */
+        json_t *documents;      /* borrowed array of 1..RA_LIST_CAP strings */
 };
 int ra_vet_parse(const uint8_t *body, size_t len, struct ra_vet_body *out,
                  struct gmca_error *e) GMCA_WUR;
 void ra_vet_body_clear(struct ra_vet_body *b);
 
-/* approve: body may be empty; reject: reason required. */
+/* approve: submission required; reject: reason required, submission optional. */
 struct ra_decide_body {
         json_t *root;
         const char *reason;
+        const char *submission; /* NULL: absent (reject only) */
 };
 int ra_decide_parse(const uint8_t *body, size_t len, int approve, struct ra_decide_body *out,
                     struct gmca_error *e) GMCA_WUR;
@@ -140,6 +142,27 @@ int ra_csr_der(const char *text, uint8_t **der, size_t *len, struct gmca_error *
 /* subject_info as the compact, key-sorted JSON text handed to the CA; NULL for
  * none. */
 int ra_info_text(json_t *info, char **out, struct gmca_error *e) GMCA_WUR;
+
+/*
+ * What a vetting or an approval is about (CPS §3.1.3, §3.2.1): the SM3, as
+ * lower-case hex, of the signature base of the submitter's signed request
+ * (its proof), which names the body (so the CSR, profile, CA and subject
+ * information), the target, the time, the nonce and the submitter. The vet
+ * and approve bodies carry it ("submission"), so that the vetter's and the
+ * approver's signatures cover the submission they saw and cannot be moved
+ * to another one written into the row afterwards.
+ */
+#define RA_SUBMISSION_HEX 64
+int ra_submission_digest(const uint8_t *proof, size_t len, char out[RA_SUBMISSION_HEX + 1],
+                         struct gmca_error *e) GMCA_WUR;
+/*
+ * The subject information of the certificate serial as it was issued (its
+ * request's info_json, certificates.request_id), as ra_info_text writes it;
+ * *info NULL if it had none. A renewal, rekey or reissue carries it over
+ * (CPS §3.6.2: the same certificate, later). *info malloc'd.
+ */
+int ra_old_info(struct gmca_store *s, const char *serial, char **info,
+                struct gmca_error *e) GMCA_WUR;
 
 /* ---- common (ra.c) ---- */
 
@@ -246,14 +269,15 @@ int ra_app_type_from_name(const char *s);
  * is not revoked and not expired (GMCA_ERR_STATE), renewal only from
  * GMCA_RA_RENEW_WINDOW before its end (GMCA_ERR_POLICY), the CSR's key is
  * the old one (renew) or not (rekey), the CSR's subject is the old one for
- * renew/rekey/reissue and so is the profile, the affiliation is re-confirmed
+ * renew/rekey/reissue and so are the profile and the subject information
+ * info (ra_info_text form; ra_old_info), the affiliation is re-confirmed
  * for organisation and staff renewals, the carrier is given for a reissue, and
  * no other application for it is open or has renewed it (self_id: this one, 0
  * if none yet). old (may be NULL) receives the old certificate's record.
  */
 int ra_lifecycle_check(struct gmca_store *s, enum gmca_app_type type, const char *old_serial,
-                       const char *profile, const uint8_t *csr, size_t csr_len, const char *carrier,
-                       int affiliation, int64_t self_id, int64_t now, struct gmca_cert_rec *old,
-                       struct gmca_error *e) GMCA_WUR;
+                       const char *profile, const uint8_t *csr, size_t csr_len, const char *info,
+                       const char *carrier, int affiliation, int64_t self_id, int64_t now,
+                       struct gmca_cert_rec *old, struct gmca_error *e) GMCA_WUR;
 
 #endif

@@ -613,6 +613,20 @@ int ra_info_text(json_t *info, char **out, struct gmca_error *e)
 
 /* ---- vetting, decisions ---- */
 
+#define SUBMISSION_NEEDED                                                                          \
+        "submission: required, the application's \"submission\" (64 lower-case hex) as read "      \
+        "before this step"
+
+static int submission_ok(const char *v)
+{
+        if (v == NULL || strlen(v) != RA_SUBMISSION_HEX)
+                return 0;
+        for (const char *p = v; *p != '\0'; p++)
+                if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+                        return 0;
+        return 1;
+}
+
 void ra_vet_body_clear(struct ra_vet_body *b)
 {
         if (b == NULL)
@@ -626,7 +640,8 @@ void ra_vet_body_clear(struct ra_vet_body *b)
  *   {"method": "in_person"|"document"|"video"|"third_party_database"
  * (required), "documents": [string <= 1024], 1..32 items: what was checked
  * (required), "result": "pass"|"fail" (required), "note": string <= 1024
- * (optional; sent to the applicant on fail)}
+ * (optional; sent to the applicant on fail), "submission": 64 lower-case hex
+ * (required: the application's "submission", ra_submission_digest)}
  */
 int ra_vet_parse(const uint8_t *body, size_t len, struct ra_vet_body *out, struct gmca_error *e)
 {
@@ -635,6 +650,7 @@ int ra_vet_parse(const uint8_t *body, size_t len, struct ra_vet_body *out, struc
             {"documents", J_LIST, RA_LIST_CAP},
             {"result", J_NAME, 8},
             {"note", J_TEXT, RA_TEXT_CAP},
+            {"submission", J_NAME, RA_SUBMISSION_HEX},
         };
         static const char *const methods[] = {"in_person", "document", "video",
                                               "third_party_database"};
@@ -649,6 +665,7 @@ int ra_vet_parse(const uint8_t *body, size_t len, struct ra_vet_body *out, struc
         out->method = str(out->root, "method");
         out->result = str(out->root, "result");
         out->note = str(out->root, "note");
+        out->submission = str(out->root, "submission");
         out->documents = json_object_get(out->root, "documents");
         if (out->method == NULL || !one_of(out->method, methods, 4)) {
                 gmca_error_set(e, rc,
@@ -662,6 +679,10 @@ int ra_vet_parse(const uint8_t *body, size_t len, struct ra_vet_body *out, struc
         }
         if (out->result == NULL || !one_of(out->result, results, 2)) {
                 gmca_error_set(e, rc, "result: required, \"pass\" or \"fail\"");
+                goto fail;
+        }
+        if (!submission_ok(out->submission)) {
+                gmca_error_set(e, rc, SUBMISSION_NEEDED);
                 goto fail;
         }
         return 0;
@@ -679,25 +700,34 @@ void ra_decide_body_clear(struct ra_decide_body *b)
 }
 
 /*
- * POST /api/v1/applications/{id}/approve: empty body, or {"reason": string <=
- * 1024}. POST /api/v1/applications/{id}/reject:  {"reason": string <= 1024}
- * (required; it is sent to the applicant, CPS §3.2.4).
+ * POST /api/v1/applications/{id}/approve: {"submission": 64 lower-case hex
+ * (required), "reason": string <= 1024 (optional)}.
+ * POST /api/v1/applications/{id}/reject:  {"reason": string <= 1024
+ * (required; it is sent to the applicant, CPS §3.2.4), "submission"
+ * (optional)}.
  */
 int ra_decide_parse(const uint8_t *body, size_t len, int approve, struct ra_decide_body *out,
                     struct gmca_error *e)
 {
-        static const struct key keys[] = {{"reason", J_TEXT, RA_TEXT_CAP}};
+        static const struct key keys[] = {{"reason", J_TEXT, RA_TEXT_CAP},
+                                          {"submission", J_NAME, RA_SUBMISSION_HEX}};
         int rc;
 
         memset(out, 0, sizeof(*out));
         if (!approve && (body == NULL || len == 0))
                 return gmca_error_set(e, GMCA_ERR_INVALID,
                                       "reason: required for a rejection (CPS §3.2.4)");
-        if ((rc = load(body, len, !approve, &out->root, e)) != 0)
+        if (approve && (body == NULL || len == 0))
+                return gmca_error_set(e, GMCA_ERR_INVALID, SUBMISSION_NEEDED);
+        if ((rc = load(body, len, 1, &out->root, e)) != 0 ||
+            (rc = check_keys(out->root, keys, 2, 0, e)) != 0)
                 goto fail;
-        if (out->root != NULL && (rc = check_keys(out->root, keys, 1, 0, e)) != 0)
+        out->reason = str(out->root, "reason");
+        out->submission = str(out->root, "submission");
+        if ((approve || out->submission != NULL) && !submission_ok(out->submission)) {
+                rc = gmca_error_set(e, GMCA_ERR_INVALID, SUBMISSION_NEEDED);
                 goto fail;
-        out->reason = out->root != NULL ? str(out->root, "reason") : NULL;
+        }
         if (!approve && out->reason == NULL) {
                 rc = gmca_error_set(e, GMCA_ERR_INVALID,
                                     "reason: required for a rejection (CPS §3.2.4)");

@@ -16,6 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
 #include "audit.h"
 #include "crl.h"
 #include "ra_internal.h"
@@ -216,6 +219,19 @@ out:
         return rc;
 }
 
+/* 1 if the stored certificate is a CA's (basicConstraints), whatever its profile says;
+ * an unreadable one counts as a CA's. */
+static int der_is_ca(const struct gmca_cert_rec *rec)
+{
+        const unsigned char *p = rec->der;
+        X509 *x = d2i_X509(NULL, &p, (long)rec->der_len);
+        int ca = x == NULL || X509_check_ca(x) != 0;
+
+        X509_free(x);
+        gmca_ossl_clear();
+        return ca;
+}
+
 int gmca_ra_revocation_request(const struct gmca_ra_env *env, const struct gmca_auth_result *who,
                                const uint8_t *body, size_t len, int64_t now, json_t **out,
                                struct gmca_error *e)
@@ -255,11 +271,11 @@ int gmca_ra_revocation_request(const struct gmca_ra_env *env, const struct gmca_
                                     b.serial);
                 goto fail;
         }
-        if (ra_internal_profile(rec.profile)) {
+        if (ra_internal_profile(rec.profile) || der_is_ca(&rec)) {
                 rc = gmca_error_set(e, GMCA_ERR_POLICY,
                                     "certificate %s is a %s certificate: the custodians revoke "
                                     "it, not the RA",
-                                    b.serial, rec.profile);
+                                    b.serial, der_is_ca(&rec) ? "CA" : rec.profile);
                 goto fail;
         }
         /* §3.9.2: an organisation's representative, for what was issued to

@@ -207,7 +207,9 @@ static const char *const migrations[] = {
     " request_auth BLOB NOT NULL,"
     " completed_by TEXT,"
     " completed_at BIGINT);"
-    "CREATE INDEX revocation_requests_state ON revocation_requests (state);",
+    "CREATE INDEX revocation_requests_state ON revocation_requests (state);"
+    /* The CA engine refuses a second certificate from one CSR (ra_check.c). */
+    "CREATE INDEX requests_csr ON requests (csr_der);",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

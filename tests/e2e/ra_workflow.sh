@@ -61,11 +61,18 @@ body_app() {
 body_life() { # CSRFILE INFO-JSON [extra]
   jq -nc --rawfile csr "$1" --argjson info "$2" --argjson x "${3:-{\}}" '{csr: $csr, subject_info: $info} + $x'
 }
-VET='{"method":"in_person","documents":["居民身份证原件","申请表"],"result":"pass"}'
+# The vetting and the approval name the submission they are about (docs/api.md):
+# the application's "submission" as read before the step.
+sub_of() { api adminB GET "/api/v1/applications/$1" | jq -r .submission; }
+vet_body() { # APP
+  jq -nc --arg s "$(sub_of "$1")" \
+    '{method: "in_person", documents: ["居民身份证原件", "申请表"], result: "pass", submission: $s}'
+}
+ok_body() { jq -nc --arg s "$(sub_of "$1")" '{reason: "材料齐全", submission: $s}'; } # APP
 # vet_approve APP: B vets, C approves; the certificate lands in $T/out.
 vet_approve() {
-  api adminB POST "/api/v1/applications/$1/vet" --data "$VET" >/dev/null &&
-    api adminC POST "/api/v1/applications/$1/approve" --data '{"reason":"材料齐全"}' >"$T/out" &&
+  api adminB POST "/api/v1/applications/$1/vet" --data "$(vet_body "$1")" >/dev/null &&
+    api adminC POST "/api/v1/applications/$1/approve" --data "$(ok_body "$1")" >"$T/out" &&
     test "$(j .state)" = issued
 }
 # cert_of SERIAL FILE: the certificate as the API shows it, PEM.
@@ -91,15 +98,18 @@ sm2_csr p1 "/C=CN/CN=张三"
 expect_exit 0 "A applies (31 days)" -- api opA POST /api/v1/applications --data "$(body_app "$P" personal-sign "$T/p1.csr" "$INFO_P" '{"days":31}')"
 APP1=$(j .id)
 check "submitted" test "$(j .state)" = submitted
-expect_exit 6 "A may not vet A's own application" -- api opA POST "/api/v1/applications/$APP1/vet" --data "$VET"
+expect_exit 6 "A may not vet A's own application" -- api opA POST "/api/v1/applications/$APP1/vet" --data "$(vet_body "$APP1")"
 expect_err "(HTTP 422)"
-expect_exit 5 "an audit admin may not approve" -- api auditD POST "/api/v1/applications/$APP1/approve" --data '{}'
+expect_exit 5 "an audit admin may not approve" -- api auditD POST "/api/v1/applications/$APP1/approve" --data "$(ok_body "$APP1")"
 expect_err "(HTTP 403)"
-expect_exit 6 "no approval before the vetting" -- api adminC POST "/api/v1/applications/$APP1/approve" --data '{}'
-expect_exit 0 "B vets" -- api adminB POST "/api/v1/applications/$APP1/vet" --data "$VET"
+expect_exit 6 "no approval before the vetting" -- api adminC POST "/api/v1/applications/$APP1/approve" --data "$(ok_body "$APP1")"
+expect_exit 0 "B vets" -- api adminB POST "/api/v1/applications/$APP1/vet" --data "$(vet_body "$APP1")"
 check "vetted by B" test "$(j .state),$(j .vetted_by)" = "vetted,adminB"
-expect_exit 5 "an audit admin still may not approve" -- api auditD POST "/api/v1/applications/$APP1/approve" --data '{}'
-expect_exit 0 "C approves: issued" -- api adminC POST "/api/v1/applications/$APP1/approve" --data '{"reason":"材料齐全"}'
+expect_exit 5 "an audit admin still may not approve" -- api auditD POST "/api/v1/applications/$APP1/approve" --data "$(ok_body "$APP1")"
+ZERO=$(printf '0%.0s' $(seq 64))
+expect_exit 6 "an approval naming another submission: refused" -- api adminC POST "/api/v1/applications/$APP1/approve" --data "{\"submission\":\"$ZERO\"}"
+expect_err "read it again"
+expect_exit 0 "C approves: issued" -- api adminC POST "/api/v1/applications/$APP1/approve" --data "$(ok_body "$APP1")"
 check "issued" test "$(j .state)" = issued
 S1=$(j .serial)
 j .certificate >"$T/s1.pem"
@@ -135,7 +145,7 @@ expect_exit 6 "renewal with another key: refused (§3.6.4)" -- api opA POST "/ap
 expect_exit 0 "renewal 30 days before the end: accepted" -- api opA POST "/api/v1/certificates/$S2/renew" --data "$(body_life "$T/p2r.csr" "$INFO_P")"
 APP3=$(j .id)
 check "a renewal" test "$(j .type),$(j .old_serial)" = "renew,$S2"
-expect_exit 6 "A may not vet the renewal A entered" -- api opA POST "/api/v1/applications/$APP3/vet" --data "$VET"
+expect_exit 6 "A may not vet the renewal A entered" -- api opA POST "/api/v1/applications/$APP3/vet" --data "$(vet_body "$APP3")"
 check "renewal vetted and approved" vet_approve "$APP3"
 S3=$(j .serial)
 j .certificate >"$T/s3.pem"
@@ -183,8 +193,8 @@ INFO_O="{\"unified_social_credit_code\":\"$USCC\"}"
 sm2_csr o1 "/C=CN/O=某某市大数据局/CN=某某市大数据局"
 expect_exit 0 "A applies for an organisation certificate" -- api opA POST /api/v1/applications --data "$(body_app "$O" org-sign "$T/o1.csr" "$INFO_O" '{"days":30}')"
 APPO1=$(j .id)
-expect_exit 6 "A may not vet it" -- api opA POST "/api/v1/applications/$APPO1/vet" --data "$VET"
-expect_exit 5 "D may not approve it" -- api auditD POST "/api/v1/applications/$APPO1/approve" --data '{}'
+expect_exit 6 "A may not vet it" -- api opA POST "/api/v1/applications/$APPO1/vet" --data "$(vet_body "$APPO1")"
+expect_exit 5 "D may not approve it" -- api auditD POST "/api/v1/applications/$APPO1/approve" --data "$(ok_body "$APPO1")"
 check "vet and approve" vet_approve "$APPO1"
 SO1=$(j .serial)
 j .certificate >"$T/o1.pem"
@@ -225,17 +235,23 @@ INFO_D='{"san":{"dns":["www.example.gov.cn"]}}'
 sm2_csr d1 "/C=CN/O=某某市大数据局/CN=www.example.gov.cn"
 expect_exit 0 "A applies for a device certificate" -- api opA POST /api/v1/applications --data "$(body_app "$DV" device-ssl "$T/d1.csr" "$INFO_D" '{"days":30}')"
 APPD1=$(j .id)
-expect_exit 6 "A may not vet it" -- api opA POST "/api/v1/applications/$APPD1/vet" --data "$VET"
+expect_exit 6 "A may not vet it" -- api opA POST "/api/v1/applications/$APPD1/vet" --data "$(vet_body "$APPD1")"
 check "vet and approve" vet_approve "$APPD1"
 SD1=$(j .serial)
 j .certificate >"$T/d1.pem"
 check "openssl and sm2verify: device certificate" verified "$T/d1.pem"
 check "the domain in the SAN" bash -c "openssl x509 -in '$T/d1.pem' -noout -ext subjectAltName | grep -q 'DNS:www.example.gov.cn'"
 openssl req -new -key "$T/d1.key" -sm3 -sigopt distid:1234567812345678 -utf8 -subj "/C=CN/O=某某市大数据局/CN=www.example.gov.cn" -out "$T/d1r.csr"
-expect_exit 0 "device renewal" -- api opA POST "/api/v1/certificates/$SD1/renew" --data "$(body_life "$T/d1r.csr" "$INFO_D")"
+expect_exit 6 "device renewal with other subject information: a change, refused" -- api opA POST "/api/v1/certificates/$SD1/renew" \
+  --data "$(body_life "$T/d1r.csr" '{"san":{"dns":["evil.example.cn"]}}')"
+expect_err "subject information"
+expect_exit 0 "device renewal, subject_info left out" -- api opA POST "/api/v1/certificates/$SD1/renew" --data "$(jq -nc --rawfile csr "$T/d1r.csr" '{csr: $csr}')"
 APPD2=$(j .id)
+check "the old certificate's subject information carried over" test "$(jq -c .subject_info "$T/out")" = "$INFO_D"
 check "renewal vetted and approved" vet_approve "$APPD2"
 SD2=$(j .serial)
+j .certificate >"$T/d2.pem"
+check "the renewed certificate keeps the domain" bash -c "openssl x509 -in '$T/d2.pem' -noout -ext subjectAltName | grep -q 'DNS:www.example.gov.cn'"
 sm2_csr d3 "/C=CN/O=某某市大数据局/CN=www.example.gov.cn"
 expect_exit 0 "device reissue" -- api opA POST "/api/v1/certificates/$SD2/reissue" --data "$(body_life "$T/d3.csr" "$INFO_D" '{"carrier":"lost"}')"
 APPD3=$(j .id)
@@ -255,11 +271,11 @@ sm2_csr t1 "/C=CN/CN=李四"
 sm2_csr t2 "/C=CN/CN=王五"
 expect_exit 0 "an application to tamper with" -- api opA POST /api/v1/applications --data "$(body_app "$P" personal-sign "$T/t1.csr" "$INFO_P" '{"days":30}')"
 TA=$(j .id)
-expect_exit 0 "vetted" -- api adminB POST "/api/v1/applications/$TA/vet" --data "$VET"
+expect_exit 0 "vetted" -- api adminB POST "/api/v1/applications/$TA/vet" --data "$(vet_body "$TA")"
 # Behind the front: another key and subject in the row than the operator signed for.
 openssl req -in "$T/t2.csr" -outform DER -out "$T/t2.der"
 sqlite3 "$D/gmca.db" "UPDATE applications SET csr = X'$(xxd -p "$T/t2.der" | tr -d '\n')' WHERE id = $TA"
-expect_exit 0 "approval goes through the front" -- api adminC POST "/api/v1/applications/$TA/approve" --data '{}'
+expect_exit 0 "approval goes through the front" -- api adminC POST "/api/v1/applications/$TA/approve" --data "$(ok_body "$TA")"
 check "but the CA engine refuses to issue" test "$(j .state)" = approved
 check "and says why" test -n "$(j .issue_error)"
 expect_exit 0 "another one" -- api opA POST /api/v1/applications --data "$(body_app "$P" personal-sign "$T/t1.csr" "$INFO_P" '{"days":30}')"
@@ -268,9 +284,13 @@ TB=$(j .id)
 sqlite3 "$D/gmca.db" "UPDATE applications SET state = 'approved' WHERE id = $TB"
 api adminC POST "/api/v1/applications/$TB/issue" >"$T/out" 2>"$T/err" || true
 check "the CA engine refuses an application nobody vetted" bash -c "! jq -e '.state == \"issued\"' '$T/out' >/dev/null 2>&1"
-check "nothing was issued by either" test "$(cert_count "$D")" = "$n_certs"
+# An issued application made to look approved again: its approvals are spent.
+sqlite3 "$D/gmca.db" "UPDATE applications SET state = 'approved', issued_serial = NULL, issued_at = NULL WHERE id = $APPD1"
+api adminC POST "/api/v1/applications/$APPD1/issue" >"$T/out" 2>"$T/err" || true
+check "the CA engine refuses to issue an application twice" grep -q "issued from this CSR already" "$T/err"
+check "nothing was issued by any" test "$(cert_count "$D")" = "$n_certs"
 expect_exit 0 "the engine's refusals are audited" -- g audit list --json --event ra.application.issue
-check "two refusals recorded" test "$(jq '[.[] | select(.outcome == "failure")] | length' "$T/out")" -ge 2
+check "three refusals recorded" test "$(jq '[.[] | select(.outcome == "failure")] | length' "$T/out")" -ge 3
 
 # ============ a disabled operator ============
 expect_exit 5 "B may not disable an operator" -- api adminB POST /api/v1/operators/opA/disable

@@ -112,55 +112,13 @@ static int t_unseal(void *arg, const char *aad, const uint8_t *in, size_t n, uin
 
 /* ---- the CA engine's part, in-process: re-check, issue, record ---- */
 
-static const char SQL_ISSUED[] = "UPDATE applications SET state = 'issued', issued_serial = ?, "
-                                 "issued_at = ? WHERE id = ? AND state = 'approved'";
-
+/* The CA engine's own issuance (ca_ra_issue.c), at the test's clock. */
 static int t_issue(void *arg, int64_t app_id, char serial[GMCA_SERIAL_HEX_MAX],
                    struct gmca_error *e)
 {
         struct fixture *f = arg;
-        struct gmca_ra_approved a;
-        struct gmca_issue_req r;
-        struct gmca_cert_rec old;
-        struct gmca_q q;
-        int rc, reason = -1;
 
-        memset(&old, 0, sizeof(old));
-        if ((rc = gmca_ra_check_approvals(f->s, app_id, f->now, &a, e)) != 0)
-                return rc;
-        memset(&r, 0, sizeof(r));
-        r.ca = a.ca;
-        r.profile = a.profile;
-        r.csr = a.csr;
-        r.csr_len = a.csr_len;
-        r.info_json = a.info_json;
-        r.info_len = a.info_json != NULL ? strlen(a.info_json) : 0;
-        r.days = a.days;
-        if (a.type != GMCA_APP_NEW) {
-                assert_int_equal(gmca_store_cert_get(f->s, a.old_serial, &old, e), 0);
-                if (a.type == GMCA_APP_REISSUE)
-                        r.not_after = old.not_after;
-                reason = a.type == GMCA_APP_RENEW                                       ? -1
-                         : a.type == GMCA_APP_REISSUE && strcmp(a.carrier, "lost") == 0 ? 1
-                                                                                        : 4;
-        }
-        rc = gmca_ca_issue(f->c, &r, serial, NULL, e);
-        if (rc == 0) {
-                assert_int_equal(gmca_store_begin(f->s, e), 0);
-                assert_int_equal(gmca_q_open(f->s, SQL_ISSUED, &q, e), 0);
-                gmca_q_text(&q, serial);
-                gmca_q_int(&q, f->now);
-                gmca_q_int(&q, app_id);
-                assert_int_equal(gmca_q_step(&q, e, "issued"), GMCA_DB_DONE);
-                gmca_q_close(&q);
-                if (reason >= 0)
-                        assert_int_equal(
-                            gmca_store_cert_revoke(f->s, a.old_serial, f->now, reason, 0, e), 0);
-                assert_int_equal(gmca_store_commit(f->s, e), 0);
-        }
-        gmca_cert_rec_clear(&old);
-        gmca_ra_approved_clear(&a);
-        return rc;
+        return gmca_ra_issue_approved(f->c, app_id, f->now, serial, e);
 }
 
 /* ---- keys, CSRs, operators, requests ---- */
@@ -461,19 +419,34 @@ static int submit(struct fixture *f, const struct op *k, enum gmca_app_type type
         return rc;
 }
 
+/* The application's "submission" as the API shows it ("" if it has none). */
+static void submission_of(struct fixture *f, int64_t app, char out[RA_SUBMISSION_HEX + 1])
+{
+        struct gmca_error e = {0};
+        struct ra_app a;
+
+        out[0] = '\0';
+        if (ra_app_load(f->s, app, &a, &e) != 0)
+                return;
+        if (ra_submission_digest(a.submit_auth, a.submit_auth_len, out, &e) != 0)
+                out[0] = '\0';
+        ra_app_clear(&a);
+}
+
 static int vet(struct fixture *f, const struct op *k, int64_t app, const char *result,
                struct gmca_error *e)
 {
         struct gmca_auth_result who;
-        char target[96], body[256];
+        char target[96], body[512], sub[RA_SUBMISSION_HEX + 1];
         json_t *out = NULL;
         int rc;
 
+        submission_of(f, app, sub);
         snprintf(target, sizeof(target), "/api/v1/applications/%lld/vet", (long long)app);
         snprintf(body, sizeof(body),
                  "{\"method\":\"in_person\",\"documents\":[\"居民身份证原件\",\"申请表\"],"
-                 "\"result\":\"%s\",\"note\":\"证件照片与本人不符\"}",
-                 result);
+                 "\"result\":\"%s\",\"note\":\"证件照片与本人不符\",\"submission\":\"%s\"}",
+                 result, sub);
         signed_by(f, k, "POST", target, body, &who);
         gmca_error_clear(e);
         rc = gmca_ra_application_vet(&f->env, &who, app, (const uint8_t *)body, strlen(body),
@@ -483,14 +456,31 @@ static int vet(struct fixture *f, const struct op *k, int64_t app, const char *r
         return rc;
 }
 
-/* Approve or reject; *out (may be NULL) gets the result. */
-static int decide(struct fixture *f, const struct op *k, int64_t app, int approve, const char *body,
-                  json_t **out, struct gmca_error *e)
+/*
+ * Approve or reject; *out (may be NULL) gets the result. An approval's body
+ * (NULL: {}) gets the application's "submission" unless it names one.
+ */
+static int decide(struct fixture *f, const struct op *k, int64_t app, int approve,
+                  const char *body_in, json_t **out, struct gmca_error *e)
 {
         struct gmca_auth_result who;
-        char target[96];
+        char target[96], sub[RA_SUBMISSION_HEX + 1];
+        char *body = body_in != NULL ? strdup(body_in) : NULL;
         json_t *o = NULL;
         int rc;
+
+        if (approve) {
+                json_t *j = body != NULL ? json_loads(body, 0, NULL) : json_object();
+
+                submission_of(f, app, sub);
+                if (j != NULL && json_object_get(j, "submission") == NULL && sub[0] != '\0')
+                        json_object_set_new(j, "submission", json_string(sub));
+                if (j != NULL) {
+                        free(body);
+                        body = json_dumps(j, JSON_COMPACT);
+                }
+                json_decref(j);
+        }
 
         snprintf(target, sizeof(target), "/api/v1/applications/%lld/%s", (long long)app,
                  approve ? "approve" : "reject");
@@ -503,6 +493,7 @@ static int decide(struct fixture *f, const struct op *k, int64_t app, int approv
         else
                 json_decref(o);
         gmca_auth_result_clear(&who);
+        free(body);
         return rc;
 }
 
@@ -560,7 +551,7 @@ static void test_bodies(void **state)
 {
         static const struct {
                 int which; /* 0 applicant, 1 application(new), 2 vet, 3 revocation, 4 reject,
-                              5 application(reissue), 6 applicant correction */
+                              5 application(reissue), 6 applicant correction, 7 approve */
                 const char *body;
                 int rc;
                 const char *msg;
@@ -632,7 +623,24 @@ static void test_bodies(void **state)
              GMCA_ERR_INVALID, "method"},
             {2, "{\"method\":\"video\",\"result\":\"maybe\",\"documents\":[\"x\"]}",
              GMCA_ERR_INVALID, "result"},
-            {2, "{\"method\":\"video\",\"result\":\"fail\",\"documents\":[\"x\"]}", 0, NULL},
+            {2, "{\"method\":\"video\",\"result\":\"fail\",\"documents\":[\"x\"]}",
+             GMCA_ERR_INVALID, "submission: required"},
+            {2,
+             "{\"method\":\"video\",\"result\":\"fail\",\"documents\":[\"x\"],\"submission\":"
+             "\"ABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABAB\"}",
+             GMCA_ERR_INVALID, "submission: required"},
+            {2,
+             "{\"method\":\"video\",\"result\":\"fail\",\"documents\":[\"x\"],"
+             "\"submission\":\"abababababababababababababababababababababababababababababababab\"}",
+             0, NULL},
+            {7, "", GMCA_ERR_INVALID, "submission: required"},
+            {7, "{\"reason\":\"ok\"}", GMCA_ERR_INVALID, "submission: required"},
+            {7, "{\"submission\":\"abab\"}", GMCA_ERR_INVALID, "submission"},
+            {7,
+             "{\"submission\":"
+             "\"abababababababababababababababababababababababababababababababab\"}",
+             0, NULL},
+            {4, "{\"reason\":\"x\",\"submission\":\"zz\"}", GMCA_ERR_INVALID, "submission"},
             {4, "", GMCA_ERR_INVALID, "reason: required"},
             {4, "{}", GMCA_ERR_INVALID, "reason: required"},
             {4, "{\"reason\":\"材料不全\"}", 0, NULL},
@@ -705,7 +713,7 @@ static void test_bodies(void **state)
                 default: {
                         struct ra_decide_body x;
 
-                        rc = ra_decide_parse(b, n, 0, &x, &e);
+                        rc = ra_decide_parse(b, n, cases[i].which == 7, &x, &e);
                         ra_decide_body_clear(&x);
                         break;
                 }
@@ -1162,18 +1170,17 @@ static void test_check_approvals(void **state)
                                               " WHERE id = ?";
                 static const char set_dec[] = "UPDATE applications SET decided_by = ?,"
                                               " decide_auth = ? WHERE id = ?";
-                const char *vb = "{\"method\":\"video\",\"documents\":[\"x\"],"
-                                 "\"result\":\"pass\"}";
+                char vb[256], ab[128], sub[RA_SUBMISSION_HEX + 1];
                 struct gmca_auth_result who;
                 char target[96];
                 struct gmca_q q;
                 json_t *out = NULL;
 
                 for (int k = 0; k < 2; k++) {
-                        const struct op *sub = k == 0 ? &f->entry : &f->admin;
+                        const struct op *who_op = k == 0 ? &f->entry : &f->admin;
 
                         body = personal_body(applicant, key, "王小明", 0);
-                        CHECK(submit(f, sub, GMCA_APP_NEW, NULL, body, &app, &e), 0, NULL,
+                        CHECK(submit(f, who_op, GMCA_APP_NEW, NULL, body, &app, &e), 0, NULL,
                               "submit");
                         free(body);
                         CHECK(vet(f, &f->vetter, app, "pass", &e), 0, NULL, "vet");
@@ -1181,9 +1188,17 @@ static void test_check_approvals(void **state)
                         json_decref(out);
                         snprintf(target, sizeof(target), "/api/v1/applications/%lld/%s",
                                  (long long)app, k == 0 ? "vet" : "approve");
-                        signed_by(f, sub, "POST", target, k == 0 ? vb : NULL, &who);
+                        /* The forger names the right submission: the two-person rule
+                         * is what stops it. */
+                        submission_of(f, app, sub);
+                        snprintf(vb, sizeof(vb),
+                                 "{\"method\":\"video\",\"documents\":[\"x\"],"
+                                 "\"result\":\"pass\",\"submission\":\"%s\"}",
+                                 sub);
+                        snprintf(ab, sizeof(ab), "{\"submission\":\"%s\"}", sub);
+                        signed_by(f, who_op, "POST", target, k == 0 ? vb : ab, &who);
                         assert_int_equal(gmca_q_open(f->s, k == 0 ? set_vet : set_dec, &q, &e), 0);
-                        gmca_q_text(&q, sub->name);
+                        gmca_q_text(&q, who_op->name);
                         gmca_q_blob(&q, who.proof, who.proof_len);
                         gmca_q_int(&q, app);
                         assert_int_equal(gmca_q_step(&q, &e, "forge"), GMCA_DB_DONE);
@@ -1415,6 +1430,224 @@ static void test_org_renewal(void **state)
         f->now = (int64_t)gmca_now();
 }
 
+/*
+ * The front writes the database; what the CA engine signs must still be what
+ * three people signed, once. Also: a renewal carries the old certificate's
+ * subject information over (CPS §3.6.2), and new information is a change.
+ */
+static const char SQL_T_SWAP[] = "UPDATE applications SET csr = ?, info_json = ?, submit_auth = ?"
+                                 " WHERE id = ?";
+static const char SQL_T_REPLAY[] = "UPDATE applications SET state = 'approved', issued_serial = "
+                                   "NULL, issued_at = NULL WHERE id = ?";
+static const char SQL_T_INFO[] = "UPDATE applications SET info_json = ? WHERE id = ?";
+
+static void test_bound_approvals(void **state)
+{
+        struct fixture *f = *state;
+        struct ra_application_body b;
+        struct gmca_auth_result who;
+        struct gmca_ra_approved a;
+        struct gmca_cert_rec old;
+        struct gmca_error e = {0};
+        struct gmca_q q;
+        char serial[GMCA_SERIAL_HEX_MAX], *body, *info = NULL, *old_info = NULL, *new_info = NULL;
+        uint8_t *der = NULL;
+        size_t der_len = 0;
+        EVP_PKEY *key, *key2;
+        int64_t applicant, app = 0, app2 = 0;
+        json_t *out = NULL;
+
+        memset(&old, 0, sizeof(old));
+        f->now = (int64_t)gmca_now();
+        f->env.issue = NULL;
+        applicant = person(f, "");
+        assert_non_null(key = gmca_sm2_keygen(&e));
+        assert_non_null(key2 = gmca_sm2_keygen(&e));
+
+        /* 1. Vetted and approved for one submission, then another written in its place
+         * (signed by the submitter, who is the attacker): refused. */
+        body = personal_body(applicant, key, "王小明", 0);
+        CHECK(submit(f, &f->entry, GMCA_APP_NEW, NULL, body, &app, &e), 0, NULL, "submit");
+        free(body);
+        CHECK(vet(f, &f->vetter, app, "pass", &e), 0, NULL, "vet");
+        CHECK(decide(f, &f->admin, app, 1, NULL, NULL, &e), 0, NULL, "approve");
+        CHECK(gmca_ra_check_approvals(f->s, app, f->now, &a, &e), 0, NULL, "clean");
+        gmca_ra_approved_clear(&a);
+        body = personal_body(applicant, key2, "李四", 0);
+        assert_int_equal(
+            ra_application_parse((const uint8_t *)body, strlen(body), GMCA_APP_NEW, &b, &e), 0);
+        assert_int_equal(ra_csr_der(b.csr, &der, &der_len, &e), 0);
+        assert_int_equal(ra_info_text(b.subject_info, &info, &e), 0);
+        ra_application_body_clear(&b);
+        signed_by(f, &f->entry, "POST", "/api/v1/applications", body, &who);
+        assert_int_equal(gmca_q_open(f->s, SQL_T_SWAP, &q, &e), 0);
+        gmca_q_blob(&q, der, der_len);
+        gmca_q_text(&q, info);
+        gmca_q_blob(&q, who.proof, who.proof_len);
+        gmca_q_int(&q, app);
+        assert_int_equal(gmca_q_step(&q, &e, "swap"), GMCA_DB_DONE);
+        gmca_q_close(&q);
+        gmca_auth_result_clear(&who);
+        OPENSSL_free(der);
+        free(info);
+        free(body);
+        CHECK(gmca_ra_check_approvals(f->s, app, f->now, &a, &e), GMCA_ERR_AUTH,
+              "the signed vetting is about submission", "swapped submission");
+
+        /* 2. The front refuses a vetting or an approval of another submission. */
+        body = personal_body(applicant, key, "王小明", 0);
+        CHECK(submit(f, &f->entry, GMCA_APP_NEW, NULL, body, &app2, &e), 0, NULL, "submit 2");
+        free(body);
+        {
+                char sub[RA_SUBMISSION_HEX + 1], vb[512], target[96];
+                int64_t fails = audits(f, GMCA_EV_APP_VET, 0, NULL);
+
+                submission_of(f, app, sub); /* application 1's */
+                snprintf(vb, sizeof(vb),
+                         "{\"method\":\"video\",\"documents\":[\"x\"],\"result\":\"pass\","
+                         "\"submission\":\"%s\"}",
+                         sub);
+                snprintf(target, sizeof(target), "/api/v1/applications/%lld/vet", (long long)app2);
+                signed_by(f, &f->vetter, "POST", target, vb, &who);
+                CHECK(gmca_ra_application_vet(&f->env, &who, app2, (const uint8_t *)vb, strlen(vb),
+                                              f->now, &out, &e),
+                      GMCA_ERR_STATE, "read it again", "vet of another submission");
+                gmca_auth_result_clear(&who);
+                assert_int_equal(audits(f, GMCA_EV_APP_VET, 0, NULL), fails + 1);
+                CHECK(vet(f, &f->vetter, app2, "pass", &e), 0, NULL, "vet 2");
+                snprintf(vb, sizeof(vb), "{\"submission\":\"%s\"}", sub);
+                CHECK(decide(f, &f->admin, app2, 1, vb, NULL, &e), GMCA_ERR_STATE, "read it again",
+                      "approval of another submission");
+        }
+
+        /* 3. Issued, then made to look approved again: an approval is spent once. */
+        f->env.issue = t_issue;
+        CHECK(decide(f, &f->admin, app2, 1, NULL, &out, &e), 0, NULL, "approve 2");
+        assert_string_equal(json_string_value(json_object_get(out, "state")), "issued");
+        gmca_strlcpy(serial, json_string_value(json_object_get(out, "serial")), sizeof(serial));
+        json_decref(out);
+        run_sql(f, SQL_T_REPLAY, app2, 0);
+        CHECK(gmca_ra_check_approvals(f->s, app2, f->now, &a, &e), GMCA_ERR_STATE,
+              "was issued from this CSR already", "replayed approval");
+
+        /* 4. Renewal without subject_info: the old certificate's, and the engine agrees. */
+        EVP_PKEY_free(key2);
+        issue_personal(f, applicant, &key2, 40, serial);
+        assert_int_equal(gmca_store_cert_get(f->s, serial, &old, &e), 0);
+        f->now = old.not_after - 10 * DAY;
+        {
+                char *csr = csr_b64(key2, NULL, NULL, "王小明");
+                size_t n = strlen(csr) + 256;
+                char *other = malloc(n);
+
+                assert_non_null(body = malloc(n));
+                assert_non_null(other);
+                snprintf(body, n, "{\"csr\":\"%s\"}", csr);
+                snprintf(other, n,
+                         "{\"csr\":\"%s\",\"subject_info\":{\"identity_card_number\":\"" ID_OK
+                         "\",\"insurance_number\":\"123456789\"}}",
+                         csr);
+                CHECK(submit(f, &f->entry, GMCA_APP_RENEW, serial, other, &app, &e),
+                      GMCA_ERR_POLICY, "keeps the old certificate's subject information",
+                      "renewal with new information");
+                free(other);
+                free(csr);
+        }
+        CHECK(submit(f, &f->entry, GMCA_APP_RENEW, serial, body, &app, &e), 0, NULL,
+              "renewal without subject_info");
+        free(body);
+        CHECK(ra_old_info(f->s, serial, &old_info, &e), 0, NULL, "old info");
+        assert_non_null(old_info);
+        assert_non_null(strstr(old_info, ID_OK));
+        CHECK(vet(f, &f->vetter, app, "pass", &e), 0, NULL, "vet renewal");
+        f->env.issue = NULL;
+        CHECK(decide(f, &f->admin, app, 1, NULL, NULL, &e), 0, NULL, "approve renewal");
+        CHECK(gmca_ra_check_approvals(f->s, app, f->now, &a, &e), 0, NULL, "renewal checks");
+        assert_non_null(a.info_json);
+        assert_string_equal(a.info_json, old_info);
+        gmca_ra_approved_clear(&a);
+        /* The front may not make up the information the submitter left out. */
+        assert_int_equal(gmca_q_open(f->s, SQL_T_INFO, &q, &e), 0);
+        gmca_q_text(&q, "{\"identity_card_number\":\"11010519491231002X\",\"insurance_number\":"
+                        "\"1\"}");
+        gmca_q_int(&q, app);
+        assert_int_equal(gmca_q_step(&q, &e, "info"), GMCA_DB_DONE);
+        gmca_q_close(&q);
+        CHECK(gmca_ra_check_approvals(f->s, app, f->now, &a, &e), GMCA_ERR_AUTH,
+              "subject_info is not what entry signed", "made-up information");
+        assert_int_equal(gmca_q_open(f->s, SQL_T_INFO, &q, &e), 0);
+        gmca_q_text(&q, old_info);
+        gmca_q_int(&q, app);
+        assert_int_equal(gmca_q_step(&q, &e, "info back"), GMCA_DB_DONE);
+        gmca_q_close(&q);
+        f->env.issue = t_issue;
+        {
+                struct gmca_auth_result w;
+                char target[96];
+
+                snprintf(target, sizeof(target), "/api/v1/applications/%lld/issue", (long long)app);
+                signed_by(f, &f->admin, "POST", target, NULL, &w);
+                CHECK(gmca_ra_application_issue(&f->env, &w, app, f->now, &out, &e), 0, NULL,
+                      "issue renewal");
+                gmca_auth_result_clear(&w);
+        }
+        CHECK(ra_old_info(f->s, json_string_value(json_object_get(out, "serial")), &new_info, &e),
+              0, NULL, "new info");
+        assert_non_null(new_info);
+        assert_string_equal(new_info, old_info);
+        json_decref(out);
+        /* 5. The record's end rewritten: the CA's signature says when it ends. */
+        {
+                static const char set_end[] = "UPDATE certificates SET not_after = ? WHERE "
+                                              "serial = ?";
+                struct gmca_cert_rec neu;
+                EVP_PKEY *key3 = NULL;
+                char s3[GMCA_SERIAL_HEX_MAX], *lost;
+                int64_t real_end;
+
+                memset(&neu, 0, sizeof(neu));
+                f->now = (int64_t)gmca_now();
+                issue_personal(f, applicant, &key3, 60, s3);
+                gmca_cert_rec_clear(&old);
+                assert_int_equal(gmca_store_cert_get(f->s, s3, &old, &e), 0);
+                real_end = old.not_after;
+                assert_int_equal(gmca_q_open(f->s, set_end, &q, &e), 0);
+                gmca_q_int(&q, f->now + 10 * DAY); /* looks renewable */
+                gmca_q_text(&q, s3);
+                assert_int_equal(gmca_q_step(&q, &e, "end"), GMCA_DB_DONE);
+                gmca_q_close(&q);
+                body = lifecycle_body(key3, "");
+                CHECK(submit(f, &f->entry, GMCA_APP_RENEW, s3, body, &app, &e), GMCA_ERR_POLICY,
+                      "renewal opens", "renewal of a rewritten end");
+                free(body);
+                assert_int_equal(gmca_q_open(f->s, set_end, &q, &e), 0);
+                gmca_q_int(&q, f->now + 3000 * DAY); /* a reissue would last years */
+                gmca_q_text(&q, s3);
+                assert_int_equal(gmca_q_step(&q, &e, "end"), GMCA_DB_DONE);
+                gmca_q_close(&q);
+                lost = lifecycle_body(key3, "\"carrier\":\"damaged\"");
+                CHECK(submit(f, &f->entry, GMCA_APP_REISSUE, s3, lost, &app, &e), 0, NULL,
+                      "reissue");
+                free(lost);
+                out = vet_approve(f, app);
+                assert_string_equal(json_string_value(json_object_get(out, "state")), "issued");
+                assert_int_equal(
+                    gmca_store_cert_get(f->s, json_string_value(json_object_get(out, "serial")),
+                                        &neu, &e),
+                    0);
+                assert_int_equal(neu.not_after, real_end);
+                json_decref(out);
+                gmca_cert_rec_clear(&neu);
+                EVP_PKEY_free(key3);
+        }
+        free(old_info);
+        free(new_info);
+        gmca_cert_rec_clear(&old);
+        EVP_PKEY_free(key);
+        EVP_PKEY_free(key2);
+        f->now = (int64_t)gmca_now();
+}
+
 static int revoke_req(struct fixture *f, const struct op *k, const char *body, json_t **out,
                       struct gmca_error *e)
 {
@@ -1432,6 +1665,61 @@ static int revoke_req(struct fixture *f, const struct op *k, const char *body, j
         else
                 json_decref(o);
         return rc;
+}
+
+/* Operators', the RA's and CAs' certificates are not the RA's to replace or revoke. */
+static const char SQL_T_SUBCA[] = "SELECT serial FROM certificates WHERE profile = 'sub-ca'"
+                                  " ORDER BY issued_at LIMIT 1";
+static const char SQL_T_RELABEL[] = "UPDATE certificates SET profile = ? WHERE serial = ?";
+
+static void relabel(struct fixture *f, const char *serial, const char *profile)
+{
+        struct gmca_error e = {0};
+        struct gmca_q q;
+
+        assert_int_equal(gmca_q_open(f->s, SQL_T_RELABEL, &q, &e), 0);
+        gmca_q_text(&q, profile);
+        gmca_q_text(&q, serial);
+        assert_int_equal(gmca_q_step(&q, &e, "relabel"), GMCA_DB_DONE);
+        gmca_q_close(&q);
+}
+
+static void test_not_subscribers(void **state)
+{
+        struct fixture *f = *state;
+        struct gmca_error e = {0};
+        char sub_ca[GMCA_SERIAL_HEX_MAX], body[512];
+        EVP_PKEY *key;
+        struct gmca_q q;
+        int64_t applicant, app = 0, before;
+        char *text;
+
+        f->now = (int64_t)gmca_now();
+        f->env.issue = NULL;
+        applicant = person(f, "");
+        assert_non_null(key = gmca_sm2_keygen(&e));
+        text = personal_body(applicant, key, "王小明", 0);
+        /* A change "of" an operator's certificate would revoke it as superseded. */
+        before = rows(f, "applications");
+        CHECK(submit(f, &f->entry, GMCA_APP_CHANGE, f->admin.serial, text, &app, &e),
+              GMCA_ERR_POLICY, "the custodians manage it", "change of an operator certificate");
+        assert_int_equal(rows(f, "applications"), before);
+        /* The CA's own certificate, whatever its record says its profile is. */
+        assert_int_equal(gmca_q_open(f->s, SQL_T_SUBCA, &q, &e), 0);
+        assert_int_equal(gmca_q_step(&q, &e, "sub-ca"), GMCA_DB_ROW);
+        assert_int_equal(gmca_q_col_str(&q, 0, sub_ca, sizeof(sub_ca), "serial", &e), 0);
+        gmca_q_close(&q);
+        relabel(f, sub_ca, "personal-sign");
+        CHECK(submit(f, &f->entry, GMCA_APP_CHANGE, sub_ca, text, &app, &e), GMCA_ERR_POLICY,
+              "is a CA certificate", "change of the CA's certificate");
+        snprintf(body, sizeof(body), "{\"serial\":\"%s\",\"reason\":\"E\",\"requester\":\"ca\"}",
+                 sub_ca);
+        CHECK(revoke_req(f, &f->admin, body, NULL, &e), GMCA_ERR_POLICY, "is a CA certificate",
+              "revocation of the CA's certificate");
+        relabel(f, sub_ca, "sub-ca");
+        free(text);
+        EVP_PKEY_free(key);
+        f->env.issue = t_issue;
 }
 
 static void test_revocation(void **state)
@@ -1549,6 +1837,7 @@ int main(void)
             cmocka_unit_test(test_applicants),      cmocka_unit_test(test_workflow),
             cmocka_unit_test(test_check_approvals), cmocka_unit_test(test_renewal),
             cmocka_unit_test(test_org_renewal),     cmocka_unit_test(test_revocation),
+            cmocka_unit_test(test_bound_approvals), cmocka_unit_test(test_not_subscribers),
         };
 
         return cmocka_run_group_tests(tests, setup, teardown);
