@@ -57,7 +57,7 @@ fuzz: deps
 		$$f -max_total_time=$(FUZZ_SECONDS) build-fuzz/corpus/$$n fuzz/corpus/$$n || exit 1; done
 
 format:
-	@clang-format -i src/lib/*.[ch] src/gmca/*.[ch] src/serve/*.[ch] tests/unit/*.c fuzz/*.c bench/*.c
+	@clang-format -i src/lib/*.[ch] src/gmca/*.[ch] src/serve/*.[ch] tests/unit/*.c fuzz/*.c bench/*.c examples/*.c
 
 format-check:
 	@scripts/lint.sh

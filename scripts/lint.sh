@@ -3,7 +3,7 @@
 # functions (use snprintf, bounded copies, strtol with checks, the CSPRNG).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-files=$(ls src/lib/*.[ch] src/gmca/*.[ch] src/serve/*.[ch] tests/unit/*.c fuzz/*.c bench/*.c 2>/dev/null || true)
+files=$(ls src/lib/*.[ch] src/gmca/*.[ch] src/serve/*.[ch] tests/unit/*.c fuzz/*.c bench/*.c examples/*.c 2>/dev/null || true)
 bad=0
 for f in $files; do
   if ! clang-format --dry-run -Werror "$f" >/dev/null 2>&1; then

@@ -40,8 +40,11 @@ enum gmca_rc {
         GMCA_RC_INVALID = -3,  /* malformed or unacceptable input */
         GMCA_RC_CRYPTO = -4,   /* a cryptographic operation failed */
         GMCA_RC_VERIFY = -5,   /* a signature or authentication tag did not verify */
-        GMCA_RC_NOTFOUND = -6, /* no such file */
-        GMCA_RC_IO = -9,       /* reading a file failed */
+        GMCA_RC_NOTFOUND = -6, /* no such file, key, recipient or signer certificate */
+        GMCA_RC_POLICY = -8,   /* refused by a rule (a certificate's keyUsage) */
+        GMCA_RC_IO = -9,       /* reading a file or loading a library failed */
+        GMCA_RC_AUTH = -11,    /* wrong PIN or passphrase */
+        GMCA_RC_STATE = -12,   /* not possible now or with this device */
         GMCA_RC_LIMIT = -14,   /* input over a size or count cap */
 };
 

@@ -4,8 +4,9 @@
  * and the bare GM/T 0009 forms (an SM2 signature over data with an ID, SM2
  * encryption as DER SM2Cipher or C1C3C2 octets) for applications that
  * neither know nor link OpenSSL. Keys and certificates go in as PEM or DER
- * bytes; every SM2 signature and verification uses the distinguishing ID
- * 1234567812345678 unless an id is given. Conventions as in gmca.h: 0 or a
+ * bytes, and a signing key may instead sit in a crypto device behind the
+ * GM/T 0018 SDF interface (gmca_token_*); every SM2 signature and verification uses the
+ * distinguishing ID 1234567812345678 unless an id is given. Conventions as in gmca.h: 0 or a
  * negative GMCA_RC_* with st filled; buffers this header returns are freed
  * with gmca_buffer_free, result handles with gmca_message_free.
  */
@@ -24,7 +25,72 @@ extern "C" {
 #define GMCA_SM2_RAW_MAX (1u << 20)      /* bytes gmca_sm2_raw_encrypt takes */
 #define GMCA_KEY_MAX 65536               /* bytes of a private key file */
 
-/* An SM2 key and its certificate, as the bytes of their files. */
+/* ---- Keys in a crypto device (GM/T 0018 SDF) --------------------------- */
+
+/*
+ * An opened crypto device: a vendor's GM/T 0018 SDF library, or gmca's own
+ * software device. Opaque; one session, not to be shared between threads.
+ */
+struct gmca_token;
+
+/*
+ * Open the SDF library at sdf_library (a path for dlopen; every standard
+ * SDF function gmca uses must be there) and a session on its device. config,
+ * when not NULL, goes to the library's SDFX_Configure if it has one.
+ * sdf_library NULL or "": gmca's built-in software device, whose config is
+ * its key store directory (required; created if missing). Close with
+ * gmca_token_close. NULL on failure: GMCA_RC_IO when the library or device
+ * cannot be opened, GMCA_RC_INVALID when the library lacks an SDF function.
+ * Not thread-safe: SDFX_Configure sets the library's process-wide
+ * configuration, so open tokens from one thread at a time.
+ */
+GMCA_EXPORT struct gmca_token *gmca_token_open(const char *sdf_library, const char *config,
+                                               struct gmca_status *st);
+
+/*
+ * Drop the caller's handle. The session stays open while keys opened on it
+ * are not yet freed, and closes (every access right released) with the
+ * last. NULL is fine.
+ */
+GMCA_EXPORT void gmca_token_close(struct gmca_token *t);
+
+/* The device as it names itself: "issuer device serial"; owned by t. */
+GMCA_EXPORT const char *gmca_token_description(const struct gmca_token *t);
+
+/* An SM2 signing key in a token, unlocked for this session. Opaque. */
+struct gmca_token_key;
+
+#define GMCA_TOKEN_INDEX_MAX 1024 /* key indexes are 1..GMCA_TOKEN_INDEX_MAX */
+#define GMCA_TOKEN_PIN_MAX 256    /* bytes of a key's access password */
+
+/*
+ * The signing key pair at index in t (SDF_ExportSignPublicKey_ECC), unlocked
+ * with its access password pin (pin_len bytes, 1..GMCA_TOKEN_PIN_MAX;
+ * SDF_GetPrivateKeyAccessRight). The PIN is not kept. One handle per index
+ * and token at a time. Free with gmca_token_key_free (t must not be closed
+ * before; see gmca_token_close). NULL on failure: GMCA_RC_AUTH for a wrong
+ * PIN, GMCA_RC_NOTFOUND when there is no key at index, GMCA_RC_INVALID for
+ * an index out of range or already open.
+ */
+GMCA_EXPORT struct gmca_token_key *gmca_token_key_open(struct gmca_token *t, unsigned index,
+                                                       const char *pin, size_t pin_len,
+                                                       struct gmca_status *st);
+
+/*
+ * The key's public point 04||x||y as 130 lower-case hex digits, the form of
+ * gmca_certificate_info's public_key, to find its certificate; owned by k.
+ */
+GMCA_EXPORT const char *gmca_token_key_public_key(const struct gmca_token_key *k);
+
+/* Release the key's access right and free the handle; NULL is fine. */
+GMCA_EXPORT void gmca_token_key_free(struct gmca_token_key *k);
+
+/*
+ * An SM2 key and its certificate: the bytes of their files, or a key in a
+ * token. Initialise a credential with designated initialisers or {0}: every
+ * field not set must be zero (fields may be added at the end in later
+ * versions, zero meaning "not used").
+ */
 struct gmca_credential {
         const void *certificate; /* PEM or DER X.509; may be NULL where a function says */
         size_t certificate_len;
@@ -32,6 +98,11 @@ struct gmca_credential {
         size_t private_key_len;
         const char *passphrase; /* of an encrypted key; NULL for a plain one */
         size_t passphrase_len;
+        /* Instead of private_key (which must then be NULL): a key in a token, for
+           signing (gmca_message_sign, gmca_message_sign_encrypt, gmca_sm2_raw_sign).
+           Decryption needs a key file: the device interface offers no SM2
+           decryption. Borrowed; the handle must outlive the call. */
+        struct gmca_token_key *token_key;
 };
 
 /* Some bytes: a certificate (PEM or DER) in a list of recipients or signers. */
@@ -54,9 +125,10 @@ struct gmca_sign_options {
 
 /*
  * A DER GM/T 0010 SignedData of data (len bytes) by signer (certificate and
- * key both required; the key must be the certificate's, whose keyUsage must
- * allow signatures). opts may be NULL: attached, with signingTime, the
- * certificate carried. *out: free with gmca_buffer_free.
+ * key, a key file or a token key, both required; the key must be the
+ * certificate's, else GMCA_RC_INVALID, and the certificate's keyUsage must
+ * allow signatures, else GMCA_RC_POLICY). opts may be NULL: attached, with
+ * signingTime, the certificate carried. *out: free with gmca_buffer_free.
  */
 GMCA_EXPORT int gmca_message_sign(const struct gmca_credential *signer,
                                   const struct gmca_sign_options *opts, const void *data,
@@ -111,8 +183,9 @@ GMCA_EXPORT int gmca_message_verify(const void *msg, size_t len, const void *det
                                     struct gmca_status *st) GMCA_API_WUR;
 
 /*
- * Open a GM/T 0010 EnvelopedData with recipient (certificate and key).
- * GMCA_RC_NOTFOUND when the certificate is not a recipient. A
+ * Open a GM/T 0010 EnvelopedData with recipient (certificate and key file;
+ * a token key is refused with GMCA_RC_INVALID). GMCA_RC_NOTFOUND when the
+ * certificate is not a recipient. A
  * SignedAndEnvelopedData is refused here: use gmca_message_decrypt_verify.
  */
 GMCA_EXPORT int gmca_message_decrypt(const struct gmca_credential *recipient, const void *msg,
@@ -140,7 +213,8 @@ GMCA_EXPORT void gmca_message_free(struct gmca_message *m);
 
 /*
  * A DER SM2Signature over data with id (NULL: 1234567812345678) by the
- * key of signer (certificate optional; when given, the key must be its).
+ * key of signer, a key file or a token key (certificate optional; when
+ * given, the key must be its). *sig: free with gmca_buffer_free.
  */
 GMCA_EXPORT int gmca_sm2_raw_sign(const struct gmca_credential *signer, const char *id,
                                   const void *data, size_t len, uint8_t **sig, size_t *siglen,
@@ -161,8 +235,9 @@ GMCA_EXPORT int gmca_sm2_raw_encrypt(const void *certificate, size_t certificate
                                      struct gmca_status *st) GMCA_API_WUR;
 
 /*
- * Decrypt with the key of recipient (certificate optional, checked when
- * given). GMCA_RC_VERIFY when the key is wrong or the ciphertext altered.
+ * Decrypt with the key file of recipient (certificate optional, checked
+ * when given; a token key is refused). GMCA_RC_VERIFY when the key is wrong
+ * or the ciphertext altered.
  */
 GMCA_EXPORT int gmca_sm2_raw_decrypt(const struct gmca_credential *recipient, int form,
                                      const void *in, size_t len, uint8_t **out, size_t *outlen,

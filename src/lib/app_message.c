@@ -69,6 +69,12 @@ static EVP_PKEY *key_in(const struct gmca_credential *c, int need_cert, X509 **c
         const uint8_t *p;
         size_t left;
 
+        if (c != NULL && c->token_key != NULL) {
+                gmca_error_set(e, GMCA_ERR_INVALID,
+                               "private key: a key in a token only signs; decryption needs a "
+                               "key file (the device interface has no SM2 decryption)");
+                return NULL;
+        }
         if (c == NULL || c->private_key == NULL || c->private_key_len == 0) {
                 gmca_error_set(e, GMCA_ERR_INVALID, "private key: none given");
                 return NULL;
@@ -118,6 +124,32 @@ fail:
         X509_free(*cert);
         *cert = NULL;
         return NULL;
+}
+
+/*
+ * The signing key of c: a key file (into *key) or a token key (into ds,
+ * *key stays NULL), with the certificate in *cert when present or
+ * need_cert. id: the SM2 ID the token signer is made for.
+ */
+static int signing_key_in(const struct gmca_credential *c, int need_cert, const char *id,
+                          X509 **cert, EVP_PKEY **key, struct gmca_device_signer *ds,
+                          struct gmca_error *e)
+{
+        int rc;
+
+        if (c == NULL || c->token_key == NULL)
+                return (*key = key_in(c, need_cert, cert, e)) != NULL ? 0 : e->code;
+        if (c->private_key != NULL || c->private_key_len != 0)
+                return gmca_error_set(e, GMCA_ERR_INVALID,
+                                      "credential: a key file and a token key both given");
+        if ((need_cert || c->certificate != NULL) &&
+            (*cert = cert_in(c->certificate, c->certificate_len, "credential", e)) == NULL)
+                return e->code;
+        if ((rc = app_token_signer(c->token_key, *cert, id, ds, e)) != 0) {
+                X509_free(*cert);
+                *cert = NULL;
+        }
+        return rc;
 }
 
 static int certs_in(const struct gmca_bytes *b, size_t n, size_t max, X509 **out, const char *what,
@@ -170,6 +202,7 @@ static int do_sign(const struct gmca_credential *signer, const struct gmca_sign_
 {
         X509 *recips[GMCA_MESSAGE_RECIPIENTS_MAX] = {0};
         struct gmca_gmt0010_sign_opts so;
+        struct gmca_device_signer ds;
         struct gmca_error e;
         X509 *cert = NULL;
         EVP_PKEY *key = NULL;
@@ -187,10 +220,10 @@ static int do_sign(const struct gmca_credential *signer, const struct gmca_sign_
             (recipients != NULL && (rc = certs_in(recipients, n, GMCA_MESSAGE_RECIPIENTS_MAX,
                                                   recips, "recipients", &e)) != 0))
                 goto out;
-        if ((key = key_in(signer, 1, &cert, &e)) == NULL) {
-                rc = e.code;
+        if ((rc = signing_key_in(signer, 1, so.id, &cert, &key, &ds, &e)) != 0)
                 goto out;
-        }
+        if (key == NULL)
+                so.signer = &ds.base;
         rc = recipients != NULL ? gmca_gmt0010_sign_encrypt(cert, key, &so, recips, n, data, len,
                                                             &msg, &msglen, &e)
                                 : gmca_gmt0010_sign(cert, key, &so, data, len, &msg, &msglen, &e);
@@ -413,10 +446,11 @@ int gmca_sm2_raw_sign(const struct gmca_credential *signer, const char *id, cons
                       size_t len, uint8_t **sig, size_t *siglen, struct gmca_status *st)
 {
         static const uint8_t none[1];
+        struct gmca_device_signer ds;
         struct gmca_error e;
         X509 *cert = NULL;
         EVP_PKEY *key = NULL;
-        uint8_t *s = NULL;
+        uint8_t *s = NULL, dsig[GMCA_SM2_SIG_MAX];
         size_t slen = 0;
         int rc;
 
@@ -426,11 +460,16 @@ int gmca_sm2_raw_sign(const struct gmca_credential *signer, const char *id, cons
         else if (len > GMCA_MESSAGE_MAX)
                 rc =
                     gmca_error_set(&e, GMCA_ERR_LIMIT, "SM2 sign: over %u bytes", GMCA_MESSAGE_MAX);
-        else if ((rc = id_ok(id, &e)) == 0 && (key = key_in(signer, 0, &cert, &e)) == NULL)
-                rc = e.code;
-        else if (rc == 0 &&
-                 (rc = gmca_sm2_sign(key, id, data != NULL ? data : none, len, &s, &slen, &e)) == 0)
-                rc = give(s, slen, sig, siglen, &e);
+        else if ((rc = id_ok(id, &e)) == 0 &&
+                 (rc = signing_key_in(signer, 0, id, &cert, &key, &ds, &e)) == 0) {
+                if (key != NULL)
+                        rc = gmca_sm2_sign(key, id, data != NULL ? data : none, len, &s, &slen, &e);
+                else
+                        rc = ds.base.sign(ds.base.arg, data != NULL ? data : none, len, dsig, &slen,
+                                          &e);
+                if (rc == 0)
+                        rc = give(s != NULL ? s : dsig, slen, sig, siglen, &e);
+        }
         OPENSSL_free(s);
         EVP_PKEY_free(key);
         X509_free(cert);

@@ -320,10 +320,31 @@ static int make_attrs(STACK_OF(X509_ATTRIBUTE) * *attrs, time_t when,
         return ok ? 0 : -1;
 }
 
+/* SM2 with o->id over tbs by key or by o->signer; *sig as gmca_sm2_sign's. */
+static int sign_tbs(EVP_PKEY *key, const struct gmca_gmt0010_sign_opts *o, const uint8_t *tbs,
+                    size_t len, uint8_t **sig, size_t *siglen, struct gmca_error *e)
+{
+        uint8_t buf[GMCA_SM2_SIG_MAX];
+        size_t n = 0;
+        int rc;
+
+        if (o->signer == NULL)
+                return gmca_sm2_sign(key, o->id, tbs, len, sig, siglen, e);
+        if ((rc = o->signer->sign(o->signer->arg, tbs, len, buf, &n, e)) != 0)
+                return rc;
+        if (n == 0 || n > sizeof(buf))
+                return gmca_error_set(e, GMCA_ERR_CRYPTO,
+                                      "GM/T 0010 sign: signer returned %zu bytes", n);
+        if ((*sig = OPENSSL_memdup(buf, n)) == NULL)
+                return gmca_error_set(e, GMCA_ERR_NOMEM, "out of memory");
+        *siglen = n;
+        return 0;
+}
+
 /*
- * One SignerInfo by cert/key over data (GM/T 0010 §7.2): SM3, and SM2 with
- * the ID over the DER authenticatedAttributes or over the content itself.
- * Shared by SignedData and SignedAndEnvelopedData.
+ * One SignerInfo by cert/key (or o->signer) over data (GM/T 0010 §7.2):
+ * SM3, and SM2 with the ID over the DER authenticatedAttributes or over the
+ * content itself. Shared by SignedData and SignedAndEnvelopedData.
  */
 static int make_signer(X509 *cert, EVP_PKEY *key, const struct gmca_gmt0010_sign_opts *o,
                        const uint8_t *data, size_t len, GMCA_SIGNER **out, struct gmca_error *e)
@@ -335,12 +356,14 @@ static int make_signer(X509 *cert, EVP_PKEY *key, const struct gmca_gmt0010_sign
         int tbslen, rc = GMCA_ERR_NOMEM;
         uint32_t ku;
 
-        if (cert == NULL || key == NULL || (data == NULL && len > 0))
-                return gmca_error_set(e, GMCA_ERR_INVALID, "GM/T 0010 sign: missing input");
+        if (cert == NULL || (key == NULL) == (o->signer == NULL) || (data == NULL && len > 0))
+                return gmca_error_set(e, GMCA_ERR_INVALID,
+                                      "GM/T 0010 sign: missing input (or both key and signer)");
         if (len > GMCA_GMT0010_MAX)
                 return gmca_error_set(e, GMCA_ERR_LIMIT, "GM/T 0010 sign: content over %u bytes",
                                       GMCA_GMT0010_MAX);
-        if (X509_get0_pubkey(cert) == NULL || EVP_PKEY_eq(X509_get0_pubkey(cert), key) != 1) {
+        if (key != NULL &&
+            (X509_get0_pubkey(cert) == NULL || EVP_PKEY_eq(X509_get0_pubkey(cert), key) != 1)) {
                 gmca_ossl_clear();
                 return gmca_error_set(e, GMCA_ERR_INVALID,
                                       "GM/T 0010 sign: the private key does not belong to the "
@@ -364,9 +387,9 @@ static int make_signer(X509 *cert, EVP_PKEY *key, const struct gmca_gmt0010_sign
                     (tbslen = ASN1_item_i2d((ASN1_VALUE *)si->auth, &tbs,
                                             ASN1_ITEM_rptr(GMCA_ATTRS))) <= 0)
                         goto out;
-                rc = gmca_sm2_sign(key, o->id, tbs, (size_t)tbslen, &sig, &siglen, e);
+                rc = sign_tbs(key, o, tbs, (size_t)tbslen, &sig, &siglen, e);
         } else {
-                rc = gmca_sm2_sign(key, o->id, data, len, &sig, &siglen, e);
+                rc = sign_tbs(key, o, data, len, &sig, &siglen, e);
         }
         if (rc != 0)
                 goto out;

@@ -21,6 +21,7 @@
 #include <openssl/x509.h>
 
 #include "err.h"
+#include "signer.h"
 
 #define GMCA_GMT0010_MAX (64u << 20) /* bytes of a message or its content */
 #define GMCA_GMT0010_CERTS_MAX 16    /* certificates carried in one SignedData */
@@ -43,11 +44,15 @@ struct gmca_gmt0010_sign_opts {
         int no_cert;         /* do not carry the signer certificate */
         int sm2_with_sm3;    /* digestEncryptionAlgorithm 1.2.156.10197.1.501, not SM2-1 */
         time_t signing_time; /* 0: now (gmca_now) */
+        /* Signs instead of key (which is then NULL): a key outside this process, such
+           as one in a crypto device. It must be made for cert's public key and for id
+           above; gmt0010 cannot check that before the message is verified. */
+        const struct gmca_signer *signer;
 };
 
 /*
- * A DER ContentInfo of type signedData: one SignerInfo by cert/key over
- * data. opts may be NULL (attached, with attributes, certificate included,
+ * A DER ContentInfo of type signedData: one SignerInfo by cert/key (or
+ * cert/opts->signer) over data. opts may be NULL (attached, with attributes, certificate included,
  * SM2-1). *out is allocated with OPENSSL_malloc; caller frees with
  * OPENSSL_free.
  */

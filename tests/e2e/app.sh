@@ -5,7 +5,9 @@
 # SM3 (GMT-REFERENCE §6 vector, HMAC against openssl) and SM4-GCM round trip
 # and tamper through the command; then libgmca is installed under a prefix
 # and a small C program built with pkg-config against it (shared, and
-# static) parses the certificate.
+# static) parses the certificate. The guide's example programs (examples/*.c)
+# are built the same way and run against certificates and CRLs of this CA,
+# and docs/libgmca.md must have an entry for every exported function.
 source "$(dirname "$0")/common.bash"
 : "${GMCA_BUILD:?GMCA_BUILD must point at the build directory}"
 
@@ -176,5 +178,62 @@ if cc -Wall -Werror -o "$T/rp-static" "$T/rp.c" $(pkg-config --cflags gmca) "$LI
 same "program on the static library" "$("$T/rp-static" "$T/alice.der")" "$WANT"
 expect_exit 1 "program refuses a truncated certificate" -- "$T/rp-static" "$T/trunc.der"
 check "with the library's cause" grep -qE "truncated DER.*\(invalid input\)$" "$T/err"
+
+# --- examples/*.c: the guide's programs build against the installed library and run ---
+EX="$GMCA_SRC/examples"
+for src in "$EX"/*.c; do
+  # shellcheck disable=SC2046
+  if cc -Wall -Wextra -Werror -o "$T/$(basename "$src" .c)" "$src" $(pkg-config --cflags --libs gmca); then
+    ok
+  else
+    bad "example $(basename "$src") does not build against libgmca"
+  fi
+done
+g() { "$GMCA" --dir "$CA" "$@"; }
+g ca export --ca root >"$T/root.pem"
+g ca export --ca sub >"$T/sub.pem"
+sm2_csr exsig "/C=CN/O=测试单位/CN=签名者"
+g cert issue --profile personal-sign --csr "$T/exsig.csr" --info "$T/id.json" --out "$T/exsig.pem" >"$T/exsig.serial"
+sm2_csr exenc "/C=CN/O=测试单位/CN=收件人"
+g cert issue --profile personal-enc --csr "$T/exenc.csr" --info "$T/id.json" --out "$T/exenc.pem" >/dev/null
+g crl generate --ca sub >/dev/null
+g crl generate --ca root >/dev/null
+printf '公文 %.0s' $(seq 300) >"$T/doc.txt"
+RP() { LD_LIBRARY_PATH="$LIBDIR" "$T/relying_party" "$@"; }
+EXARGS=("$T/exsig.pem" "$T/exsig.key" "$T/exenc.pem" "$T/exenc.key" "$T/root.pem" "$T/sub.pem")
+expect_exit 0 "example: sign, envelope, open, verify, validate with CRLs" -- \
+  RP "$T/doc.txt" "${EXARGS[@]}" "$CA/crl/sub.crl" "$CA/crl/root.crl"
+check "example: the signer" grep -q '^signed by: .*CN=签名者' "$T/out"
+check "example: revocation checked by CRL" grep -q 'valid (revocation: crl)' "$T/out"
+check "example: OK" grep -qx OK "$T/out"
+# What the example wrote, read by the gmca command and by openssl.
+expect_exit 0 "example's SignedData verifies with gmca app verify" -- \
+  "$GMCA" app verify --in "$T/doc.txt.p7s" --ca "$T/sub.pem" --out "$T/doc.back"
+check "... with the document as content" cmp -s "$T/doc.txt" "$T/doc.back"
+expect_exit 0 "example's envelope opens with gmca app decrypt" -- \
+  "$GMCA" app decrypt --cert "$T/exenc.pem" --key "$T/exenc.key" --in "$T/doc.txt.p7e" --out "$T/p7s.back"
+check "... to the SignedData" cmp -s "$T/doc.txt.p7s" "$T/p7s.back"
+# Refusals reach the example's caller with the library's cause.
+expect_exit 1 "example: the recipient's key does not match" -- \
+  RP "$T/doc.txt" "$T/exsig.pem" "$T/exsig.key" "$T/exenc.pem" "$T/exsig.key" "$T/root.pem" "$T/sub.pem"
+check "... said so" grep -q 'open the envelope: .*does not belong' "$T/err"
+expect_exit 0 "revoke the signer" -- g cert revoke --serial "$(cat "$T/exsig.serial")" --reason keyCompromise
+g crl generate --ca sub >/dev/null
+expect_exit 1 "example: a revoked signer is refused" -- \
+  RP "$T/doc.txt" "${EXARGS[@]}" "$CA/crl/sub.crl" "$CA/crl/root.crl"
+check "... as revoked" grep -q 'not valid: revoked' "$T/err"
+check "... after the signature verified" grep -q '^signed by: ' "$T/out"
+
+# --- docs/libgmca.md has an entry for every exported function ---
+DOC="$GMCA_SRC/docs/libgmca.md"
+# GMCA_EXPORT declarations, joined so that a name on the next line is found.
+tr '\n' ' ' <<<"$(cat "$GMCA_SRC"/include/gmca/*.h)" | grep -oE 'GMCA_EXPORT[^;(]*\(' |
+  grep -oE 'gmca_[a-z0-9_]+ *\($' | tr -d ' (' | sort -u >"$T/exported"
+check "the headers export 50 or more functions" test "$(wc -l <"$T/exported")" -ge 50
+missing=$(while read -r f; do grep -qE "^#{2,4} \`$f\`" "$DOC" || echo "$f"; done <"$T/exported")
+if [ -z "$missing" ]; then ok; else bad "docs/libgmca.md lacks an entry for: $missing"; fi
+# ... and none for a function that does not exist.
+extra=$(grep -oE '^#{2,4} `gmca_[a-z0-9_]+`' "$DOC" | grep -oE 'gmca_[a-z0-9_]+' | sort -u | comm -23 - "$T/exported")
+if [ -z "$extra" ]; then ok; else bad "docs/libgmca.md documents functions the headers lack: $extra"; fi
 
 finish
