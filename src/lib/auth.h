@@ -14,6 +14,16 @@
  * disable an operator through the API; that revokes the operator's
  * certificate (privilegeWithdrawn) in the same transaction.
  *
+ * The front can write the operators table, so a row alone proves nothing.
+ * Each row carries a tag, HMAC-SM3 under K_op over its name, roles,
+ * certificate serial and fingerprint (gmca_operator_tag); K_op is held by
+ * the custodians (after gmca_ctx_authorise) and by the CA engine only,
+ * which checks the tag of every operator whose approval it acts on
+ * (gmca_ra_check_approvals). So the front can neither make an operator of
+ * a certificate whose key it holds nor give an operator another role. The
+ * status is not in the tag: a super admin disables through the API, without
+ * K_op, and the revocation that goes with it is what the engine refuses.
+ *
  * Signed requests (in the spirit of RFC 9421). The client sends
  *     X-Gmca-Operator:  SM3 fingerprint of the operator certificate DER, 64 hex (lower case)
  *     X-Gmca-Timestamp: Unix time in seconds, decimal
@@ -57,6 +67,8 @@
 #define GMCA_AUTH_NONCE_MAX 64
 #define GMCA_AUTH_BODY_MAX (1u << 20) /* bytes of a request body */
 #define GMCA_OPERATOR_PROFILE "operator"
+#define GMCA_OP_KEY_LEN 32 /* K_op */
+#define GMCA_OP_TAG_LEN 32 /* HMAC-SM3 */
 
 /* Roles, as bits; names are the API's and the command's. */
 enum gmca_role {
@@ -126,14 +138,44 @@ struct gmca_operator {
         int64_t created_at;
         char created_by[GMCA_NAME_MAX * 4];
         int64_t status_time;
+        uint8_t tag[GMCA_OP_TAG_LEN]; /* as stored; all zero if the stored one is malformed */
 };
 
 /* SM3 of der as 64 lower-case hex. */
 void gmca_auth_fingerprint(const uint8_t *der, size_t len, char out[GMCA_AUTH_FPR_LEN + 1]);
 
-/* Inside the caller's transaction. Name 1..63 UTF-8 bytes without controls. */
+struct gmca_ctx;
+
+/*
+ * K_op, the key of the operator records' tags, held by c once its
+ * custodians authorised it (gmca_ctx_authorise) or activated it (the CA
+ * engine): HMAC-SM3(key PIN, "gmca operator record v1"). GMCA_ERR_STATE if
+ * they have not. The caller wipes k_op (OPENSSL_cleanse).
+ */
+int gmca_operator_key(const struct gmca_ctx *c, uint8_t k_op[GMCA_OP_KEY_LEN],
+                      struct gmca_error *e) GMCA_WUR;
+/*
+ * The tag of op under k_op: HMAC-SM3 over name, roles (as gmca_roles_format
+ * writes them), cert_serial and fingerprint, each as a 4-byte big-endian
+ * length and its bytes. op->tag is not read.
+ */
+int gmca_operator_tag(const struct gmca_operator *op, const uint8_t k_op[GMCA_OP_KEY_LEN],
+                      uint8_t tag[GMCA_OP_TAG_LEN], struct gmca_error *e) GMCA_WUR;
+/*
+ * 0 if op->tag is op's tag under k_op (compared in constant time);
+ * GMCA_ERR_AUTH "operator X: record not made by the custodians (tag)" if
+ * not; GMCA_ERR_INTERNAL for a NULL op or k_op.
+ */
+int gmca_operator_tag_check(const struct gmca_operator *op, const uint8_t k_op[GMCA_OP_KEY_LEN],
+                            struct gmca_error *e) GMCA_WUR;
+
+/*
+ * Inside the caller's transaction. Name 1..63 UTF-8 bytes without controls.
+ * op->tag is computed here under k_op (NULL: GMCA_ERR_INTERNAL) and stored
+ * with the row; *op gets it, the id and the status time.
+ */
 int gmca_operator_insert(struct gmca_store *s, struct gmca_operator *op,
-                         struct gmca_error *e) GMCA_WUR;
+                         const uint8_t k_op[GMCA_OP_KEY_LEN], struct gmca_error *e) GMCA_WUR;
 int gmca_operator_get(struct gmca_store *s, const char *name, struct gmca_operator *out,
                       struct gmca_error *e) GMCA_WUR;
 int gmca_operator_by_fingerprint(struct gmca_store *s, const char *fpr, struct gmca_operator *out,
@@ -157,8 +199,6 @@ int gmca_operator_disable(struct gmca_store *s, const char *name, const char *ac
 
 /* ---- ceremonies: the custodians add and disable operators (gmca operator) ---- */
 
-struct gmca_ctx;
-
 struct gmca_operator_add_req {
         const char *name;
         const char *roles;  /* "a,b" as gmca_roles_parse reads it */
@@ -172,7 +212,8 @@ struct gmca_operator_add_req {
 /*
  * After the custodians authorised c (gmca_ctx_authorise): one transaction
  * issues the operator certificate (profile "operator", default CA) and
- * records the operator, audited as operator.add (name, roles, serial,
+ * records the operator with its tag under c's K_op (GMCA_ERR_STATE without
+ * it), audited as operator.add (name, roles, serial,
  * fingerprint, custodians). A bad name or role, conflicting roles
  * (GMCA_ERR_POLICY), a name taken or a public key that already belongs to
  * an operator (GMCA_ERR_EXISTS: tokens are not shared, CPS §6.2.2), a bad
@@ -267,7 +308,9 @@ int gmca_auth_proof_decode(const uint8_t *buf, size_t len, struct gmca_auth_proo
  * store's CAs and is not revoked now, that the operator is active; *op
  * receives the operator (for their name and roles). Does not check the
  * timestamp's freshness or the nonce (they were checked when the request
- * came). GMCA_ERR_AUTH with the cause.
+ * came), nor the operator record's tag: the caller, which holds K_op, does
+ * (gmca_operator_tag_check) before it trusts the name or the roles.
+ * GMCA_ERR_AUTH with the cause.
  */
 int gmca_auth_proof_check(struct gmca_store *s, const uint8_t *proof, size_t len, int64_t now,
                           struct gmca_auth_proof *p, struct gmca_operator *op,

@@ -1,8 +1,10 @@
 /*
  * The operators' table (store migration 3): who may act through the API,
- * with which roles, under which certificate. Written inside the caller's
- * transaction, except gmca_operator_disable, which is one business
- * operation with its revocation and audit record.
+ * with which roles, under which certificate, each row tagged under K_op so
+ * that the CA engine can tell the custodians' records from rows the front
+ * wrote (auth.h). Written inside the caller's transaction, except
+ * gmca_operator_disable, which is one business operation with its
+ * revocation and audit record.
  */
 #include <errno.h>
 #include <limits.h>
@@ -11,22 +13,25 @@
 #include <sys/stat.h>
 
 #include <jansson.h>
+#include <openssl/crypto.h>
 #include <openssl/x509.h>
 
 #include "audit.h"
 #include "auth.h"
 #include "ca_internal.h"
+#include "crypto.h"
 #include "store_internal.h"
 #include "util.h"
 
 #define OP_COLS                                                                                    \
         "id, name, roles, cert_serial, fingerprint, status, created_at, "                          \
-        "created_by, status_time"
+        "created_by, status_time, tag"
+
+_Static_assert(GMCA_OP_TAG_LEN == GMCA_SM3_LEN, "an operator tag is one HMAC-SM3");
 
 static const char SQL_OP_INSERT[] =
     "INSERT INTO operators (name, roles, cert_serial, fingerprint, status, "
-    "created_at, "
-    "created_by, status_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
+    "created_at, created_by, status_time, tag) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
 static const char SQL_OP_BY_NAME[] = "SELECT " OP_COLS " FROM operators WHERE name = ?";
 static const char SQL_OP_BY_FPR[] = "SELECT " OP_COLS " FROM operators WHERE fingerprint = ?";
 static const char SQL_OP_LIST[] = "SELECT " OP_COLS " FROM operators ORDER BY id";
@@ -119,7 +124,78 @@ static int valid_status(const char *s)
         return strcmp(s, GMCA_OP_ACTIVE) == 0 || strcmp(s, GMCA_OP_DISABLED) == 0;
 }
 
-int gmca_operator_insert(struct gmca_store *s, struct gmca_operator *op, struct gmca_error *e)
+/* ---- the records' tags ---- */
+
+int gmca_operator_key(const struct gmca_ctx *c, uint8_t k_op[GMCA_OP_KEY_LEN], struct gmca_error *e)
+{
+        if (c == NULL || c->engine_keys == NULL)
+                return gmca_error_set(e, GMCA_ERR_STATE,
+                                      "operator records: the custodians have not authorised this "
+                                      "(no K_op)");
+        memcpy(k_op, CTX_OPKEY(c), GMCA_OP_KEY_LEN);
+        return 0;
+}
+
+/* Append field (at most cap bytes with its NUL) to b at *n as u32 big-endian length + bytes. */
+static int put_field(uint8_t *b, size_t *n, const char *field, size_t cap)
+{
+        size_t len = strnlen(field, cap);
+
+        if (len == cap)
+                return -1;
+        b[(*n)++] = (uint8_t)(len >> 24);
+        b[(*n)++] = (uint8_t)(len >> 16);
+        b[(*n)++] = (uint8_t)(len >> 8);
+        b[(*n)++] = (uint8_t)len;
+        memcpy(b + *n, field, len);
+        *n += len;
+        return 0;
+}
+
+int gmca_operator_tag(const struct gmca_operator *op, const uint8_t k_op[GMCA_OP_KEY_LEN],
+                      uint8_t tag[GMCA_OP_TAG_LEN], struct gmca_error *e)
+{
+        uint8_t buf[4 * 4 + sizeof(op->name) + GMCA_ROLES_TEXT_MAX + sizeof(op->cert_serial) +
+                    sizeof(op->fingerprint)];
+        char roles[GMCA_ROLES_TEXT_MAX];
+        size_t n = 0;
+
+        if (op == NULL || k_op == NULL)
+                return gmca_error_set(e, GMCA_ERR_INTERNAL, "operator record tag: no key");
+        gmca_roles_format(op->roles, roles);
+        if (put_field(buf, &n, op->name, sizeof(op->name)) != 0 ||
+            put_field(buf, &n, roles, sizeof(roles)) != 0 ||
+            put_field(buf, &n, op->cert_serial, sizeof(op->cert_serial)) != 0 ||
+            put_field(buf, &n, op->fingerprint, sizeof(op->fingerprint)) != 0)
+                return gmca_error_set(e, GMCA_ERR_INVALID,
+                                      "operator record tag: a field is not terminated");
+        return gmca_hmac_sm3(k_op, GMCA_OP_KEY_LEN, buf, n, tag, e);
+}
+
+int gmca_operator_tag_check(const struct gmca_operator *op, const uint8_t k_op[GMCA_OP_KEY_LEN],
+                            struct gmca_error *e)
+{
+        uint8_t want[GMCA_OP_TAG_LEN];
+        int rc, same;
+
+        if (op == NULL || k_op == NULL)
+                return gmca_error_set(e, GMCA_ERR_INTERNAL,
+                                      "operator record check: no record or no K_op");
+        if ((rc = gmca_operator_tag(op, k_op, want, e)) != 0)
+                return rc;
+        same = CRYPTO_memcmp(want, op->tag, GMCA_OP_TAG_LEN) == 0;
+        OPENSSL_cleanse(want, sizeof(want));
+        if (!same)
+                return gmca_error_set(e, GMCA_ERR_AUTH,
+                                      "operator %s: record not made by the custodians (tag)",
+                                      op->name);
+        return 0;
+}
+
+/* ---- the table ---- */
+
+int gmca_operator_insert(struct gmca_store *s, struct gmca_operator *op,
+                         const uint8_t k_op[GMCA_OP_KEY_LEN], struct gmca_error *e)
 {
         char roles[GMCA_ROLES_TEXT_MAX];
         struct gmca_q q;
@@ -127,6 +203,9 @@ int gmca_operator_insert(struct gmca_store *s, struct gmca_operator *op, struct 
 
         if (op == NULL)
                 return gmca_error_set(e, GMCA_ERR_INVALID, "operator: nothing to insert");
+        if (k_op == NULL)
+                return gmca_error_set(e, GMCA_ERR_INTERNAL, "operator %s: no K_op to tag it",
+                                      op->name);
         if ((rc = valid_name(op->name, e)) != 0)
                 return rc;
         if (op->roles == 0 || (op->roles & ~(unsigned)GMCA_ROLE_ALL) != 0)
@@ -147,6 +226,8 @@ int gmca_operator_insert(struct gmca_store *s, struct gmca_operator *op, struct 
                 return gmca_error_set(e, GMCA_ERR_INVALID, "operator %s: who created it?",
                                       op->name);
         gmca_roles_format(op->roles, roles);
+        if ((rc = gmca_operator_tag(op, k_op, op->tag, e)) != 0)
+                return rc;
         if ((rc = gmca_q_open(s, SQL_OP_INSERT, &q, e)) != 0)
                 return rc;
         gmca_q_text(&q, op->name);
@@ -157,6 +238,7 @@ int gmca_operator_insert(struct gmca_store *s, struct gmca_operator *op, struct 
         gmca_q_int(&q, op->created_at);
         gmca_q_text(&q, op->created_by);
         gmca_q_int(&q, op->status_time ? op->status_time : op->created_at);
+        gmca_q_blob(&q, op->tag, sizeof(op->tag));
         rc = gmca_q_step(&q, e, "operator %s", op->name);
         gmca_q_close(&q);
         if (rc == GMCA_ERR_EXISTS) {
@@ -183,6 +265,8 @@ int gmca_operator_insert(struct gmca_store *s, struct gmca_operator *op, struct 
 static int read_row(struct gmca_q *q, struct gmca_operator *op, struct gmca_error *e)
 {
         char roles[GMCA_ROLES_TEXT_MAX];
+        const void *tag;
+        size_t tag_len = 0;
         int rc;
 
         memset(op, 0, sizeof(*op));
@@ -200,6 +284,10 @@ static int read_row(struct gmca_q *q, struct gmca_operator *op, struct gmca_erro
                 return rc;
         op->created_at = gmca_q_col_int(q, 6);
         op->status_time = gmca_q_col_int(q, 8);
+        /* A tag of another length stays all zero: it is refused where tags are checked,
+         * while the front, which cannot check them, still reads the row. */
+        if ((tag = gmca_q_col_blob(q, 9, &tag_len)) != NULL && tag_len == GMCA_OP_TAG_LEN)
+                memcpy(op->tag, tag, GMCA_OP_TAG_LEN);
         if (gmca_roles_parse(roles, &op->roles, e) != 0) {
                 gmca_error_clear(e);
                 return gmca_error_set(e, GMCA_ERR_DB, "store: operator %s: roles \"%s\" unreadable",
@@ -510,7 +598,8 @@ static int key_unused(struct gmca_store *s, const X509_PUBKEY *pk, struct gmca_e
 }
 
 static int add_tx(struct gmca_ctx *c, const struct gmca_operator_add_req *r, unsigned roles,
-                  struct gmca_operator *op, X509 **out, struct gmca_error *e)
+                  const uint8_t k_op[GMCA_OP_KEY_LEN], struct gmca_operator *op, X509 **out,
+                  struct gmca_error *e)
 {
         struct gmca_issue_req ir;
         struct gmca_operator old;
@@ -553,7 +642,7 @@ static int add_tx(struct gmca_ctx *c, const struct gmca_operator_add_req *r, uns
         gmca_strlcpy(op->status, GMCA_OP_ACTIVE, sizeof(op->status));
         op->created_at = (int64_t)gmca_now();
         gmca_strlcpy(op->created_by, c->actor, sizeof(op->created_by));
-        if ((rc = gmca_operator_insert(c->store, op, e)) != 0)
+        if ((rc = gmca_operator_insert(c->store, op, k_op, e)) != 0)
                 goto out;
         gmca_roles_format(roles, roles_text);
         detail = dump(json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s?}", "name", op->name, "roles",
@@ -584,6 +673,7 @@ int gmca_operator_add(struct gmca_ctx *c, const struct gmca_operator_add_req *r,
 {
         const char *object = "operator";
         struct gmca_operator op;
+        uint8_t k_op[GMCA_OP_KEY_LEN] = {0};
         X509 *x = NULL;
         unsigned roles = 0;
         int rc;
@@ -599,21 +689,24 @@ int gmca_operator_add(struct gmca_ctx *c, const struct gmca_operator_add_req *r,
                 rc = gmca_error_set(e, GMCA_ERR_INVALID, "operator %s: no CSR", r->name);
                 goto refuse;
         }
-        if ((rc = need_profile(c, r->profiles_src, e)) != 0)
+        if ((rc = gmca_operator_key(c, k_op, e)) != 0 ||
+            (rc = need_profile(c, r->profiles_src, e)) != 0)
                 goto refuse;
         if ((rc = gmca_store_begin(c->store, e)) != 0)
                 goto refuse;
-        if ((rc = add_tx(c, r, roles, &op, cert != NULL ? &x : NULL, e)) != 0 ||
+        if ((rc = add_tx(c, r, roles, k_op, &op, cert != NULL ? &x : NULL, e)) != 0 ||
             (rc = gmca_store_commit(c->store, e)) != 0) {
                 gmca_store_rollback(c->store);
                 X509_free(x);
                 goto refuse;
         }
+        OPENSSL_cleanse(k_op, sizeof(k_op));
         if (opout != NULL)
                 *opout = op;
         if (cert != NULL)
                 *cert = x;
         return 0;
 refuse:
+        OPENSSL_cleanse(k_op, sizeof(k_op));
         return ca_reject(c, GMCA_EV_OPERATOR_ADD, object, rc, e);
 }

@@ -72,13 +72,16 @@ struct gmca_ctx {
         char custodians[GMCA_CUSTODY_MAX * GMCA_CUSTODIAN_NAME_MAX]; /* who activated */
         int ceremony_lock; /* fd + 1 of the engine lock held during a key ceremony; 0: none */
         /* Keys of the CA engine (engine.h), derived from the secrets when custodians act:
-         * secure heap, K_authz then K_pii (K_pii only at activation); wiped with the keys. */
+         * secure heap, K_authz, K_pii (only at activation), then K_op (auth.h: the key of
+         * the operator records' tags, from the key PIN, so that it outlives a resplit);
+         * wiped with the keys. */
         uint8_t *engine_keys;
         int engine_pii;   /* 1: engine_keys holds K_pii too */
         int direct_issue; /* gmca_ctx_set_direct_issue */
 };
 #define CTX_AUTHZ(c) ((c)->engine_keys)
 #define CTX_PII(c) ((c)->engine_keys + GMCA_ENGINE_AUTHZ_LEN)
+#define CTX_OPKEY(c) ((c)->engine_keys + GMCA_ENGINE_AUTHZ_LEN + GMCA_ENGINE_PII_KEY_LEN)
 #define CTX_MASTER(c) ((c)->secrets)
 #define CTX_KEYPIN(c) ((c)->secrets + GMCA_MASTER_LEN)
 #define KEYPIN_LEN 32

@@ -37,7 +37,8 @@
 #define SECRETS_LEN (GMCA_MASTER_LEN + KEYPIN_LEN)
 #define AUTHZ_LABEL "gmca engine authorisation v1"
 #define PII_LABEL "gmca pii key v1"
-#define ENGINE_KEYS_LEN (GMCA_ENGINE_AUTHZ_LEN + GMCA_ENGINE_PII_KEY_LEN)
+#define OPKEY_LABEL "gmca operator record v1"
+#define ENGINE_KEYS_LEN (GMCA_ENGINE_AUTHZ_LEN + GMCA_ENGINE_PII_KEY_LEN + GMCA_OP_KEY_LEN)
 
 /* ---- small facts ---- */
 
@@ -350,8 +351,10 @@ static void engine_keys_wipe(struct gmca_ctx *c)
 
 /*
  * The CA engine's keys from the open secrets (engine.h): K_authz from the
- * master key, and with pii K_pii from the key PIN, which outlives
- * custodian changes (values sealed under it stay readable).
+ * master key, with pii K_pii from the key PIN, and K_op (auth.h) from the
+ * key PIN. The key PIN outlives custodian changes, so values sealed under
+ * K_pii stay readable and operator records tagged under K_op stay valid
+ * after a resplit (which draws a new master key, hence a new K_authz).
  */
 static int engine_keys_derive(struct gmca_ctx *c, int pii, struct gmca_error *e)
 {
@@ -366,6 +369,11 @@ static int engine_keys_derive(struct gmca_ctx *c, int pii, struct gmca_error *e)
         if ((rc = gmca_hmac_sm3(CTX_MASTER(c), GMCA_MASTER_LEN, AUTHZ_LABEL, strlen(AUTHZ_LABEL),
                                 CTX_AUTHZ(c), e)) != 0)
                 return rc;
+        if ((rc = gmca_hmac_sm3(CTX_KEYPIN(c), KEYPIN_LEN, OPKEY_LABEL, strlen(OPKEY_LABEL), mac,
+                                e)) != 0)
+                return rc;
+        memcpy(CTX_OPKEY(c), mac, GMCA_OP_KEY_LEN);
+        OPENSSL_cleanse(mac, sizeof(mac));
         if (pii) {
                 rc = gmca_hmac_sm3(CTX_KEYPIN(c), KEYPIN_LEN, PII_LABEL, strlen(PII_LABEL), mac, e);
                 if (rc == 0) {

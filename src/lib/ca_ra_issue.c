@@ -2,10 +2,12 @@
  * The CA engine's issuance of an approved RA application (ra.h,
  * gmca_ra_issue_approved). The front asks for an application by its id
  * only; what is signed comes from the store, and the approvals behind it
- * (three signed operator requests, two people at least) are checked again
- * inside the transaction that issues (gmca_ra_check_approvals), so that a
- * compromised front cannot make the engine sign what the records do not
- * support (DESIGN.md, CPS §3.3.1: "RA 发往 CA 的证书签发请求信息有 RA 的身份鉴别").
+ * (three signed operator requests, two people at least, by operators whose
+ * records carry the custodians' tag, checked under the K_op this activated
+ * context holds) are checked again inside the transaction that issues
+ * (gmca_ra_check_approvals), so that a compromised front cannot make the
+ * engine sign what the records do not support (DESIGN.md, CPS §3.3.1:
+ * "RA 发往 CA 的证书签发请求信息有 RA 的身份鉴别").
  *
  * One transaction: the check, the certificate with its cert.issue record,
  * the revocation of the certificate it replaces (cert.revoke), the
@@ -17,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
 #include <openssl/x509v3.h>
 
 #include "audit.h"
@@ -142,16 +145,23 @@ int gmca_ra_issue_approved(struct gmca_ctx *c, int64_t app_id, int64_t now,
         struct gmca_audit_event ev;
         char object[24], sn[GMCA_SERIAL_HEX_MAX], text[256];
         char *detail = NULL;
+        uint8_t k_op[GMCA_OP_KEY_LEN];
         int64_t applicant = 0;
         int rc, reason = -1;
 
         memset(&a, 0, sizeof(a));
         memset(&old, 0, sizeof(old));
         snprintf(object, sizeof(object), "%lld", (long long)app_id);
-        if ((rc = gmca_store_begin(c->store, e)) != 0)
+        if ((rc = gmca_operator_key(c, k_op, e)) != 0)
                 return ca_reject(c, GMCA_EV_APP_ISSUE, object, rc, e);
-        /* The approvals, again, from the records alone. */
-        if ((rc = gmca_ra_check_approvals(c->store, app_id, now, &a, e)) != 0)
+        if ((rc = gmca_store_begin(c->store, e)) != 0) {
+                OPENSSL_cleanse(k_op, sizeof(k_op));
+                return ca_reject(c, GMCA_EV_APP_ISSUE, object, rc, e);
+        }
+        /* The approvals, again, from the records alone (the operators' under K_op). */
+        rc = gmca_ra_check_approvals(c->store, k_op, app_id, now, &a, e);
+        OPENSSL_cleanse(k_op, sizeof(k_op));
+        if (rc != 0)
                 goto fail;
         if ((rc = old_reason(&a, &reason, e)) != 0)
                 goto fail;

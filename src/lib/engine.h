@@ -44,7 +44,10 @@
  * Keys (derived at activation, kept in secure memory, wiped at exit):
  *   K_authz = HMAC-SM3(master key, "gmca engine authorisation v1")
  *   K_pii   = first 16 bytes of HMAC-SM3(key PIN, "gmca pii key v1")
- * The key PIN survives custodian changes, so sealed values stay readable.
+ *   K_op    = HMAC-SM3(key PIN, "gmca operator record v1"): the operator
+ *             records' tags (auth.h), checked before an RA issue
+ * The key PIN survives custodian changes, so sealed values stay readable
+ * and operator records stay valid.
  */
 #ifndef GMCA_ENGINE_H
 #define GMCA_ENGINE_H

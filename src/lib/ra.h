@@ -19,7 +19,8 @@
  * business admin who approves is not the one who submitted. Each step keeps
  * the operator's signed request (its proof). Approval hands the application
  * to the CA engine (env->issue), which checks everything again from the
- * store and the proofs (gmca_ra_check_approvals) before it signs.
+ * store, the proofs and the operator records' tags, which only the
+ * custodians can make (gmca_ra_check_approvals), before it signs.
  *
  * Lifecycle (§3.6–§3.9) goes through the same workflow as an application of
  * a type naming the certificate it replaces:
@@ -216,19 +217,24 @@ void gmca_ra_approved_clear(struct gmca_ra_approved *a);
  * rekey or reissue that left subject_info out takes the old certificate's);
  * the vetting and the approval name the submission (the SM3 of the submit
  * proof's signature base, docs/api.md "submission"), so they cannot be moved
- * to another; the operators hold roles allowed to do their step; the vetter
- * and the approver are not the submitter; the vet result was pass; the
- * lifecycle rule of its type still holds against the old certificate; and no
- * certificate was made from the same CSR bytes before (the row's state is
- * not trusted to say so). GMCA_ERR_AUTH / GMCA_ERR_POLICY / GMCA_ERR_STATE
- * with the precise cause otherwise.
+ * to another; each operator's record carries the custodians' tag under k_op
+ * (gmca_operator_tag_check: the front can write the table, so a record it
+ * made, or roles it changed, are refused), and only then are the name and
+ * roles read from it; the operators hold roles allowed to do their step;
+ * the vetter and the approver are not the submitter; the vet result was
+ * pass; the lifecycle rule of its type still holds against the old
+ * certificate; and no certificate was made from the same CSR bytes before
+ * (the row's state is not trusted to say so). GMCA_ERR_AUTH /
+ * GMCA_ERR_POLICY / GMCA_ERR_STATE with the precise cause otherwise;
+ * GMCA_ERR_INTERNAL for a NULL k_op (the engine always has K_op).
  */
-int gmca_ra_check_approvals(struct gmca_store *s, int64_t app_id, int64_t now,
-                            struct gmca_ra_approved *out, struct gmca_error *e) GMCA_WUR;
+int gmca_ra_check_approvals(struct gmca_store *s, const uint8_t k_op[GMCA_OP_KEY_LEN],
+                            int64_t app_id, int64_t now, struct gmca_ra_approved *out,
+                            struct gmca_error *e) GMCA_WUR;
 
 /*
  * In the CA engine process (c activated, signing in-process): in one store
- * transaction, gmca_ra_check_approvals, issue the certificate (for reissue,
+ * transaction, gmca_ra_check_approvals with c's K_op, issue the certificate (for reissue,
  * notAfter = the old one's), revoke the old one where the type says so,
  * mark the application issued, record the notification, with audit
  * records (cert.issue, ra.application.issue naming the three operators).

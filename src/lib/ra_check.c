@@ -13,8 +13,11 @@
  * that a submission written into the row after they signed is refused. A
  * certificate already made from the same CSR means the approvals are spent
  * (the front could set an issued row back to approved). The operators'
- * roles come from the operators table, and the CPS's two-person rule
- * (§3.1.3) is checked on the operators the proofs name. The lifecycle
+ * names and roles come from the operators table, which the front can write
+ * too: each row must carry the custodians' tag under K_op (auth.h) before
+ * its name or roles count, so the front can neither enrol a certificate
+ * whose key it holds nor raise an operator's role. The CPS's two-person
+ * rule (§3.1.3) is checked on the operators the proofs name. The lifecycle
  * rule of a renew, rekey, reissue or change is checked again against the
  * old certificate as it is now. Also here: reading an application row and
  * the lifecycle rules, which the front checks with the same code.
@@ -458,10 +461,10 @@ void gmca_ra_approved_clear(struct gmca_ra_approved *a)
 
 /* A proof that checks, by the operator the row names, with a role allowed the
  * step. */
-static int step_proof(struct gmca_store *s, const struct ra_app *a, const char *step,
-                      const uint8_t *proof, size_t len, const char *who, enum gmca_action act,
-                      int64_t now, struct gmca_auth_proof *p, struct gmca_operator *op,
-                      struct gmca_error *e)
+static int step_proof(struct gmca_store *s, const uint8_t k_op[GMCA_OP_KEY_LEN],
+                      const struct ra_app *a, const char *step, const uint8_t *proof, size_t len,
+                      const char *who, enum gmca_action act, int64_t now, struct gmca_auth_proof *p,
+                      struct gmca_operator *op, struct gmca_error *e)
 {
         struct gmca_error inner = {0};
         int rc;
@@ -473,6 +476,10 @@ static int step_proof(struct gmca_store *s, const struct ra_app *a, const char *
                 return gmca_error_set(
                     e, rc == GMCA_ERR_AUTH || rc == GMCA_ERR_INVALID ? GMCA_ERR_AUTH : rc,
                     "application %lld: %s request: %s", (long long)a->id, step, inner.msg);
+        /* Before the record's name or roles are believed. */
+        if ((rc = gmca_operator_tag_check(op, k_op, &inner)) != 0)
+                return gmca_error_set(e, rc, "application %lld: %s request: %s", (long long)a->id,
+                                      step, inner.msg);
         if (strcmp(op->name, who) != 0)
                 return gmca_error_set(e, GMCA_ERR_AUTH,
                                       "application %lld: the %s request was signed by %s, the "
@@ -643,8 +650,9 @@ static int approve_body_ok(const struct ra_app *a, const struct gmca_auth_proof 
         return rc;
 }
 
-int gmca_ra_check_approvals(struct gmca_store *s, int64_t app_id, int64_t now,
-                            struct gmca_ra_approved *out, struct gmca_error *e)
+int gmca_ra_check_approvals(struct gmca_store *s, const uint8_t k_op[GMCA_OP_KEY_LEN],
+                            int64_t app_id, int64_t now, struct gmca_ra_approved *out,
+                            struct gmca_error *e)
 {
         struct ra_app a;
         struct gmca_auth_proof ps, pv, pa;
@@ -653,6 +661,10 @@ int gmca_ra_check_approvals(struct gmca_store *s, int64_t app_id, int64_t now,
         int type, rc;
 
         memset(out, 0, sizeof(*out));
+        if (k_op == NULL)
+                return gmca_error_set(e, GMCA_ERR_INTERNAL,
+                                      "application %lld: no K_op to check the operators with",
+                                      (long long)app_id);
         if ((rc = ra_app_load(s, app_id, &a, e)) != 0)
                 return rc;
         rc = GMCA_ERR_STATE;
@@ -675,8 +687,8 @@ int gmca_ra_check_approvals(struct gmca_store *s, int64_t app_id, int64_t now,
         }
         /* Each step: its signed request, by whom the record says, allowed to do it.
          */
-        if ((rc = step_proof(s, &a, "submit", a.submit_auth, a.submit_auth_len, a.submitted_by,
-                             GMCA_ACT_APPLICATION_SUBMIT, now, &ps, &os, e)) != 0)
+        if ((rc = step_proof(s, k_op, &a, "submit", a.submit_auth, a.submit_auth_len,
+                             a.submitted_by, GMCA_ACT_APPLICATION_SUBMIT, now, &ps, &os, e)) != 0)
                 goto out;
         if (!submit_target_ok(&a, ps.target)) {
                 rc = gmca_error_set(e, GMCA_ERR_AUTH,
@@ -688,7 +700,7 @@ int gmca_ra_check_approvals(struct gmca_store *s, int64_t app_id, int64_t now,
         if ((rc = submit_body_ok(s, &a, type, &ps, e)) != 0 ||
             (rc = ra_submission_digest(a.submit_auth, a.submit_auth_len, submission, e)) != 0)
                 goto out;
-        if ((rc = step_proof(s, &a, "vet", a.vet_auth, a.vet_auth_len, a.vetted_by,
+        if ((rc = step_proof(s, k_op, &a, "vet", a.vet_auth, a.vet_auth_len, a.vetted_by,
                              GMCA_ACT_APPLICATION_VET, now, &pv, &ov, e)) != 0)
                 goto out;
         if (!step_target_ok(&a, pv.target, "vet")) {
@@ -699,7 +711,7 @@ int gmca_ra_check_approvals(struct gmca_store *s, int64_t app_id, int64_t now,
         }
         if ((rc = vet_body_ok(&a, &pv, submission, e)) != 0)
                 goto out;
-        if ((rc = step_proof(s, &a, "approve", a.decide_auth, a.decide_auth_len, a.decided_by,
+        if ((rc = step_proof(s, k_op, &a, "approve", a.decide_auth, a.decide_auth_len, a.decided_by,
                              GMCA_ACT_APPLICATION_DECIDE, now, &pa, &oa, e)) != 0)
                 goto out;
         if (!step_target_ok(&a, pa.target, "approve")) {
@@ -710,16 +722,17 @@ int gmca_ra_check_approvals(struct gmca_store *s, int64_t app_id, int64_t now,
         }
         if ((rc = approve_body_ok(&a, &pa, submission, e)) != 0)
                 goto out;
-        /* Two people at least (CPS §3.1.3 c), on the operators the proofs name. */
+        /* Two people at least (CPS §3.1.3 c), on the operators the proofs name: by the
+         * tagged name too, as the row id is not under the tag. */
         rc = GMCA_ERR_POLICY;
-        if (ov.id == os.id) {
+        if (ov.id == os.id || strcmp(ov.name, os.name) == 0) {
                 gmca_error_set(e, rc,
                                "CPS §3.1.3: application %lld was vetted by %s, who entered it; "
                                "the vetting operator must be another",
                                (long long)app_id, ov.name);
                 goto out;
         }
-        if (oa.id == os.id) {
+        if (oa.id == os.id || strcmp(oa.name, os.name) == 0) {
                 gmca_error_set(e, rc,
                                "CPS §3.1.3: application %lld was approved by %s, who entered it; "
                                "the approving operator must be another",

@@ -115,7 +115,8 @@ static const char *const migrations[] = {
      * the CA engine, shown masked), applications and their two-person
      * workflow, notifications to applicants, revocation requests. Each
      * *_auth column holds the operator's signed request that did the step
-     * (auth.h, gmca_auth_proof), so the CA engine can check it again.
+     * (auth.h, gmca_auth_proof), so the CA engine can check it again; an
+     * operator's tag is the custodians' MAC over the row (auth.h, K_op).
      */
     "CREATE TABLE operators ("
     " id INTEGER PRIMARY KEY,"
@@ -126,7 +127,8 @@ static const char *const migrations[] = {
     " status TEXT NOT NULL,"
     " created_at BIGINT NOT NULL,"
     " created_by TEXT NOT NULL,"
-    " status_time BIGINT NOT NULL DEFAULT 0);"
+    " status_time BIGINT NOT NULL DEFAULT 0,"
+    " tag BLOB NOT NULL);"
     "CREATE TABLE nonces ("
     " fingerprint TEXT NOT NULL,"
     " nonce TEXT NOT NULL,"

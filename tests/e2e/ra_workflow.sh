@@ -10,7 +10,8 @@
 # business operator waiting for a business admin (§3.9), a judicial one with
 # its document, the full identity number for the business admin alone and
 # each full read audited (§4.5, §8.4), and the CA engine refusing an
-# application altered in the database behind the front. The certificates
+# application altered in the database behind the front, or approved by an
+# operator whose role was raised there. The certificates
 # are checked with openssl and the independent SM2 verifier; the audit
 # chain verifies and names every step's operator.
 . "$(dirname "$0")/common.bash"
@@ -115,7 +116,8 @@ S1=$(j .serial)
 j .certificate >"$T/s1.pem"
 check "openssl and sm2verify: personal certificate under the operational CA" verified "$T/s1.pem"
 check "subject 张三" bash -c "openssl x509 -in '$T/s1.pem' -noout -subject -nameopt utf8 | grep -q '张三'"
-check "31 days" test $(( ($(end_of "$T/s1.pem") - $(date +%s)) / 86400 )) = 30
+start_of() { date -d "$(openssl x509 -in "$1" -noout -startdate | cut -d= -f2)" +%s; }
+check "31 days" test $(( $(end_of "$T/s1.pem") - $(start_of "$T/s1.pem") )) = $((31 * 86400))
 expect_exit 0 "the application record" -- api opA GET "/api/v1/applications/$APP1"
 check "three people on it" test "$(j '[.submitted_by, .vetted_by, .decided_by] | join(",")')" = "opA,adminB,adminC"
 check "not overdue" test "$(j .overdue)" = false
@@ -288,9 +290,20 @@ check "the CA engine refuses an application nobody vetted" bash -c "! jq -e '.st
 sqlite3 "$D/gmca.db" "UPDATE applications SET state = 'approved', issued_serial = NULL, issued_at = NULL WHERE id = $APPD1"
 api adminC POST "/api/v1/applications/$APPD1/issue" >"$T/out" 2>"$T/err" || true
 check "the CA engine refuses to issue an application twice" grep -q "issued from this CSR already" "$T/err"
+# The operators table is the front's to write too: a role given behind the custodians'
+# back lets A approve through the front, but the engine checks the custodians' tag.
+sqlite3 "$D/gmca.db" "UPDATE operators SET roles = 'business_admin' WHERE name = 'opA'"
+sm2_csr t3 "/C=CN/CN=赵六"
+expect_exit 0 "C applies" -- api adminC POST /api/v1/applications --data "$(body_app "$P" personal-sign "$T/t3.csr" "$INFO_P" '{"days":30}')"
+TC=$(j .id)
+expect_exit 0 "B vets" -- api adminB POST "/api/v1/applications/$TC/vet" --data "$(vet_body "$TC")"
+expect_exit 0 "A, a business admin in the database only, approves through the front" -- api opA POST "/api/v1/applications/$TC/approve" --data "$(ok_body "$TC")"
+check "the CA engine refuses to issue" test "$(j .state)" = approved
+check "naming A's record" bash -c "jq -r .issue_error '$T/out' | grep -qF 'operator opA: record not made by the custodians (tag)'"
+sqlite3 "$D/gmca.db" "UPDATE operators SET roles = 'business_operator' WHERE name = 'opA'"
 check "nothing was issued by any" test "$(cert_count "$D")" = "$n_certs"
 expect_exit 0 "the engine's refusals are audited" -- g audit list --json --event ra.application.issue
-check "three refusals recorded" test "$(jq '[.[] | select(.outcome == "failure")] | length' "$T/out")" -ge 3
+check "four refusals recorded" test "$(jq '[.[] | select(.outcome == "failure")] | length' "$T/out")" -ge 4
 
 # ============ a disabled operator ============
 expect_exit 5 "B may not disable an operator" -- api adminB POST /api/v1/operators/opA/disable

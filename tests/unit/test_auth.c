@@ -1,6 +1,6 @@
 /*
  * Unit tests of auth: the permission and conflict tables, the signature
- * base, operators in the store, signed requests checked against a real
+ * base, operators in the store and their records' tags, signed requests checked against a real
  * store whose CA issued real operator certificates (every refusal of
  * gmca_auth_verify), and proofs (round trip, every truncation, tampering).
  */
@@ -29,6 +29,10 @@
 static const char *const names[5] = {"张三", "李四", "王五", "赵六", "钱七"};
 static const char *const pins[5] = {"Auth1pinAA", "Auth2pinBB", "Auth3pinCC", "Auth4pinDD",
                                     "Auth5pinEE"};
+/* The operator records' key for rows made here (nothing here checks them against the CA's). */
+static const uint8_t test_kop[GMCA_OP_KEY_LEN] = {
+    0x6b, 0x2d, 0x6f, 0x70, 0x20, 0x66, 0x6f, 0x72, 0x20, 0x74, 0x65, 0x73, 0x74, 0x73, 0x20, 0x31,
+    0x9e, 0x41, 0x07, 0xc3, 0x58, 0x22, 0xd0, 0x6a, 0x15, 0xb4, 0x7f, 0x90, 0x3e, 0x0c, 0xa1, 0x5d};
 
 struct op_key {
         EVP_PKEY *key;
@@ -135,7 +139,7 @@ static int add_operator(struct fixture *f, const char *name, unsigned roles, con
         op.created_at = f->now;
         gmca_strlcpy(op.created_by, "unit", sizeof(op.created_by));
         assert_int_equal(gmca_store_begin(f->s, e), 0);
-        if ((rc = gmca_operator_insert(f->s, &op, e)) != 0) {
+        if ((rc = gmca_operator_insert(f->s, &op, test_kop, e)) != 0) {
                 gmca_store_rollback(f->s);
                 return rc;
         }
@@ -511,8 +515,8 @@ static void test_operator_names(void **state)
                 gmca_strlcpy(op.created_by, "unit", sizeof(op.created_by));
                 gmca_error_clear(&e);
                 assert_int_equal(gmca_store_begin(f->s, &e), 0);
-                expect(gmca_operator_insert(f->s, &op, &e), &e, GMCA_ERR_INVALID, "operator name",
-                       bad[i] != NULL ? bad[i] : "64 bytes");
+                expect(gmca_operator_insert(f->s, &op, test_kop, &e), &e, GMCA_ERR_INVALID,
+                       "operator name", bad[i] != NULL ? bad[i] : "64 bytes");
                 gmca_store_rollback(f->s);
         }
         /* Conflicting or no roles are refused before the store is touched. */
@@ -523,18 +527,21 @@ static void test_operator_names(void **state)
         gmca_strlcpy(op.fingerprint, FPR_A, sizeof(op.fingerprint));
         gmca_strlcpy(op.created_by, "unit", sizeof(op.created_by));
         gmca_error_clear(&e);
-        expect(gmca_operator_insert(f->s, &op, &e), &e, GMCA_ERR_POLICY, "audit_admin", "conflict");
+        expect(gmca_operator_insert(f->s, &op, test_kop, &e), &e, GMCA_ERR_POLICY, "audit_admin",
+               "conflict");
         op.roles = 0;
         gmca_error_clear(&e);
-        expect(gmca_operator_insert(f->s, &op, &e), &e, GMCA_ERR_INVALID, "role", "no role");
+        expect(gmca_operator_insert(f->s, &op, test_kop, &e), &e, GMCA_ERR_INVALID, "role",
+               "no role");
         /* A good name with a space inside and CJK, and a duplicate. */
         op.roles = GMCA_ROLE_AUDIT_ADMIN;
         gmca_error_clear(&e);
         assert_int_equal(gmca_store_begin(f->s, &e), 0);
-        expect(gmca_operator_insert(f->s, &op, &e), &e, 0, NULL, "good name");
+        expect(gmca_operator_insert(f->s, &op, test_kop, &e), &e, 0, NULL, "good name");
         gmca_strlcpy(op.cert_serial, "01AC", sizeof(op.cert_serial));
         op.fingerprint[0] = '1';
-        expect(gmca_operator_insert(f->s, &op, &e), &e, GMCA_ERR_EXISTS, "already", "same name");
+        expect(gmca_operator_insert(f->s, &op, test_kop, &e), &e, GMCA_ERR_EXISTS, "already",
+               "same name");
         gmca_store_rollback(f->s);
         gmca_error_clear(&e);
         expect(gmca_operator_get(f->s, "审计员 甲", &op, &e), &e, GMCA_ERR_NOTFOUND, NULL,
@@ -582,6 +589,133 @@ static void test_operator_store(void **state)
         gmca_error_clear(&e);
         expect(gmca_operator_set_status(f->s, "bob", "sleeping", f->now, &e), &e, GMCA_ERR_INVALID,
                NULL, "bad status");
+}
+
+/* ---- the operator records' tags ---- */
+
+static const char SQL_T_TAG_SET[] = "UPDATE operators SET tag = ? WHERE name = ?";
+
+static void test_operator_tag(void **state)
+{
+        struct fixture *f = *state;
+        struct gmca_operator op, t;
+        struct gmca_operator_add_req r;
+        struct gmca_error e = {0};
+        uint8_t tag[GMCA_OP_TAG_LEN], kop[GMCA_OP_KEY_LEN], other[GMCA_OP_KEY_LEN];
+        EVP_PKEY *key = gmca_sm2_keygen(&e);
+        struct gmca_q q;
+        uint8_t *csr;
+        size_t len;
+
+        /* Round trip: the row as stored checks under the key it was made with, only. */
+        expect(gmca_operator_get(f->s, "bob", &op, &e), &e, 0, NULL, "get bob");
+        expect(gmca_operator_tag_check(&op, test_kop, &e), &e, 0, NULL, "bob's tag");
+        expect(gmca_operator_tag(&op, test_kop, tag, &e), &e, 0, NULL, "tag");
+        assert_memory_equal(tag, op.tag, sizeof(tag));
+        memcpy(other, test_kop, sizeof(other));
+        other[31] ^= 1;
+        gmca_error_clear(&e);
+        expect(gmca_operator_tag_check(&op, other, &e), &e, GMCA_ERR_AUTH,
+               "operator bob: record not made by the custodians (tag)", "another key");
+        gmca_error_clear(&e);
+        expect(gmca_operator_tag_check(&op, NULL, &e), &e, GMCA_ERR_INTERNAL, "K_op", "no key");
+        gmca_error_clear(&e);
+        expect(gmca_operator_tag_check(NULL, test_kop, &e), &e, GMCA_ERR_INTERNAL, NULL,
+               "no record");
+
+        /* Each field under the tag, changed: refused. */
+        for (int i = 0; i < 8; i++) {
+                static const char *const what[] = {"name",         "name extended", "roles raised",
+                                                   "a role added", "cert_serial",   "fingerprint",
+                                                   "tag",          "fields shifted"};
+
+                t = op;
+                switch (i) {
+                case 0:
+                        t.name[0] = 'B';
+                        break;
+                case 1:
+                        gmca_strlcpy(t.name, "bob ", sizeof(t.name));
+                        break;
+                case 2:
+                        t.roles = GMCA_ROLE_SUPER_ADMIN;
+                        break;
+                case 3:
+                        t.roles |= GMCA_ROLE_BUSINESS_OPERATOR;
+                        break;
+                case 4:
+                        t.cert_serial[0] = t.cert_serial[0] == '1' ? '2' : '1';
+                        break;
+                case 5:
+                        t.fingerprint[63] = t.fingerprint[63] == 'a' ? 'b' : 'a';
+                        break;
+                case 6:
+                        t.tag[5] ^= 0x40;
+                        break;
+                case 7: /* the same bytes, split elsewhere between name and serial */
+                        snprintf(t.name, sizeof(t.name), "bob%c", t.cert_serial[0]);
+                        memmove(t.cert_serial, t.cert_serial + 1, strlen(t.cert_serial));
+                        break;
+                }
+                gmca_error_clear(&e);
+                expect(gmca_operator_tag_check(&t, test_kop, &e), &e, GMCA_ERR_AUTH,
+                       "record not made by the custodians (tag)", what[i]);
+        }
+        /* The status is not under it: the API's super admin disables without K_op. */
+        t = op;
+        gmca_strlcpy(t.status, GMCA_OP_DISABLED, sizeof(t.status));
+        t.status_time = 12345;
+        t.id = 999;
+        gmca_error_clear(&e);
+        expect(gmca_operator_tag_check(&t, test_kop, &e), &e, 0, NULL, "status changed");
+
+        /* A stored tag of the wrong length reads as zeros, which never check. */
+        assert_int_equal(gmca_q_open(f->s, SQL_T_TAG_SET, &q, &e), 0);
+        gmca_q_blob(&q, op.tag, 16);
+        gmca_q_text(&q, "bob");
+        assert_int_equal(gmca_q_step(&q, &e, "short tag"), GMCA_DB_DONE);
+        gmca_q_close(&q);
+        expect(gmca_operator_get(f->s, "bob", &t, &e), &e, 0, NULL, "still readable");
+        memset(tag, 0, sizeof(tag));
+        assert_memory_equal(t.tag, tag, sizeof(tag));
+        expect(gmca_operator_tag_check(&t, test_kop, &e), &e, GMCA_ERR_AUTH, "(tag)", "short tag");
+        gmca_error_clear(&e);
+        assert_int_equal(gmca_q_open(f->s, SQL_T_TAG_SET, &q, &e), 0);
+        gmca_q_blob(&q, op.tag, sizeof(op.tag));
+        gmca_q_text(&q, "bob");
+        assert_int_equal(gmca_q_step(&q, &e, "tag back"), GMCA_DB_DONE);
+        gmca_q_close(&q);
+
+        /* No key, no record. */
+        memset(&t, 0, sizeof(t));
+        gmca_strlcpy(t.name, "untagged", sizeof(t.name));
+        t.roles = GMCA_ROLE_AUDIT_ADMIN;
+        gmca_strlcpy(t.cert_serial, "01AD", sizeof(t.cert_serial));
+        gmca_strlcpy(t.fingerprint, FPR_A, sizeof(t.fingerprint));
+        gmca_strlcpy(t.created_by, "unit", sizeof(t.created_by));
+        assert_int_equal(gmca_store_begin(f->s, &e), 0);
+        expect(gmca_operator_insert(f->s, &t, NULL, &e), &e, GMCA_ERR_INTERNAL, "K_op", "no key");
+        gmca_store_rollback(f->s);
+        gmca_error_clear(&e);
+
+        /* gmca operator add tags under the custodians' K_op. */
+        assert_non_null(key);
+        csr = csr_for(key, "制证员 周", &len);
+        memset(&r, 0, sizeof(r));
+        r.name = "制证员 周";
+        r.roles = "business_operator";
+        r.csr = csr;
+        r.csr_len = len;
+        expect(gmca_operator_add(f->c, &r, &t, NULL, &e), &e, 0, NULL, "add");
+        expect(gmca_operator_key(f->c, kop, &e), &e, 0, NULL, "K_op of the custodians");
+        expect(gmca_operator_get(f->s, "制证员 周", &op, &e), &e, 0, NULL, "read back");
+        assert_memory_equal(op.tag, t.tag, sizeof(op.tag));
+        expect(gmca_operator_tag_check(&op, kop, &e), &e, 0, NULL, "added operator's tag");
+        expect(gmca_operator_tag_check(&op, test_kop, &e), &e, GMCA_ERR_AUTH, "(tag)",
+               "not under another key");
+        OPENSSL_cleanse(kop, sizeof(kop));
+        OPENSSL_free(csr);
+        EVP_PKEY_free(key);
 }
 
 /* ---- signed requests ---- */
@@ -1122,6 +1256,7 @@ int main(void)
             cmocka_unit_test(test_sign_verify),      cmocka_unit_test(test_nonce_purge),
             cmocka_unit_test(test_operator_state),   cmocka_unit_test(test_operator_disable),
             cmocka_unit_test(test_operator_add),     cmocka_unit_test(test_proof),
+            cmocka_unit_test(test_operator_tag),
         };
 
         return cmocka_run_group_tests(tests, setup, teardown);

@@ -5,7 +5,8 @@
  * again are real ones: strict bodies, applicants with sealed identity
  * numbers, the two-person workflow, the lifecycle rules at their
  * boundaries, revocation, and gmca_ra_check_approvals against a tampered
- * store. Each refusal must leave its audit record and nothing else.
+ * store, operator records the front wrote or changed included. Each refusal must leave its audit
+ * record and nothing else.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -53,6 +54,7 @@ struct fixture {
         struct gmca_ctx *c;
         struct gmca_store *s;
         uint8_t pii_key[GMCA_SM4_KEY_LEN];
+        uint8_t k_op[GMCA_OP_KEY_LEN]; /* the activated context's: the engine's own */
         struct gmca_pii_sealer sealer;
         struct gmca_ra_env env;
         int64_t now;       /* the time requests are signed and checked at */
@@ -205,7 +207,7 @@ static void new_operator(struct fixture *f, struct op *k, const char *name, unsi
         op.created_at = (int64_t)gmca_now();
         gmca_strlcpy(op.created_by, "unit", sizeof(op.created_by));
         assert_int_equal(gmca_store_begin(f->s, &e), 0);
-        if (gmca_operator_insert(f->s, &op, &e) != 0)
+        if (gmca_operator_insert(f->s, &op, f->k_op, &e) != 0)
                 fail_msg("operator %s: %s", name, e.msg);
         assert_int_equal(gmca_store_commit(f->s, &e), 0);
 }
@@ -262,6 +264,7 @@ static int setup(void **state)
         if (gmca_ca_init(f->dir, &p, &e) != 0 ||
             (f->c = gmca_ctx_open(f->dir, "unit-engine", &e)) == NULL ||
             gmca_ctx_activate(f->c, f->cust, 3, &e) != 0 ||
+            gmca_operator_key(f->c, f->k_op, &e) != 0 ||
             gmca_rand_bytes(f->pii_key, sizeof(f->pii_key), &e) != 0) {
                 fprintf(stderr, "setup: %s\n", e.msg);
                 return -1;
@@ -302,6 +305,7 @@ static int teardown(void **state)
         if (system(cmd) != 0)
                 return -1;
         OPENSSL_cleanse(f->pii_key, sizeof(f->pii_key));
+        OPENSSL_cleanse(f->k_op, sizeof(f->k_op));
         free(f);
         return 0;
 }
@@ -1149,7 +1153,8 @@ static void test_check_approvals(void **state)
                 json_decref(out);
                 if (i == sizeof(tampers) / sizeof(tampers[0])) {
                         /* Untouched: it passes, naming the three people. */
-                        CHECK(gmca_ra_check_approvals(f->s, app, f->now, &a, &e), 0, NULL, "clean");
+                        CHECK(gmca_ra_check_approvals(f->s, f->k_op, app, f->now, &a, &e), 0, NULL,
+                              "clean");
                         assert_string_equal(a.submitted_by, "entry");
                         assert_string_equal(a.vetted_by, "vetter");
                         assert_string_equal(a.approved_by, "admin");
@@ -1160,7 +1165,7 @@ static void test_check_approvals(void **state)
                         break;
                 }
                 run_sql(f, tampers[i].sql, app, tampers[i].twice);
-                CHECK(gmca_ra_check_approvals(f->s, app, f->now, &a, &e), tampers[i].rc,
+                CHECK(gmca_ra_check_approvals(f->s, f->k_op, app, f->now, &a, &e), tampers[i].rc,
                       tampers[i].msg, what);
                 gmca_error_clear(&e);
         }
@@ -1204,7 +1209,8 @@ static void test_check_approvals(void **state)
                         assert_int_equal(gmca_q_step(&q, &e, "forge"), GMCA_DB_DONE);
                         gmca_q_close(&q);
                         gmca_auth_result_clear(&who);
-                        CHECK(gmca_ra_check_approvals(f->s, app, f->now, &a, &e), GMCA_ERR_POLICY,
+                        CHECK(gmca_ra_check_approvals(f->s, f->k_op, app, f->now, &a, &e),
+                              GMCA_ERR_POLICY,
                               k == 0 ? "vetted by entry, who entered it"
                                      : "approved by admin, who entered it",
                               "same person twice");
@@ -1214,11 +1220,11 @@ static void test_check_approvals(void **state)
         body = personal_body(applicant, key, "王小明", 0);
         expect(submit(f, &f->entry, GMCA_APP_NEW, NULL, body, &app, &e), &e, 0, NULL, "submit");
         free(body);
-        CHECK(gmca_ra_check_approvals(f->s, app, f->now, &a, &e), GMCA_ERR_STATE, "not approved",
-              "submitted");
+        CHECK(gmca_ra_check_approvals(f->s, f->k_op, app, f->now, &a, &e), GMCA_ERR_STATE,
+              "not approved", "submitted");
         gmca_error_clear(&e);
         run_sql(f, SQL_T_STATE, app, 0);
-        CHECK(gmca_ra_check_approvals(f->s, app, f->now, &a, &e), GMCA_ERR_AUTH,
+        CHECK(gmca_ra_check_approvals(f->s, f->k_op, app, f->now, &a, &e), GMCA_ERR_AUTH,
               "no signed vet request", "forged state");
         gmca_error_clear(&e);
         /* The issue step refuses an application that is not approved. */
@@ -1471,7 +1477,7 @@ static void test_bound_approvals(void **state)
         free(body);
         CHECK(vet(f, &f->vetter, app, "pass", &e), 0, NULL, "vet");
         CHECK(decide(f, &f->admin, app, 1, NULL, NULL, &e), 0, NULL, "approve");
-        CHECK(gmca_ra_check_approvals(f->s, app, f->now, &a, &e), 0, NULL, "clean");
+        CHECK(gmca_ra_check_approvals(f->s, f->k_op, app, f->now, &a, &e), 0, NULL, "clean");
         gmca_ra_approved_clear(&a);
         body = personal_body(applicant, key2, "李四", 0);
         assert_int_equal(
@@ -1491,7 +1497,7 @@ static void test_bound_approvals(void **state)
         OPENSSL_free(der);
         free(info);
         free(body);
-        CHECK(gmca_ra_check_approvals(f->s, app, f->now, &a, &e), GMCA_ERR_AUTH,
+        CHECK(gmca_ra_check_approvals(f->s, f->k_op, app, f->now, &a, &e), GMCA_ERR_AUTH,
               "the signed vetting is about submission", "swapped submission");
 
         /* 2. The front refuses a vetting or an approval of another submission. */
@@ -1527,7 +1533,7 @@ static void test_bound_approvals(void **state)
         gmca_strlcpy(serial, json_string_value(json_object_get(out, "serial")), sizeof(serial));
         json_decref(out);
         run_sql(f, SQL_T_REPLAY, app2, 0);
-        CHECK(gmca_ra_check_approvals(f->s, app2, f->now, &a, &e), GMCA_ERR_STATE,
+        CHECK(gmca_ra_check_approvals(f->s, f->k_op, app2, f->now, &a, &e), GMCA_ERR_STATE,
               "was issued from this CSR already", "replayed approval");
 
         /* 4. Renewal without subject_info: the old certificate's, and the engine agrees. */
@@ -1562,7 +1568,8 @@ static void test_bound_approvals(void **state)
         CHECK(vet(f, &f->vetter, app, "pass", &e), 0, NULL, "vet renewal");
         f->env.issue = NULL;
         CHECK(decide(f, &f->admin, app, 1, NULL, NULL, &e), 0, NULL, "approve renewal");
-        CHECK(gmca_ra_check_approvals(f->s, app, f->now, &a, &e), 0, NULL, "renewal checks");
+        CHECK(gmca_ra_check_approvals(f->s, f->k_op, app, f->now, &a, &e), 0, NULL,
+              "renewal checks");
         assert_non_null(a.info_json);
         assert_string_equal(a.info_json, old_info);
         gmca_ra_approved_clear(&a);
@@ -1573,7 +1580,7 @@ static void test_bound_approvals(void **state)
         gmca_q_int(&q, app);
         assert_int_equal(gmca_q_step(&q, &e, "info"), GMCA_DB_DONE);
         gmca_q_close(&q);
-        CHECK(gmca_ra_check_approvals(f->s, app, f->now, &a, &e), GMCA_ERR_AUTH,
+        CHECK(gmca_ra_check_approvals(f->s, f->k_op, app, f->now, &a, &e), GMCA_ERR_AUTH,
               "subject_info is not what entry signed", "made-up information");
         assert_int_equal(gmca_q_open(f->s, SQL_T_INFO, &q, &e), 0);
         gmca_q_text(&q, old_info);
@@ -1829,15 +1836,251 @@ static void test_revocation(void **state)
         EVP_PKEY_free(k2);
 }
 
+/* ---- operator records the front cannot forge (auth.h: tags under K_op) ---- */
+
+static const char SQL_T_OP_ADD[] =
+    "INSERT INTO operators (name, roles, cert_serial, fingerprint, status, created_at,"
+    " created_by, status_time, tag) VALUES (?, 'business_admin', ?, ?, 'active', 0, 'front', 0, ?)";
+static const char SQL_T_OP_TAG[] = "UPDATE operators SET tag = ? WHERE name = ?";
+static const char SQL_T_OP_ROLES[] = "UPDATE operators SET roles = ? WHERE name = ?";
+static const char SQL_T_OP_DEL[] = "DELETE FROM operators WHERE name = ?";
+static const char SQL_T_CERTS[] = "SELECT COUNT(*) FROM certificates";
+
+static int64_t certs(struct fixture *f)
+{
+        struct gmca_error e = {0};
+        struct gmca_q q;
+        int64_t n;
+
+        assert_int_equal(gmca_q_open(f->s, SQL_T_CERTS, &q, &e), 0);
+        assert_int_equal(gmca_q_step(&q, &e, "count"), GMCA_DB_ROW);
+        n = gmca_q_col_int(&q, 0);
+        gmca_q_close(&q);
+        return n;
+}
+
+/* Run sql with two bound values: a blob (or text when len is (size_t)-1), then text. */
+static void op_sql(struct fixture *f, const char *sql, const void *v, size_t len, const char *name)
+{
+        struct gmca_error e = {0};
+        struct gmca_q q;
+
+        assert_int_equal(gmca_q_open(f->s, sql, &q, &e), 0);
+        if (len == (size_t)-1)
+                gmca_q_text(&q, v);
+        else
+                gmca_q_blob(&q, v, len);
+        gmca_q_text(&q, name);
+        assert_int_equal(gmca_q_step(&q, &e, "operator row"), GMCA_DB_DONE);
+        gmca_q_close(&q);
+}
+
+/* Submitted by entry, vetted by vetter, approved by k through the front; *out the answer. */
+static int64_t approved_by(struct fixture *f, const struct op *k, int64_t applicant,
+                           const struct op *vetter, json_t **out)
+{
+        struct gmca_error e = {0};
+        EVP_PKEY *key = gmca_sm2_keygen(&e);
+        int64_t app = 0;
+        char *body;
+
+        assert_non_null(key);
+        body = personal_body(applicant, key, "王小明", 0);
+        CHECK(submit(f, &f->entry, GMCA_APP_NEW, NULL, body, &app, &e), 0, NULL, "submit");
+        free(body);
+        CHECK(vet(f, vetter, app, "pass", &e), 0, NULL, "vet");
+        CHECK(decide(f, k, app, 1, NULL, out, &e), 0, NULL, "the front lets the approval in");
+        EVP_PKEY_free(key);
+        return app;
+}
+
+/* The approval stayed approved, the engine's answer names the tag, and nothing was signed. */
+static void refused_for_tag(struct fixture *f, json_t *out, const char *name, int64_t certs0)
+{
+        const char *ie = json_string_value(json_object_get(out, "issue_error"));
+        char want[128];
+
+        snprintf(want, sizeof(want), "operator %s: record not made by the custodians (tag)", name);
+        assert_string_equal(json_string_value(json_object_get(out, "state")), "approved");
+        if (ie == NULL || strstr(ie, want) == NULL)
+                fail_msg("issue_error \"%s\" does not name the tag of %s", ie ? ie : "(none)",
+                         name);
+        assert_int_equal(certs(f), certs0);
+}
+
+static void test_operator_records(void **state)
+{
+        struct fixture *f = *state;
+        struct gmca_ra_approved a;
+        struct gmca_operator good, mal;
+        struct gmca_error e = {0};
+        struct op mallory;
+        struct gmca_cert_rec rec;
+        uint8_t *der = NULL, other_key[GMCA_OP_KEY_LEN], tag[GMCA_OP_TAG_LEN], junk[5] = {0};
+        const unsigned char *p;
+        json_t *out = NULL;
+        struct audit_count ac;
+        int64_t applicant, app, certs0, fails0;
+        int n;
+
+        f->now = (int64_t)gmca_now();
+        applicant = person(f, "");
+
+        /*
+         * B1: the front holds the key of a subscriber certificate it had issued
+         * through the RA, writes an operators row for it (and the certificate's
+         * profile, which it can write too), and approves as that "operator".
+         */
+        memset(&mallory, 0, sizeof(mallory));
+        mallory.name = "mallory";
+        issue_personal(f, applicant, &mallory.key, 0, mallory.serial);
+        f->now = (int64_t)gmca_now(); /* not before the certificate's notBefore */
+        memset(&rec, 0, sizeof(rec));
+        assert_int_equal(gmca_store_cert_get(f->s, mallory.serial, &rec, &e), 0);
+        p = rec.der;
+        assert_non_null(mallory.cert = d2i_X509(NULL, &p, (long)rec.der_len));
+        gmca_cert_rec_clear(&rec);
+        relabel(f, mallory.serial, GMCA_OPERATOR_PROFILE);
+        memset(&mal, 0, sizeof(mal));
+        gmca_strlcpy(mal.name, "mallory", sizeof(mal.name));
+        mal.roles = GMCA_ROLE_BUSINESS_ADMIN;
+        gmca_strlcpy(mal.cert_serial, mallory.serial, sizeof(mal.cert_serial));
+        assert_true((n = i2d_X509(mallory.cert, &der)) > 0);
+        gmca_auth_fingerprint(der, (size_t)n, mal.fingerprint);
+        OPENSSL_free(der);
+        {
+                struct gmca_q q;
+
+                assert_int_equal(gmca_q_open(f->s, SQL_T_OP_ADD, &q, &e), 0);
+                gmca_q_text(&q, mal.name);
+                gmca_q_text(&q, mal.cert_serial);
+                gmca_q_text(&q, mal.fingerprint);
+                gmca_q_blob(&q, junk, sizeof(junk));
+                assert_int_equal(gmca_q_step(&q, &e, "forge operator"), GMCA_DB_DONE);
+                gmca_q_close(&q);
+        }
+        certs0 = certs(f);
+        fails0 = audits(f, GMCA_EV_APP_ISSUE, 0, NULL);
+        app = approved_by(f, &mallory, applicant, &f->vetter, &out);
+        refused_for_tag(f, out, "mallory", certs0);
+        json_decref(out);
+        /* Audited by the engine, and by the front that asked it. */
+        assert_int_equal(audits(f, GMCA_EV_APP_ISSUE, 0, &ac), fails0 + 2);
+        assert_non_null(strstr(ac.last_detail, "not made by the custodians (tag)"));
+        /* Whatever tag the front writes: another operator's, random, under another key. */
+        assert_int_equal(gmca_operator_get(f->s, "admin", &good, &e), 0);
+        assert_int_equal(gmca_rand_bytes(other_key, sizeof(other_key), &e), 0);
+        for (int i = 0; i < 4; i++) {
+                static const char *const what[] = {"too short", "admin's", "random", "other key"};
+
+                if (i == 0)
+                        op_sql(f, SQL_T_OP_TAG, junk, sizeof(junk), "mallory");
+                else if (i == 1)
+                        op_sql(f, SQL_T_OP_TAG, good.tag, sizeof(good.tag), "mallory");
+                else if (i == 2)
+                        assert_int_equal(gmca_rand_bytes(tag, sizeof(tag), &e), 0);
+                else
+                        assert_int_equal(gmca_operator_tag(&mal, other_key, tag, &e), 0);
+                if (i >= 2)
+                        op_sql(f, SQL_T_OP_TAG, tag, sizeof(tag), "mallory");
+                CHECK(gmca_ra_check_approvals(f->s, f->k_op, app, f->now, &a, &e), GMCA_ERR_AUTH,
+                      "operator mallory: record not made by the custodians (tag)", what[i]);
+        }
+        /* The same row tagged under K_op, as the custodians would: only the tag stood in the
+         * way. */
+        assert_int_equal(gmca_operator_tag(&mal, f->k_op, tag, &e), 0);
+        op_sql(f, SQL_T_OP_TAG, tag, sizeof(tag), "mallory");
+        CHECK(gmca_ra_check_approvals(f->s, f->k_op, app, f->now, &a, &e), 0, NULL,
+              "tagged under K_op");
+        assert_string_equal(a.approved_by, "mallory");
+        gmca_ra_approved_clear(&a);
+        CHECK(gmca_ra_check_approvals(f->s, NULL, app, f->now, &a, &e), GMCA_ERR_INTERNAL, "K_op",
+              "no K_op");
+        {
+                struct gmca_q q;
+
+                assert_int_equal(gmca_q_open(f->s, SQL_T_OP_DEL, &q, &e), 0);
+                gmca_q_text(&q, "mallory");
+                assert_int_equal(gmca_q_step(&q, &e, "drop forged operator"), GMCA_DB_DONE);
+                gmca_q_close(&q);
+        }
+        relabel(f, mallory.serial, "personal-sign");
+        op_free(&mallory);
+
+        /* B2: a business operator made a business admin in the table. */
+        op_sql(f, SQL_T_OP_ROLES, "business_admin", (size_t)-1, "vetter");
+        certs0 = certs(f);
+        app = approved_by(f, &f->vetter, applicant, &f->admin2, &out);
+        refused_for_tag(f, out, "vetter", certs0);
+        json_decref(out);
+        CHECK(gmca_ra_check_approvals(f->s, f->k_op, app, f->now, &a, &e), GMCA_ERR_AUTH,
+              "operator vetter: record not made by the custodians (tag)", "roles raised");
+        /* Put back, the tag checks and the role the custodians gave is what counts. */
+        op_sql(f, SQL_T_OP_ROLES, "business_operator", (size_t)-1, "vetter");
+        CHECK(gmca_ra_check_approvals(f->s, f->k_op, app, f->now, &a, &e), GMCA_ERR_AUTH, "may not",
+              "roles restored: a business operator does not approve");
+        /* And a clean approval by the custodians' operators issues. */
+        app = approved_by(f, &f->admin, applicant, &f->vetter, &out);
+        assert_string_equal(json_string_value(json_object_get(out, "state")), "issued");
+        json_decref(out);
+        (void)app;
+}
+
+/*
+ * K_op comes from the key PIN, not the master key: a custodian change draws a
+ * new master key, and the operators' records must still check afterwards.
+ */
+static void test_kop_resplit(void **state)
+{
+        static const char *const next_names[5] = {"孙一", "周二", "吴三", "郑四", "冯五"};
+        static const char *const next_pins[5] = {"Rs1pinQaZw", "Rs2pinWsXe", "Rs3pinEdCr",
+                                                 "Rs4pinRfVt", "Rs5pinTgBy"};
+        struct fixture *f = *state;
+        struct gmca_custodian next[5];
+        struct gmca_operator op;
+        struct gmca_error e = {0};
+        struct gmca_ctx *c2 = NULL;
+        uint8_t k2[GMCA_OP_KEY_LEN];
+        char paths[5][320];
+
+        for (int i = 0; i < 5; i++) {
+                snprintf(paths[i], sizeof(paths[i]), "%s/shares/next-%d.json", f->top, i + 1);
+                next[i] = (struct gmca_custodian){next_names[i], next_pins[i], strlen(next_pins[i]),
+                                                  paths[i]};
+        }
+        /* A context the custodians have not authorised has no K_op. */
+        assert_non_null(c2 = gmca_ctx_open(f->dir, "unit", &e));
+        CHECK(gmca_operator_key(c2, k2, &e), GMCA_ERR_STATE, "not authorised", "no custodians");
+        gmca_ctx_close(c2);
+        CHECK(gmca_key_resplit(f->c, f->cust, 3, next, 5, 0, &e), 0, NULL, "resplit");
+        assert_non_null(c2 = gmca_ctx_open(f->dir, "unit", &e));
+        CHECK(gmca_ctx_activate(c2, next, 3, &e), 0, NULL, "activate with the new shares");
+        CHECK(gmca_operator_key(c2, k2, &e), 0, NULL, "K_op");
+        assert_memory_equal(k2, f->k_op, sizeof(k2));
+        assert_int_equal(gmca_operator_get(f->s, "admin", &op, &e), 0);
+        CHECK(gmca_operator_tag_check(&op, k2, &e), 0, NULL, "a record from before the resplit");
+        OPENSSL_cleanse(k2, sizeof(k2));
+        gmca_ctx_close(c2);
+        /* f->cust no longer opens the CA: this test runs last. */
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_bodies),          cmocka_unit_test(test_caps),
-            cmocka_unit_test(test_working_time),    cmocka_unit_test(test_reason_codes),
-            cmocka_unit_test(test_applicants),      cmocka_unit_test(test_workflow),
-            cmocka_unit_test(test_check_approvals), cmocka_unit_test(test_renewal),
-            cmocka_unit_test(test_org_renewal),     cmocka_unit_test(test_revocation),
-            cmocka_unit_test(test_bound_approvals), cmocka_unit_test(test_not_subscribers),
+            cmocka_unit_test(test_bodies),
+            cmocka_unit_test(test_caps),
+            cmocka_unit_test(test_working_time),
+            cmocka_unit_test(test_reason_codes),
+            cmocka_unit_test(test_applicants),
+            cmocka_unit_test(test_workflow),
+            cmocka_unit_test(test_check_approvals),
+            cmocka_unit_test(test_renewal),
+            cmocka_unit_test(test_org_renewal),
+            cmocka_unit_test(test_revocation),
+            cmocka_unit_test(test_bound_approvals),
+            cmocka_unit_test(test_not_subscribers),
+            cmocka_unit_test(test_operator_records),
+            cmocka_unit_test(test_kop_resplit), /* last: the custodians change */
         };
 
         return cmocka_run_group_tests(tests, setup, teardown);
