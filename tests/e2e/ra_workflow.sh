@@ -2,7 +2,8 @@
 # The RA's registration business end to end through the signed API (issue 4
 # item 7): an individual (personal-sign), an organisation (org-sign) and a
 # device (device-ssl) certificate go apply -> vet -> approve -> issue ->
-# renew -> reissue -> revoke with two people at each step, and every CPS
+# renew -> reissue -> revoke (the organisation also rekey and change) with
+# two people at each step, and every CPS
 # boundary is tried: the submitter vetting their own application (§3.1.3),
 # an audit admin approving (§6.2.3), renewal one day before the 30-day
 # window and inside it (§3.6.2), organisation renewal without the
@@ -218,15 +219,38 @@ j .certificate >"$T/o3.pem"
 check "openssl and sm2verify: reissued organisation certificate" verified "$T/o3.pem"
 expect_exit 0 "the damaged one" -- api adminB GET "/api/v1/certificates/$SO2"
 check "revoked: superseded" test "$(j .status),$(j .reason)" = "revoked,4"
+# --- rekey (§3.6.1): a new key pair; the old certificate revoked as superseded ---
+sm2_csr o4 "/C=CN/O=某某市大数据局/CN=某某市大数据局"
+expect_exit 6 "rekey with the same key: refused" -- api opA POST "/api/v1/certificates/$SO3/rekey" --data "$(body_life "$T/o3.csr" "$INFO_O")"
+expect_exit 0 "rekey" -- api opA POST "/api/v1/certificates/$SO3/rekey" --data "$(body_life "$T/o4.csr" "$INFO_O")"
+APPO4=$(j .id)
+check "rekey vetted and approved" vet_approve "$APPO4"
+SO4=$(j .serial)
+j .certificate >"$T/o4.pem"
+check "rekey: a new key" test "$(pub_of "$T/o4.pem")" != "$(pub_of "$T/o3.pem")"
+check "openssl and sm2verify: rekeyed certificate" verified "$T/o4.pem"
+expect_exit 0 "the certificate rekeyed" -- api adminB GET "/api/v1/certificates/$SO3"
+check "rekey: the old one superseded" test "$(j .status),$(j .reason)" = "revoked,4"
+# --- change (§3.8): new subject information; the old one revoked, the new linked to it ---
+sm2_csr o5 "/C=CN/O=某某市大数据局/OU=数据管理处/CN=某某市大数据局"
+expect_exit 0 "change" -- api opA POST "/api/v1/certificates/$SO4/change" --data "$(body_life "$T/o5.csr" "$INFO_O" '{"profile":"org-sign"}')"
+APPO5=$(j .id)
+check "change: linked to the old certificate" test "$(j .type),$(j .old_serial)" = "change,$SO4"
+check "change vetted and approved" vet_approve "$APPO5"
+SO5=$(j .serial)
+j .certificate >"$T/o5.pem"
+check "change: the new subject" bash -c "openssl x509 -in '$T/o5.pem' -noout -subject -nameopt utf8 | grep -q 'OU=数据管理处'"
+expect_exit 0 "the certificate changed" -- api adminB GET "/api/v1/certificates/$SO4"
+check "change: the old one superseded" test "$(j .status),$(j .reason)" = "revoked,4"
 # A judicial authority orders the revocation: no re-vetting, the document recorded.
 expect_exit 3 "judicial revocation without its document" -- api adminB POST /api/v1/revocations \
-  --data "{\"serial\":\"$SO3\",\"reason\":\"B\",\"requester\":\"judicial\",\"authority\":\"某某市中级人民法院\"}"
+  --data "{\"serial\":\"$SO5\",\"reason\":\"B\",\"requester\":\"judicial\",\"authority\":\"某某市中级人民法院\"}"
 expect_exit 6 "a judicial authority does not give reason H (§3.9.2)" -- api adminB POST /api/v1/revocations \
-  --data "{\"serial\":\"$SO3\",\"reason\":\"H\",\"requester\":\"judicial\",\"authority\":\"某某市中级人民法院\",\"document_ref\":\"(2026)某01执123号\"}"
+  --data "{\"serial\":\"$SO5\",\"reason\":\"H\",\"requester\":\"judicial\",\"authority\":\"某某市中级人民法院\",\"document_ref\":\"(2026)某01执123号\"}"
 expect_exit 0 "judicial revocation by B: at once" -- api adminB POST /api/v1/revocations \
-  --data "{\"serial\":\"$SO3\",\"reason\":\"B\",\"requester\":\"judicial\",\"authority\":\"某某市中级人民法院\",\"document_ref\":\"(2026)某01执123号\"}"
+  --data "{\"serial\":\"$SO5\",\"reason\":\"B\",\"requester\":\"judicial\",\"authority\":\"某某市中级人民法院\",\"document_ref\":\"(2026)某01执123号\"}"
 check "completed, with its document" test "$(j .state),$(j .document_ref)" = "completed,(2026)某01执123号"
-expect_exit 0 "revoked" -- api adminB GET "/api/v1/certificates/$SO3"
+expect_exit 0 "revoked" -- api adminB GET "/api/v1/certificates/$SO5"
 check "privilegeWithdrawn" test "$(j .status),$(j .reason)" = "revoked,9"
 
 # ============ a device: device-ssl ============
@@ -322,10 +346,10 @@ SERVE_PID=
 expect_exit 0 "audit chain verifies" -- g audit verify
 g audit list --json >"$T/audit.json"
 ev() { jq --arg e "$1" --arg a "$2" '[.[] | select(.event == $e and .actor == $a and .outcome == "success")] | length' "$T/audit.json"; }
-check "A's submissions" test "$(ev ra.application.submit opA)" -ge 11
-check "B's vettings" test "$(ev ra.application.vet adminB)" -ge 10
-check "C's approvals" test "$(ev ra.application.approve adminC)" -ge 10
-check "ten issues, each naming the three operators" bash -c "jq -e '[.[] | select(.event == \"ra.application.issue\" and .outcome == \"success\") | .detail] | length == 10 and all(test(\"opA\") and test(\"adminB\") and test(\"adminC\"))' '$T/audit.json' >/dev/null"
+check "A's submissions" test "$(ev ra.application.submit opA)" -ge 13
+check "B's vettings" test "$(ev ra.application.vet adminB)" -ge 12
+check "C's approvals" test "$(ev ra.application.approve adminC)" -ge 12
+check "twelve issues, each naming the three operators" bash -c "jq -e '[.[] | select(.event == \"ra.application.issue\" and .outcome == \"success\") | .detail] | length == 12 and all(test(\"opA\") and test(\"adminB\") and test(\"adminC\"))' '$T/audit.json' >/dev/null"
 check "A's revocation request" test "$(ev ra.revocation.request opA)" = 1
 check "B completed it" test "$(ev ra.revocation.complete adminB)" -ge 1
 check "B's full read of the identity number" test "$(ev ra.applicant.read adminB)" = 1
