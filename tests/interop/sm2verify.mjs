@@ -6,11 +6,15 @@
 // @peculiar/asn1-* for ASN.1 field access.  The exact to-be-signed bytes are
 // sliced from the original DER with a small TLV reader (never re-encoded).
 //
-// Usage: node sm2verify.mjs [--id <string>] <cert|csr|crl> <file> [issuer-file]
+// Usage: node sm2verify.mjs [--id <string>] <cert|csr|crl|ocsp> <file> [issuer-file]
 //   file / issuer-file: DER or PEM.
 //   cert, crl: issuer-file is the issuer certificate; may be omitted for a
 //              self-signed certificate (its own key is used).
 //   csr:       no issuer-file (the CSR's own key is used).
+//   ocsp:      file is a DER OCSPResponse (RFC 6960 §4.2.1) with status
+//              successful; issuer-file is the certificate of the responder
+//              that signed it, and the signature is checked over the raw
+//              tbsResponseData bytes.
 //   --id:      SM2 distinguishing ID (default "1234567812345678", GM/T 0009).
 // Exit: 0 "OK <kind> <file>", 1 "FAIL <kind> <file>: <reason>", 2 usage/parse error.
 
@@ -28,7 +32,7 @@ const OID_SM2_CURVE = '1.2.156.10197.1.301';
 const DER_SM2_CURVE = '06082a811ccf5501822d'; // OBJECT IDENTIFIER 1.2.156.10197.1.301
 const DEFAULT_ID = '1234567812345678';
 
-const USAGE = 'usage: node sm2verify.mjs [--id <string>] <cert|csr|crl> <file> [issuer-file]';
+const USAGE = 'usage: node sm2verify.mjs [--id <string>] <cert|csr|crl|ocsp> <file> [issuer-file]';
 
 class UsageError extends Error {}   // -> exit 2
 class VerifyFail extends Error {}   // -> exit 1
@@ -264,6 +268,44 @@ function verifyCsr(file, issuerFile, id) {
   }
 }
 
+// OCSPResponse ::= SEQUENCE { responseStatus ENUMERATED, responseBytes [0] EXPLICIT
+//   SEQUENCE { responseType OID, response OCTET STRING } OPTIONAL }; response holds
+// BasicOCSPResponse ::= SEQUENCE { tbsResponseData, signatureAlgorithm, signature
+//   BIT STRING, certs [0] EXPLICIT SEQUENCE OF Certificate OPTIONAL }.
+const DER_ID_PKIX_OCSP_BASIC = '06092b0601050507300101';
+function verifyOcsp(file, issuerFile, id) {
+  if (!issuerFile) throw new UsageError('ocsp needs an issuer-file (the responder certificate)');
+  const der = loadDer(file, 'OCSP response');
+  const outer = readTlv(der, 0);
+  if (outer.tag !== 0x30 || outer.end !== der.length) throw new UsageError('OCSP response: not one SEQUENCE');
+  const top = children(der, outer);
+  if (top.length < 1 || top[0].tag !== 0x0a) throw new UsageError('OCSP response: no responseStatus');
+  const status = value(der, top[0]);
+  if (status.length !== 1 || status[0] !== 0) throw new VerifyFail(`responseStatus ${status.toString('hex')}, not successful`);
+  if (top.length !== 2 || top[1].tag !== 0xa0) throw new VerifyFail('successful response without responseBytes');
+  const rb = children(der, children(der, top[1])[0]);
+  if (rb.length !== 2 || !slice(der, rb[0]).equals(Buffer.from(DER_ID_PKIX_OCSP_BASIC, 'hex')) || rb[1].tag !== 0x04) {
+    throw new VerifyFail('responseType is not id-pkix-ocsp-basic');
+  }
+  const basic = value(der, rb[1]);
+  const bt = readTlv(basic, 0);
+  if (bt.tag !== 0x30 || bt.end !== basic.length) throw new UsageError('BasicOCSPResponse: not one SEQUENCE');
+  const parts = children(basic, bt);
+  if (parts.length < 3 || parts.length > 4 || parts[0].tag !== 0x30 || parts[1].tag !== 0x30 || parts[2].tag !== 0x03) {
+    throw new UsageError('BasicOCSPResponse: expected SEQUENCE, SEQUENCE, BIT STRING [, [0]]');
+  }
+  const alg = slice(basic, parts[1]).toString('hex');
+  const algOid = '06082a811ccf55018375';
+  if (alg !== `300a${algOid}` && alg !== `300c${algOid}0500`) {
+    throw new VerifyFail(`signatureAlgorithm ${alg} is not SM2-with-SM3`);
+  }
+  const sigHex = signatureHex(basic, parts[2], null);
+  const responder = loadIssuer(issuerFile);
+  if (!sm2Verify(slice(basic, parts[0]), sigHex, responder.pubHex, id)) {
+    throw new VerifyFail(`SM2 signature does not verify (id "${id}")`);
+  }
+}
+
 // ---------------------------------------------------------------- main
 
 function main(argv) {
@@ -285,7 +327,7 @@ function main(argv) {
   }
   if (pos.length < 2 || pos.length > 3) throw new UsageError(USAGE);
   const [kind, file, issuerFile] = pos;
-  const fn = { cert: verifyCert, csr: verifyCsr, crl: verifyCrl }[kind];
+  const fn = { cert: verifyCert, csr: verifyCsr, crl: verifyCrl, ocsp: verifyOcsp }[kind];
   if (!fn) throw new UsageError(`unknown kind "${kind}"; ${USAGE}`);
   try {
     fn(file, issuerFile, id);
