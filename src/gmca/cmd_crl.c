@@ -12,11 +12,14 @@
 static const char usage[] =
     "usage: gmca crl <subcommand> [options]\n"
     "\n"
-    "  generate [--ca NAME] [--hours N] [--out FILE]\n"
-    "           sign and publish the next CRL now (nextUpdate in N hours,\n"
-    "           default from the configuration, 24). Needs the CA activated (gmca activate).\n"
-    "           The CRL is kept in the store and written to DIR/crl/<ca>.crl.\n"
-    "  list     [--ca NAME] [--json]   every CRL issued, by cRLNumber\n";
+    "  generate [--ca NAME] [--hours N] [--out FILE] [--now]\n"
+    "           sign and publish the next CRL now, the emergency CRL of CPS §3.9.10\n"
+    "           (nextUpdate in N hours, default from the configuration, 24; --now is\n"
+    "           accepted and changes nothing). Needs the CA activated (gmca activate).\n"
+    "           The CRL is kept in the store and written to DIR/crl/<ca>.crl and\n"
+    "           DIR/crl/<ca>/<number>.crl. gmca serve also generates CRLs on a schedule.\n"
+    "  list     [--ca NAME] [--json]   every CRL issued, by cRLNumber (each is served\n"
+    "           at /crl/<ca>/<number>.crl)\n";
 
 struct crl_list_state {
         int json;

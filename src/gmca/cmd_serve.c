@@ -7,18 +7,23 @@
  * --tsa-cert and --tsa-key it also answers POST /tsa (RFC 3161); the TSA
  * key is loaded here once, checked against its certificate by a self-test
  * token, lent to the worker threads and freed (its memory cleared by
- * OpenSSL) when serve returns.
+ * OpenSSL) when serve returns. With --ocsp-cert and --ocsp-key (once per
+ * CA) it answers OCSP (RFC 6960) as that CA's delegated responder; those
+ * keys are handled the same way.
  */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
 #include <openssl/x509.h>
 
 #include "cli.h"
+#include "ocsp.h"
 #include "serve.h"
 #include "tsa.h"
+#include "util.h"
 #include "x509.h"
 
 static const char usage[] =
@@ -45,14 +50,91 @@ static const char usage[] =
     "                      also answer POST /tsa (RFC 3161) as the time-stamping\n"
     "                      authority of this certificate (profile tsa) and key\n"
     "  --tsa-policy OID    the TSA policy of the tokens (default " GMCA_TSA_POLICY_DEFAULT ")\n"
-    "  --tsa-accuracy-ms N the accuracy the tokens state, 1..999 (default: none)\n";
+    "  --tsa-accuracy-ms N the accuracy the tokens state, 1..999 (default: none)\n"
+    "  --crl-interval HOURS\n"
+    "                      generate every CA's CRL through the CA engine this often\n"
+    "                      (default: crl_hours of the configuration, 24; CPS §3.9.10),\n"
+    "                      and at start when one is due; at once after a keyCompromise\n"
+    "                      or cACompromise revocation through the API\n"
+    "  --crl-interval-seconds N  the same in seconds (for tests)\n"
+    "  --ocsp-cert FILE --ocsp-key FILE [--ocsp-pass-file FILE]\n"
+    "                      also answer POST /ocsp and GET /ocsp/{base64} (RFC 6960,\n"
+    "                      RFC 5019) for the CA that issued this delegated responder\n"
+    "                      certificate (profile ocsp); repeat once per CA\n"
+    "  --ocsp-validity SECONDS\n"
+    "                      nextUpdate - thisUpdate of the responses (default 3600)\n";
+
+#define SERVE_OCSP_MAX 16 /* CAs one front answers OCSP for */
+
+struct ocsp_opt {
+        const char *cert, *key, *pass;
+};
+
+/* The loaded responders: certificates, keys and signers, freed by ocsp_free. */
+struct ocsp_keys {
+        X509 *cert[SERVE_OCSP_MAX];
+        EVP_PKEY *key[SERVE_OCSP_MAX];
+        struct gmca_pkey_signer signer[SERVE_OCSP_MAX];
+        struct gmca_ocsp_responder r[SERVE_OCSP_MAX];
+        size_t n;
+};
 
 struct serve_opts {
         const char *listen, *ra, *key, *pass, *cert;
         int threads;
         const char *tsa_cert, *tsa_key, *tsa_pass, *tsa_policy;
         int tsa_accuracy_ms;
+        int64_t crl_interval; /* seconds; 0: the configured crl_hours */
+        struct ocsp_opt ocsp[SERVE_OCSP_MAX];
+        int nocsp_cert, nocsp_key;
+        int64_t ocsp_validity;
 };
+
+/*
+ * Load each --ocsp-cert/--ocsp-key pair: the key must be the certificate's,
+ * the certificate an OCSP signer issued by a CA of the store, one per CA.
+ */
+static int ocsp_load(struct gmca_ctx *c, const struct serve_opts *o, struct ocsp_keys *ok,
+                     struct gmca_error *e)
+{
+        for (int i = 0; i < o->nocsp_cert; i++) {
+                const struct ocsp_opt *p = &o->ocsp[i];
+                int rc;
+
+                if ((ok->cert[i] = cli_load_cert(p->cert, e)) == NULL ||
+                    (ok->key[i] = cli_load_key(p->key, p->pass, e)) == NULL)
+                        return e->code;
+                if (X509_check_private_key(ok->cert[i], ok->key[i]) != 1) {
+                        gmca_ossl_clear();
+                        return gmca_error_set(e, GMCA_ERR_TAMPER, "%s: not the key of %s", p->key,
+                                              p->cert);
+                }
+                if ((rc = gmca_pkey_signer_init(&ok->signer[i], ok->key[i], NULL, e)) != 0 ||
+                    (rc = gmca_ocsp_responder_init(&ok->r[i], gmca_ctx_store(c), ok->cert[i],
+                                                   &ok->signer[i].base, gmca_now(), e)) != 0) {
+                        struct gmca_error cause = *e;
+
+                        return gmca_error_set(e, rc, "%s: %s", p->cert, cause.msg);
+                }
+                ok->n = (size_t)i + 1;
+                for (int j = 0; j < i; j++)
+                        if (ok->r[j].ca_id == ok->r[i].ca_id)
+                                return gmca_error_set(e, GMCA_ERR_INVALID,
+                                                      "%s and %s: two OCSP responders for one CA",
+                                                      o->ocsp[j].cert, p->cert);
+        }
+        return 0;
+}
+
+static void ocsp_free(struct ocsp_keys *ok)
+{
+        for (size_t i = 0; i < SERVE_OCSP_MAX; i++) {
+                gmca_ocsp_responder_clear(&ok->r[i]);
+                EVP_PKEY_free(ok->key[i]); /* EC keys clear their private scalar */
+                X509_free(ok->cert[i]);
+        }
+        OPENSSL_cleanse(ok, sizeof(*ok));
+}
 
 /* The RA certificate: current for the RA named, issued here, and the key's. */
 static int check_ra(struct gmca_ctx *c, const struct serve_opts *o, EVP_PKEY *key, X509 *cert,
@@ -151,19 +233,26 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
             {"tsa-pass-file", required_argument, NULL, 'Q'},
             {"tsa-policy", required_argument, NULL, 'O'},
             {"tsa-accuracy-ms", required_argument, NULL, 'A'},
+            {"crl-interval", required_argument, NULL, 'I'},
+            {"crl-interval-seconds", required_argument, NULL, 'S'},
+            {"ocsp-cert", required_argument, NULL, 1001},
+            {"ocsp-key", required_argument, NULL, 1002},
+            {"ocsp-pass-file", required_argument, NULL, 1003},
+            {"ocsp-validity", required_argument, NULL, 1004},
             {"help", no_argument, NULL, 'h'},
             {NULL, 0, NULL, 0},
         };
         struct serve_opts o = {.listen = GMCA_SERVE_DEFAULT_LISTEN,
                                .threads = GMCA_SERVE_THREADS_DEFAULT};
         struct gmca_serve_tsa tsa = {0};
+        static struct ocsp_keys ok; /* large; one serve per process */
         struct gmca_serve_config cfg;
         struct cli_custody k;
         struct gmca_error e = {0};
         struct gmca_ctx *c = NULL;
         EVP_PKEY *key = NULL;
         X509 *cert = NULL;
-        int ch, rc = EXIT_FAIL, started = 0;
+        int ch, n, rc = EXIT_FAIL, started = 0;
 
         memset(&k, 0, sizeof(k));
         while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -208,6 +297,37 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
                         if ((o.tsa_accuracy_ms = cli_parse_int(optarg, 1, 999)) < 0)
                                 return cli_usage_error("--tsa-accuracy-ms: 1..999");
                         break;
+                case 'I':
+                        if ((n = cli_parse_int(optarg, 1, 744)) < 0)
+                                return cli_usage_error("--crl-interval: 1..744 hours");
+                        o.crl_interval = (int64_t)n * 3600;
+                        break;
+                case 'S':
+                        if ((n = cli_parse_int(optarg, 1, 744 * 3600)) < 0)
+                                return cli_usage_error("--crl-interval-seconds: 1..2678400");
+                        o.crl_interval = n;
+                        break;
+                case 1001:
+                        if (o.nocsp_cert >= SERVE_OCSP_MAX)
+                                return cli_usage_error("--ocsp-cert: at most %d", SERVE_OCSP_MAX);
+                        o.ocsp[o.nocsp_cert++].cert = optarg;
+                        break;
+                case 1002:
+                        if (o.nocsp_key >= SERVE_OCSP_MAX)
+                                return cli_usage_error("--ocsp-key: at most %d", SERVE_OCSP_MAX);
+                        o.ocsp[o.nocsp_key++].key = optarg;
+                        break;
+                case 1003:
+                        if (o.nocsp_key == 0 || o.ocsp[o.nocsp_key - 1].pass != NULL)
+                                return cli_usage_error("--ocsp-pass-file: after its --ocsp-key");
+                        o.ocsp[o.nocsp_key - 1].pass = optarg;
+                        break;
+                case 1004:
+                        if ((n = cli_parse_int(optarg, 60, GMCA_OCSP_VALIDITY_MAX)) < 0)
+                                return cli_usage_error("--ocsp-validity: 60..%d seconds",
+                                                       GMCA_OCSP_VALIDITY_MAX);
+                        o.ocsp_validity = n;
+                        break;
                 case 'h':
                         fputs(usage, stdout);
                         return EXIT_OK;
@@ -224,6 +344,9 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
              (o.tsa_pass != NULL || o.tsa_policy != NULL || o.tsa_accuracy_ms != 0)))
                 return cli_usage_error("serve: --tsa-cert and --tsa-key go together, and the "
                                        "other --tsa options need them");
+        if (o.nocsp_cert != o.nocsp_key || (o.nocsp_cert == 0 && o.ocsp_validity != 0))
+                return cli_usage_error("serve: each --ocsp-cert needs its --ocsp-key, and "
+                                       "--ocsp-validity needs them");
         if (gmca_serve_check_listen(o.listen, &e) != 0 ||
             (key = cli_load_key(o.key, o.pass, &e)) == NULL ||
             (cert = cli_load_cert(o.cert, &e)) == NULL ||
@@ -243,6 +366,8 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
                         goto fail;
                 }
         }
+        if (ocsp_load(c, &o, &ok, &e) != 0)
+                goto fail;
         gmca_ctx_close(c);
         c = NULL;
         if (engine_up(cli, &k, &started, &e) != 0)
@@ -254,7 +379,11 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
                                          .ra = o.ra,
                                          .ra_key = key,
                                          .ra_cert = cert,
-                                         .tsa = o.tsa_cert != NULL ? &tsa : NULL};
+                                         .tsa = o.tsa_cert != NULL ? &tsa : NULL,
+                                         .crl_interval = o.crl_interval,
+                                         .ocsp = ok.r,
+                                         .nocsp = ok.n,
+                                         .ocsp_validity = o.ocsp_validity};
         if (gmca_serve_run(&cfg, &e) != 0)
                 goto fail;
         rc = EXIT_OK;
@@ -270,5 +399,6 @@ out:
         X509_free(cert);
         EVP_PKEY_free(tsa.key);
         X509_free(tsa.cert);
+        ocsp_free(&ok);
         return rc;
 }

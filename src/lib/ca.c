@@ -1506,8 +1506,10 @@ int ca_publish_crl(struct gmca_ctx *c, const char *ca, int64_t number, const uin
         return gmca_write_file_atomic(path, der, len, 0644, e);
 }
 
-int gmca_ca_crl_generate(struct gmca_ctx *c, const char *ca_name, int next_hours,
-                         struct gmca_crl_rec *out, struct gmca_error *e)
+/* next_seconds: the CRL's validity in seconds, checked by the callers (positive, about a month at
+ * most). */
+static int crl_generate(struct gmca_ctx *c, const char *ca_name, int64_t next_seconds,
+                        struct gmca_crl_rec *out, struct gmca_error *e)
 {
         struct ca_slot *ca;
         struct entries es = {0};
@@ -1527,12 +1529,6 @@ int gmca_ca_crl_generate(struct gmca_ctx *c, const char *ca_name, int next_hours
         if (ca_need_signer(c, ca, 0, e) != 0)
                 return ca_reject(c, GMCA_EV_CRL_GENERATE, ca->rec.name,
                                  e && e->code ? e->code : GMCA_ERR_STATE, e);
-        if (next_hours < 0 || next_hours > 24 * 31) {
-                gmca_error_set(e, GMCA_ERR_INVALID, "crl: next update must be 1..744 hours");
-                return ca_reject(c, GMCA_EV_CRL_GENERATE, ca->rec.name, GMCA_ERR_INVALID, e);
-        }
-        if (next_hours == 0)
-                next_hours = c->cfg.crl_hours;
         if ((rc = gmca_store_begin(c->store, e)) != 0)
                 return ca_reject(c, GMCA_EV_CRL_GENERATE, ca->rec.name, rc, e);
         if ((rc = gmca_store_crl_next_number(c->store, ca->rec.id, &rec.number, e)) != 0)
@@ -1553,7 +1549,7 @@ int gmca_ca_crl_generate(struct gmca_ctx *c, const char *ca_name, int next_hours
         p.sm2_id = ca->rec.sm2_id[0] ? ca->rec.sm2_id : NULL;
         p.number = rec.number;
         p.this_update = now;
-        p.next_update = now + (time_t)next_hours * 3600;
+        p.next_update = now + (time_t)next_seconds;
         p.entries = es.v;
         p.nentries = es.n;
         if ((crl = gmca_crl_build(&p, e)) == NULL) {
@@ -1603,4 +1599,98 @@ out:
         OPENSSL_free(der);
         X509_CRL_free(crl);
         return rc;
+}
+
+int gmca_ca_crl_generate(struct gmca_ctx *c, const char *ca_name, int next_hours,
+                         struct gmca_crl_rec *out, struct gmca_error *e)
+{
+        if (next_hours < 0 || next_hours > 24 * 31) {
+                gmca_error_set(e, GMCA_ERR_INVALID, "crl: next update must be 1..744 hours");
+                return ca_reject(c, GMCA_EV_CRL_GENERATE, ca_name ? ca_name : c->cfg.default_ca,
+                                 GMCA_ERR_INVALID, e);
+        }
+        if (next_hours == 0)
+                next_hours = c->cfg.crl_hours;
+        return crl_generate(c, ca_name, (int64_t)next_hours * 3600, out, e);
+}
+
+struct crl_due {
+        char names[MAX_CAS][GMCA_NAME_MAX];
+        char states[MAX_CAS][16];
+        size_t n;
+};
+
+static int collect_signing_ca(const struct gmca_ca_rec *r, void *arg)
+{
+        struct crl_due *d = arg;
+
+        if (!ca_state_signs_crls(r->key_state) || d->n == MAX_CAS)
+                return 0;
+        gmca_strlcpy(d->names[d->n], r->name, sizeof(d->names[0]));
+        gmca_strlcpy(d->states[d->n], r->key_state, sizeof(d->states[0]));
+        d->n++;
+        return 0;
+}
+
+int gmca_ca_crl_refresh(struct gmca_ctx *c, int64_t interval, int force, int64_t *next_due,
+                        size_t *made, struct gmca_error *e)
+{
+        struct crl_due d;
+        struct gmca_error ce;
+        int64_t now = (int64_t)gmca_now(), due = INT64_MAX, margin;
+        size_t count = 0;
+        int rc, first = 0;
+
+        if (interval == 0)
+                interval = (int64_t)c->cfg.crl_hours * 3600;
+        if (interval < 1 || interval > GMCA_CRL_INTERVAL_MAX)
+                return gmca_error_set(e, GMCA_ERR_INVALID,
+                                      "crl: the interval must be 1 s .. 744 hours (CPS §3.9.10)");
+        margin = interval / 4;
+        memset(&d, 0, sizeof(d));
+        if ((rc = gmca_store_ca_list(c->store, collect_signing_ca, &d, e)) != 0)
+                return rc;
+        for (size_t i = 0; i < d.n; i++) {
+                struct gmca_crl_rec latest;
+                struct ca_slot *ca;
+                int64_t at = now;
+
+                memset(&latest, 0, sizeof(latest));
+                memset(&ce, 0, sizeof(ce));
+                /* The slot may be older than a rollover or compromise: take today's state. */
+                if ((ca = ca_find(c, d.names[i], &ce)) != NULL)
+                        gmca_strlcpy(ca->rec.key_state, d.states[i], sizeof(ca->rec.key_state));
+                if (ca == NULL) {
+                        rc = ce.code ? ce.code : GMCA_ERR_INTERNAL;
+                } else if ((rc = gmca_store_crl_latest(c->store, ca->rec.id, &latest, &ce)) ==
+                           GMCA_ERR_NOTFOUND) {
+                        gmca_error_clear(&ce);
+                        rc = 0;
+                        at = now;
+                } else if (rc == 0) {
+                        at = latest.next_update - margin;
+                }
+                gmca_crl_rec_clear(&latest);
+                if (rc == 0 && (force || at <= now)) {
+                        if ((rc = crl_generate(c, d.names[i], interval + margin, NULL, &ce)) == 0) {
+                                count++;
+                                at = now + interval;
+                        }
+                }
+                if (rc != 0) {
+                        if (first == 0) {
+                                first = rc;
+                                if (e != NULL)
+                                        *e = ce;
+                        }
+                        continue;
+                }
+                if (at < due)
+                        due = at;
+        }
+        if (next_due != NULL)
+                *next_due = due;
+        if (made != NULL)
+                *made = count;
+        return first;
 }

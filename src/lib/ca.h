@@ -192,6 +192,27 @@ int gmca_ca_revoke(struct gmca_ctx *c, const char *serial, int reason, int64_t i
 int gmca_ca_crl_generate(struct gmca_ctx *c, const char *ca, int next_hours,
                          struct gmca_crl_rec *out, struct gmca_error *e) GMCA_WUR;
 
+/* The longest CRL schedule interval, in seconds (CPS §3.9.10 caps nextUpdate at a month). */
+#define GMCA_CRL_INTERVAL_MAX ((int64_t)744 * 3600)
+
+/*
+ * One pass of the CRL schedule (CPS §3.9.10, §4.4.2). For every CA whose
+ * key may still sign CRLs (active, and superseded or compromised CAs for
+ * what they issued), a CRL is generated when force is set, when the CA has
+ * none yet, or when its latest CRL's nextUpdate is within interval/4 of now
+ * or past. Each new CRL is valid for interval + interval/4 seconds, so it is
+ * replaced every `interval` and a relying party never holds one past its
+ * nextUpdate while the next is being published. interval: seconds,
+ * 1..GMCA_CRL_INTERVAL_MAX; 0 means the configured crl_hours. Every
+ * generation is audited (crl.generate, actor of c), and so is every
+ * failure; a failure for one CA does not stop the others.
+ * next_due (may be NULL): the earliest time a CRL falls due again (of the
+ * CAs that did not fail; INT64_MAX if none). made (may be NULL): CRLs
+ * generated. Returns 0, or the first failure's code with e filled.
+ */
+int gmca_ca_crl_refresh(struct gmca_ctx *c, int64_t interval, int force, int64_t *next_due,
+                        size_t *made, struct gmca_error *e) GMCA_WUR;
+
 /* Normalise a serial typed by a person ("0x", colons, lower case) to the
  * store's upper-case hex. -1 if it is not 1..40 hex digits. */
 int gmca_serial_normalize(const char *in, char out[GMCA_SERIAL_HEX_MAX]);

@@ -242,6 +242,7 @@ enum stmt {
         ST_CRL_EXISTS,
         ST_CRL_INSERT,
         ST_CRL_LATEST,
+        ST_CRL_GET,
         ST_CRL_LIST,
         ST_AUDIT_LAST,
         ST_AUDIT_INSERT,
@@ -306,6 +307,8 @@ static const char *const sql[ST_COUNT] = {
                       " VALUES (?, ?, ?, ?, ?, ?)",
     [ST_CRL_LATEST] = "SELECT ca_id, number, this_update, next_update, entries, der FROM crls"
                       " WHERE ca_id = ? ORDER BY number DESC LIMIT 1",
+    [ST_CRL_GET] = "SELECT ca_id, number, this_update, next_update, entries, der FROM crls"
+                   " WHERE ca_id = ? AND number = ?",
     [ST_CRL_LIST] = "SELECT ca_id, number, this_update, next_update, entries FROM crls"
                     " WHERE ca_id = ? ORDER BY number",
     [ST_AUDIT_LAST] = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
@@ -1594,6 +1597,30 @@ int gmca_store_crl_latest(struct gmca_store *s, int64_t ca_id, struct gmca_crl_r
         if (rc == GMCA_DB_DONE) {
                 rc = gmca_error_set(e, GMCA_ERR_NOTFOUND, "store: no CRL of CA %lld found",
                                     (long long)ca_id);
+        } else if (rc == GMCA_DB_ROW) {
+                crl_row(&q, &r);
+                if ((rc = col_dup(&q, 5, &r.der, &r.der_len, e)) == 0)
+                        *out = r;
+        }
+        q_close(&q);
+        return rc;
+}
+
+int gmca_store_crl_get(struct gmca_store *s, int64_t ca_id, int64_t number,
+                       struct gmca_crl_rec *out, struct gmca_error *e)
+{
+        struct gmca_crl_rec r;
+        struct q q;
+        int rc;
+
+        if ((rc = q_open(s, ST_CRL_GET, &q, e)) != 0)
+                return rc;
+        q_int(&q, ca_id);
+        q_int(&q, number);
+        rc = q_step(&q, e, "CRL %lld of CA %lld", (long long)number, (long long)ca_id);
+        if (rc == GMCA_DB_DONE) {
+                rc = gmca_error_set(e, GMCA_ERR_NOTFOUND, "store: no CRL %lld of CA %lld",
+                                    (long long)number, (long long)ca_id);
         } else if (rc == GMCA_DB_ROW) {
                 crl_row(&q, &r);
                 if ((rc = col_dup(&q, 5, &r.der, &r.der_len, e)) == 0)

@@ -223,6 +223,9 @@ int gmca_store_crl_insert(struct gmca_store *s, const struct gmca_crl_rec *r,
                           struct gmca_error *e) GMCA_WUR;
 int gmca_store_crl_latest(struct gmca_store *s, int64_t ca_id, struct gmca_crl_rec *out,
                           struct gmca_error *e) GMCA_WUR;
+/* CRL `number` of a CA (every CRL is kept, CPS §3.9.12); GMCA_ERR_NOTFOUND if none. */
+int gmca_store_crl_get(struct gmca_store *s, int64_t ca_id, int64_t number,
+                       struct gmca_crl_rec *out, struct gmca_error *e) GMCA_WUR;
 /* All CRLs of a CA in number order; der == NULL in records passed to cb. */
 int gmca_store_crl_list(struct gmca_store *s, int64_t ca_id,
                         int (*cb)(const struct gmca_crl_rec *, void *), void *arg,

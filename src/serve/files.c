@@ -1,13 +1,17 @@
 /*
  * The public, unsigned downloads of the front (DESIGN.md "Contracts"):
  * the CA certificates (GET /ca/{name}.crt, DER) and each CA's latest CRL
- * (GET /crl/{name}.crl, DER, as stored when it was generated), for relying
+ * (GET /crl/{name}.crl, DER, as stored when it was generated, with HTTP
+ * caching headers; GET /crl/{name}/{number}.crl any CRL ever issued), for relying
  * parties and the URLs in issued certificates (CRL distribution point,
  * caIssuers); and GET /healthz for whoever watches the service. All read
  * the store only.
  */
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 
+#include "crypto.h"
 #include "serve_internal.h"
 #include "util.h"
 
@@ -58,7 +62,105 @@ static void ca_cert(struct serve_worker *w, const char *name, struct serve_reply
         gmca_ca_rec_clear(&ca);
 }
 
-static void ca_crl(struct serve_worker *w, const char *name, struct serve_reply *out)
+/* IMF-fixdate (RFC 9110 §5.6.7). */
+static void http_date(time_t t, char *buf, size_t len)
+{
+        struct tm tm;
+
+        if (gmtime_r(&t, &tm) == NULL || strftime(buf, len, "%a, %d %b %Y %H:%M:%S GMT", &tm) == 0)
+                buf[0] = '\0';
+}
+
+/* An HTTP date, IMF-fixdate only ("Sun, 06 Nov 1994 08:49:37 GMT"); -1 otherwise. */
+static int http_date_parse(const char *s, time_t *out)
+{
+        static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+        char wday[4], mon[4];
+        const char *m;
+        struct tm tm;
+        int end = -1;
+
+        memset(&tm, 0, sizeof(tm));
+        if (strlen(s) != 29 ||
+            sscanf(s, "%3[A-Za-z], %2d %3[A-Za-z] %4d %2d:%2d:%2d GMT%n", wday, &tm.tm_mday, mon,
+                   &tm.tm_year, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &end) != 7 ||
+            end != 29 || (m = strstr(months, mon)) == NULL || (m - months) % 3 != 0 ||
+            tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 || tm.tm_min > 59 ||
+            tm.tm_sec > 60 || tm.tm_year < 1970)
+                return -1;
+        tm.tm_mon = (int)(m - months) / 3;
+        tm.tm_year -= 1900;
+        *out = timegm(&tm);
+        return *out == (time_t)-1 ? -1 : 0;
+}
+
+/* 1 if the If-None-Match list (RFC 9110 §13.1.2, weak comparison) holds etag, or is "*". */
+static int etag_match(const char *list, const char *etag)
+{
+        size_t n = strlen(etag);
+        const char *p = list;
+
+        for (int guard = 0; *p != '\0' && guard < SERVE_COND_MAX; guard++) {
+                while (*p == ' ' || *p == '\t' || *p == ',')
+                        p++;
+                if (*p == '*')
+                        return 1;
+                if (strncmp(p, "W/", 2) == 0)
+                        p += 2;
+                if (strncmp(p, etag, n) == 0 &&
+                    (p[n] == '\0' || p[n] == ',' || p[n] == ' ' || p[n] == '\t'))
+                        return 1;
+                while (*p != '\0' && *p != ',')
+                        p++;
+        }
+        return 0;
+}
+
+/*
+ * A CRL with its caching headers (RFC 9111): it changes only when a new one
+ * is issued, so Last-Modified is its thisUpdate, the ETag the SM3 of its
+ * DER, and caches may keep it until its nextUpdate. A matching
+ * If-None-Match (or, without one, an If-Modified-Since not before
+ * thisUpdate) gets 304 (RFC 9110 §13.2.2).
+ */
+static void crl_reply(const struct serve_request *rq, const struct gmca_crl_rec *crl,
+                      struct serve_reply *out)
+{
+        uint8_t md[GMCA_SM3_LEN];
+        char hex[2 * GMCA_SM3_LEN + 1];
+        time_t now = gmca_now(), ims;
+        int64_t age = crl->next_update > now ? crl->next_update - now : 0;
+        int fresh = 0;
+
+        if (gmca_sm3(crl->der, crl->der_len, md) != 0) {
+                serve_reply_error(out, 500, "internal", "cannot hash the CRL");
+                return;
+        }
+        gmca_hex_upper(md, sizeof(md), hex);
+        if (rq->if_none_match[0] != '\0' && rq->if_none_match[0] != '\x01') {
+                char quoted[sizeof(hex) + 2];
+
+                snprintf(quoted, sizeof(quoted), "\"%s\"", hex);
+                fresh = etag_match(rq->if_none_match, quoted);
+        } else if (rq->if_modified_since[0] != '\0' &&
+                   http_date_parse(rq->if_modified_since, &ims) == 0) {
+                fresh = crl->this_update <= (int64_t)ims;
+        }
+        if (fresh)
+                serve_reply_bytes(out, 304, "application/pkix-crl", NULL, 0);
+        else
+                serve_reply_bytes(out, 200, "application/pkix-crl", crl->der, crl->der_len);
+        if (out->status != 200 && out->status != 304)
+                return;
+        snprintf(out->etag, sizeof(out->etag), "\"%s\"", hex);
+        snprintf(out->cache, sizeof(out->cache), "public, max-age=%lld", (long long)age);
+        http_date((time_t)crl->this_update, out->last_modified, sizeof(out->last_modified));
+        http_date((time_t)crl->next_update, out->expires, sizeof(out->expires));
+}
+
+/* number: 0 for the latest CRL, else that cRLNumber (every CRL is kept, CPS §3.9.12). */
+static void ca_crl(struct serve_worker *w, const struct serve_request *rq, const char *name,
+                   int64_t number, struct serve_reply *out)
 {
         struct gmca_error e = {0};
         struct gmca_ca_rec ca;
@@ -71,22 +173,57 @@ static void ca_crl(struct serve_worker *w, const char *name, struct serve_reply 
                 store_failure(out, rc, &e, "CRL", name);
                 return;
         }
-        if ((rc = gmca_store_crl_latest(w->store, ca.id, &crl, &e)) != 0)
-                store_failure(out, rc, &e, "CRL", name);
+        if (number == 0)
+                rc = gmca_store_crl_latest(w->store, ca.id, &crl, &e);
         else
-                serve_reply_bytes(out, 200, "application/pkix-crl", crl.der, crl.der_len);
+                rc = gmca_store_crl_get(w->store, ca.id, number, &crl, &e);
+        if (rc != 0)
+                store_failure(out, rc, &e, "such CRL", name);
+        else
+                crl_reply(rq, &crl, out);
         gmca_crl_rec_clear(&crl);
         gmca_ca_rec_clear(&ca);
 }
 
-int serve_public(struct serve_worker *w, const char *method, const char *path,
+/* /crl/{name}/{number}.crl: number 1..2^53 in decimal without leading zeros. */
+static int numbered_crl(const char *path, char name[GMCA_NAME_MAX], int64_t *number)
+{
+        char tmp[GMCA_NAME_MAX + 32];
+        const char *slash;
+        int64_t v = 0;
+        size_t n;
+
+        if (strncmp(path, "/crl/", 5) != 0 || (slash = strchr(path + 5, '/')) == NULL)
+                return 0;
+        n = strlen(slash + 1);
+        if (n < 5 || n > 16 + 4 || strcmp(slash + 1 + n - 4, ".crl") != 0 || slash[1] == '0')
+                return 0;
+        for (size_t i = 1; i <= n - 4; i++) {
+                if (slash[i] < '0' || slash[i] > '9')
+                        return 0;
+                v = v * 10 + (slash[i] - '0');
+        }
+        if (v > ((int64_t)1 << 53) || (size_t)(slash - path) + 4 >= sizeof(tmp))
+                return 0;
+        /* The name part goes through the same check as /crl/{name}.crl. */
+        snprintf(tmp, sizeof(tmp), "%.*s.crl", (int)(slash - path), path);
+        if (!name_from(tmp, "/crl/", ".crl", name))
+                return 0;
+        *number = v;
+        return 1;
+}
+
+int serve_public(struct serve_worker *w, const struct serve_request *rq, const char *path,
                  struct serve_reply *out)
 {
+        const char *method = rq->method;
         char name[GMCA_NAME_MAX];
+        int64_t number = 0;
         int healthz = strcmp(path, "/healthz") == 0, cert = 0, crl = 0;
 
         if (!healthz && !(cert = name_from(path, "/ca/", ".crt", name)) &&
-            !(crl = name_from(path, "/crl/", ".crl", name)))
+            !(crl = name_from(path, "/crl/", ".crl", name)) &&
+            !(crl = numbered_crl(path, name, &number)))
                 return 0;
         if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
                 gmca_strlcpy(out->allow, "GET, HEAD", sizeof(out->allow));
@@ -108,6 +245,6 @@ int serve_public(struct serve_worker *w, const char *method, const char *path,
         if (cert)
                 ca_cert(w, name, out);
         else
-                ca_crl(w, name, out);
+                ca_crl(w, rq, name, number, out);
         return 1;
 }

@@ -41,6 +41,7 @@
 struct server {
         const struct gmca_serve_config *cfg;
         struct serve_worker *workers;
+        struct serve_crl_sched *crl; /* the CRL schedule's thread */
         size_t nworkers;
         pthread_mutex_t lock;
         atomic_long inflight; /* requests whose headers are in and whose reply is not done */
@@ -165,7 +166,15 @@ static enum MHD_Result send_reply(struct server *srv, struct MHD_Connection *con
         out->data = NULL; /* the response owns it */
         if (MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
                                     out->ctype != NULL ? out->ctype : "text/plain") != MHD_YES ||
-            MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store") != MHD_YES ||
+            MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL,
+                                    out->cache[0] != '\0' ? out->cache : "no-store") != MHD_YES ||
+            (out->last_modified[0] != '\0' &&
+             MHD_add_response_header(resp, MHD_HTTP_HEADER_LAST_MODIFIED, out->last_modified) !=
+                 MHD_YES) ||
+            (out->expires[0] != '\0' &&
+             MHD_add_response_header(resp, MHD_HTTP_HEADER_EXPIRES, out->expires) != MHD_YES) ||
+            (out->etag[0] != '\0' &&
+             MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, out->etag) != MHD_YES) ||
             MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff") != MHD_YES ||
             (out->allow[0] != '\0' &&
              MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, out->allow) != MHD_YES) ||
@@ -390,6 +399,15 @@ int gmca_serve_run(const struct gmca_serve_config *cfg, struct gmca_error *e)
                 goto out;
         }
         masked = 1;
+        /* After the pid lock (one schedule per state directory) and with the signals blocked. */
+        if ((srv.crl = serve_crl_sched_start(cfg->dir, cfg->crl_interval, e)) == NULL) {
+                rc = e && e->code ? e->code : GMCA_ERR_INTERNAL;
+                goto out;
+        }
+        for (size_t i = 0; i < srv.nworkers; i++) {
+                srv.workers[i].crl = srv.crl;
+                srv.workers[i].crl_urgent = serve_crl_sched_urgent;
+        }
         flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC;
         if (ss.ss_family == AF_INET6)
                 flags |= MHD_USE_IPv6;
@@ -431,6 +449,7 @@ out:
                 MHD_stop_daemon(d);
         if (masked)
                 pthread_sigmask(SIG_SETMASK, &old, NULL);
+        serve_crl_sched_stop(srv.crl);
         for (size_t i = 0; i < srv.nworkers; i++)
                 serve_worker_free(&srv.workers[i]);
         free(srv.workers);

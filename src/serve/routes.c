@@ -9,6 +9,7 @@
  * 1..2^53 without leading zeros, serials go through gmca_serial_normalize,
  * a query key a route does not take, or one given twice, is refused.
  */
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,9 +17,11 @@
 #include <strings.h>
 
 #include <openssl/crypto.h>
+#include <openssl/x509v3.h>
 
 #include "audit.h"
 #include "ca.h"
+#include "ocsp.h"
 #include "serve_internal.h"
 #include "system.h"
 #include "template.h"
@@ -209,6 +212,17 @@ void serve_request_header(struct serve_request *rq, const char *key, const char 
                         memcpy(rq->ctype, value, n + 1);
                 return;
         }
+        if (strcasecmp(key, "If-None-Match") == 0 || strcasecmp(key, "If-Modified-Since") == 0) {
+                char *field = tolower((unsigned char)key[3]) == 'n' ? rq->if_none_match
+                                                                    : rq->if_modified_since;
+
+                /* Repeated or over-long: ignored, so the full reply is sent (RFC 9110 §13.1). */
+                if (field[0] != '\0' || value == NULL || n > SERVE_COND_MAX)
+                        memcpy(field, "\x01", 2);
+                else
+                        memcpy(field, value, n + 1);
+                return;
+        }
         for (size_t i = 0; i < sizeof(hdr_fields) / sizeof(hdr_fields[0]); i++) {
                 char *field = (char *)&rq->hdr + hdr_fields[i].off;
 
@@ -228,6 +242,8 @@ size_t serve_body_max(const char *target)
 {
         if (strncmp(target, "/tsa", 4) == 0 && (target[4] == '\0' || target[4] == '?'))
                 return SERVE_TSA_BODY_MAX;
+        if (strncmp(target, "/ocsp", 5) == 0 && strchr("/?", target[5]) != NULL)
+                return GMCA_OCSP_REQ_MAX; /* also for "/ocsp" itself: strchr finds the NUL */
         return GMCA_AUTH_BODY_MAX;
 }
 
@@ -638,15 +654,71 @@ static int run_certificate_get(struct call *c)
         return gmca_ra_certificate_get(&c->w->env, &c->who, c->serial, c->now, &c->out, &c->e);
 }
 
+/*
+ * After a keyCompromise or cACompromise revocation the CRL goes out now
+ * (CPS §3.9.10), not on schedule: the CRL schedule is woken.
+ */
+static void crl_if_compromise(struct call *c)
+{
+        json_t *state = json_object_get(c->out, "state"),
+               *code = json_object_get(c->out, "reason_code");
+
+        if (c->w->crl_urgent != NULL && json_is_string(state) &&
+            strcmp(json_string_value(state), "completed") == 0 && json_is_integer(code) &&
+            (json_integer_value(code) == CRL_REASON_KEY_COMPROMISE ||
+             json_integer_value(code) == CRL_REASON_CA_COMPROMISE))
+                c->w->crl_urgent(c->w->crl);
+}
+
 static int run_revocation_request(struct call *c)
 {
-        return gmca_ra_revocation_request(&c->w->env, &c->who, c->rq->body, c->rq->len, c->now,
-                                          &c->out, &c->e);
+        int rc = gmca_ra_revocation_request(&c->w->env, &c->who, c->rq->body, c->rq->len, c->now,
+                                            &c->out, &c->e);
+
+        if (rc == 0)
+                crl_if_compromise(c);
+        return rc;
 }
 
 static int run_revocation_complete(struct call *c)
 {
-        return gmca_ra_revocation_complete(&c->w->env, &c->who, c->id, c->now, &c->out, &c->e);
+        int rc = gmca_ra_revocation_complete(&c->w->env, &c->who, c->id, c->now, &c->out, &c->e);
+
+        if (rc == 0)
+                crl_if_compromise(c);
+        return rc;
+}
+
+/*
+ * A CRL on demand (the emergency CRL of CPS §3.9.10): signed now through the
+ * CA engine by a context of this request, so that its crl.generate record
+ * names the operator.
+ */
+static int run_crl_generate(struct call *c)
+{
+        struct gmca_crl_rec r;
+        struct gmca_ctx *ctx;
+        char url[GMCA_NAME_MAX + 48];
+        int rc;
+
+        memset(&r, 0, sizeof(r));
+        if ((ctx = gmca_ctx_open(c->w->cfg->dir, c->who.op.name, &c->e)) == NULL)
+                return c->e.code != 0 ? c->e.code : GMCA_ERR_INTERNAL;
+        if ((rc = gmca_ctx_use_engine(ctx, &c->e)) != 0) {
+                c->w->engine_down = 1;
+                goto out;
+        }
+        if ((rc = gmca_ca_crl_generate(ctx, c->name, 0, &r, &c->e)) != 0)
+                goto out;
+        snprintf(url, sizeof(url), "/crl/%s/%lld.crl", c->name, (long long)r.number);
+        c->out =
+            json_pack("{s:s, s:I, s:I, s:I, s:I, s:s}", "ca", c->name, "number",
+                      (json_int_t)r.number, "this_update", (json_int_t)r.this_update, "next_update",
+                      (json_int_t)r.next_update, "entries", (json_int_t)r.entries, "url", url);
+out:
+        gmca_crl_rec_clear(&r);
+        gmca_ctx_close(ctx);
+        return rc;
 }
 
 static int run_revocation_list(struct call *c)
@@ -750,6 +822,7 @@ static const struct route routes[] = {
     {"POST", "/api/v1/profiles/{name}/enable", GMCA_ACT_PROFILE_WRITE, NULL, run_profile_enable, 1,
      200},
     {"GET", "/api/v1/system", GMCA_ACT_SYSTEM_READ, NULL, run_system, 0, 200},
+    {"POST", "/api/v1/crl/{name}", GMCA_ACT_CRL_GENERATE, NULL, run_crl_generate, 0, 201},
 };
 
 static enum gmca_action needed_action(const struct call *c)
@@ -995,6 +1068,10 @@ void serve_dispatch(struct serve_worker *w, const struct serve_request *rq, stru
                 serve_tsa(w, rq, out);
                 return;
         }
-        if (!serve_public(w, rq->method, path, out))
+        if (strcmp(path, "/ocsp") == 0 || strncmp(path, "/ocsp/", 6) == 0) {
+                serve_ocsp(w, rq, path, out);
+                return;
+        }
+        if (!serve_public(w, rq, path, out))
                 serve_reply_error(out, 404, "not_found", "no such path");
 }

@@ -14,6 +14,8 @@
 #ifndef GMCA_SERVE_H
 #define GMCA_SERVE_H
 
+#include <stdint.h>
+
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
@@ -47,6 +49,8 @@ struct gmca_serve_tsa {
  */
 int gmca_serve_tsa_check(const struct gmca_serve_tsa *t, struct gmca_error *e) GMCA_WUR;
 
+struct gmca_ocsp_responder;
+
 struct gmca_serve_config {
         const char *dir;    /* state directory */
         const char *listen; /* "ADDR:PORT" or "[ADDR6]:PORT"; port 0 picks a free one */
@@ -55,6 +59,17 @@ struct gmca_serve_config {
         EVP_PKEY *ra_key;   /* borrowed: the RA communication private key */
         X509 *ra_cert;      /* borrowed: its certificate */
         const struct gmca_serve_tsa *tsa; /* borrowed; NULL: no POST /tsa (404) */
+        /* Seconds between scheduled CRLs (CPS §3.9.10); 0: the configured crl_hours. */
+        int64_t crl_interval;
+        /*
+         * The OCSP responders of POST /ocsp and GET /ocsp/{base64}, one per
+         * CA served (ocsp.h; borrowed, their keys held by the caller);
+         * nocsp 0: no responder (404). ocsp_validity: seconds from
+         * thisUpdate to nextUpdate, 0: GMCA_OCSP_VALIDITY_DEFAULT.
+         */
+        const struct gmca_ocsp_responder *ocsp;
+        size_t nocsp;
+        int64_t ocsp_validity;
 };
 
 /*

@@ -24,6 +24,9 @@
 #define SERVE_METHOD_MAX 15
 #define SERVE_CTYPE_MAX 127     /* bytes of a Content-Type kept */
 #define SERVE_TSA_BODY_MAX 8192 /* bytes of a TimeStampReq over HTTP (they are ~100) */
+#define SERVE_COND_MAX 255      /* bytes of an If-None-Match or If-Modified-Since kept */
+
+struct serve_crl_sched;
 
 /*
  * One per libmicrohttpd worker thread, used by one request at a time: its
@@ -39,6 +42,9 @@ struct serve_worker {
         int busy;
         struct gmca_pii_sealer sealer;
         struct gmca_ra_env env;
+        /* Asks the CRL schedule for a CRL now (crl_sched.c); NULL: no schedule. */
+        void (*crl_urgent)(struct serve_crl_sched *);
+        struct serve_crl_sched *crl;
 };
 
 int serve_worker_init(struct serve_worker *w, const struct gmca_serve_config *cfg,
@@ -56,7 +62,10 @@ struct serve_request {
         char ctype[SERVE_CTYPE_MAX + 1]; /* Content-Type, "" when absent */
         int ctype_bad;                   /* Content-Type repeated or over-long */
         int has_body;                    /* Content-Length or Transfer-Encoding was sent */
-        uint8_t *body;                   /* NULL when empty */
+        /* Conditional GET (RFC 9110 §13.1): "" absent, "\x01" over-long or repeated (ignored). */
+        char if_none_match[SERVE_COND_MAX + 1];
+        char if_modified_since[SERVE_COND_MAX + 1];
+        uint8_t *body; /* NULL when empty */
         size_t len, cap;
 };
 
@@ -66,6 +75,15 @@ struct serve_reply {
         char *data; /* malloc'd */
         size_t len;
         char allow[48]; /* for 405: the methods the path takes */
+        /*
+         * HTTP caching (RFC 9111), "" where not sent: cache replaces the
+         * default "Cache-Control: no-store"; the dates are IMF-fixdate
+         * (RFC 9110 §5.6.7); etag is sent as given (quoted by the caller).
+         */
+        char cache[96];
+        char last_modified[32];
+        char expires[32];
+        char etag[80];
 };
 
 /*
@@ -83,6 +101,10 @@ int serve_media_type_is(const char *ctype, const char *want);
 
 /* POST /tsa: the TimeStampResp for the body (tsa.c). */
 void serve_tsa(struct serve_worker *w, const struct serve_request *rq, struct serve_reply *out);
+
+/* POST /ocsp, GET /ocsp/{base64}: the OCSPResponse for the request (ocsp.c). */
+void serve_ocsp(struct serve_worker *w, const struct serve_request *rq, const char *path,
+                struct serve_reply *out);
 
 /* The reply for one request; w may be NULL if no worker could be had (503). */
 void serve_dispatch(struct serve_worker *w, const struct serve_request *rq,
@@ -104,8 +126,20 @@ struct sockaddr_storage;
 int serve_parse_listen(const char *s, struct sockaddr_storage *ss, char *host, size_t hostlen,
                        struct gmca_error *e) GMCA_WUR;
 
+/*
+ * The CRL schedule (crl_sched.c, CPS §3.9.10): a thread that generates each
+ * CA's CRL through the CA engine every interval seconds (0: the configured
+ * crl_hours), at start when one is due, and at once after
+ * serve_crl_sched_urgent. Stopped and freed by serve_crl_sched_stop (NULL
+ * is fine).
+ */
+struct serve_crl_sched *serve_crl_sched_start(const char *dir, int64_t interval,
+                                              struct gmca_error *e);
+void serve_crl_sched_urgent(struct serve_crl_sched *s);
+void serve_crl_sched_stop(struct serve_crl_sched *s);
+
 /* The public, unsigned downloads: 1 if path is one of them (out filled), else 0. */
-int serve_public(struct serve_worker *w, const char *method, const char *path,
+int serve_public(struct serve_worker *w, const struct serve_request *rq, const char *path,
                  struct serve_reply *out);
 
 #endif

@@ -279,7 +279,7 @@ expect_exit 0 "a signed request after them" -- api alice GET /api/v1/whoami
 check "CA certificate" bash -c "curl -sf '$URL/ca/sub.crt' | openssl x509 -inform DER -noout -subject -nameopt utf8 | grep -q '运营'"
 g ca export --ca root | openssl x509 -outform DER >"$T/root.der"
 check "CA certificate as the CA exports it" bash -c "curl -sf '$URL/ca/root.crt' | cmp - '$T/root.der'"
-check "no CRL yet: 404" test "$(curl -s -o /dev/null -w '%{http_code}' "$URL/crl/sub.crl")" = 404
+check "no CRL of an unknown CA: 404" test "$(curl -s -o /dev/null -w '%{http_code}' "$URL/crl/nope.crl")" = 404
 expect_exit 0 "a CRL" -- g crl generate
 check "the CRL" bash -c "curl -sf '$URL/crl/sub.crl' -o '$T/sub.crl' && openssl crl -inform DER -in '$T/sub.crl' -noout -issuer >/dev/null"
 check "CRL content type" bash -c "curl -sI '$URL/crl/sub.crl' | grep -qi '^content-type: application/pkix-crl'"

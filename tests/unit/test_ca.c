@@ -462,6 +462,135 @@ static void test_crl(void **state)
         OPENSSL_free(csr);
 }
 
+static time_t sched_now;
+static time_t sched_clock(void)
+{
+        return sched_now;
+}
+
+/* The latest CRL of a CA, its record and parsed form (both to be freed by the caller). */
+static X509_CRL *latest_crl(struct fixture *f, const char *ca, struct gmca_crl_rec *out)
+{
+        struct gmca_error e = {0};
+        struct gmca_ca_rec rec;
+        X509_CRL *crl;
+
+        memset(&rec, 0, sizeof(rec));
+        assert_int_equal(gmca_store_ca_get(gmca_ctx_store(f->c), ca, &rec, &e), 0);
+        assert_int_equal(gmca_store_crl_latest(gmca_ctx_store(f->c), rec.id, out, &e), 0);
+        gmca_ca_rec_clear(&rec);
+        crl = gmca_crl_parse(out->der, out->der_len, &e);
+        assert_non_null(crl);
+        return crl;
+}
+
+/*
+ * The CRL schedule (CPS §3.9.10): every CA that may sign CRLs gets one when
+ * it has none, when the latest is within interval/4 of its nextUpdate, or
+ * when forced; a revoked certificate stays on the CRL after it expires.
+ */
+static void test_crl_refresh(void **state)
+{
+        struct fixture *f = *state;
+        struct gmca_error e = {0};
+        struct gmca_crl_rec r1, r, got;
+        struct gmca_ca_rec sub;
+        char serial[GMCA_SERIAL_HEX_MAX];
+        size_t len, made = 99;
+        uint8_t *csr = test_csr("孙八", &len);
+        struct gmca_issue_req ir = {NULL, "personal-sign", csr, len, INFO, strlen(INFO), 1, 0};
+        int64_t next = 0, t0;
+        X509_CRL *crl;
+        int64_t n0;
+
+        memset(&r1, 0, sizeof(r1));
+        memset(&r, 0, sizeof(r));
+        memset(&got, 0, sizeof(got));
+        memset(&sub, 0, sizeof(sub));
+        sched_now = time(NULL);
+        t0 = (int64_t)sched_now;
+        gmca_set_clock(sched_clock);
+        /* Not activated: each CA's failure is audited, nothing is made. */
+        n0 = audits(f);
+        assert_int_equal(gmca_ca_crl_refresh(f->c, 3600, 0, &next, &made, &e), GMCA_ERR_STATE);
+        assert_int_equal(made, 0);
+        assert_true(next == INT64_MAX);
+        assert_int_equal(audits(f), n0 + 2);
+        assert_int_equal(last_outcome(f), 0);
+        gmca_error_clear(&e);
+        assert_int_equal(gmca_ca_crl_refresh(f->c, 0, 0, &next, &made, &e), GMCA_ERR_STATE);
+        gmca_error_clear(&e);
+        assert_int_equal(gmca_ca_crl_refresh(f->c, -1, 0, &next, &made, &e), GMCA_ERR_INVALID);
+        gmca_error_clear(&e);
+        assert_int_equal(gmca_ca_crl_refresh(f->c, GMCA_CRL_INTERVAL_MAX + 1, 0, &next, &made, &e),
+                         GMCA_ERR_INVALID);
+        gmca_error_clear(&e);
+
+        activate(f);
+        /* None yet: one for the root and one for the operational CA. */
+        assert_int_equal(gmca_ca_crl_refresh(f->c, 3600, 0, &next, &made, &e), 0);
+        assert_int_equal(made, 2);
+        assert_int_equal(next, t0 + 3600);
+        crl = latest_crl(f, "sub", &r1);
+        X509_CRL_free(crl);
+        assert_int_equal(r1.number, 1);
+        assert_int_equal(r1.this_update, t0);
+        assert_int_equal(r1.next_update, t0 + 3600 + 900);
+        /* Not due until nextUpdate - interval/4. */
+        sched_now = (time_t)(t0 + 3599);
+        assert_int_equal(gmca_ca_crl_refresh(f->c, 3600, 0, &next, &made, &e), 0);
+        assert_int_equal(made, 0);
+        assert_int_equal(next, t0 + 3600);
+        sched_now = (time_t)(t0 + 3600);
+        assert_int_equal(gmca_ca_crl_refresh(f->c, 3600, 0, &next, &made, &e), 0);
+        assert_int_equal(made, 2);
+        assert_int_equal(next, t0 + 7200);
+        /* Forced (the emergency CRL): at once, whatever is due. */
+        assert_int_equal(gmca_ca_crl_refresh(f->c, 3600, 1, &next, &made, &e), 0);
+        assert_int_equal(made, 2);
+        crl = latest_crl(f, "sub", &r);
+        X509_CRL_free(crl);
+        assert_int_equal(r.number, 3);
+        gmca_crl_rec_clear(&r);
+
+        /* Every CRL is kept and can be had by its number. */
+        assert_int_equal(gmca_store_ca_get(gmca_ctx_store(f->c), "sub", &sub, &e), 0);
+        assert_int_equal(gmca_store_crl_get(gmca_ctx_store(f->c), sub.id, 1, &got, &e), 0);
+        assert_int_equal(got.number, 1);
+        assert_int_equal(got.der_len, r1.der_len);
+        assert_memory_equal(got.der, r1.der, r1.der_len);
+        gmca_crl_rec_clear(&got);
+        assert_int_equal(gmca_store_crl_get(gmca_ctx_store(f->c), sub.id, 99, &got, &e),
+                         GMCA_ERR_NOTFOUND);
+        gmca_error_clear(&e);
+
+        /* A one-day certificate revoked, then expired: still on the next CRL. */
+        assert_int_equal(gmca_ca_issue(f->c, &ir, serial, NULL, &e), 0);
+        assert_int_equal(gmca_ca_revoke(f->c, serial, CRL_REASON_KEY_COMPROMISE, 0, &e), 0);
+        sched_now = (time_t)(t0 + 3 * 86400);
+        assert_int_equal(gmca_ca_crl_refresh(f->c, 3600, 0, &next, &made, &e), 0);
+        assert_int_equal(made, 2);
+        crl = latest_crl(f, "sub", &r);
+        assert_int_equal(r.entries, 1);
+        assert_int_equal(sk_X509_REVOKED_num(X509_CRL_get_REVOKED(crl)), 1);
+        X509_CRL_free(crl);
+        gmca_crl_rec_clear(&r);
+
+        /* A superseded CA still signs its CRLs (CPS §6.8); an archived one no more. */
+        assert_int_equal(
+            gmca_store_ca_set_state(gmca_ctx_store(f->c), sub.id, GMCA_KEY_SUPERSEDED, t0, &e), 0);
+        assert_int_equal(gmca_ca_crl_refresh(f->c, 3600, 1, &next, &made, &e), 0);
+        assert_int_equal(made, 2);
+        assert_int_equal(
+            gmca_store_ca_set_state(gmca_ctx_store(f->c), sub.id, GMCA_KEY_ARCHIVED, t0, &e), 0);
+        assert_int_equal(gmca_ca_crl_refresh(f->c, 3600, 1, &next, &made, &e), 0);
+        assert_int_equal(made, 1);
+        gmca_crl_rec_clear(&r1);
+        gmca_ca_rec_clear(&sub);
+        chain_ok(f);
+        OPENSSL_free(csr);
+}
+
 static void test_issue_batch(void **state)
 {
         struct fixture *f = *state;
@@ -582,6 +711,7 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_rejections_audited, setup, teardown),
             cmocka_unit_test_setup_teardown(test_validity_within_ca, setup, teardown),
             cmocka_unit_test_setup_teardown(test_crl, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_crl_refresh, setup, teardown),
             cmocka_unit_test_setup_teardown(test_issue_batch, setup, teardown),
             cmocka_unit_test_setup_teardown(test_issue_batch_fallback, setup, teardown),
             cmocka_unit_test(test_serial_normalize),

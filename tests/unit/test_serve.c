@@ -22,6 +22,7 @@
 #include "../../src/serve/addr.c"
 #include "../../src/serve/files.c"
 #include "../../src/serve/routes.c"
+#include "../../src/serve/ocsp.c"
 #include "../../src/serve/tsa.c"
 
 #include "audit.h"
