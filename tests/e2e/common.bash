@@ -12,7 +12,10 @@ stop_engines() {
   done
   return 0
 }
-trap 'stop_engines; rm -rf "$T"' EXIT
+# A front started with start_front is stopped too.
+SERVE_PID=
+stop_serve() { [ -z "$SERVE_PID" ] || kill -TERM "$SERVE_PID" 2>/dev/null || true; }
+trap 'stop_serve; stop_engines; rm -rf "$T"' EXIT
 PASSED=0
 FAILED=0
 export GMCA_OPERATOR=e2e-operator
@@ -98,3 +101,37 @@ audit_failures() { "$GMCA" --dir "$1" audit list --json | grep -c '"outcome": "f
 audit_last_outcome() {
   "$GMCA" --dir "$1" audit list --json | grep '"outcome"' | tail -n 1 | sed 's/.*: "\(.*\)".*/\1/'
 }
+
+# ---- the RA front (gmca serve) ----
+# custodians3 DIR: custodians 1, 2 and 3 of DIR as --share/--pin-file pairs, in array CUST.
+custodians3() {
+  CUST=(--share "$1.shares/share-1.json" --pin-file "$T/pin1" --share "$1.shares/share-2.json"
+    --pin-file "$T/pin2" --share "$1.shares/share-3.json" --pin-file "$T/pin3")
+}
+# ra_cert DIR: RA ra1's communication key and certificate ($T/ra.key, $T/ra.pem); needs CUST.
+ra_cert() {
+  sm2_csr ra "/C=CN/O=测试电子政务认证中心/OU=注册中心/CN=RA 系统" &&
+    "$GMCA" --dir "$1" ra cert issue --ra ra1 --csr "$T/ra.csr" --out "$T/ra.pem" "${CUST[@]}"
+}
+# add_operator DIR NAME ROLE: an operator made by the custodians ($T/NAME.key, $T/NAME.pem).
+add_operator() {
+  sm2_csr "$2" "/C=CN/O=测试电子政务认证中心/CN=$2" &&
+    "$GMCA" --dir "$1" operator add --name "$2" --role "$3" --csr "$T/$2.csr" --out "$T/$2.pem" \
+      "${CUST[@]}" >/dev/null
+}
+# start_front DIR [serve options...]: gmca serve as RA ra1 on a free loopback port, the
+# custodians in CUST starting the CA engine if it is not running; sets SERVE_PID and URL
+# (empty if it did not come up). Output in $T/serve.out and $T/serve.err.
+start_front() {
+  local d=$1; shift
+  "$GMCA" --dir "$d" serve --listen 127.0.0.1:0 --ra ra1 --ra-key "$T/ra.key" --ra-cert "$T/ra.pem" \
+    "${CUST[@]}" "$@" >"$T/serve.out" 2>"$T/serve.err" &
+  SERVE_PID=$!
+  for _ in $(seq 100); do
+    grep -q '^gmca: serving on ' "$T/serve.out" 2>/dev/null && break
+    sleep 0.1
+  done
+  URL=$(sed -n 's/^gmca: serving on //p' "$T/serve.out")
+}
+# api OPERATOR METHOD TARGET [options]: a request signed by OPERATOR ($T/OPERATOR.key/.pem).
+api() { local who=$1; shift; "$GMCA" api --url "$URL" --key "$T/$who.key" --cert "$T/$who.pem" "$@"; }

@@ -19,23 +19,15 @@
 D=$T/ca
 g() { "$GMCA" --dir "$D" "$@"; }
 VERIFY=$GMCA_SRC/tests/interop/sm2verify.mjs
-SERVE_PID=
-stop_serve() { [ -z "$SERVE_PID" ] || kill -TERM "$SERVE_PID" 2>/dev/null || true; }
-trap 'stop_serve; stop_engines; rm -rf "$T"' EXIT
 
 expect_exit 0 "new CA" -- new_ca "$D"
 g ca export --ca sub >"$T/sub.pem"
 g ca export --ca root >"$T/root.pem"
-CUST=(--share "$D.shares/share-1.json" --pin-file "$T/pin1" --share "$D.shares/share-2.json"
-  --pin-file "$T/pin2" --share "$D.shares/share-3.json" --pin-file "$T/pin3")
+custodians3 "$D"
 
 # ---- the RA system and five operators (CPS §6.2.3) ----
-sm2_csr ra "/C=CN/O=测试电子政务认证中心/OU=注册中心/CN=RA 系统"
-expect_exit 0 "RA certificate" -- g ra cert issue --ra ra1 --csr "$T/ra.csr" --out "$T/ra.pem" "${CUST[@]}"
-add_op() {
-  sm2_csr "$1" "/C=CN/O=测试电子政务认证中心/CN=$1" &&
-    g operator add --name "$1" --role "$2" --csr "$T/$1.csr" --out "$T/$1.pem" "${CUST[@]}" >/dev/null
-}
+expect_exit 0 "RA certificate" -- ra_cert "$D"
+add_op() { add_operator "$D" "$@"; }
 expect_exit 0 "business operator A" -- add_op opA business_operator
 expect_exit 0 "business admin B" -- add_op adminB business_admin
 expect_exit 0 "business admin C" -- add_op adminC business_admin
@@ -43,17 +35,9 @@ expect_exit 0 "audit admin D" -- add_op auditD audit_admin
 expect_exit 0 "super admin S" -- add_op superS super_admin
 expect_exit 0 "deactivate: serve starts the engine itself" -- g deactivate
 
-"$GMCA" --dir "$D" serve --listen 127.0.0.1:0 --ra ra1 --ra-key "$T/ra.key" --ra-cert "$T/ra.pem" \
-  "${CUST[@]}" >"$T/serve.out" 2>"$T/serve.err" &
-SERVE_PID=$!
-for _ in $(seq 100); do
-  grep -q '^gmca: serving on ' "$T/serve.out" 2>/dev/null && break
-  sleep 0.1
-done
-URL=$(sed -n 's/^gmca: serving on //p' "$T/serve.out")
+start_front "$D"
 check "serve is up" test -n "$URL"
 
-api() { local who=$1; shift; "$GMCA" api --url "$URL" --key "$T/$who.key" --cert "$T/$who.pem" "$@"; }
 j() { jq -r "$1" "$T/out"; }
 # body_app APPLICANT PROFILE CSRFILE INFO-JSON [extra jq object]
 body_app() {
