@@ -1449,12 +1449,39 @@ struct entries {
         int failed;
 };
 
+static int hex_digit(char c)
+{
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        if (c >= 'A' && c <= 'F')
+                return c - 'A' + 10;
+        if (c >= 'a' && c <= 'f')
+                return c - 'a' + 10;
+        return -1;
+}
+
+/* A stored serial (hex, an odd count padded with a leading zero) to bytes; 0 if malformed. */
+static size_t serial_bytes(const char *hex, uint8_t out[20])
+{
+        size_t n = strnlen(hex, GMCA_SERIAL_HEX_MAX), odd = n % 2, len = (n + 1) / 2;
+
+        if (n == 0 || len > 20)
+                return 0;
+        for (size_t i = 0; i < len; i++) {
+                int hi = i == 0 && odd ? 0 : hex_digit(hex[2 * i - odd]);
+                int lo = hex_digit(hex[2 * i + 1 - odd]);
+
+                if (hi < 0 || lo < 0)
+                        return 0;
+                out[i] = (uint8_t)(hi << 4 | lo);
+        }
+        return len;
+}
+
 static int collect_revoked(const struct gmca_cert_rec *r, void *arg)
 {
         struct entries *es = arg;
         struct gmca_crl_entry *ent;
-        char padded[GMCA_SERIAL_HEX_MAX + 1];
-        size_t len = 0;
 
         if (es->n == es->cap) {
                 size_t ncap = es->cap ? es->cap * 2 : 64;
@@ -1469,13 +1496,10 @@ static int collect_revoked(const struct gmca_cert_rec *r, void *arg)
         }
         ent = &es->v[es->n];
         memset(ent, 0, sizeof(*ent));
-        /* An odd number of hex digits is padded with a leading zero. */
-        snprintf(padded, sizeof(padded), "%s%s", strlen(r->serial) % 2 == 1 ? "0" : "", r->serial);
-        if (gmca_unhex(padded, ent->serial, sizeof(ent->serial), &len) != 0 || len == 0) {
+        if ((ent->serial_len = serial_bytes(r->serial, ent->serial)) == 0) {
                 es->failed = GMCA_ERR_TAMPER; /* the store holds only hex serials */
                 return 1;
         }
-        ent->serial_len = len;
         ent->revoked_at = (time_t)r->revoked_at;
         ent->reason = r->reason;
         ent->invalidity = (time_t)r->invalidity_date;
@@ -1516,11 +1540,11 @@ static int crl_generate(struct gmca_ctx *c, const char *ca_name, int64_t next_se
         struct gmca_crl_params p;
         struct gmca_crl_rec rec;
         struct gmca_audit_event ev;
-        X509_CRL *crl = NULL;
-        unsigned char *der = NULL;
+        uint8_t *der = NULL;
+        size_t n = 0;
         char *detail = NULL, object[GMCA_NAME_MAX + 24];
         time_t now = gmca_now();
-        int rc, n;
+        int rc;
 
         memset(&rec, 0, sizeof(rec));
         if ((ca = ca_find(c, ca_name, e)) == NULL)
@@ -1552,20 +1576,17 @@ static int crl_generate(struct gmca_ctx *c, const char *ca_name, int64_t next_se
         p.next_update = now + (time_t)next_seconds;
         p.entries = es.v;
         p.nentries = es.n;
-        if ((crl = gmca_crl_build(&p, e)) == NULL) {
-                rc = e && e->code ? e->code : GMCA_ERR_INTERNAL;
+        if ((rc = gmca_crl_build_der(&p, &der, &n, e)) != 0)
                 goto fail;
-        }
-        if ((n = i2d_X509_CRL(crl, &der)) <= 0) {
-                rc = gmca_error_ossl(e, GMCA_ERR_INTERNAL, "crl: cannot encode");
-                goto fail;
-        }
+        /* The entries are in the DER now: a million of them are 56 MB (peak memory). */
+        free(es.v);
+        es.v = NULL;
         rec.ca_id = ca->rec.id;
         rec.this_update = p.this_update;
         rec.next_update = p.next_update;
         rec.entries = (int64_t)es.n;
         rec.der = der;
-        rec.der_len = (size_t)n;
+        rec.der_len = n;
         snprintf(object, sizeof(object), "%s#%lld", ca->rec.name, (long long)rec.number);
         detail = ca_detail_json(json_pack("{s:s, s:I, s:I, s:I}", "ca", ca->rec.name, "number",
                                           (json_int_t)rec.number, "entries", (json_int_t)es.n,
@@ -1576,11 +1597,11 @@ static int crl_generate(struct gmca_ctx *c, const char *ca_name, int64_t next_se
             (rc = gmca_store_commit(c->store, e)) != 0)
                 goto fail;
         /* The store is the record; the files are its publication. */
-        if ((rc = ca_publish_crl(c, ca->rec.name, rec.number, der, (size_t)n, e)) != 0)
+        if ((rc = ca_publish_crl(c, ca->rec.name, rec.number, der, n, e)) != 0)
                 goto out;
         if (out != NULL) {
                 *out = rec;
-                if ((out->der = OPENSSL_memdup(der, (size_t)n)) == NULL) {
+                if ((out->der = OPENSSL_memdup(der, n)) == NULL) {
                         memset(out, 0, sizeof(*out));
                         rc = gmca_error_set(e, GMCA_ERR_NOMEM,
                                             "crl: CRL %lld issued and published, but out of memory",
@@ -1597,7 +1618,6 @@ out:
         free(detail);
         free(es.v);
         OPENSSL_free(der);
-        X509_CRL_free(crl);
         return rc;
 }
 

@@ -40,7 +40,15 @@ struct gmca_crl_params {
         size_t nentries;
 };
 
-/* Build and sign a CRL. Caller frees with X509_CRL_free. */
+/*
+ * Build and sign a CRL, written directly as DER (a million entries in well
+ * under a second, in one buffer the size of the CRL). *der is freed with
+ * OPENSSL_free. GMCA_ERR_LIMIT when the CRL would exceed GMCA_CRL_MAX.
+ */
+int gmca_crl_build_der(const struct gmca_crl_params *p, uint8_t **der, size_t *der_len,
+                       struct gmca_error *e) GMCA_WUR;
+
+/* The same, decoded: caller frees with X509_CRL_free. */
 X509_CRL *gmca_crl_build(const struct gmca_crl_params *p, struct gmca_error *e);
 
 /* 0 when crl's signature verifies with issuer_key under id (NULL: default). */

@@ -211,7 +211,11 @@ static const char *const migrations[] = {
     " completed_at BIGINT);"
     "CREATE INDEX revocation_requests_state ON revocation_requests (state);"
     /* The CA engine refuses a second certificate from one CSR (ra_check.c). */
-    "CREATE INDEX requests_csr ON requests (csr_der);",
+    "CREATE INDEX requests_csr ON requests (csr_der);"
+    /* A CRL reads the revoked certificates of a CA in revocation order (ST_REVOKED_LIST):
+     * without this index SQLite sorts a million full rows, a third of a large CRL's time. */
+    "CREATE INDEX certificates_revoked ON certificates (ca_id, revoked_at, serial)"
+    " WHERE status = 1;",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

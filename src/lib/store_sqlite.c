@@ -210,7 +210,14 @@ static int sq_bind_blob(struct gmca_db_stmt *st, int idx, const void *p, size_t 
 {
         if (p == NULL)
                 return rc_map(sqlite3_bind_null(st->h, idx));
-        return rc_map(sqlite3_bind_blob64(st->h, idx, p, (sqlite3_uint64)n, SQLITE_TRANSIENT));
+        /*
+         * Blobs over 1 MiB are not copied. Only CRLs are that large, and
+         * gmca_store_crl_insert keeps the bytes until it has stepped and reset
+         * the statement (sq_reset clears the bindings). A CRL of a million
+         * entries is 50 MB; a copy would be a third of its peak memory.
+         */
+        return rc_map(sqlite3_bind_blob64(st->h, idx, p, (sqlite3_uint64)n,
+                                          n > (1u << 20) ? SQLITE_STATIC : SQLITE_TRANSIENT));
 }
 
 static int sq_bind_null(struct gmca_db_stmt *st, int idx)

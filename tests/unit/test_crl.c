@@ -817,6 +817,142 @@ static void test_reasons(void **state)
         assert_null(gmca_crl_reason_name(11));
 }
 
+/*
+ * Many entries (long-form DER lengths), every serial shape (1..20 bytes,
+ * leading zeros, high bit set), every reason, invalidity dates, and times in
+ * UTCTime and GeneralizedTime ranges from year 0001 to 9999: the DER written
+ * by gmca_crl_build_der is strict DER to OpenSSL (gmca_crl_parse re-encodes
+ * it) and reads back entry by entry.
+ */
+#define MANY 5000
+
+static void test_build_many(void **state)
+{
+        struct fixture *f = *state;
+        static const int reasons[] = {-1, 0, 1, 2, 3, 4, 5, 6, 8, 9, 10};
+        static const int64_t times[] = {T0,
+                                        INT64_C(-631152000) - 1, /* 1949-12-31T23:59:59Z */
+                                        INT64_C(-631152000),     /* 1950: UTCTime again */
+                                        INT64_C(2524607999),     /* 2049-12-31T23:59:59Z */
+                                        INT64_C(2524608000),     /* 2050: GeneralizedTime */
+                                        INT64_C(-62135596800),   /* 0001-01-01T00:00:00Z */
+                                        INT64_C(253402300799),   /* 9999-12-31T23:59:59Z */
+                                        INT64_C(951782400)};     /* 2000-02-29 */
+        struct gmca_crl_entry *v = calloc(MANY, sizeof(*v));
+        struct gmca_crl_params p;
+        struct gmca_error e = {0};
+        STACK_OF(X509_REVOKED) * revs;
+        uint8_t *der = NULL;
+        size_t len = 0;
+        X509_CRL *crl;
+
+        assert_non_null(v);
+        for (size_t i = 0; i < MANY; i++) {
+                size_t n = 1 + i % 20;
+
+                v[i].serial_len = n;
+                for (size_t j = 0; j < n; j++)
+                        v[i].serial[j] = (uint8_t)(i * 131 + j * 29);
+                if (i % 3 == 0)
+                        v[i].serial[0] = 0; /* a leading zero: dropped in the INTEGER */
+                if (i % 5 == 0)
+                        v[i].serial[0] = 0x80; /* the high bit: a zero byte added */
+                /* Unique values: the index in the last two bytes, or the only byte. */
+                v[i].serial[n - 1] = (uint8_t)(i + 1);
+                if (n >= 3) {
+                        v[i].serial[n - 2] = (uint8_t)((i + 1) >> 8);
+                        v[i].serial[n - 3] |= 0x01;
+                }
+                v[i].revoked_at = (time_t)(times[i % 8] - (int64_t)(i % 7 == 0 ? 0 : i % 60));
+                v[i].reason = reasons[i % 11];
+                v[i].invalidity = i % 3 == 1 ? (time_t)(times[(i + 3) % 8] - 1) : 0;
+        }
+        /* One-byte serials repeat values past 255: keep those unique by making them longer. */
+        for (size_t i = 0; i < MANY; i++)
+                if (v[i].serial_len < 3) {
+                        v[i].serial_len = 3;
+                        v[i].serial[0] = 0x40;
+                        v[i].serial[1] = (uint8_t)((i + 1) >> 8);
+                        v[i].serial[2] = (uint8_t)(i + 1);
+                }
+        p = params(f, v, MANY);
+        p.next_update = (time_t)INT64_C(2524608000) + 86400; /* nextUpdate a GeneralizedTime */
+        if (gmca_crl_build_der(&p, &der, &len, &e) != 0)
+                fail_msg("build: %s", e.msg);
+        assert_true(len > 65536); /* three-byte lengths */
+        if ((crl = gmca_crl_parse(der, len, &e)) == NULL)
+                fail_msg("parse: %s", e.msg);
+        expect(gmca_crl_verify(crl, f->key, NULL, &e), &e, 0, NULL, "many entries");
+        assert_int_equal(ASN1_STRING_type(X509_CRL_get0_nextUpdate(crl)), V_ASN1_GENERALIZEDTIME);
+        assert_int_equal(ASN1_TIME_cmp_time_t(X509_CRL_get0_nextUpdate(crl), p.next_update), 0);
+        revs = X509_CRL_get_REVOKED(crl);
+        assert_int_equal(sk_X509_REVOKED_num(revs), MANY);
+        for (size_t i = 0; i < MANY; i++) {
+                const X509_REVOKED *r = sk_X509_REVOKED_value(revs, (int)i);
+                int64_t t = (int64_t)v[i].revoked_at;
+                int utc = t >= INT64_C(-631152000) && t < INT64_C(2524608000);
+
+                check_entry(r, &v[i]);
+                assert_int_equal(ASN1_STRING_type(X509_REVOKED_get0_revocationDate(r)),
+                                 utc ? V_ASN1_UTCTIME : V_ASN1_GENERALIZEDTIME);
+        }
+        X509_CRL_free(crl);
+        OPENSSL_free(der);
+
+        /* A duplicate value far from its twin (a leading zero more) is found. */
+        v[4321] = v[17];
+        memmove(v[4321].serial + 1, v[4321].serial, v[4321].serial_len);
+        v[4321].serial[0] = 0;
+        v[4321].serial_len++;
+        gmca_error_clear(&e);
+        assert_int_not_equal(gmca_crl_build_der(&p, &der, &len, &e), 0);
+        expect(e.code, &e, GMCA_ERR_INVALID, "entries 17 and 4321: duplicate serial", "dup");
+        assert_null(der);
+        free(v);
+}
+
+/* Times a Time cannot carry, and more entries than a CRL can hold. */
+static void test_build_limits(void **state)
+{
+        struct fixture *f = *state;
+        struct gmca_crl_entry v[1] = {{{0x01}, 1, T0, -1, 0}};
+        struct {
+                const char *what;
+                time_t revoked, invalidity, next;
+                size_t n;
+                int rc;
+                const char *msg;
+        } cases[] = {
+            {"year 10000", (time_t)INT64_C(253402300800), 0, T0 + 1, 1, GMCA_ERR_INVALID,
+             "entry 0: revocationDate out of range"},
+            {"before year 0", (time_t)INT64_C(-62167219201), 0, T0 + 1, 1, GMCA_ERR_INVALID,
+             "revocationDate out of range"},
+            {"invalidity year 10000", T0, (time_t)INT64_C(253402300800), T0 + 1, 1,
+             GMCA_ERR_INVALID, "entry 0: invalidityDate out of range"},
+            {"nextUpdate year 10000", T0, 0, (time_t)INT64_C(253402300800), 1, GMCA_ERR_INVALID,
+             "nextUpdate out of range"},
+            {"too many entries", T0, 0, T0 + 1, GMCA_CRL_MAX / 16 + 1, GMCA_ERR_LIMIT,
+             "entries, over"},
+        };
+
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                struct gmca_crl_params p = params(f, v, cases[i].n);
+                struct gmca_error e;
+                uint8_t *der = (uint8_t *)"x";
+                size_t len = 1;
+
+                v[0].revoked_at = cases[i].revoked;
+                v[0].invalidity = cases[i].invalidity;
+                p.this_update = T0;
+                p.next_update = cases[i].next;
+                gmca_error_clear(&e);
+                assert_int_not_equal(gmca_crl_build_der(&p, &der, &len, &e), 0);
+                expect(e.code, &e, cases[i].rc, cases[i].msg, cases[i].what);
+                assert_null(der);
+                assert_int_equal(len, 0);
+        }
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -825,6 +961,8 @@ int main(void)
             cmocka_unit_test(test_build_with_signer),
             cmocka_unit_test(test_verify_failures),
             cmocka_unit_test(test_build_refusals),
+            cmocka_unit_test(test_build_many),
+            cmocka_unit_test(test_build_limits),
             cmocka_unit_test(test_parse),
             cmocka_unit_test(test_openssl_reads),
             cmocka_unit_test(test_reasons),
