@@ -1,7 +1,7 @@
 # gmca — the two commands a new user needs:
 #   make run    install what is missing, build, create a demo CA, show it working
 #   make test   install what is missing, build (also under ASan+UBSan), run every test
-.PHONY: all deps build build-asan test run bench fuzz format format-check lint clean install
+.PHONY: all deps build build-asan test run bench bench-crl bench-ocsp fuzz format format-check lint clean install
 
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD ?= build
@@ -44,6 +44,15 @@ run: deps build
 
 bench: deps build
 	@bench/issue.sh $(BUILD)
+
+# A CRL of 1,000,000 (and 100,000) revoked entries next to openssl ca -gencrl (issue 5).
+bench-crl: deps build
+	@bench/crl.sh $(BUILD)
+
+# The OCSP responder under wrk next to nginx, openssl ocsp and raw SM2 signing (issue 5);
+# installs wrk and nginx itself if missing.
+bench-ocsp: deps build
+	@bench/ocsp.sh $(BUILD)
 
 # libFuzzer on every parser of outside input, FUZZ_SECONDS each (not part of make test,
 # which replays the corpora under the sanitizers).

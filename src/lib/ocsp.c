@@ -8,7 +8,9 @@
  * is parsed back with libcrypto before it leaves, so a slip in the
  * encoding is an internalError, not a malformed answer.
  */
+#include <pthread.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/asn1.h>
 #include <openssl/crypto.h>
@@ -20,10 +22,19 @@
 
 #include "crypto.h"
 #include "ocsp.h"
+#include "store_internal.h"
 #include "util.h"
 #include "x509.h"
 
 #define SERIAL_BYTES_MAX 20 /* RFC 5280 §4.1.2.2 */
+#define CACHE_KEY_MAX 192   /* bytes of a request kept as a cache key (SM3 CertID: ~110) */
+
+/* What a SingleResponse says of a certificate, as read from the store. */
+struct cstate {
+        int status; /* V_OCSP_CERTSTATUS_* */
+        int64_t revoked_at;
+        int reason;
+};
 
 /* ---- responders ---------------------------------------------------------- */
 
@@ -375,28 +386,62 @@ static int bare(int status, uint8_t **out, size_t *outlen, struct gmca_ocsp_answ
         return 0;
 }
 
-/* The status of one certificate: V_OCSP_CERTSTATUS_*; rec filled when revoked. */
-static int lookup(struct gmca_store *s, const struct gmca_ocsp_responder *r, OCSP_CERTID *cid,
-                  struct gmca_cert_rec *rec, struct gmca_error *e)
+/* Only what the answer needs: no DER, so the per-request check stays cheap. */
+static const char SQL_STATUS[] =
+    "SELECT ca_id, status, revoked_at, reason FROM certificates WHERE serial = ?";
+
+static void state_unknown(struct cstate *st)
 {
-        ASN1_INTEGER *sn = NULL;
-        char hex[GMCA_SERIAL_HEX_MAX];
+        st->status = V_OCSP_CERTSTATUS_UNKNOWN;
+        st->revoked_at = 0;
+        st->reason = -1;
+}
+
+/* The store's state of certificate serial (upper-case hex) of CA ca_id; 0 or an error code. */
+static int state_of(struct gmca_store *s, int64_t ca_id, const char *serial, struct cstate *st,
+                    struct gmca_error *e)
+{
+        struct gmca_q q;
         int rc;
 
-        if (cid_match(cid, r) != ID_MATCH || OCSP_id_get0_info(NULL, NULL, NULL, &sn, cid) != 1 ||
-            serial_hex(sn, hex) != 0)
-                return V_OCSP_CERTSTATUS_UNKNOWN;
-        if ((rc = gmca_store_cert_get(s, hex, rec, e)) == GMCA_ERR_NOTFOUND)
-                return V_OCSP_CERTSTATUS_UNKNOWN;
-        if (rc != 0)
+        state_unknown(st);
+        if ((rc = gmca_q_open(s, SQL_STATUS, &q, e)) != 0)
                 return rc;
-        if (rec->ca_id != r->ca_id)
-                return V_OCSP_CERTSTATUS_UNKNOWN;
-        if (rec->status == GMCA_CERT_REVOKED)
-                return V_OCSP_CERTSTATUS_REVOKED;
-        if (rec->status == GMCA_CERT_VALID)
-                return V_OCSP_CERTSTATUS_GOOD;
-        return V_OCSP_CERTSTATUS_UNKNOWN;
+        gmca_q_text(&q, serial);
+        rc = gmca_q_step(&q, e, "OCSP: certificate %s", serial);
+        if (rc == GMCA_DB_ROW && gmca_q_col_int(&q, 0) == ca_id) {
+                int64_t status = gmca_q_col_int(&q, 1);
+
+                if (status == GMCA_CERT_REVOKED) {
+                        st->status = V_OCSP_CERTSTATUS_REVOKED;
+                        st->revoked_at = gmca_q_col_int(&q, 2);
+                        st->reason = (int)gmca_q_col_int(&q, 3);
+                } else if (status == GMCA_CERT_VALID) {
+                        st->status = V_OCSP_CERTSTATUS_GOOD;
+                }
+        }
+        gmca_q_close(&q);
+        return rc < 0 ? rc : 0;
+}
+
+/*
+ * The status of one certificate into *st, and its serial into hex ("" when
+ * the CertID is not r's, then unknown without asking the store); 0, or the
+ * store's error code.
+ */
+static int lookup(struct gmca_store *s, const struct gmca_ocsp_responder *r, OCSP_CERTID *cid,
+                  struct cstate *st, char hex[GMCA_SERIAL_HEX_MAX], struct gmca_error *e)
+{
+        ASN1_INTEGER *sn = NULL;
+
+        hex[0] = '\0';
+        state_unknown(st);
+        if (cid_match(cid, r) != ID_MATCH || OCSP_id_get0_info(NULL, NULL, NULL, &sn, cid) != 1 ||
+            serial_hex(sn, hex) != 0) {
+                hex[0] = '\0';
+                return 0;
+        }
+        return state_of(s, r->ca_id, hex, st, e);
 }
 
 /*
@@ -406,6 +451,7 @@ static int lookup(struct gmca_store *s, const struct gmca_ocsp_responder *r, OCS
  */
 static int singles(struct gmca_store *s, const struct gmca_ocsp_responder *r, OCSP_REQUEST *req,
                    ASN1_GENERALIZEDTIME *thisupd, ASN1_GENERALIZEDTIME *nextupd, struct buf *out,
+                   struct cstate *first, char first_hex[GMCA_SERIAL_HEX_MAX],
                    struct gmca_ocsp_answer *a, struct gmca_error *e)
 {
         OCSP_BASICRESP *tmp = OCSP_BASICRESP_new();
@@ -416,26 +462,27 @@ static int singles(struct gmca_store *s, const struct gmca_ocsp_responder *r, OC
                 goto out;
         for (int i = 0; i < OCSP_request_onereq_count(req); i++) {
                 OCSP_CERTID *cid = OCSP_onereq_get0_id(OCSP_request_onereq_get0(req, i));
-                struct gmca_cert_rec rec = {0};
+                struct cstate cs;
+                char hex[GMCA_SERIAL_HEX_MAX];
                 OCSP_SINGLERESP *one;
                 int st, reason = OCSP_REVOKED_STATUS_NOSTATUS;
 
-                if ((st = lookup(s, r, cid, &rec, e)) < 0) {
-                        gmca_cert_rec_clear(&rec);
-                        rc = st;
+                if ((rc = lookup(s, r, cid, &cs, hex, e)) != 0)
                         goto out;
+                rc = GMCA_ERR_NOMEM;
+                if (i == 0) {
+                        *first = cs;
+                        memcpy(first_hex, hex, GMCA_SERIAL_HEX_MAX);
                 }
+                st = cs.status;
                 if (st == V_OCSP_CERTSTATUS_REVOKED) {
                         /* reasonCode unspecified (0) is left out (RFC 5280 §5.3.1). */
-                        if (rec.reason > 0 && rec.reason <= 10 && rec.reason != 7)
-                                reason = rec.reason;
+                        if (cs.reason > 0 && cs.reason <= 10 && cs.reason != 7)
+                                reason = cs.reason;
                         ASN1_TIME_free(rt);
-                        if ((rt = ASN1_GENERALIZEDTIME_set(NULL, (time_t)rec.revoked_at)) == NULL) {
-                                gmca_cert_rec_clear(&rec);
+                        if ((rt = ASN1_GENERALIZEDTIME_set(NULL, (time_t)cs.revoked_at)) == NULL)
                                 goto out;
-                        }
                 }
-                gmca_cert_rec_clear(&rec);
                 one = OCSP_basic_add1_status(tmp, cid, st, reason,
                                              st == V_OCSP_CERTSTATUS_REVOKED ? rt : NULL, thisupd,
                                              nextupd);
@@ -572,6 +619,198 @@ out:
         return rc;
 }
 
+/* ---- the cache of pre-signed responses ------------------------------------ */
+
+/*
+ * An entry is keyed by the exact bytes of a request that parsed and was
+ * answered "successful" with one CertID and no nonce: the same bytes
+ * always parse to the same CertID, so a hit skips the parsing, the
+ * responder choice and the signature, and keeps only the store check.
+ */
+struct slot {
+        size_t keylen; /* 0: free */
+        uint8_t key[CACHE_KEY_MAX];
+        char serial[GMCA_SERIAL_HEX_MAX]; /* "": a CertID not matched (unknown, no store row) */
+        int64_t ca_id;
+        struct cstate st; /* what the response says */
+        int64_t this_update, next_update;
+        int64_t valid_until; /* nextUpdate - margin, or the responder's notAfter if sooner */
+        uint8_t digest[GMCA_SM3_LEN]; /* SM3 of der */
+        uint8_t *der;                 /* OPENSSL_malloc'd */
+        size_t len;
+};
+
+struct gmca_ocsp_cache {
+        pthread_mutex_t lock;
+        size_t n;
+        struct slot *slots;
+        struct gmca_ocsp_cache_stats stats;
+};
+
+struct gmca_ocsp_cache *gmca_ocsp_cache_new(size_t nslots)
+{
+        struct gmca_ocsp_cache *c;
+
+        if (nslots == 0)
+                nslots = GMCA_OCSP_CACHE_SLOTS_DEFAULT;
+        if (nslots > GMCA_OCSP_CACHE_SLOTS_MAX)
+                nslots = GMCA_OCSP_CACHE_SLOTS_MAX;
+        if ((c = OPENSSL_zalloc(sizeof(*c))) == NULL)
+                return NULL;
+        if ((c->slots = OPENSSL_zalloc(nslots * sizeof(*c->slots))) == NULL ||
+            pthread_mutex_init(&c->lock, NULL) != 0) {
+                OPENSSL_free(c->slots);
+                OPENSSL_free(c);
+                return NULL;
+        }
+        c->n = nslots;
+        return c;
+}
+
+void gmca_ocsp_cache_free(struct gmca_ocsp_cache *c)
+{
+        if (c == NULL)
+                return;
+        for (size_t i = 0; i < c->n; i++)
+                OPENSSL_free(c->slots[i].der);
+        OPENSSL_free(c->slots);
+        pthread_mutex_destroy(&c->lock);
+        OPENSSL_free(c);
+}
+
+void gmca_ocsp_cache_stats(struct gmca_ocsp_cache *c, struct gmca_ocsp_cache_stats *st)
+{
+        memset(st, 0, sizeof(*st));
+        if (c == NULL)
+                return;
+        pthread_mutex_lock(&c->lock);
+        *st = c->stats;
+        pthread_mutex_unlock(&c->lock);
+}
+
+/* FNV-1a over the request: it only spreads requests over the slots. */
+static struct slot *slot_of(struct gmca_ocsp_cache *c, const uint8_t *key, size_t len)
+{
+        uint64_t h = 1469598103934665603ULL;
+
+        for (size_t i = 0; i < len; i++)
+                h = (h ^ key[i]) * 1099511628211ULL;
+        return &c->slots[h % c->n];
+}
+
+static int same_state(const struct cstate *a, const struct cstate *b)
+{
+        return a->status == b->status && a->revoked_at == b->revoked_at && a->reason == b->reason;
+}
+
+/*
+ * The pre-signed answer to the request bytes req, if there is one fresh at
+ * now and the store still says what it says: 0 with a copy in *out (caller
+ * frees) and a filled; 1 if the request must take the full path; a
+ * negative code if the store cannot be read (e set).
+ */
+static int cache_get(struct gmca_ocsp_cache *c, struct gmca_store *s, const uint8_t *req,
+                     size_t len, int64_t now, uint8_t **out, size_t *outlen,
+                     struct gmca_ocsp_answer *a, struct gmca_error *e)
+{
+        struct slot *sl = slot_of(c, req, len);
+        char serial[GMCA_SERIAL_HEX_MAX];
+        struct cstate was, is;
+        int64_t ca_id = 0, tu = 0, nu = 0;
+        uint8_t *copy = NULL;
+        size_t n = 0;
+        int rc;
+
+        pthread_mutex_lock(&c->lock);
+        if (sl->keylen != len || memcmp(sl->key, req, len) != 0) {
+                c->stats.misses++;
+        } else if (now < sl->this_update || now >= sl->valid_until) {
+                c->stats.stale++;
+        } else if ((copy = OPENSSL_memdup(sl->der, sl->len)) != NULL) {
+                /* Counted a hit now; taken back below if the store disagrees. */
+                c->stats.hits++;
+                n = sl->len;
+                memcpy(serial, sl->serial, sizeof(serial));
+                ca_id = sl->ca_id;
+                was = sl->st;
+                tu = sl->this_update;
+                nu = sl->next_update;
+                memcpy(a->digest, sl->digest, sizeof(a->digest));
+        }
+        pthread_mutex_unlock(&c->lock);
+        if (copy == NULL)
+                return 1;
+        state_unknown(&is);
+        if (serial[0] != '\0' && (rc = state_of(s, ca_id, serial, &is, e)) != 0) {
+                OPENSSL_free(copy);
+                return rc;
+        }
+        if (!same_state(&was, &is)) {
+                pthread_mutex_lock(&c->lock);
+                c->stats.hits--;
+                c->stats.changed++;
+                pthread_mutex_unlock(&c->lock);
+                OPENSSL_free(copy);
+                return 1;
+        }
+        *out = copy;
+        *outlen = n;
+        a->status = OCSP_RESPONSE_STATUS_SUCCESSFUL;
+        a->cached = 1;
+        a->has_digest = 1;
+        a->this_update = tu;
+        a->next_update = nu;
+        a->good = is.status == V_OCSP_CERTSTATUS_GOOD;
+        a->revoked = is.status == V_OCSP_CERTSTATUS_REVOKED;
+        a->unknown = is.status == V_OCSP_CERTSTATUS_UNKNOWN;
+        return 0;
+}
+
+/* Keep a copy of a freshly signed response; a failed copy just leaves the slot as it was. */
+static void cache_put(struct gmca_ocsp_cache *c, const uint8_t *req, size_t len, const char *serial,
+                      int64_t ca_id, const struct cstate *st, int64_t this_update,
+                      int64_t next_update, int64_t valid_until, const uint8_t digest[GMCA_SM3_LEN],
+                      const uint8_t *der, size_t derlen)
+{
+        struct slot *sl = slot_of(c, req, len);
+        uint8_t *copy = OPENSSL_memdup(der, derlen), *old = NULL;
+
+        if (copy == NULL)
+                return;
+        pthread_mutex_lock(&c->lock);
+        /* An older signature finishing late must not replace a newer one. */
+        if (sl->keylen == len && memcmp(sl->key, req, len) == 0 && sl->this_update > this_update) {
+                old = copy;
+        } else {
+                if (sl->keylen == 0)
+                        c->stats.entries++;
+                old = sl->der;
+                sl->der = copy;
+                sl->len = derlen;
+                memcpy(sl->key, req, len);
+                sl->keylen = len;
+                gmca_strlcpy(sl->serial, serial, sizeof(sl->serial));
+                sl->ca_id = ca_id;
+                sl->st = *st;
+                sl->this_update = this_update;
+                sl->next_update = next_update;
+                sl->valid_until = valid_until;
+                memcpy(sl->digest, digest, GMCA_SM3_LEN);
+        }
+        pthread_mutex_unlock(&c->lock);
+        OPENSSL_free(old);
+}
+
+/* notAfter of x as seconds since the epoch, 0 if it cannot be read. */
+static int64_t not_after(X509 *x)
+{
+        struct tm tm;
+
+        if (ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) != 1)
+                return 0;
+        return (int64_t)timegm(&tm);
+}
+
 /* The responder for every matchable CertID of req, or NULL (unauthorized). */
 static const struct gmca_ocsp_responder *pick(OCSP_REQUEST *req,
                                               const struct gmca_ocsp_responder *rs, size_t n)
@@ -599,20 +838,33 @@ static const struct gmca_ocsp_responder *pick(OCSP_REQUEST *req,
         return chosen;
 }
 
-int gmca_ocsp_respond(struct gmca_store *s, const struct gmca_ocsp_responder *rs, size_t n,
-                      const struct gmca_ocsp_opts *o, const uint8_t *req, size_t len, uint8_t **out,
-                      size_t *outlen, struct gmca_ocsp_answer *a, struct gmca_error *e)
+/* gmca_ocsp_respond; force: sign even if the cache has a fresh entry (refresh). */
+static int respond(struct gmca_store *s, const struct gmca_ocsp_responder *rs, size_t n,
+                   const struct gmca_ocsp_opts *o, const uint8_t *req, size_t len, int force,
+                   uint8_t **out, size_t *outlen, struct gmca_ocsp_answer *a, struct gmca_error *e)
 {
+        struct gmca_ocsp_cache *cache = o != NULL ? o->cache : NULL;
         const struct gmca_ocsp_responder *r;
         int64_t now = o != NULL && o->now > 0 ? o->now : (int64_t)gmca_now();
         int64_t validity = o != NULL && o->validity > 0 ? o->validity : GMCA_OCSP_VALIDITY_DEFAULT;
+        int64_t margin;
         ASN1_GENERALIZEDTIME *thisupd = NULL, *nextupd = NULL;
         X509_EXTENSION *nonce = NULL;
         OCSP_REQUEST *rq;
         struct buf sr = {0};
+        struct cstate first = {0};
+        char first_hex[GMCA_SERIAL_HEX_MAX] = "";
         int rc, bad = 0;
 
         memset(a, 0, sizeof(*a));
+        if (cache != NULL && !force && len > 0 && len <= CACHE_KEY_MAX) {
+                if ((rc = cache_get(cache, s, req, len, now, out, outlen, a, e)) == 0)
+                        return 0;
+                if (rc < 0)
+                        return bare(rc == GMCA_ERR_DB ? OCSP_RESPONSE_STATUS_TRYLATER
+                                                      : OCSP_RESPONSE_STATUS_INTERNALERROR,
+                                    out, outlen, a, e);
+        }
         if ((rq = gmca_ocsp_request_parse(req, len, e)) == NULL)
                 return bare(OCSP_RESPONSE_STATUS_MALFORMEDREQUEST, out, outlen, a, e);
         if ((r = pick(rq, rs, n)) == NULL) {
@@ -624,6 +876,7 @@ int gmca_ocsp_respond(struct gmca_store *s, const struct gmca_ocsp_responder *rs
         }
         if (validity > GMCA_OCSP_VALIDITY_MAX)
                 validity = GMCA_OCSP_VALIDITY_MAX;
+        margin = o != NULL && o->margin > 0 ? o->margin : validity / 4;
         /* A response under an expired responder certificate would be refused by every client. */
         {
                 time_t t = (time_t)now;
@@ -643,7 +896,7 @@ int gmca_ocsp_respond(struct gmca_store *s, const struct gmca_ocsp_responder *rs
                 rc = bare(OCSP_RESPONSE_STATUS_INTERNALERROR, out, outlen, a, e);
                 goto out;
         }
-        if ((rc = singles(s, r, rq, thisupd, nextupd, &sr, a, e)) != 0) {
+        if ((rc = singles(s, r, rq, thisupd, nextupd, &sr, &first, first_hex, a, e)) != 0) {
                 /* A busy store may answer in a moment; anything else is ours. */
                 rc = bare(rc == GMCA_ERR_DB ? OCSP_RESPONSE_STATUS_TRYLATER
                                             : OCSP_RESPONSE_STATUS_INTERNALERROR,
@@ -658,6 +911,18 @@ int gmca_ocsp_respond(struct gmca_store *s, const struct gmca_ocsp_responder *rs
         a->has_nonce = nonce != NULL;
         a->this_update = now;
         a->next_update = now + validity;
+        /* The RFC 5019 profile is kept: one CertID, no nonce. */
+        if (nonce == NULL && OCSP_request_onereq_count(rq) == 1 &&
+            gmca_sm3(*out, *outlen, a->digest) == 0) {
+                int64_t until = now + validity - margin, end = not_after(r->cert);
+
+                a->has_digest = 1;
+                if (end < until)
+                        until = end;
+                if (cache != NULL && len <= CACHE_KEY_MAX)
+                        cache_put(cache, req, len, first_hex, r->ca_id, &first, now, now + validity,
+                                  until, a->digest, *out, *outlen);
+        }
         rc = 0;
 out:
         OPENSSL_free(sr.p);
@@ -667,4 +932,49 @@ out:
         OCSP_REQUEST_free(rq);
         gmca_ossl_clear();
         return rc;
+}
+
+int gmca_ocsp_respond(struct gmca_store *s, const struct gmca_ocsp_responder *rs, size_t n,
+                      const struct gmca_ocsp_opts *o, const uint8_t *req, size_t len, uint8_t **out,
+                      size_t *outlen, struct gmca_ocsp_answer *a, struct gmca_error *e)
+{
+        return respond(s, rs, n, o, req, len, 0, out, outlen, a, e);
+}
+
+int gmca_ocsp_cache_refresh(struct gmca_ocsp_cache *c, struct gmca_store *s,
+                            const struct gmca_ocsp_responder *rs, size_t n,
+                            const struct gmca_ocsp_opts *o, int64_t ahead, struct gmca_error *e)
+{
+        struct gmca_ocsp_opts ro = {0};
+        int done = 0;
+
+        if (c == NULL)
+                return 0;
+        if (o != NULL)
+                ro = *o;
+        ro.cache = c;
+        if (ro.now <= 0)
+                ro.now = (int64_t)gmca_now();
+        for (size_t i = 0; i < c->n; i++) {
+                uint8_t req[CACHE_KEY_MAX], *resp = NULL;
+                size_t len = 0, resplen = 0;
+                struct gmca_ocsp_answer a;
+                int rc;
+
+                pthread_mutex_lock(&c->lock);
+                if (c->slots[i].keylen > 0 && ro.now + ahead >= c->slots[i].valid_until) {
+                        len = c->slots[i].keylen;
+                        memcpy(req, c->slots[i].key, len);
+                }
+                pthread_mutex_unlock(&c->lock);
+                if (len == 0)
+                        continue;
+                rc = respond(s, rs, n, &ro, req, len, 1, &resp, &resplen, &a, e);
+                OPENSSL_free(resp);
+                if (rc != 0)
+                        return rc;
+                if (a.status == OCSP_RESPONSE_STATUS_SUCCESSFUL)
+                        done++;
+        }
+        return done;
 }

@@ -19,6 +19,29 @@
  * - A certificate the CA did not issue is "unknown"; an expired
  *   certificate keeps its status (good or revoked).
  * - The request signature, if any, is not checked (anyone may ask).
+ *
+ * Pre-signed responses (the RFC 5019 profile: one CertID, no nonce) come
+ * from a struct gmca_ocsp_cache shared by the threads of a responder. An
+ * entry is keyed by the exact bytes of a request that was answered
+ * "successful" (the same bytes always parse to the same CertID, so a hit
+ * skips parsing and signing) and holds the signed response, its
+ * thisUpdate/nextUpdate, its SM3 (the HTTP ETag), the certificate's
+ * serial and CA, and the store state it was signed from (status,
+ * revocation time, reason). It is filled by the first request and served
+ * until nextUpdate - margin (or the responder certificate's notAfter if
+ * sooner); gmca_ocsp_cache_refresh re-signs entries ahead of that from a
+ * background thread, and failing that the first request after it does.
+ *
+ * Freshness: every request, cached or not, reads the certificate's row
+ * from the store (one indexed SELECT of status, revoked_at, reason by
+ * serial through a cached statement, microseconds) and serves the cached
+ * response only if that state is the one it was signed from; otherwise it
+ * signs anew and replaces the entry. So a revocation or issuance committed
+ * by any process on the same store — the CLI, another front — is answered
+ * from the next request on, with no notification and no polling delay.
+ * This was chosen over a polled change counter: the check costs one
+ * SELECT per request, and a revoked certificate is never answered "good"
+ * by a request that began after the revocation committed.
  */
 #ifndef GMCA_OCSP_H
 #define GMCA_OCSP_H
@@ -73,15 +96,47 @@ void gmca_ocsp_responder_clear(struct gmca_ocsp_responder *r);
  */
 OCSP_REQUEST *gmca_ocsp_request_parse(const uint8_t *buf, size_t len, struct gmca_error *e);
 
+#define GMCA_OCSP_CACHE_SLOTS_DEFAULT 16384
+#define GMCA_OCSP_CACHE_SLOTS_MAX (1 << 22)
+
+struct gmca_ocsp_cache;
+
+/*
+ * A cache of nslots entries (0: the default), direct-mapped: a CertID
+ * whose slot is taken replaces the entry there, so memory stays bounded
+ * whatever CertIDs are asked. Thread-safe (one mutex, held to look up or
+ * copy, never while signing). NULL when out of memory. Free with
+ * gmca_ocsp_cache_free (NULL is fine).
+ */
+struct gmca_ocsp_cache *gmca_ocsp_cache_new(size_t nslots);
+void gmca_ocsp_cache_free(struct gmca_ocsp_cache *c);
+
+struct gmca_ocsp_cache_stats {
+        uint64_t hits;    /* answered from the cache */
+        uint64_t misses;  /* no entry for the CertID: signed and stored */
+        uint64_t stale;   /* entry past nextUpdate - margin: re-signed */
+        uint64_t changed; /* the store state differs from the entry's: re-signed */
+        uint64_t entries; /* slots in use */
+};
+void gmca_ocsp_cache_stats(struct gmca_ocsp_cache *c, struct gmca_ocsp_cache_stats *st);
+
 struct gmca_ocsp_opts {
         int64_t now;      /* thisUpdate and producedAt; 0: the clock */
         int64_t validity; /* nextUpdate - thisUpdate in seconds; 0: the default */
+        /* borrowed; NULL: every request is signed on demand */
+        struct gmca_ocsp_cache *cache;
+        /* an entry is re-signed from nextUpdate - margin on; 0: validity / 4 */
+        int64_t margin;
 };
 
 /* What gmca_ocsp_respond answered, for the HTTP layer and the log. */
 struct gmca_ocsp_answer {
         int status;    /* OCSP_RESPONSE_STATUS_* */
         int has_nonce; /* the response echoes a nonce: not cacheable */
+        int cached;    /* served from the cache of pre-signed responses */
+        /* SM3 of the response (an ETag), set for cacheable answers (one CertID, no nonce) */
+        int has_digest;
+        uint8_t digest[GMCA_SM3_LEN];
         int64_t this_update, next_update;
         size_t good, revoked, unknown; /* SingleResponses of each status */
 };
@@ -98,5 +153,16 @@ struct gmca_ocsp_answer {
 int gmca_ocsp_respond(struct gmca_store *s, const struct gmca_ocsp_responder *rs, size_t n,
                       const struct gmca_ocsp_opts *o, const uint8_t *req, size_t len, uint8_t **out,
                       size_t *outlen, struct gmca_ocsp_answer *a, struct gmca_error *e) GMCA_WUR;
+
+/*
+ * Re-sign, ahead of time, the entries of c that will reach nextUpdate -
+ * margin within the next ahead seconds, so that requests keep hitting the
+ * cache (for a background thread with its own store connection). Returns
+ * the number re-signed (>= 0) or a negative code, e set.
+ */
+int gmca_ocsp_cache_refresh(struct gmca_ocsp_cache *c, struct gmca_store *s,
+                            const struct gmca_ocsp_responder *rs, size_t n,
+                            const struct gmca_ocsp_opts *o, int64_t ahead,
+                            struct gmca_error *e) GMCA_WUR;
 
 #endif

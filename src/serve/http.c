@@ -41,7 +41,8 @@
 struct server {
         const struct gmca_serve_config *cfg;
         struct serve_worker *workers;
-        struct serve_crl_sched *crl; /* the CRL schedule's thread */
+        struct serve_crl_sched *crl;  /* the CRL schedule's thread */
+        struct serve_ocsp_fast *ocsp; /* the OCSP cache and its refresh thread */
         size_t nworkers;
         pthread_mutex_t lock;
         atomic_long inflight; /* requests whose headers are in and whose reply is not done */
@@ -404,9 +405,14 @@ int gmca_serve_run(const struct gmca_serve_config *cfg, struct gmca_error *e)
                 rc = e && e->code ? e->code : GMCA_ERR_INTERNAL;
                 goto out;
         }
+        if ((srv.ocsp = serve_ocsp_fast_start(cfg, e)) == NULL && cfg->nocsp > 0) {
+                rc = e && e->code ? e->code : GMCA_ERR_INTERNAL;
+                goto out;
+        }
         for (size_t i = 0; i < srv.nworkers; i++) {
                 srv.workers[i].crl = srv.crl;
                 srv.workers[i].crl_urgent = serve_crl_sched_urgent;
+                srv.workers[i].ocsp_cache = serve_ocsp_fast_cache(srv.ocsp);
         }
         flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC;
         if (ss.ss_family == AF_INET6)
@@ -450,6 +456,7 @@ out:
         if (masked)
                 pthread_sigmask(SIG_SETMASK, &old, NULL);
         serve_crl_sched_stop(srv.crl);
+        serve_ocsp_fast_stop(srv.ocsp);
         for (size_t i = 0; i < srv.nworkers; i++)
                 serve_worker_free(&srv.workers[i]);
         free(srv.workers);

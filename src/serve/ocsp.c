@@ -17,8 +17,19 @@
  * must-revalidate, with Last-Modified (thisUpdate), Expires (nextUpdate)
  * and ETag (SM3 of the response). POST answers, answers with a nonce and
  * error statuses are not to be cached (no-store).
+ *
+ * Fast path (ocsp.h): the workers share one struct gmca_ocsp_cache of
+ * pre-signed responses (one mutex held only to look up or copy ~1 KB;
+ * signing is outside it), and a refresh thread re-signs entries ahead of
+ * nextUpdate - margin so that a busy certificate never waits for a
+ * signature. Freshness after a revocation does not depend on this thread:
+ * every request checks the store (ocsp.h).
  */
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -26,6 +37,7 @@
 #include <openssl/evp.h>
 #include <openssl/ocsp.h>
 
+#include "ca.h"
 #include "crypto.h"
 #include "ocsp.h"
 #include "serve_internal.h"
@@ -110,19 +122,17 @@ static int ocsp_get_der(const char *s, uint8_t *out, size_t cap, size_t *outlen)
         return 0;
 }
 
-/* RFC 5019 §6.2 headers for a cacheable answer. */
-static void ocsp_cache_headers(struct serve_reply *out, const struct gmca_ocsp_answer *a,
-                               const uint8_t *resp, size_t len)
+/* RFC 5019 §6.2 headers for a cacheable answer; the ETag is the SM3 of the response. */
+static void ocsp_cache_headers(struct serve_reply *out, const struct gmca_ocsp_answer *a)
 {
-        uint8_t md[GMCA_SM3_LEN];
         char hex[2 * GMCA_SM3_LEN + 1];
         int64_t now = (int64_t)gmca_now(), age = a->next_update - now;
 
-        if (gmca_sm3(resp, len, md) != 0)
+        if (!a->has_digest)
                 return; /* no validator: leave it uncacheable */
         if (age < 0)
                 age = 0;
-        gmca_hex(md, sizeof(md), hex);
+        gmca_hex(a->digest, sizeof(a->digest), hex);
         snprintf(out->cache, sizeof(out->cache),
                  "max-age=%lld, public, no-transform, must-revalidate", (long long)age);
         imf_date(a->this_update, out->last_modified, sizeof(out->last_modified));
@@ -180,6 +190,7 @@ void serve_ocsp(struct serve_worker *w, const struct serve_request *rq, const ch
                 reqlen = rq->len;
         }
         o.validity = cfg->ocsp_validity;
+        o.cache = w->ocsp_cache;
         if (gmca_ocsp_respond(w->store, cfg->ocsp, cfg->nocsp, &o, req, reqlen, &resp, &resplen, &a,
                               &e) != 0) {
                 serve_reply_error(out, 500, "internal", "OCSP: %s", e.msg);
@@ -188,6 +199,119 @@ void serve_ocsp(struct serve_worker *w, const struct serve_request *rq, const ch
         serve_reply_bytes(out, 200, OCSP_RESP_TYPE, resp, resplen);
         if (is_get && out->status == 200 && a.status == OCSP_RESPONSE_STATUS_SUCCESSFUL &&
             !a.has_nonce)
-                ocsp_cache_headers(out, &a, resp, resplen);
+                ocsp_cache_headers(out, &a);
         OPENSSL_free(resp);
+}
+
+/* ---- the fast path: cache and refresh thread ----------------------------- */
+
+#define REFRESH_PERIOD_MAX 60 /* seconds between refresh passes, at most */
+
+struct serve_ocsp_fast {
+        const struct gmca_serve_config *cfg;
+        struct gmca_ocsp_cache *cache;
+        pthread_t thread;
+        int running;
+        pthread_mutex_t lock;
+        pthread_cond_t wake;
+        int stop;
+        char db[PATH_MAX];
+};
+
+static void *refresh_run(void *arg)
+{
+        struct serve_ocsp_fast *f = arg;
+        const struct gmca_serve_config *cfg = f->cfg;
+        struct gmca_ocsp_opts o = {.validity = cfg->ocsp_validity};
+        int64_t validity = o.validity > 0 ? o.validity : GMCA_OCSP_VALIDITY_DEFAULT;
+        int64_t period = validity / 16;
+        struct gmca_store *store = NULL;
+
+        if (period < 1)
+                period = 1;
+        if (period > REFRESH_PERIOD_MAX)
+                period = REFRESH_PERIOD_MAX;
+        pthread_mutex_lock(&f->lock);
+        while (!f->stop) {
+                struct gmca_error e = {0};
+                struct timespec ts;
+                int rc;
+
+                pthread_mutex_unlock(&f->lock);
+                if (store == NULL && (store = gmca_store_open(f->db, &e)) == NULL)
+                        fprintf(stderr, "gmca serve: OCSP refresh: %s\n", e.msg);
+                /* Two periods ahead: an entry is re-signed before any request finds it stale. */
+                if (store != NULL &&
+                    (rc = gmca_ocsp_cache_refresh(f->cache, store, cfg->ocsp, cfg->nocsp, &o,
+                                                  2 * period, &e)) < 0) {
+                        fprintf(stderr, "gmca serve: OCSP refresh: %s\n", e.msg);
+                        gmca_store_close(store);
+                        store = NULL;
+                }
+                pthread_mutex_lock(&f->lock);
+                clock_gettime(CLOCK_REALTIME, &ts);
+                ts.tv_sec += (time_t)period;
+                while (!f->stop && pthread_cond_timedwait(&f->wake, &f->lock, &ts) != ETIMEDOUT)
+                        ;
+        }
+        pthread_mutex_unlock(&f->lock);
+        gmca_store_close(store);
+        return NULL;
+}
+
+struct serve_ocsp_fast *serve_ocsp_fast_start(const struct gmca_serve_config *cfg,
+                                              struct gmca_error *e)
+{
+        struct serve_ocsp_fast *f;
+        int n;
+
+        if (cfg->nocsp == 0)
+                return NULL;
+        if ((f = calloc(1, sizeof(*f))) == NULL) {
+                gmca_error_set(e, GMCA_ERR_NOMEM, "out of memory");
+                return NULL;
+        }
+        f->cfg = cfg;
+        pthread_mutex_init(&f->lock, NULL);
+        pthread_cond_init(&f->wake, NULL);
+        n = snprintf(f->db, sizeof(f->db), "%s/%s", cfg->dir, GMCA_DB_FILE);
+        if (n < 0 || (size_t)n >= sizeof(f->db)) {
+                gmca_error_set(e, GMCA_ERR_INVALID, "%s: path too long", cfg->dir);
+                goto fail;
+        }
+        if ((f->cache = gmca_ocsp_cache_new(0)) == NULL) {
+                gmca_error_set(e, GMCA_ERR_NOMEM, "OCSP: out of memory for the cache");
+                goto fail;
+        }
+        if (pthread_create(&f->thread, NULL, refresh_run, f) != 0) {
+                gmca_error_set(e, GMCA_ERR_INTERNAL, "cannot start the OCSP refresh thread");
+                goto fail;
+        }
+        f->running = 1;
+        return f;
+fail:
+        serve_ocsp_fast_stop(f);
+        return NULL;
+}
+
+struct gmca_ocsp_cache *serve_ocsp_fast_cache(struct serve_ocsp_fast *f)
+{
+        return f != NULL ? f->cache : NULL;
+}
+
+void serve_ocsp_fast_stop(struct serve_ocsp_fast *f)
+{
+        if (f == NULL)
+                return;
+        if (f->running) {
+                pthread_mutex_lock(&f->lock);
+                f->stop = 1;
+                pthread_cond_signal(&f->wake);
+                pthread_mutex_unlock(&f->lock);
+                pthread_join(f->thread, NULL);
+        }
+        gmca_ocsp_cache_free(f->cache);
+        pthread_cond_destroy(&f->wake);
+        pthread_mutex_destroy(&f->lock);
+        free(f);
 }

@@ -45,6 +45,7 @@ struct serve_worker {
         /* Asks the CRL schedule for a CRL now (crl_sched.c); NULL: no schedule. */
         void (*crl_urgent)(struct serve_crl_sched *);
         struct serve_crl_sched *crl;
+        struct gmca_ocsp_cache *ocsp_cache; /* shared by the workers; NULL: sign each time */
 };
 
 int serve_worker_init(struct serve_worker *w, const struct gmca_serve_config *cfg,
@@ -137,6 +138,20 @@ struct serve_crl_sched *serve_crl_sched_start(const char *dir, int64_t interval,
                                               struct gmca_error *e);
 void serve_crl_sched_urgent(struct serve_crl_sched *s);
 void serve_crl_sched_stop(struct serve_crl_sched *s);
+
+/*
+ * The OCSP fast path (ocsp.c): the cache of pre-signed responses shared by
+ * the workers, and a thread with its own store connection that re-signs
+ * entries before they reach nextUpdate - margin. NULL from start when
+ * cfg serves no OCSP (nothing to do) or on failure (e->code set). Stopped
+ * and freed by serve_ocsp_fast_stop (NULL is fine).
+ */
+struct serve_ocsp_fast;
+struct gmca_ocsp_cache;
+struct serve_ocsp_fast *serve_ocsp_fast_start(const struct gmca_serve_config *cfg,
+                                              struct gmca_error *e);
+struct gmca_ocsp_cache *serve_ocsp_fast_cache(struct serve_ocsp_fast *f);
+void serve_ocsp_fast_stop(struct serve_ocsp_fast *f);
 
 /* The public, unsigned downloads: 1 if path is one of them (out filled), else 0. */
 int serve_public(struct serve_worker *w, const struct serve_request *rq, const char *path,

@@ -6,7 +6,8 @@
 # revoked with its reason after `gmca cert revoke`; an unknown serial; the
 # GET form with the RFC 5019 cache headers; every signature checked by the
 # independent SM2 verifier (sm-crypto) and by `gmca app validate --policy
-# ocsp`; garbage, a foreign issuer, a wrong Content-Type and an oversized
+# ocsp`; a pre-signed answer served again, and "revoked" within 1 s of a
+# `gmca cert revoke` from another process; garbage, a foreign issuer, a wrong Content-Type and an oversized
 # body get their answers and the front keeps answering.
 . "$(dirname "$0")/common.bash"
 unset http_proxy HTTP_PROXY
@@ -120,6 +121,38 @@ check "GET response verifies" node "$SM2VERIFY" ocsp "$T/resp.der" "$T/responder
 B64N=$(base64 -w0 "$T/req.der" | python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.stdin.read().strip(), safe=""))')
 curl -s -D "$T/hdr" -o /dev/null "$URL/ocsp/$B64N"
 check "GET with a nonce: not cached" grep -qi '^Cache-Control: no-store' "$T/hdr"
+
+# ---- pre-signed responses (RFC 5019 profile: one CertID, no nonce) ----
+# A second GET a second later gets the same bytes (same thisUpdate, same
+# ETag): it came from the cache, not from a new signature.
+expect_exit 0 "leaf carol" -- issue carol personal-sign --info "$T/id.json"
+openssl ocsp -sm3 -issuer "$T/sub.pem" -cert "$T/carol.pem" -no_nonce -reqout "$T/reqc.der" >/dev/null 2>&1
+B64C=$(base64 -w0 "$T/reqc.der" | python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.stdin.read().strip(), safe=""))')
+curl -s -o "$T/c1.der" "$URL/ocsp/$B64C"
+sleep 1.1
+curl -s -o "$T/c2.der" "$URL/ocsp/$B64C"
+check "carol good" bash -c "openssl ocsp -respin '$T/c1.der' -noverify -resp_text | grep -q 'Cert Status: good'"
+check "the second answer is the pre-signed one (same bytes a second later)" cmp -s "$T/c1.der" "$T/c2.der"
+check "pre-signed response verifies" node "$SM2VERIFY" ocsp "$T/c2.der" "$T/responder.pem"
+# Revoked by another process (the CLI): the front answers "revoked" within
+# 1 s, polled 10 times a second from the moment the command returns.
+expect_exit 0 "revoke carol from the CLI" -- g cert revoke --serial "$(cat "$T/carol.serial")" --reason superseded
+t0=$(date +%s%N)
+seen=
+for _ in $(seq 10); do
+  curl -s -o "$T/c3.der" "$URL/ocsp/$B64C"
+  if openssl ocsp -respin "$T/c3.der" -noverify -resp_text 2>/dev/null | grep -q 'Cert Status: revoked'; then
+    seen=$(( ($(date +%s%N) - t0) / 1000000 ))
+    break
+  fi
+  sleep 0.1
+done
+echo "revocation seen by the front after ${seen:-(never)} ms"
+check "carol revoked within 1 s of the revocation" test -n "$seen" -a "${seen:-9999}" -le 1000
+check "with reason superseded" bash -c "openssl ocsp -respin '$T/c3.der' -noverify -resp_text | grep -q 'Revocation Reason: superseded'"
+check "the revoked answer verifies" node "$SM2VERIFY" ocsp "$T/c3.der" "$T/responder.pem"
+curl -s -o "$T/c4.der" "$URL/ocsp/$B64C"
+check "and stays revoked" bash -c "openssl ocsp -respin '$T/c4.der' -noverify -resp_text | grep -q 'Cert Status: revoked'"
 
 # ---- errors: RFC 6960 statuses in a 200, HTTP errors for non-OCSP ----
 # resp_status FILE: the OCSPResponseStatus byte (the ENUMERATED's value).

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -84,7 +85,8 @@ static X509_NAME *name(const char *cn)
         return n;
 }
 
-/* A certificate for key named cn, signed by iss (NULL: self) with isskey and the ID. */
+/* A certificate for key named cn, signed by iss (NULL: self) with isskey and
+ * the ID. */
 static X509 *make_cert(EVP_PKEY *key, const char *cn, X509 *iss, EVP_PKEY *isskey, int ca,
                        long serial)
 {
@@ -264,7 +266,8 @@ static void add(OCSP_REQUEST *req, OCSP_CERTID *id)
         assert_non_null(OCSP_request_add0_id(req, id));
 }
 
-/* Answer req; returns the response (caller frees), its status checked against want. */
+/* Answer req; returns the response (caller frees), its status checked against
+ * want. */
 static OCSP_RESPONSE *answer(struct fixture *f, OCSP_REQUEST *req, int want,
                              struct gmca_ocsp_answer *a)
 {
@@ -362,7 +365,8 @@ static void status_is(OCSP_BASICRESP *bs, OCSP_CERTID *id, int want, int want_re
         }
 }
 
-/* Good, revoked (keyCompromise, certificateHold), unknown serial, B's serial under A. */
+/* Good, revoked (keyCompromise, certificateHold), unknown serial, B's serial
+ * under A. */
 static void test_statuses(void **state)
 {
         static const struct {
@@ -453,7 +457,8 @@ static void test_nonce(void **state)
         }
 }
 
-/* Issuers not served: a CA outside the responders, or two CAs in one request. */
+/* Issuers not served: a CA outside the responders, or two CAs in one request.
+ */
 static void test_unauthorized(void **state)
 {
         struct fixture *f = *state;
@@ -622,7 +627,8 @@ static void test_limits(void **state)
         free(big);
 }
 
-/* A responder certificate must be an OCSP signer issued by a CA of the store. */
+/* A responder certificate must be an OCSP signer issued by a CA of the store.
+ */
 static void test_responder_refusals(void **state)
 {
         struct fixture *f = *state;
@@ -641,7 +647,8 @@ static void test_responder_refusals(void **state)
         gmca_error_clear(&e);
 }
 
-/* Once the responder certificate has expired, internalError rather than a signature under it. */
+/* Once the responder certificate has expired, internalError rather than a
+ * signature under it. */
 static void test_responder_expired(void **state)
 {
         struct fixture *f = *state;
@@ -663,6 +670,258 @@ static void test_responder_expired(void **state)
         OCSP_REQUEST_free(req);
 }
 
+/* ---- the cache of pre-signed responses ---- */
+
+static const char FRESH_A[] = "6A01020304050607"; /* revoked during a test */
+static const char LATE_A[] = "6B01020304050607";  /* issued during a test */
+
+/*
+ * Ask for one CertID (the caller keeps id) at now through cache; returns
+ * the status of the SingleResponse, its thisUpdate in *thisupd, a copy of
+ * the DER in *der (caller frees) and the answer in *a.
+ */
+static int ask(struct fixture *f, struct gmca_ocsp_cache *cache, int64_t now, OCSP_CERTID *id,
+               int nonce, struct gmca_ocsp_answer *a, uint8_t **der, size_t *derlen,
+               time_t *thisupd)
+{
+        struct gmca_ocsp_opts o = {.now = now, .cache = cache};
+        OCSP_REQUEST *req = OCSP_REQUEST_new();
+        struct gmca_error e = {0};
+        ASN1_GENERALIZEDTIME *rev = NULL, *tu = NULL, *nu = NULL;
+        const unsigned char *p;
+        uint8_t *in, *out = NULL;
+        size_t inlen, outlen = 0;
+        OCSP_RESPONSE *resp;
+        OCSP_BASICRESP *bs;
+        struct tm tm;
+        int st = -9, reason;
+
+        assert_non_null(req);
+        add(req, OCSP_CERTID_dup(id));
+        if (nonce)
+                assert_int_equal(OCSP_request_add1_nonce(req, NULL, 16), 1);
+        in = req_der(req, &inlen);
+        expect(gmca_ocsp_respond(f->s, f->r, 2, &o, in, inlen, &out, &outlen, a, &e), &e, 0, NULL,
+               "respond");
+        OPENSSL_free(in);
+        assert_int_equal(a->status, OCSP_RESPONSE_STATUS_SUCCESSFUL);
+        p = out;
+        assert_non_null(resp = d2i_OCSP_RESPONSE(NULL, &p, (long)outlen));
+        bs = checked_basic(resp, &f->a);
+        if (nonce)
+                assert_int_equal(OCSP_check_nonce(req, bs), 1);
+        assert_int_equal(OCSP_resp_find_status(bs, id, &st, &reason, &rev, &tu, &nu), 1);
+        assert_int_equal(ASN1_TIME_to_tm(tu, &tm), 1);
+        *thisupd = timegm(&tm);
+        OCSP_BASICRESP_free(bs);
+        OCSP_RESPONSE_free(resp);
+        OCSP_REQUEST_free(req);
+        *der = out;
+        *derlen = outlen;
+        return st;
+}
+
+static struct gmca_ocsp_cache_stats stats_of(struct gmca_ocsp_cache *c)
+{
+        struct gmca_ocsp_cache_stats st;
+
+        gmca_ocsp_cache_stats(c, &st);
+        return st;
+}
+
+/* The second request for a CertID gets the same bytes without a signature; per
+ * hash algorithm. */
+static void test_cache_hit(void **state)
+{
+        struct fixture *f = *state;
+        struct gmca_ocsp_cache *c = gmca_ocsp_cache_new(64);
+        OCSP_CERTID *sm3 = cid(EVP_sm3(), f->a.cert, GOOD_A),
+                    *sha1 = cid(EVP_sha1(), f->a.cert, GOOD_A);
+        struct gmca_ocsp_answer a;
+        uint8_t *d1, *d2, *d3;
+        size_t l1, l2, l3;
+        uint8_t md[GMCA_SM3_LEN];
+        time_t t1, t2, t3;
+
+        assert_non_null(c);
+        assert_int_equal(ask(f, c, T0, sm3, 0, &a, &d1, &l1, &t1), V_OCSP_CERTSTATUS_GOOD);
+        assert_int_equal(a.cached, 0);
+        assert_int_equal(ask(f, c, T0 + 10, sm3, 0, &a, &d2, &l2, &t2), V_OCSP_CERTSTATUS_GOOD);
+        assert_int_equal(a.cached, 1);
+        assert_int_equal(a.good, 1);
+        /* The ETag digest travels with the entry. */
+        assert_int_equal(a.has_digest, 1);
+        assert_int_equal(gmca_sm3(d1, l1, md), 0);
+        assert_memory_equal(a.digest, md, sizeof(md));
+        assert_int_equal(a.this_update, T0);
+        assert_int_equal(a.next_update, T0 + GMCA_OCSP_VALIDITY_DEFAULT);
+        assert_int_equal(t2, T0);
+        assert_memory_equal(d1, d2, l1);
+        assert_int_equal(l1, l2);
+        /* The SHA-1 CertID is another entry: its answer echoes its own CertID. */
+        assert_int_equal(ask(f, c, T0 + 10, sha1, 0, &a, &d3, &l3, &t3), V_OCSP_CERTSTATUS_GOOD);
+        assert_int_equal(a.cached, 0);
+        assert_int_equal(t3, T0 + 10);
+        assert_int_equal(stats_of(c).hits, 1);
+        assert_int_equal(stats_of(c).misses, 2);
+        assert_int_equal(stats_of(c).entries, 2);
+        OPENSSL_free(d1);
+        OPENSSL_free(d2);
+        OPENSSL_free(d3);
+        OCSP_CERTID_free(sm3);
+        OCSP_CERTID_free(sha1);
+        gmca_ocsp_cache_free(c);
+}
+
+/*
+ * A revocation written to the store behind the cache's back (as another
+ * process would) is answered at the next request; so is an issuance of a
+ * serial that was "unknown".
+ */
+static void test_cache_store_change(void **state)
+{
+        struct fixture *f = *state;
+        struct gmca_ocsp_cache *c = gmca_ocsp_cache_new(64);
+        OCSP_CERTID *id = cid(EVP_sm3(), f->a.cert, FRESH_A),
+                    *late = cid(EVP_sha1(), f->a.cert, LATE_A);
+        struct gmca_ocsp_answer a;
+        struct gmca_error e = {0};
+        uint8_t *d;
+        size_t l;
+        time_t t;
+
+        assert_non_null(c);
+        store_cert(f->s, FRESH_A, f->a.id);
+        for (int i = 0; i < 2; i++) {
+                assert_int_equal(ask(f, c, T0 + i, id, 0, &a, &d, &l, &t), V_OCSP_CERTSTATUS_GOOD);
+                assert_int_equal(a.cached, i);
+                OPENSSL_free(d);
+        }
+        expect(gmca_store_cert_revoke(f->s, FRESH_A, T0 + 5, 1, 0, &e), &e, 0, NULL, "revoke");
+        assert_int_equal(ask(f, c, T0 + 6, id, 0, &a, &d, &l, &t), V_OCSP_CERTSTATUS_REVOKED);
+        assert_int_equal(a.cached, 0);
+        assert_int_equal(a.revoked, 1);
+        assert_int_equal(t, T0 + 6);
+        OPENSSL_free(d);
+        assert_int_equal(stats_of(c).changed, 1);
+        assert_int_equal(ask(f, c, T0 + 7, id, 0, &a, &d, &l, &t), V_OCSP_CERTSTATUS_REVOKED);
+        assert_int_equal(a.cached, 1);
+        OPENSSL_free(d);
+
+        assert_int_equal(ask(f, c, T0, late, 0, &a, &d, &l, &t), V_OCSP_CERTSTATUS_UNKNOWN);
+        OPENSSL_free(d);
+        assert_int_equal(ask(f, c, T0 + 1, late, 0, &a, &d, &l, &t), V_OCSP_CERTSTATUS_UNKNOWN);
+        assert_int_equal(a.cached, 1);
+        OPENSSL_free(d);
+        store_cert(f->s, LATE_A, f->a.id);
+        assert_int_equal(ask(f, c, T0 + 2, late, 0, &a, &d, &l, &t), V_OCSP_CERTSTATUS_GOOD);
+        assert_int_equal(a.cached, 0);
+        OPENSSL_free(d);
+        assert_int_equal(stats_of(c).changed, 2);
+        OCSP_CERTID_free(id);
+        OCSP_CERTID_free(late);
+        gmca_ocsp_cache_free(c);
+}
+
+/* Served until nextUpdate - margin, then re-signed; refresh re-signs ahead of
+ * that. */
+static void test_cache_expiry_refresh(void **state)
+{
+        struct fixture *f = *state;
+        struct gmca_ocsp_cache *c = gmca_ocsp_cache_new(64);
+        struct gmca_ocsp_opts o = {.now = T0 + 2000};
+        OCSP_CERTID *id = cid(EVP_sm3(), f->a.cert, GOOD_A);
+        const int64_t edge = T0 + GMCA_OCSP_VALIDITY_DEFAULT - GMCA_OCSP_VALIDITY_DEFAULT / 4;
+        struct gmca_ocsp_answer a;
+        struct gmca_error e = {0};
+        uint8_t *d;
+        size_t l;
+        time_t t;
+
+        assert_non_null(c);
+        assert_int_equal(ask(f, c, T0, id, 0, &a, &d, &l, &t), V_OCSP_CERTSTATUS_GOOD);
+        OPENSSL_free(d);
+        assert_int_equal(ask(f, c, edge - 1, id, 0, &a, &d, &l, &t), V_OCSP_CERTSTATUS_GOOD);
+        assert_int_equal(a.cached, 1);
+        assert_int_equal(t, T0);
+        OPENSSL_free(d);
+        assert_int_equal(ask(f, c, edge, id, 0, &a, &d, &l, &t), V_OCSP_CERTSTATUS_GOOD);
+        assert_int_equal(a.cached, 0);
+        assert_int_equal(t, edge);
+        OPENSSL_free(d);
+        assert_int_equal(stats_of(c).stale, 1);
+
+        /* Entry signed at edge: refreshing at edge + 2000 looking 800 s ahead
+         * re-signs it. */
+        o.now = edge + 2000;
+        assert_int_equal(gmca_ocsp_cache_refresh(c, f->s, f->r, 2, &o, 0, &e), 0);
+        assert_int_equal(gmca_ocsp_cache_refresh(c, f->s, f->r, 2, &o, 800, &e), 1);
+        assert_int_equal(ask(f, c, edge + 2800, id, 0, &a, &d, &l, &t), V_OCSP_CERTSTATUS_GOOD);
+        assert_int_equal(a.cached, 1);
+        assert_int_equal(t, edge + 2000);
+        OPENSSL_free(d);
+        /* A clock gone back before thisUpdate is not served from the cache. */
+        assert_int_equal(ask(f, c, edge, id, 0, &a, &d, &l, &t), V_OCSP_CERTSTATUS_GOOD);
+        assert_int_equal(a.cached, 0);
+        OPENSSL_free(d);
+        OCSP_CERTID_free(id);
+        gmca_ocsp_cache_free(c);
+}
+
+/* Nonces and several CertIDs are signed each time; one slot shared by two
+ * CertIDs stays right. */
+static void test_cache_not_cached(void **state)
+{
+        struct fixture *f = *state;
+        struct gmca_ocsp_cache *c = gmca_ocsp_cache_new(1);
+        struct gmca_ocsp_opts o = {.now = T0, .cache = c};
+        OCSP_CERTID *good = cid(EVP_sm3(), f->a.cert, GOOD_A);
+        OCSP_CERTID *rev = cid(EVP_sm3(), f->a.cert, REVOKED_A);
+        OCSP_REQUEST *req = OCSP_REQUEST_new();
+        struct gmca_ocsp_answer a;
+        struct gmca_error e = {0};
+        uint8_t *d, *in;
+        size_t l, inlen;
+        time_t t;
+
+        assert_non_null(c);
+        for (int i = 0; i < 2; i++) {
+                assert_int_equal(ask(f, c, T0, good, 1, &a, &d, &l, &t), V_OCSP_CERTSTATUS_GOOD);
+                assert_int_equal(a.cached, 0);
+                assert_int_equal(a.has_nonce, 1);
+                OPENSSL_free(d);
+        }
+        add(req, OCSP_CERTID_dup(good));
+        add(req, OCSP_CERTID_dup(rev));
+        in = req_der(req, &inlen);
+        for (int i = 0; i < 2; i++) {
+                d = NULL;
+                expect(gmca_ocsp_respond(f->s, f->r, 2, &o, in, inlen, &d, &l, &a, &e), &e, 0, NULL,
+                       "two CertIDs");
+                assert_int_equal(a.cached, 0);
+                assert_int_equal(a.good + a.revoked, 2);
+                OPENSSL_free(d);
+        }
+        OPENSSL_free(in);
+        OCSP_REQUEST_free(req);
+        assert_int_equal(stats_of(c).entries, 0);
+        /* Alternating CertIDs in the one slot: each answer is its own certificate's.
+         */
+        for (int i = 0; i < 4; i++) {
+                OCSP_CERTID *id = i % 2 ? rev : good;
+
+                assert_int_equal(ask(f, c, T0 + i, id, 0, &a, &d, &l, &t),
+                                 i % 2 ? V_OCSP_CERTSTATUS_REVOKED : V_OCSP_CERTSTATUS_GOOD);
+                assert_int_equal(a.cached, 0);
+                OPENSSL_free(d);
+        }
+        assert_int_equal(stats_of(c).entries, 1);
+        assert_int_equal(stats_of(c).hits, 0);
+        OCSP_CERTID_free(good);
+        OCSP_CERTID_free(rev);
+        gmca_ocsp_cache_free(c);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -675,6 +934,10 @@ int main(void)
             cmocka_unit_test(test_limits),
             cmocka_unit_test(test_responder_refusals),
             cmocka_unit_test(test_responder_expired),
+            cmocka_unit_test(test_cache_hit),
+            cmocka_unit_test(test_cache_store_change),
+            cmocka_unit_test(test_cache_expiry_refresh),
+            cmocka_unit_test(test_cache_not_cached),
         };
 
         return cmocka_run_group_tests(tests, setup, teardown);
