@@ -24,11 +24,9 @@
 #include "crypto.h"
 #include "store_internal.h"
 #include "util.h"
+#include "testca.h"
 #include "testutil.h"
 
-static const char *const names[5] = {"张三", "李四", "王五", "赵六", "钱七"};
-static const char *const pins[5] = {"Auth1pinAA", "Auth2pinBB", "Auth3pinCC", "Auth4pinDD",
-                                    "Auth5pinEE"};
 /* The operator records' key for rows made here (nothing here checks them against the CA's). */
 static const uint8_t test_kop[GMCA_OP_KEY_LEN] = {
     0x6b, 0x2d, 0x6f, 0x70, 0x20, 0x66, 0x6f, 0x72, 0x20, 0x74, 0x65, 0x73, 0x74, 0x73, 0x20, 0x31,
@@ -41,10 +39,7 @@ struct op_key {
 };
 
 struct fixture {
-        char top[256];
-        char dir[300];
-        char shares[5][320];
-        struct gmca_custodian cust[5];
+        struct test_ca ca; /* the CA, its directory and its custodians */
         struct gmca_ctx *c;
         struct gmca_store *s;
         int64_t now;
@@ -157,45 +152,15 @@ static void new_operator(struct fixture *f, const char *name, unsigned roles, in
                 fail_msg("operator %s: %s", name, e.msg);
 }
 
-static const char *profiles_dir(void)
-{
-        static char path[1024];
-        const char *src = getenv("GMCA_SRC");
-
-        snprintf(path, sizeof(path), "%s/conf/profiles", src != NULL ? src : ".");
-        return path;
-}
-
 static int setup(void **state)
 {
         struct fixture *f = calloc(1, sizeof(*f));
-        struct gmca_init_params p = {0};
         struct gmca_error e = {0};
-        char d[300];
 
-        snprintf(f->top, sizeof(f->top), "/tmp/gmca-test-auth.XXXXXX");
-        if (mkdtemp(f->top) == NULL)
+        if (f == NULL || test_ca_make(&f->ca, "auth") != 0)
                 return -1;
-        snprintf(f->dir, sizeof(f->dir), "%s/ca", f->top);
-        snprintf(d, sizeof(d), "%s/shares", f->top);
-        mkdir(d, 0700);
-        for (int i = 0; i < 5; i++) {
-                snprintf(f->shares[i], sizeof(f->shares[i]), "%s/share-%d.json", d, i + 1);
-                f->cust[i] =
-                    (struct gmca_custodian){names[i], pins[i], strlen(pins[i]), f->shares[i]};
-        }
-        p.root_dn = "C=CN, O=单元测试认证中心, CN=单元测试根 CA";
-        p.sub_dn = "C=CN, O=单元测试认证中心, CN=单元测试运营 CA";
-        p.profiles_src = profiles_dir();
-        p.actor = "unit";
-        p.custodians = f->cust;
-        p.ncustodians = 5;
-        if (gmca_ca_init(f->dir, &p, &e) != 0) {
-                fprintf(stderr, "init: %s\n", e.msg);
-                return -1;
-        }
-        if ((f->c = gmca_ctx_open(f->dir, "unit-operator", &e)) == NULL ||
-            gmca_ctx_activate(f->c, f->cust, 3, &e) != 0) {
+        if ((f->c = gmca_ctx_open(f->ca.dir, "unit-operator", &e)) == NULL ||
+            gmca_ctx_activate(f->c, f->ca.cust, 3, &e) != 0) {
                 fprintf(stderr, "open: %s\n", e.msg);
                 return -1;
         }
@@ -210,14 +175,11 @@ static int setup(void **state)
 static int teardown(void **state)
 {
         struct fixture *f = *state;
-        char cmd[600];
 
         op_key_free(&f->alice);
         op_key_free(&f->bob);
         gmca_ctx_close(f->c);
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->top);
-        if (system(cmd) != 0)
-                return -1;
+        test_ca_remove(&f->ca);
         free(f);
         return 0;
 }

@@ -30,11 +30,9 @@
 #include "ra_internal.h"
 #include "store_internal.h"
 #include "util.h"
+#include "testca.h"
 #include "testutil.h"
 
-static const char *const names[5] = {"张三", "李四", "王五", "赵六", "钱七"};
-static const char *const pins[5] = {"Ra1pinKxQz", "Ra2pinLwPy", "Ra3pinMvOx", "Ra4pinNuRw",
-                                    "Ra5pinTsUv"};
 #define ID_OK "11010519491231002X"
 #define USCC_OK "91350100M000100Y43"
 #define DAY 86400
@@ -47,10 +45,7 @@ struct op {
 };
 
 struct fixture {
-        char top[256];
-        char dir[300];
-        char shares[5][320];
-        struct gmca_custodian cust[5];
+        struct test_ca ca; /* the CA, its directory and its custodians */
         struct gmca_ctx *c;
         struct gmca_store *s;
         uint8_t pii_key[GMCA_SM4_KEY_LEN];
@@ -228,42 +223,15 @@ static void signed_by(struct fixture *f, const struct op *k, const char *method,
                 fail_msg("%s %s by %s: %s", method, target, k->name, e.msg);
 }
 
-static const char *profiles_dir(void)
-{
-        static char path[1024];
-        const char *src = getenv("GMCA_SRC");
-
-        snprintf(path, sizeof(path), "%s/conf/profiles", src != NULL ? src : ".");
-        return path;
-}
-
 static int setup(void **state)
 {
         struct fixture *f = calloc(1, sizeof(*f));
-        struct gmca_init_params p = {0};
         struct gmca_error e = {0};
-        char d[300];
 
-        snprintf(f->top, sizeof(f->top), "/tmp/gmca-test-ra.XXXXXX");
-        if (mkdtemp(f->top) == NULL)
+        if (f == NULL || test_ca_make(&f->ca, "ra") != 0)
                 return -1;
-        snprintf(f->dir, sizeof(f->dir), "%s/ca", f->top);
-        snprintf(d, sizeof(d), "%s/shares", f->top);
-        mkdir(d, 0700);
-        for (int i = 0; i < 5; i++) {
-                snprintf(f->shares[i], sizeof(f->shares[i]), "%s/share-%d.json", d, i + 1);
-                f->cust[i] =
-                    (struct gmca_custodian){names[i], pins[i], strlen(pins[i]), f->shares[i]};
-        }
-        p.root_dn = "C=CN, O=单元测试认证中心, CN=单元测试根 CA";
-        p.sub_dn = "C=CN, O=单元测试认证中心, CN=单元测试运营 CA";
-        p.profiles_src = profiles_dir();
-        p.actor = "unit";
-        p.custodians = f->cust;
-        p.ncustodians = 5;
-        if (gmca_ca_init(f->dir, &p, &e) != 0 ||
-            (f->c = gmca_ctx_open(f->dir, "unit-engine", &e)) == NULL ||
-            gmca_ctx_activate(f->c, f->cust, 3, &e) != 0 ||
+        if ((f->c = gmca_ctx_open(f->ca.dir, "unit-engine", &e)) == NULL ||
+            gmca_ctx_activate(f->c, f->ca.cust, 3, &e) != 0 ||
             gmca_operator_key(f->c, f->k_op, &e) != 0 ||
             gmca_rand_bytes(f->pii_key, sizeof(f->pii_key), &e) != 0) {
                 fprintf(stderr, "setup: %s\n", e.msg);
@@ -271,7 +239,7 @@ static int setup(void **state)
         }
         f->s = gmca_ctx_store(f->c);
         f->sealer = (struct gmca_pii_sealer){t_seal, t_unseal, f};
-        f->env = (struct gmca_ra_env){f->s, f->dir, &f->sealer, t_issue, f};
+        f->env = (struct gmca_ra_env){f->s, f->ca.dir, &f->sealer, t_issue, f};
         *state = f;
         new_operator(f, &f->entry, "entry", GMCA_ROLE_BUSINESS_OPERATOR);
         new_operator(f, &f->vetter, "vetter", GMCA_ROLE_BUSINESS_OPERATOR);
@@ -291,7 +259,6 @@ static void op_free(struct op *k)
 static int teardown(void **state)
 {
         struct fixture *f = *state;
-        char cmd[600];
 
         if (f == NULL)
                 return 0;
@@ -301,9 +268,7 @@ static int teardown(void **state)
         op_free(&f->admin2);
         op_free(&f->auditor);
         gmca_ctx_close(f->c);
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->top);
-        if (system(cmd) != 0)
-                return -1;
+        test_ca_remove(&f->ca);
         OPENSSL_cleanse(f->pii_key, sizeof(f->pii_key));
         OPENSSL_cleanse(f->k_op, sizeof(f->k_op));
         free(f);
@@ -2044,16 +2009,16 @@ static void test_kop_resplit(void **state)
         char paths[5][320];
 
         for (int i = 0; i < 5; i++) {
-                snprintf(paths[i], sizeof(paths[i]), "%s/shares/next-%d.json", f->top, i + 1);
+                snprintf(paths[i], sizeof(paths[i]), "%s/shares/next-%d.json", f->ca.top, i + 1);
                 next[i] = (struct gmca_custodian){next_names[i], next_pins[i], strlen(next_pins[i]),
                                                   paths[i]};
         }
         /* A context the custodians have not authorised has no K_op. */
-        assert_non_null(c2 = gmca_ctx_open(f->dir, "unit", &e));
+        assert_non_null(c2 = gmca_ctx_open(f->ca.dir, "unit", &e));
         CHECK(gmca_operator_key(c2, k2, &e), GMCA_ERR_STATE, "not authorised", "no custodians");
         gmca_ctx_close(c2);
-        CHECK(gmca_key_resplit(f->c, f->cust, 3, next, 5, 0, &e), 0, NULL, "resplit");
-        assert_non_null(c2 = gmca_ctx_open(f->dir, "unit", &e));
+        CHECK(gmca_key_resplit(f->c, f->ca.cust, 3, next, 5, 0, &e), 0, NULL, "resplit");
+        assert_non_null(c2 = gmca_ctx_open(f->ca.dir, "unit", &e));
         CHECK(gmca_ctx_activate(c2, next, 3, &e), 0, NULL, "activate with the new shares");
         CHECK(gmca_operator_key(c2, k2, &e), 0, NULL, "K_op");
         assert_memory_equal(k2, f->k_op, sizeof(k2));
@@ -2061,7 +2026,7 @@ static void test_kop_resplit(void **state)
         CHECK(gmca_operator_tag_check(&op, k2, &e), 0, NULL, "a record from before the resplit");
         OPENSSL_cleanse(k2, sizeof(k2));
         gmca_ctx_close(c2);
-        /* f->cust no longer opens the CA: this test runs last. */
+        /* f->ca.cust no longer opens the CA: this test runs last. */
 }
 
 int main(void)
