@@ -119,19 +119,28 @@ add_operator() {
     "$GMCA" --dir "$1" operator add --name "$2" --role "$3" --csr "$T/$2.csr" --out "$T/$2.pem" \
       "${CUST[@]}" >/dev/null
 }
-# start_front DIR [serve options...]: gmca serve as RA ra1 on a free loopback port, the
-# custodians in CUST starting the CA engine if it is not running; sets SERVE_PID and URL
-# (empty if it did not come up). Output in $T/serve.out and $T/serve.err.
-start_front() {
+# serve_front DIR ARGS...: `gmca --dir DIR ARGS...` (a serve command line) in the
+# background; waits for its ready line; sets SERVE_PID and URL. Fails if it did not
+# come up. Output in $T/serve.out and $T/serve.err.
+serve_front() {
   local d=$1; shift
-  "$GMCA" --dir "$d" serve --listen 127.0.0.1:0 --ra ra1 --ra-key "$T/ra.key" --ra-cert "$T/ra.pem" \
-    "${CUST[@]}" "$@" >"$T/serve.out" 2>"$T/serve.err" &
+  "$GMCA" --dir "$d" "$@" >"$T/serve.out" 2>"$T/serve.err" &
   SERVE_PID=$!
   for _ in $(seq 100); do
     grep -q '^gmca: serving on ' "$T/serve.out" 2>/dev/null && break
+    kill -0 "$SERVE_PID" 2>/dev/null || break
     sleep 0.1
   done
   URL=$(sed -n 's/^gmca: serving on //p' "$T/serve.out")
+  [ -n "$URL" ]
+}
+# start_front DIR [serve options...]: gmca serve as RA ra1 on a free loopback port, the
+# custodians in CUST starting the CA engine if it is not running (URL empty if it did
+# not come up).
+start_front() {
+  local d=$1; shift
+  serve_front "$d" serve --listen 127.0.0.1:0 --ra ra1 --ra-key "$T/ra.key" --ra-cert "$T/ra.pem" \
+    "${CUST[@]}" "$@" || true
 }
 # api OPERATOR METHOD TARGET [options]: a request signed by OPERATOR ($T/OPERATOR.key/.pem).
 api() { local who=$1; shift; "$GMCA" api --url "$URL" --key "$T/$who.key" --cert "$T/$who.pem" "$@"; }

@@ -35,17 +35,7 @@ expect_exit 0 "operator eve (business operator)" -- add_op eve business_operator
 echo '{"identity_card_number": "11010519491231002X"}' >"$T/id.json"
 
 SERVE=(serve --listen 127.0.0.1:0 --ra ra1 --ra-key "$T/ra.key" --ra-cert "$T/ra.pem" --threads 2)
-start_serve() {
-  "$GMCA" --dir "$D" "${SERVE[@]}" "$@" >"$T/serve.out" 2>"$T/serve.err" &
-  SERVE_PID=$!
-  for _ in $(seq 100); do
-    grep -q '^gmca: serving on ' "$T/serve.out" 2>/dev/null && break
-    kill -0 "$SERVE_PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  URL=$(sed -n 's/^gmca: serving on //p' "$T/serve.out")
-  [ -n "$URL" ]
-}
+start_serve() { serve_front "$D" "${SERVE[@]}" "$@"; }
 api() { local who=$1; shift; "$GMCA" api --url "$URL" --key "$T/$who.key" --cert "$T/$who.pem" "$@"; }
 latest() { g crl list --ca "$1" --json | jq '[.[].number] | max // 0'; }
 at_least() { [ "$(latest "$1")" -ge "$2" ]; }

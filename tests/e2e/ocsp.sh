@@ -49,17 +49,7 @@ expect_exit 7 "a key that is not the responder's" -- g "${SERVE[@]}" --ocsp-cert
 expect_exit 6 "a leaf certificate cannot answer OCSP" -- g "${SERVE[@]}" --ocsp-cert "$T/alice.pem" --ocsp-key "$T/alice.key"
 expect_err "OCSPSigning"
 
-start_serve() {
-  "$GMCA" --dir "$D" "${SERVE[@]}" "$@" >"$T/serve.out" 2>"$T/serve.err" &
-  SERVE_PID=$!
-  for _ in $(seq 100); do
-    grep -q '^gmca: serving on ' "$T/serve.out" 2>/dev/null && break
-    kill -0 "$SERVE_PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  URL=$(sed -n 's/^gmca: serving on //p' "$T/serve.out")
-  [ -n "$URL" ]
-}
+start_serve() { serve_front "$D" "${SERVE[@]}" "$@"; }
 expect_exit 3 "two responders for one CA" -- g "${SERVE[@]}" --ocsp-cert "$T/responder.pem" --ocsp-key "$T/responder.key" --ocsp-cert "$T/responder.pem" --ocsp-key "$T/responder.key"
 expect_err "two OCSP responders for one CA"
 check "serve with the OCSP responders of both CAs" start_serve --ocsp-cert "$T/responder.pem" --ocsp-key "$T/responder.key" \

@@ -43,17 +43,7 @@ expect_exit 6 "no CA engine and no custodians" -- g "${SERVE[@]}"
 expect_err "CA not activated"
 
 # start_serve [extra args]: background serve, wait for the ready line, set URL.
-start_serve() {
-  "$GMCA" --dir "$D" "${SERVE[@]}" "$@" >"$T/serve.out" 2>"$T/serve.err" &
-  SERVE_PID=$!
-  for _ in $(seq 100); do
-    grep -q '^gmca: serving on ' "$T/serve.out" 2>/dev/null && break
-    kill -0 "$SERVE_PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  URL=$(sed -n 's/^gmca: serving on //p' "$T/serve.out")
-  [ -n "$URL" ]
-}
+start_serve() { serve_front "$D" "${SERVE[@]}" "$@"; }
 check "serve starts the CA engine with the custodians" start_serve "${CUST[@]}"
 check "the CA engine runs" test -S "$D/run/engine.sock"
 check "pid file" test "$(cat "$D/run/serve.pid")" = "$SERVE_PID"

@@ -54,17 +54,7 @@ expect_err "is not an OID"
 check "nothing left listening" test ! -e "$D/run/serve.pid"
 
 # start_serve [extra args]: background serve, wait for the ready line, set URL.
-start_serve() {
-  "$GMCA" --dir "$D" "${SERVE[@]}" "$@" >"$T/serve.out" 2>"$T/serve.err" &
-  SERVE_PID=$!
-  for _ in $(seq 100); do
-    grep -q '^gmca: serving on ' "$T/serve.out" 2>/dev/null && break
-    kill -0 "$SERVE_PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  URL=$(sed -n 's/^gmca: serving on //p' "$T/serve.out")
-  [ -n "$URL" ]
-}
+start_serve() { serve_front "$D" "${SERVE[@]}" "$@"; }
 # post FILE [content-type]: POST the file to /tsa; the status on stdout, the body in $T/r.
 post() {
   curl -s -o "$T/r" -w '%{http_code}' --data-binary "@$1" \
