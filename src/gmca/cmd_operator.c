@@ -212,16 +212,12 @@ struct op_rows {
 static int collect(const struct gmca_operator *op, void *arg)
 {
         struct op_rows *rows = arg;
+        void *v = rows->v;
+        int rc = gmca_grow(&v, &rows->cap, rows->n, sizeof(*rows->v), 16, OPERATOR_LIST_MAX);
 
-        if (rows->n == rows->cap) {
-                size_t ncap = rows->cap ? rows->cap * 2 : 16;
-                struct gmca_operator *nv;
-
-                if (ncap > OPERATOR_LIST_MAX || (nv = realloc(rows->v, ncap * sizeof(*nv))) == NULL)
-                        return GMCA_ERR_LIMIT;
-                rows->v = nv;
-                rows->cap = ncap;
-        }
+        rows->v = v;
+        if (rc != 0)
+                return rc;
         rows->v[rows->n++] = *op;
         return 0;
 }

@@ -167,16 +167,12 @@ struct ra_rows {
 static int collect(const struct gmca_cert_rec *r, void *arg)
 {
         struct ra_rows *rows = arg;
+        void *v = rows->v;
+        int rc = gmca_grow(&v, &rows->cap, rows->n, sizeof(*rows->v), 16, RA_LIST_MAX);
 
-        if (rows->n == rows->cap) {
-                size_t ncap = rows->cap ? rows->cap * 2 : 16;
-                struct ra_row *nv;
-
-                if (ncap > RA_LIST_MAX || (nv = realloc(rows->v, ncap * sizeof(*nv))) == NULL)
-                        return GMCA_ERR_LIMIT;
-                rows->v = nv;
-                rows->cap = ncap;
-        }
+        rows->v = v;
+        if (rc != 0)
+                return rc;
         gmca_strlcpy(rows->v[rows->n].serial, r->serial, sizeof(rows->v[rows->n].serial));
         gmca_strlcpy(rows->v[rows->n].subject, r->subject, sizeof(rows->v[rows->n].subject));
         rows->v[rows->n].not_after = r->not_after;

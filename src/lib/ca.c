@@ -1482,18 +1482,12 @@ static int collect_revoked(const struct gmca_cert_rec *r, void *arg)
 {
         struct entries *es = arg;
         struct gmca_crl_entry *ent;
+        void *v = es->v;
 
-        if (es->n == es->cap) {
-                size_t ncap = es->cap ? es->cap * 2 : 64;
-                struct gmca_crl_entry *nv = realloc(es->v, ncap * sizeof(*nv));
-
-                if (nv == NULL) {
-                        es->failed = GMCA_ERR_NOMEM;
-                        return 1;
-                }
-                es->v = nv;
-                es->cap = ncap;
-        }
+        es->failed = gmca_grow(&v, &es->cap, es->n, sizeof(*es->v), 64, SIZE_MAX / sizeof(*es->v));
+        es->v = v;
+        if (es->failed != 0)
+                return 1;
         ent = &es->v[es->n];
         memset(ent, 0, sizeof(*ent));
         if ((ent->serial_len = serial_bytes(r->serial, ent->serial)) == 0) {

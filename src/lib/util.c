@@ -260,3 +260,22 @@ int gmca_time_parse(const char *s, time_t *out)
         *out = timegm(&tm);
         return 0;
 }
+
+int gmca_grow(void **v, size_t *cap, size_t n, size_t elem, size_t first, size_t max)
+{
+        size_t ncap;
+        void *nv;
+
+        if (n < *cap)
+                return 0;
+        ncap = *cap ? *cap * 2 : first;
+        if (ncap > max)
+                ncap = max;
+        if (ncap <= n)
+                return GMCA_ERR_LIMIT;
+        if (ncap > SIZE_MAX / elem || (nv = realloc(*v, ncap * elem)) == NULL)
+                return GMCA_ERR_NOMEM;
+        *v = nv;
+        *cap = ncap;
+        return 0;
+}

@@ -80,4 +80,11 @@ void gmca_time_iso(time_t t, char *buf, size_t len);
 /* Parse "YYYY-MM-DD" or "YYYY-MM-DDTHH:MM:SSZ" (UTC). -1 on bad input. */
 int gmca_time_parse(const char *s, time_t *out);
 
+/*
+ * Make room for one more element in a realloc'd array *v of *cap elements
+ * of elem bytes, n of them in use: doubles the capacity (first: first
+ * elements) up to max. 0, GMCA_ERR_LIMIT past max, GMCA_ERR_NOMEM.
+ */
+int gmca_grow(void **v, size_t *cap, size_t n, size_t elem, size_t first, size_t max);
+
 #endif
