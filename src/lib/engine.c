@@ -973,6 +973,17 @@ static void ra_seal(struct server *s, struct conn *c, const struct gmca_engine_r
                 }
         }
         gmca_ossl_clear();
+        /*
+         * Every value the engine opens is on its own audit record (the field,
+         * never the value), so a front that unseals behind the RA's back
+         * (§8.4) still leaves a trace it cannot write away; no record, no value.
+         */
+        if (rc == 0 && q->subop == GMCA_RA_OP_UNSEAL &&
+            audit_queue(s, GMCA_EV_ENGINE_REQUEST, actor, 1, q->aad,
+                        json_pack("{s:s}", "op", "unseal")) != 0) {
+                rc = GMCA_ERR_STATE;
+                gmca_error_set(&le, rc, "engine: audit queue full; try again");
+        }
         if (rc != 0)
                 refuse(s, c, actor, q->aad, subop_name(q->subop), rc, le.msg);
         else

@@ -337,6 +337,8 @@ check "twelve issues, each naming the three operators" bash -c "jq -e '[.[] | se
 check "A's revocation request" test "$(ev ra.revocation.request opA)" = 1
 check "B completed it" test "$(ev ra.revocation.complete adminB)" -ge 1
 check "B's full read of the identity number" test "$(ev ra.applicant.read adminB)" = 1
+check "the engine's own record of opening it (the field, not the value)" bash -c "jq -e '[.[] | select(.event == \"engine.request\" and .outcome == \"success\" and .object == \"applicant:$P:id_number\")] | length == 1' '$T/audit.json' >/dev/null"
+check "no identity number in the audit log" bash -c "! grep -q 11010519491231002X '$T/audit.json'"
 check "S disabled A" test "$(ev operator.disable superS)" = 1
 check "A's own vetting refused, on record" bash -c "jq -e '[.[] | select(.event == \"ra.application.vet\" and .actor == \"opA\" and .outcome == \"failure\")] | length >= 3' '$T/audit.json' >/dev/null"
 check "D's approvals refused, on record" bash -c "jq -e '[.[] | select(.event == \"auth.request\" and .actor == \"auditD\")] | length >= 3' '$T/audit.json' >/dev/null"
