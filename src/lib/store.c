@@ -216,6 +216,10 @@ static const char *const migrations[] = {
      * without this index SQLite sorts a million full rows, a third of a large CRL's time. */
     "CREATE INDEX certificates_revoked ON certificates (ca_id, revoked_at, serial)"
     " WHERE status = 1;",
+    /* 4: delta CRLs (RFC 5280 §5.2.4) share the cRLNumber sequence of their CA with the
+     * complete CRLs; base_number is the complete CRL a delta is relative to, NULL for a
+     * complete CRL. */
+    "ALTER TABLE crls ADD COLUMN base_number BIGINT;",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

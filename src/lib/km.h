@@ -1,0 +1,128 @@
+/*
+ * km: the key management centre (KM, 密钥管理中心) of the dual-certificate
+ * system (CPS §3.10, §6.1.1, §7.1.1 item 3, §7.2.1.4, §7.3.2), and the CA's
+ * link to it.
+ *
+ * The KM is its own process with its own directory, database and master key
+ * (3-of-5 custodians, custody.h, like the CA's), reachable only by the CA
+ * engine over a local socket (DESIGN.md trust zones). For each encryption
+ * certificate the CA is about to issue it generates an SM2 key pair,
+ * escrows the private key encrypted under its master key, and returns the
+ * public key with the pair sealed to the subscriber's *signature* public
+ * key (envelope.h): it never returns a private key in clear, never sees a
+ * signature private key, and serves only requests signed by the one CA
+ * KM-communication certificate it was told to trust (kmproto.h).
+ *
+ * KM directory (--km-dir, default ./var/gmca-km), everything private 0600:
+ *   km.json          name, custody set (custody.h), socket path, state
+ *   km.db            its store (store.h: the km_keys and km_tasks tables and
+ *                    its own audit chain)
+ *   keys/km.key      the KM's signing key, encrypted under
+ *                    HMAC-SM3(master, "gmca km signing key v1")
+ *   certs/km.crt     the KM's certificate (profile km, issued by the CA)
+ *   certs/ca.crt     the CA certificate; certs/ca-comm.crt the CA's
+ *                    KM-communication certificate, the only requester
+ *   run/km.sock      the socket while serving (directory 0700, socket 0600,
+ *                    peer uid checked like the CA engine's)
+ * Wire: 4-byte big-endian length, then a DER CARequest; the answer is a
+ * DER KMRespond the same way. At most GMCA_KM_MSG_MAX bytes.
+ *
+ * Escrow (km_keys): per encryption certificate serial: the public key,
+ * the private key under SM4-GCM with K_escrow = first 16 bytes of
+ * HMAC-SM3(master, "gmca km escrow v1") and the CA name and serial as AAD,
+ * the subject, notBefore/notAfter, state (active, revoked, expired,
+ * destroyed), the retention date (notAfter + 10 years, §7.2.1.4), and the
+ * task that created it. Destroying a key (past its retention, three
+ * custodians) removes the ciphertext and keeps the row. Every request,
+ * answer and refusal is on the KM's audit chain: apply, restore (with the
+ * restoreInfo of who asked and why), revoke, destroy.
+ *
+ * Replay: a request's taskNO must be new for that CA (km_tasks) and its
+ * time within GMCA_KM_SKEW of the KM's clock; the answer echoes taskNO and
+ * is signed by the KM, and the CA checks both and the KM's certificate.
+ */
+#ifndef GMCA_KM_H
+#define GMCA_KM_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/evp.h>
+
+#include "custody.h"
+#include "err.h"
+#include "kmproto.h"
+
+#define GMCA_KM_RETENTION_YEARS 10 /* escrowed keys kept after expiry, §7.2.1.4 */
+
+/* ---- the KM's side ---- */
+
+struct gmca_km; /* an activated KM: its store, K_escrow, signing key, trusted certificates */
+
+/*
+ * Open the KM in dir with `threshold` custodians' shares and PINs (the
+ * master key is rebuilt, checked and kept in secure memory; the signing
+ * key decrypted). Audited (km.activate), refusals too. GMCA_ERR_STATE if
+ * the KM has not been given its certificates yet (gmca km trust).
+ */
+struct gmca_km *gmca_km_open(const char *dir, const struct gmca_custodian *cust, size_t n,
+                             struct gmca_error *e);
+void gmca_km_close(struct gmca_km *k); /* wipes every secret */
+
+/*
+ * Answer one DER CARequest: *resp is a DER KMRespond (OPENSSL_malloc'd) —
+ * keys, or an errorPkgRespond per item the KM refuses — whenever the
+ * request is well-formed and signed by the trusted CA; each item is one
+ * transaction with its audit record. A request that is malformed, not
+ * signed by the trusted CA, replayed or out of time gets no answer: an
+ * error return (audited as km.request), the caller closes the connection.
+ */
+int gmca_km_handle(struct gmca_km *k, const uint8_t *req, size_t len, uint8_t **resp,
+                   size_t *resp_len, struct gmca_error *e) GMCA_WUR;
+
+/* Serve the socket until *stop is set (SIGTERM); one connection at a time is enough. */
+int gmca_km_serve(struct gmca_km *k, const char *sock_path, volatile sig_atomic_t *stop,
+                  struct gmca_error *e) GMCA_WUR;
+
+/* ---- the CA's side ---- */
+
+/*
+ * The CA's link to its KM, in the CA directory (written by `gmca km link`
+ * with the CA's custodians present):
+ *   km/km.json   {"socket": PATH}
+ *   km/km.crt    the KM's certificate, pinned: the only signer of answers
+ *   km/comm.crt  the CA's KM-communication certificate (profile km-comm)
+ *   km/comm.key  its key, encrypted with the passphrase
+ *                hex(HMAC-SM3(key PIN, "gmca km comm key v1")), so only an
+ *                activated CA (the engine) can use it
+ */
+struct gmca_km_link;
+struct gmca_ctx;
+
+/*
+ * The link of an activated CA context (its key PIN in hand). NULL with
+ * GMCA_ERR_NOTFOUND when the CA has no KM, or another error.
+ */
+struct gmca_km_link *gmca_ca_km_link(struct gmca_ctx *c, struct gmca_error *e);
+void gmca_km_link_close(struct gmca_km_link *l);
+
+/*
+ * One round trip each, checked: the answer parses, is signed by the pinned
+ * KM certificate, echoes the task number, is within GMCA_KM_SKEW, and
+ * answers the cert_no asked; for keys, ret_pub is the envelope's public
+ * key. An errorPkgRespond becomes GMCA_ERR_NOTFOUND / GMCA_ERR_STATE /
+ * GMCA_ERR_EXISTS / GMCA_ERR_INVALID / GMCA_ERR_INTERNAL with the KM's
+ * errDesc. A KM that cannot be reached is GMCA_ERR_IO ("km: unreachable").
+ * out (freed by the caller with gmca_km_item_clear, kmproto.h) takes the answer.
+ */
+int gmca_km_apply(struct gmca_km_link *l, const uint8_t *cert_no, size_t cert_no_len,
+                  EVP_PKEY *sig_pub, int64_t not_before, int64_t not_after, const char *user_name,
+                  struct gmca_km_item *out, struct gmca_error *e) GMCA_WUR;
+int gmca_km_restore(struct gmca_km_link *l, const uint8_t *cert_no, size_t cert_no_len,
+                    EVP_PKEY *recipient, const char *info_json, struct gmca_km_item *out,
+                    struct gmca_error *e) GMCA_WUR;
+int gmca_km_revoke(struct gmca_km_link *l, const uint8_t *cert_no, size_t cert_no_len,
+                   struct gmca_error *e) GMCA_WUR;
+
+#endif
