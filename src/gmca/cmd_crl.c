@@ -12,14 +12,18 @@
 static const char usage[] =
     "usage: gmca crl <subcommand> [options]\n"
     "\n"
-    "  generate [--ca NAME] [--hours N] [--out FILE] [--now]\n"
+    "  generate [--ca NAME] [--hours N] [--out FILE] [--now] [--delta]\n"
     "           sign and publish the next CRL now, the emergency CRL of CPS §3.9.10\n"
     "           (nextUpdate in N hours, default from the configuration, 24; --now is\n"
     "           accepted and changes nothing). Needs the CA activated (gmca activate).\n"
     "           The CRL is kept in the store and written to DIR/crl/<ca>.crl and\n"
     "           DIR/crl/<ca>/<number>.crl. gmca serve also generates CRLs on a schedule.\n"
+    "           With delta_crl_minutes set in ca.json, every complete CRL points to the\n"
+    "           delta CRL (freshestCRL) and is followed by a delta against it; --delta\n"
+    "           makes only a delta CRL (RFC 5280 §5.2.4: what was revoked since the\n"
+    "           latest complete CRL), written to DIR/crl/<ca>/delta.crl.\n"
     "  list     [--ca NAME] [--json]   every CRL issued, by cRLNumber (each is served\n"
-    "           at /crl/<ca>/<number>.crl)\n";
+    "           at /crl/<ca>/<number>.crl; the latest delta at /crl/<ca>/delta.crl)\n";
 
 struct crl_list_state {
         int json;
@@ -33,34 +37,36 @@ static int crl_one(const struct gmca_crl_rec *r, void *arg)
 
         gmca_time_iso((time_t)r->this_update, tu, sizeof(tu));
         gmca_time_iso((time_t)r->next_update, nu, sizeof(nu));
-        if (st->json)
-                return json_array_append_new(st->arr,
-                                             json_pack("{s:I, s:s, s:s, s:I}", "number",
-                                                       (json_int_t)r->number, "this_update", tu,
-                                                       "next_update", nu, "entries",
-                                                       (json_int_t)r->entries)) == 0
-                           ? 0
-                           : 1;
-        printf("%-8lld %s  %s  %lld entries\n", (long long)r->number, tu, nu,
-               (long long)r->entries);
+        if (st->json) {
+                json_t *o = json_pack("{s:I, s:s, s:s, s:I}", "number", (json_int_t)r->number,
+                                      "this_update", tu, "next_update", nu, "entries",
+                                      (json_int_t)r->entries);
+
+                if (o != NULL && r->base_number > 0)
+                        json_object_set_new(o, "delta_of", json_integer(r->base_number));
+                return json_array_append_new(st->arr, o) == 0 ? 0 : 1;
+        }
+        if (r->base_number > 0)
+                printf("%-8lld %s  %s  %lld entries (delta of %lld)\n", (long long)r->number, tu,
+                       nu, (long long)r->entries, (long long)r->base_number);
+        else
+                printf("%-8lld %s  %s  %lld entries\n", (long long)r->number, tu, nu,
+                       (long long)r->entries);
         return 0;
 }
 
 int cmd_crl(struct cli *cli, int argc, char **argv)
 {
         static const struct option opts[] = {
-            {"ca", required_argument, NULL, 'a'},
-            {"hours", required_argument, NULL, 'H'},
-            {"out", required_argument, NULL, 'o'},
-            {"now", no_argument, NULL, 'n'},
-            {"json", no_argument, NULL, 'j'},
-            {"help", no_argument, NULL, 'h'},
-            {NULL, 0, NULL, 0},
+            {"ca", required_argument, NULL, 'a'},  {"hours", required_argument, NULL, 'H'},
+            {"out", required_argument, NULL, 'o'}, {"now", no_argument, NULL, 'n'},
+            {"delta", no_argument, NULL, 'd'},     {"json", no_argument, NULL, 'j'},
+            {"help", no_argument, NULL, 'h'},      {NULL, 0, NULL, 0},
         };
         struct gmca_error e = {0};
         struct gmca_ctx *c;
         const char *ca = NULL, *out = NULL, *sub;
-        int hours = 0, json = 0, ch, rc;
+        int hours = 0, json = 0, delta = 0, ch, rc;
         char seen[16] = "";
 
         if (cli_group_help(argc, argv, usage, &rc))
@@ -83,6 +89,9 @@ int cmd_crl(struct cli *cli, int argc, char **argv)
                         break;
                 case 'n':
                         break; /* generation is always immediate; kept for scripts */
+                case 'd':
+                        delta = 1;
+                        break;
                 case 'j':
                         json = 1;
                         break;
@@ -96,7 +105,7 @@ int cmd_crl(struct cli *cli, int argc, char **argv)
         if (optind != argc)
                 return cli_usage_error("crl: unexpected argument '%s'", argv[optind]);
         if (strcmp(sub, "generate") == 0) {
-                if (cli_only_options(seen, "aHonpP", "crl generate") != 0) {
+                if (cli_only_options(seen, "aHondpP", "crl generate") != 0) {
                         return EXIT_USAGE;
                 }
                 struct gmca_crl_rec r;
@@ -104,10 +113,23 @@ int cmd_crl(struct cli *cli, int argc, char **argv)
                 memset(&r, 0, sizeof(r));
                 if ((c = cli_open(cli, ca, 1, &e)) == NULL)
                         return cli_fail(&e);
-                rc = gmca_ca_crl_generate(c, ca, hours, &r, &e);
+                if (delta && hours != 0)
+                        rc = gmca_error_set(&e, GMCA_ERR_INVALID,
+                                            "crl: --hours does not apply to a delta CRL "
+                                            "(delta_crl_minutes sets its validity)");
+                else if (delta)
+                        rc = gmca_ca_crl_generate_delta(c, ca, &r, &e);
+                else
+                        rc = gmca_ca_crl_generate(c, ca, hours, &r, &e);
                 if (rc == 0 && out != NULL && cli_output(out, r.der, r.der_len, &e) != 0)
                         rc = e.code;
-                if (rc == 0)
+                if (rc == 0 && delta)
+                        printf("delta CRL %lld of %s (base %lld): %lld entries, "
+                               "%s/crl/%s/delta.crl\n",
+                               (long long)r.number, ca ? ca : gmca_ctx_default_ca(c),
+                               (long long)r.base_number, (long long)r.entries, cli->dir,
+                               ca ? ca : gmca_ctx_default_ca(c));
+                else if (rc == 0)
                         printf("CRL %lld of %s: %lld entries, %s/crl/%s.crl\n", (long long)r.number,
                                ca ? ca : gmca_ctx_default_ca(c), (long long)r.entries, cli->dir,
                                ca ? ca : gmca_ctx_default_ca(c));

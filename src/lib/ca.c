@@ -114,7 +114,8 @@ static int config_load(const char *dir, struct ca_config *cfg, struct gmca_error
 {
         static const char *const known[] = {"version",           "default_ca",     "base_url",
                                             "policy_oid",        "cps_uri",        "crl_hours",
-                                            "verify_after_sign", "device_library", "device_config"};
+                                            "verify_after_sign", "device_library", "device_config",
+                                            "delta_crl_minutes"};
         char path[PATH_MAX];
         uint8_t *buf = NULL;
         size_t len;
@@ -180,6 +181,17 @@ static int config_load(const char *dir, struct ca_config *cfg, struct gmca_error
                 }
                 cfg->crl_hours = (int)json_integer_value(v);
         }
+        if ((v = json_object_get(root, "delta_crl_minutes")) != NULL) {
+                if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+                    json_integer_value(v) >= (json_int_t)cfg->crl_hours * 60) {
+                        rc = gmca_error_set(e, GMCA_ERR_INVALID,
+                                            "%s: delta_crl_minutes must be 0 (none) or shorter "
+                                            "than crl_hours",
+                                            path);
+                        goto out;
+                }
+                cfg->delta_crl_minutes = (int)json_integer_value(v);
+        }
         rc = 0;
 out:
         json_decref(root);
@@ -199,6 +211,9 @@ static int config_write(const char *dir, const struct ca_config *cfg, struct gmc
                          cfg->default_ca, "base_url", cfg->base_url, "policy_oid", cfg->policy_oid,
                          "cps_uri", cfg->cps_uri, "crl_hours", cfg->crl_hours, "verify_after_sign",
                          cfg->verify_after_sign);
+        if (root != NULL && cfg->delta_crl_minutes > 0)
+                json_object_set_new(root, "delta_crl_minutes",
+                                    json_integer(cfg->delta_crl_minutes));
         if (root != NULL && cfg->device_library[0] != '\0')
                 json_object_set_new(root, "device_library", json_string(cfg->device_library));
         if (root != NULL && cfg->device_config[0] != '\0')
@@ -302,6 +317,15 @@ static int url_join(char *out, size_t len, const char *base, const char *suffix)
  * validity.
  */
 
+/* Where the delta CRLs of a CA are published (a complete CRL's and certificates' freshestCRL). */
+static int ca_delta_url(const struct ca_config *cfg, const char *ca, char *out, size_t len)
+{
+        char tmp[URL_MAX];
+
+        snprintf(tmp, sizeof(tmp), "/crl/%s/delta.crl", ca);
+        return url_join(out, len, cfg->base_url, tmp);
+}
+
 int ca_fill_template(struct gmca_cert_template *t, struct tmpl_urls *u, const struct ca_config *cfg,
                      const struct gmca_profile *p, const char *issuer_name, struct gmca_error *e)
 {
@@ -327,6 +351,11 @@ int ca_fill_template(struct gmca_cert_template *t, struct tmpl_urls *u, const st
             url_join(u->ocsp, sizeof(u->ocsp), cfg->base_url, "/ocsp") != 0)
                 return gmca_error_set(e, GMCA_ERR_INVALID, "base_url too long");
         t->crl_url = u->crl;
+        if (cfg->delta_crl_minutes > 0) {
+                if (ca_delta_url(cfg, issuer_name, u->delta, sizeof(u->delta)) != 0)
+                        return gmca_error_set(e, GMCA_ERR_INVALID, "base_url too long");
+                t->freshest_url = u->delta;
+        }
         t->ca_issuers_url = u->ca_issuers;
         /* The OCSP responder answers for end entities and operational CAs. */
         t->ocsp_url = p->ocsp_nocheck ? NULL : u->ocsp;
@@ -1501,8 +1530,8 @@ static int collect_revoked(const struct gmca_cert_rec *r, void *arg)
         return 0;
 }
 
-int ca_publish_crl(struct gmca_ctx *c, const char *ca, int64_t number, const uint8_t *der,
-                   size_t len, struct gmca_error *e)
+int ca_publish_crl(struct gmca_ctx *c, const char *ca, int64_t number, int delta,
+                   const uint8_t *der, size_t len, struct gmca_error *e)
 {
         char path[PATH_MAX];
         int rc;
@@ -1518,101 +1547,176 @@ int ca_publish_crl(struct gmca_ctx *c, const char *ca, int64_t number, const uin
 
         if ((rc = gmca_write_file_excl(path, der, len, 0644, e)) != 0)
                 return rc;
-        if ((rc = ca_pathf(path, sizeof(path), e, "%s/crl/%s.crl", c->dir, ca)) != 0)
+        if ((rc = delta ? ca_pathf(path, sizeof(path), e, "%s/crl/%s/delta.crl", c->dir, ca)
+                        : ca_pathf(path, sizeof(path), e, "%s/crl/%s.crl", c->dir, ca)) != 0)
                 return rc;
 
         return gmca_write_file_atomic(path, der, len, 0644, e);
 }
 
-/* next_seconds: the CRL's validity in seconds, checked by the callers (positive, about a month at
- * most). */
-static int crl_generate(struct gmca_ctx *c, const char *ca_name, int64_t next_seconds,
-                        struct gmca_crl_rec *out, struct gmca_error *e)
-{
+/*
+ * A delta CRL lists what was revoked since its base was made, from a little
+ * before the base's thisUpdate: a revocation stamped just before the base
+ * but committed after the base read the store (another process, another
+ * machine's clock) is then on the delta. An entry on both is harmless
+ * (RFC 5280 §5.2.4: the relying party takes the union).
+ */
+#define DELTA_OVERLAP 300
+
+/* What crl_build collects and signs: one complete or delta CRL. */
+struct crl_job {
         struct ca_slot *ca;
+        int64_t next_seconds; /* validity, checked by the callers */
+        int delta;
+        struct gmca_crl_rec base; /* a delta's base (the latest complete CRL) */
+};
+
+/* Collect the entries and sign the CRL of j into rec (rec->der owned); in a transaction. */
+static int crl_build(struct gmca_ctx *c, struct crl_job *j, struct gmca_crl_rec *rec,
+                     struct gmca_error *e)
+{
         struct entries es = {0};
         struct gmca_crl_params p;
-        struct gmca_crl_rec rec;
-        struct gmca_audit_event ev;
-        uint8_t *der = NULL;
-        size_t n = 0;
-        char *detail = NULL, object[GMCA_NAME_MAX + 24];
+        char url[URL_MAX];
         time_t now = gmca_now();
+        size_t n = 0;
         int rc;
 
-        memset(&rec, 0, sizeof(rec));
-        if ((ca = ca_find(c, ca_name, e)) == NULL)
-                return ca_reject(c, GMCA_EV_CRL_GENERATE, ca_name,
-                                 e && e->code ? e->code : GMCA_ERR_NOTFOUND, e);
-        if (ca_need_signer(c, ca, 0, e) != 0)
-                return ca_reject(c, GMCA_EV_CRL_GENERATE, ca->rec.name,
-                                 e && e->code ? e->code : GMCA_ERR_STATE, e);
-        if ((rc = gmca_store_begin(c->store, e)) != 0)
-                return ca_reject(c, GMCA_EV_CRL_GENERATE, ca->rec.name, rc, e);
-        if ((rc = gmca_store_crl_next_number(c->store, ca->rec.id, &rec.number, e)) != 0)
-                goto fail;
-        rc = gmca_store_revoked_list(c->store, ca->rec.id, collect_revoked, &es, e);
+        if ((rc = gmca_store_crl_next_number(c->store, j->ca->rec.id, &rec->number, e)) != 0)
+                return rc;
+        if (j->delta) {
+                gmca_crl_rec_clear(&j->base);
+                if ((rc = gmca_store_crl_latest(c->store, j->ca->rec.id, &j->base, e)) != 0)
+                        return rc == GMCA_ERR_NOTFOUND
+                                   ? gmca_error_set(e, GMCA_ERR_STATE,
+                                                    "crl: %s has no complete CRL for a delta "
+                                                    "CRL to be relative to",
+                                                    j->ca->rec.name)
+                                   : rc;
+                rc = gmca_store_revoked_since(c->store, j->ca->rec.id,
+                                              j->base.this_update - DELTA_OVERLAP, collect_revoked,
+                                              &es, e);
+        } else {
+                rc = gmca_store_revoked_list(c->store, j->ca->rec.id, collect_revoked, &es, e);
+        }
         if (es.failed) {
                 rc = gmca_error_set(e, es.failed,
                                     es.failed == GMCA_ERR_TAMPER
                                         ? "crl: a revoked serial in the store is not hex"
                                         : "crl: out of memory collecting revoked certificates");
-                goto fail;
+                goto out;
         }
         if (rc != 0)
-                goto fail;
+                goto out;
         memset(&p, 0, sizeof(p));
-        p.issuer = ca->cert;
-        p.signer = ca->signer;
-        p.sm2_id = ca->rec.sm2_id[0] ? ca->rec.sm2_id : NULL;
-        p.number = rec.number;
+        p.issuer = j->ca->cert;
+        p.signer = j->ca->signer;
+        p.sm2_id = j->ca->rec.sm2_id[0] ? j->ca->rec.sm2_id : NULL;
+        p.number = rec->number;
+        p.base_number = j->delta ? j->base.number : 0;
+        if (!j->delta && c->cfg.delta_crl_minutes > 0) {
+                if (ca_delta_url(&c->cfg, j->ca->rec.name, url, sizeof(url)) != 0) {
+                        rc = gmca_error_set(e, GMCA_ERR_INVALID, "crl: base_url too long");
+                        goto out;
+                }
+                p.freshest_url = url;
+        }
         p.this_update = now;
-        p.next_update = now + (time_t)next_seconds;
+        p.next_update = now + (time_t)j->next_seconds;
         p.entries = es.v;
         p.nentries = es.n;
-        if ((rc = gmca_crl_build_der(&p, &der, &n, e)) != 0)
-                goto fail;
+        if ((rc = gmca_crl_build_der(&p, &rec->der, &n, e)) != 0)
+                goto out;
+        rec->der_len = n;
+        rec->ca_id = j->ca->rec.id;
+        rec->base_number = p.base_number;
+        rec->this_update = p.this_update;
+        rec->next_update = p.next_update;
+        rec->entries = (int64_t)es.n;
+out:
         /* The entries are in the DER now: a million of them are 56 MB (peak memory). */
         free(es.v);
-        es.v = NULL;
-        rec.ca_id = ca->rec.id;
-        rec.this_update = p.this_update;
-        rec.next_update = p.next_update;
-        rec.entries = (int64_t)es.n;
-        rec.der = der;
-        rec.der_len = n;
-        snprintf(object, sizeof(object), "%s#%lld", ca->rec.name, (long long)rec.number);
-        detail = ca_detail_json(json_pack("{s:s, s:I, s:I, s:I}", "ca", ca->rec.name, "number",
-                                          (json_int_t)rec.number, "entries", (json_int_t)es.n,
-                                          "next_update", (json_int_t)rec.next_update));
+        return rc;
+}
+
+static int crl_generate(struct gmca_ctx *c, const char *ca_name, int64_t next_seconds, int delta,
+                        struct gmca_crl_rec *out, struct gmca_error *e)
+{
+        struct crl_job j;
+        struct gmca_crl_rec rec;
+        struct gmca_audit_event ev;
+        char *detail = NULL, object[GMCA_NAME_MAX + 24];
+        json_t *o;
+        int rc;
+
+        memset(&rec, 0, sizeof(rec));
+        memset(&j, 0, sizeof(j));
+        j.next_seconds = next_seconds;
+        j.delta = delta;
+        if ((j.ca = ca_find(c, ca_name, e)) == NULL)
+                return ca_reject(c, GMCA_EV_CRL_GENERATE, ca_name,
+                                 e && e->code ? e->code : GMCA_ERR_NOTFOUND, e);
+        if (ca_need_signer(c, j.ca, 0, e) != 0)
+                return ca_reject(c, GMCA_EV_CRL_GENERATE, j.ca->rec.name,
+                                 e && e->code ? e->code : GMCA_ERR_STATE, e);
+        if ((rc = gmca_store_begin(c->store, e)) != 0)
+                return ca_reject(c, GMCA_EV_CRL_GENERATE, j.ca->rec.name, rc, e);
+        if ((rc = crl_build(c, &j, &rec, e)) != 0)
+                goto fail;
+        snprintf(object, sizeof(object), "%s#%lld", j.ca->rec.name, (long long)rec.number);
+        if ((o = json_pack("{s:s, s:I, s:I, s:I}", "ca", j.ca->rec.name, "number",
+                           (json_int_t)rec.number, "entries", (json_int_t)rec.entries,
+                           "next_update", (json_int_t)rec.next_update)) != NULL &&
+            delta)
+                json_object_set_new(o, "delta_of", json_integer(rec.base_number));
+        detail = ca_detail_json(o);
         ev = (struct gmca_audit_event){GMCA_EV_CRL_GENERATE, c->actor, 1, object, detail};
         if ((rc = gmca_store_crl_insert(c->store, &rec, e)) != 0 ||
             (rc = gmca_audit_append(c->store, &ev, e)) != 0 ||
             (rc = gmca_store_commit(c->store, e)) != 0)
                 goto fail;
         /* The store is the record; the files are its publication. */
-        if ((rc = ca_publish_crl(c, ca->rec.name, rec.number, der, n, e)) != 0)
+        if ((rc = ca_publish_crl(c, j.ca->rec.name, rec.number, delta, rec.der, rec.der_len, e)) !=
+            0)
                 goto out;
         if (out != NULL) {
                 *out = rec;
-                if ((out->der = OPENSSL_memdup(der, n)) == NULL) {
-                        memset(out, 0, sizeof(*out));
-                        rc = gmca_error_set(e, GMCA_ERR_NOMEM,
-                                            "crl: CRL %lld issued and published, but out of memory",
-                                            (long long)rec.number);
-                        goto out;
-                }
+                memset(&rec, 0, sizeof(rec));
         }
         rc = 0;
         goto out;
 fail:
         gmca_store_rollback(c->store);
-        ca_reject(c, GMCA_EV_CRL_GENERATE, ca->rec.name, rc, e);
+        ca_reject(c, GMCA_EV_CRL_GENERATE, j.ca->rec.name, rc, e);
 out:
         free(detail);
-        free(es.v);
-        OPENSSL_free(der);
+        gmca_crl_rec_clear(&j.base);
+        gmca_crl_rec_clear(&rec);
         return rc;
+}
+
+/* The validity of a delta CRL: its interval and a quarter more, like complete CRLs. */
+static int64_t delta_seconds(const struct gmca_ctx *c)
+{
+        int64_t interval = (int64_t)c->cfg.delta_crl_minutes * 60;
+
+        return interval + interval / 4;
+}
+
+/*
+ * A complete CRL, then (with delta CRLs configured) a fresh delta against it,
+ * so the delta published never refers to an older base than the complete
+ * CRL beside it.
+ */
+static int crl_generate_pair(struct gmca_ctx *c, const char *ca_name, int64_t next_seconds,
+                             struct gmca_crl_rec *out, struct gmca_error *e)
+{
+        int rc;
+
+        if ((rc = crl_generate(c, ca_name, next_seconds, 0, out, e)) != 0 ||
+            c->cfg.delta_crl_minutes == 0)
+                return rc;
+        return crl_generate(c, ca_name, delta_seconds(c), 1, NULL, e);
 }
 
 int gmca_ca_crl_generate(struct gmca_ctx *c, const char *ca_name, int next_hours,
@@ -1625,7 +1729,20 @@ int gmca_ca_crl_generate(struct gmca_ctx *c, const char *ca_name, int next_hours
         }
         if (next_hours == 0)
                 next_hours = c->cfg.crl_hours;
-        return crl_generate(c, ca_name, (int64_t)next_hours * 3600, out, e);
+        return crl_generate_pair(c, ca_name, (int64_t)next_hours * 3600, out, e);
+}
+
+int gmca_ca_crl_generate_delta(struct gmca_ctx *c, const char *ca_name, struct gmca_crl_rec *out,
+                               struct gmca_error *e)
+{
+        if (c->cfg.delta_crl_minutes == 0) {
+                gmca_error_set(e, GMCA_ERR_STATE,
+                               "crl: delta CRLs are not configured (delta_crl_minutes in %s)",
+                               GMCA_CONFIG_FILE);
+                return ca_reject(c, GMCA_EV_CRL_GENERATE, ca_name ? ca_name : c->cfg.default_ca,
+                                 GMCA_ERR_STATE, e);
+        }
+        return crl_generate(c, ca_name, delta_seconds(c), 1, out, e);
 }
 
 struct crl_due {
@@ -1644,6 +1761,29 @@ static int collect_signing_ca(const struct gmca_ca_rec *r, void *arg)
         gmca_strlcpy(d->states[d->n], r->key_state, sizeof(d->states[0]));
         d->n++;
         return 0;
+}
+
+/*
+ * When the delta CRL of a CA falls due: now if it has none or its base is
+ * not the latest complete CRL (base), else a quarter interval before its
+ * nextUpdate.
+ */
+static int64_t delta_due(struct gmca_ctx *c, int64_t ca_id, int64_t base, int64_t now, int *rc,
+                         struct gmca_error *e)
+{
+        struct gmca_crl_rec d;
+        int64_t at = now;
+
+        memset(&d, 0, sizeof(d));
+        *rc = gmca_store_crl_latest_delta(c->store, ca_id, &d, e);
+        if (*rc == GMCA_ERR_NOTFOUND) {
+                gmca_error_clear(e);
+                *rc = 0;
+        } else if (*rc == 0 && d.base_number == base) {
+                at = d.next_update - (d.next_update - d.this_update) / 5;
+        }
+        gmca_crl_rec_clear(&d);
+        return at;
 }
 
 int gmca_ca_crl_refresh(struct gmca_ctx *c, int64_t interval, int force, int64_t *next_due,
@@ -1684,13 +1824,25 @@ int gmca_ca_crl_refresh(struct gmca_ctx *c, int64_t interval, int force, int64_t
                 } else if (rc == 0) {
                         at = latest.next_update - margin;
                 }
-                gmca_crl_rec_clear(&latest);
                 if (rc == 0 && (force || at <= now)) {
-                        if ((rc = crl_generate(c, d.names[i], interval + margin, NULL, &ce)) == 0) {
+                        if ((rc = crl_generate_pair(c, d.names[i], interval + margin, NULL, &ce)) ==
+                            0) {
                                 count++;
                                 at = now + interval;
                         }
+                } else if (rc == 0 && c->cfg.delta_crl_minutes > 0) {
+                        int64_t at_delta = delta_due(c, ca->rec.id, latest.number, now, &rc, &ce);
+
+                        if (rc == 0 && at_delta <= now &&
+                            (rc = crl_generate(c, d.names[i], delta_seconds(c), 1, NULL, &ce)) ==
+                                0) {
+                                count++;
+                                at_delta = now + (int64_t)c->cfg.delta_crl_minutes * 60;
+                        }
+                        if (at_delta < at)
+                                at = at_delta;
                 }
+                gmca_crl_rec_clear(&latest);
                 if (rc != 0) {
                         if (first == 0) {
                                 first = rc;

@@ -192,6 +192,18 @@ int gmca_ca_revoke(struct gmca_ctx *c, const char *serial, int reason, int64_t i
 int gmca_ca_crl_generate(struct gmca_ctx *c, const char *ca, int next_hours,
                          struct gmca_crl_rec *out, struct gmca_error *e) GMCA_WUR;
 
+/*
+ * A delta CRL (RFC 5280 §5.2.4) of CA `ca` against its latest complete CRL:
+ * what was revoked since, valid for delta_crl_minutes and a quarter more,
+ * published at crl/<ca>/delta.crl. GMCA_ERR_STATE when delta CRLs are not
+ * configured (ca.json delta_crl_minutes) or the CA has no complete CRL. With
+ * delta CRLs configured, every complete CRL names the delta's URL in
+ * freshestCRL (and so do certificates, §4.2.1.15), and each complete CRL is
+ * followed at once by a fresh delta against it.
+ */
+int gmca_ca_crl_generate_delta(struct gmca_ctx *c, const char *ca, struct gmca_crl_rec *out,
+                               struct gmca_error *e) GMCA_WUR;
+
 /* The longest CRL schedule interval, in seconds (CPS §3.9.10 caps nextUpdate at a month). */
 #define GMCA_CRL_INTERVAL_MAX ((int64_t)744 * 3600)
 

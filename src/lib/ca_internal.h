@@ -51,7 +51,8 @@ struct ca_config {
         char policy_oid[128];
         char cps_uri[URL_MAX];
         int crl_hours;
-        int verify_after_sign;         /* check each fresh signature (one SM2 verify) */
+        int delta_crl_minutes; /* 0: no delta CRLs; else their interval (RFC 5280 §5.2.4) */
+        int verify_after_sign; /* check each fresh signature (one SM2 verify) */
         char device_library[PATH_MAX]; /* "" : the built-in software device */
         char device_config[PATH_MAX];  /* "" : keys/device under the state directory */
 };
@@ -88,6 +89,7 @@ struct gmca_ctx {
 
 struct tmpl_urls {
         char crl[URL_MAX];
+        char delta[URL_MAX];
         char ocsp[URL_MAX];
         char ca_issuers[URL_MAX];
 };
@@ -127,8 +129,8 @@ int ca_issue_in_tx(struct gmca_ctx *c, const struct gmca_issue_req *r,
 
 /* GMCA_ERR_POLICY (CPS §6.8 rule 1) if not_after is past issuer_end, the issuing CA's. */
 int ca_within_issuer(const char *issuer, time_t issuer_end, time_t not_after, struct gmca_error *e);
-int ca_publish_crl(struct gmca_ctx *c, const char *ca, int64_t number, const uint8_t *der,
-                   size_t len, struct gmca_error *e);
+int ca_publish_crl(struct gmca_ctx *c, const char *ca, int64_t number, int delta,
+                   const uint8_t *der, size_t len, struct gmca_error *e);
 /* Inside a transaction: a new CA with its certificate and audit records. */
 int ca_record_new(struct gmca_store *s, const char *name, X509 *cert, const char *profile,
                   const char *sm2_id, unsigned index, int64_t parent_id, const char *actor,

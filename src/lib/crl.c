@@ -204,6 +204,10 @@ static const uint8_t oid_reason[] = {0x06, 0x03, 0x55, 0x1D, 0x15};     /* id-ce
 static const uint8_t oid_invalidity[] = {0x06, 0x03, 0x55, 0x1D, 0x18}; /* id-ce-invalidityDate */
 static const uint8_t oid_aki[] = {0x06, 0x03, 0x55, 0x1D, 0x23};        /* id-ce-authorityKeyId. */
 static const uint8_t oid_number[] = {0x06, 0x03, 0x55, 0x1D, 0x14};     /* id-ce-cRLNumber */
+static const uint8_t oid_delta[] = {0x06, 0x03, 0x55, 0x1D, 0x1B};    /* id-ce-deltaCRLIndicator */
+static const uint8_t oid_freshest[] = {0x06, 0x03, 0x55, 0x1D, 0x2E}; /* id-ce-freshestCRL */
+static const uint8_t critical_true[] = {0x01, 0x01, 0xFF};
+#define FRESHEST_URL_MAX 1024
 
 /* SEQUENCE { reasonCode OID, OCTET STRING { ENUMERATED r } }: r is 1..10. */
 #define REASON_EXT_SIZE 12
@@ -412,6 +416,8 @@ struct layout {
         size_t name_len;
         ASN1_OCTET_STRING *ski;
         uint8_t number[9]; /* cRLNumber, big-endian, positive */
+        uint8_t base[9];   /* BaseCRLNumber of a delta CRL */
+        size_t url_len;    /* freshestCRL URL */
         size_t entries;    /* revokedCertificates content */
         size_t exts;       /* crlExtensions Extensions content */
         size_t tbs;        /* TBSCertList content */
@@ -427,6 +433,61 @@ static size_t aki_ext_content(const struct layout *l)
 static size_t number_ext_content(const struct layout *l)
 {
         return sizeof(oid_number) + tlv_size(tlv_size(int_content_size(l->number, 9)));
+}
+
+static size_t delta_ext_content(const struct layout *l)
+{
+        return sizeof(oid_delta) + sizeof(critical_true) +
+               tlv_size(tlv_size(int_content_size(l->base, 9)));
+}
+
+/* CRLDistributionPoints { DistributionPoint { [0] { fullName [0] { URI [6] } } } } */
+static size_t freshest_value_size(const struct layout *l)
+{
+        return tlv_size(tlv_size(tlv_size(tlv_size(tlv_size(l->url_len)))));
+}
+
+static size_t freshest_ext_content(const struct layout *l)
+{
+        return sizeof(oid_freshest) + tlv_size(freshest_value_size(l));
+}
+
+static size_t exts_size(const struct gmca_crl_params *p, const struct layout *l)
+{
+        size_t n = tlv_size(aki_ext_content(l)) + tlv_size(number_ext_content(l));
+
+        if (p->base_number > 0)
+                n += tlv_size(delta_ext_content(l));
+        if (p->freshest_url != NULL)
+                n += tlv_size(freshest_ext_content(l));
+        return n;
+}
+
+static uint8_t *put_delta_exts(uint8_t *q, const struct gmca_crl_params *p, const struct layout *l)
+{
+        if (p->base_number > 0) {
+                q = put_hdr(q, V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED, delta_ext_content(l));
+                q = put(q, oid_delta, sizeof(oid_delta));
+                q = put(q, critical_true, sizeof(critical_true));
+                q = put_hdr(q, V_ASN1_OCTET_STRING, tlv_size(int_content_size(l->base, 9)));
+                q = put_int(q, l->base, 9);
+        }
+        if (p->freshest_url != NULL) {
+                size_t u = l->url_len;
+
+                q = put_hdr(q, V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED, freshest_ext_content(l));
+                q = put(q, oid_freshest, sizeof(oid_freshest));
+                q = put_hdr(q, V_ASN1_OCTET_STRING, freshest_value_size(l));
+                q = put_hdr(q, V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED,
+                            tlv_size(tlv_size(tlv_size(tlv_size(u)))));
+                q = put_hdr(q, V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED,
+                            tlv_size(tlv_size(tlv_size(u))));
+                q = put_hdr(q, 0xA0, tlv_size(tlv_size(u))); /* distributionPoint [0] (CHOICE) */
+                q = put_hdr(q, 0xA0, tlv_size(u)); /* fullName [0] IMPLICIT GeneralNames */
+                q = put_hdr(q, 0x86, u);           /* uniformResourceIdentifier [6] */
+                q = put(q, p->freshest_url, u);
+        }
+        return q;
 }
 
 static uint8_t *put_tbs(uint8_t *q, const struct gmca_crl_params *p, const struct layout *l)
@@ -456,7 +517,8 @@ static uint8_t *put_tbs(uint8_t *q, const struct gmca_crl_params *p, const struc
         q = put_hdr(q, V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED, number_ext_content(l));
         q = put(q, oid_number, sizeof(oid_number));
         q = put_hdr(q, V_ASN1_OCTET_STRING, tlv_size(int_content_size(l->number, 9)));
-        return put_int(q, l->number, 9);
+        q = put_int(q, l->number, 9);
+        return put_delta_exts(q, p, l);
 }
 
 int gmca_crl_build_der(const struct gmca_crl_params *p, uint8_t **der, size_t *der_len,
@@ -478,6 +540,16 @@ int gmca_crl_build_der(const struct gmca_crl_params *p, uint8_t **der, size_t *d
         *der_len = 0;
         if (p->number <= 0)
                 return gmca_error_set(e, rc, "crl: RFC 5280 §5.2.3: cRLNumber must be positive");
+        if (p->base_number < 0 || (p->base_number > 0 && p->base_number >= p->number))
+                return gmca_error_set(e, rc,
+                                      "crl: RFC 5280 §5.2.4: a delta CRL's base must be an "
+                                      "earlier CRL");
+        if (p->base_number > 0 && p->freshest_url != NULL)
+                return gmca_error_set(e, rc, "crl: RFC 5280 §5.2.6: no freshestCRL in a delta CRL");
+        if (p->freshest_url != NULL &&
+            ((l.url_len = strlen(p->freshest_url)) == 0 || l.url_len > FRESHEST_URL_MAX))
+                return gmca_error_set(e, rc, "crl: the freshestCRL URL must be 1..%d bytes",
+                                      FRESHEST_URL_MAX);
         if (p->next_update <= p->this_update)
                 return gmca_error_set(
                     e, rc, "crl: RFC 5280 §5.1.2.5: nextUpdate must be later than thisUpdate");
@@ -499,12 +571,14 @@ int gmca_crl_build_der(const struct gmca_crl_params *p, uint8_t **der, size_t *d
                 goto out;
         }
         l.name_len = (size_t)n;
-        for (int i = 0; i < 8; i++)
+        for (int i = 0; i < 8; i++) {
                 l.number[1 + i] = (uint8_t)((uint64_t)p->number >> (8 * (7 - i)));
+                l.base[1 + i] = (uint8_t)((uint64_t)p->base_number >> (8 * (7 - i)));
+        }
         /* Pass one: sizes. */
         for (size_t i = 0; i < p->nentries; i++)
                 l.entries += tlv_size(entry_content_size(&p->entries[i]));
-        l.exts = tlv_size(aki_ext_content(&l)) + tlv_size(number_ext_content(&l));
+        l.exts = exts_size(p, &l);
         l.tbs = sizeof(version_v2) + sizeof(sm2_sm3_alg) + l.name_len +
                 time_tlv_size(p->this_update, 0) + time_tlv_size(p->next_update, 0) +
                 (p->nentries > 0 ? tlv_size(l.entries) : 0) + tlv_size(tlv_size(l.exts));

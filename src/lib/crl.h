@@ -3,7 +3,9 @@
  * SM2-with-SM3 (signed with the SM2 ID), issuer, thisUpdate, nextUpdate,
  * entries with serial and revocation date and the entry extensions
  * reasonCode and invalidityDate, CRL extensions authorityKeyIdentifier and
- * cRLNumber. Verification is done over the TBS bytes with the ID, since
+ * cRLNumber — and delta CRLs (RFC 5280 §5.2.4: deltaCRLIndicator), which
+ * share the cRLNumber sequence of the complete CRLs that point to them
+ * with freshestCRL (§5.2.6). Verification is done over the TBS bytes with the ID, since
  * OpenSSL 3.0's X509_CRL_verify cannot take one.
  */
 #ifndef GMCA_CRL_H
@@ -34,6 +36,11 @@ struct gmca_crl_params {
         const struct gmca_signer *signer; /* NULL: sign with key in this process */
         const char *sm2_id;               /* NULL: default */
         int64_t number;                   /* cRLNumber */
+        /* > 0: a delta CRL (RFC 5280 §5.2.4) against complete CRL base_number, with a
+         * critical deltaCRLIndicator; the entries are what was revoked since that CRL. */
+        int64_t base_number;
+        /* a complete CRL's freshestCRL (RFC 5280 §5.2.6): the delta CRL's URL; NULL: none */
+        const char *freshest_url;
         time_t this_update;
         time_t next_update;
         const struct gmca_crl_entry *entries;

@@ -220,6 +220,30 @@ static const char *const migrations[] = {
      * complete CRLs; base_number is the complete CRL a delta is relative to, NULL for a
      * complete CRL. */
     "ALTER TABLE crls ADD COLUMN base_number BIGINT;",
+    /*
+     * 5: the key management centre (km.h), in the KM's own database (created empty in a
+     * CA's too): escrowed encryption keys, private key only as IV || SM4-GCM || tag under
+     * K_escrow (NULL once destroyed), and the task numbers seen, against replay.
+     */
+    "CREATE TABLE km_keys ("
+    " serial TEXT PRIMARY KEY,"
+    " ca TEXT NOT NULL,"
+    " subject TEXT NOT NULL,"
+    " pub BLOB NOT NULL,"
+    " enc_priv BLOB,"
+    " not_before BIGINT NOT NULL,"
+    " not_after BIGINT NOT NULL,"
+    " state TEXT NOT NULL,"
+    " retain_until BIGINT NOT NULL,"
+    " task_no TEXT NOT NULL,"
+    " created BIGINT NOT NULL,"
+    " state_time BIGINT NOT NULL);"
+    "CREATE INDEX km_keys_state ON km_keys (state, not_after);"
+    "CREATE TABLE km_tasks ("
+    " requester TEXT NOT NULL,"
+    " task_no TEXT NOT NULL,"
+    " time BIGINT NOT NULL,"
+    " PRIMARY KEY (requester, task_no));",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -250,6 +274,7 @@ enum stmt {
         ST_CRL_EXISTS,
         ST_CRL_INSERT,
         ST_CRL_LATEST,
+        ST_CRL_LATEST_DELTA,
         ST_CRL_GET,
         ST_CRL_LIST,
         ST_AUDIT_LAST,
@@ -262,6 +287,7 @@ enum stmt {
 
 #define CA_COLS                                                                                    \
         "id, name, parent_id, subject, key_file, sm2_id, created, cert_der, key_state, state_time"
+#define CRL_COLS "ca_id, number, this_update, next_update, entries, COALESCE(base_number, 0)"
 #define CERT_COLS                                                                                  \
         "serial, ca_id, subject, profile, not_before, not_after, issued_at, status, revoked_at, "  \
         "reason, invalidity_date, fingerprint, request_id"
@@ -302,7 +328,7 @@ static const char *const sql[ST_COUNT] = {
                      "  OR (? = 2 AND status = 0 AND not_after < ?))"
                      " ORDER BY issued_at, serial LIMIT ? OFFSET ?",
     [ST_REVOKED_LIST] = "SELECT " CERT_COLS " FROM certificates WHERE ca_id = ? AND status = 1"
-                        " ORDER BY revoked_at, serial",
+                        " AND revoked_at >= ? ORDER BY revoked_at, serial",
     [ST_CERT_COUNT] = "SELECT COUNT(*) FROM certificates",
     [ST_REQ_INSERT] = "INSERT INTO requests (created, ca_id, profile, subject, status, serial, "
                       "csr_der, info_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
@@ -311,14 +337,15 @@ static const char *const sql[ST_COUNT] = {
                    " WHERE id = ?",
     [ST_CRL_MAX] = "SELECT COALESCE(MAX(number), 0) FROM crls WHERE ca_id = ?",
     [ST_CRL_EXISTS] = "SELECT 1 FROM crls WHERE ca_id = ? AND number = ?",
-    [ST_CRL_INSERT] = "INSERT INTO crls (ca_id, number, this_update, next_update, entries, der)"
-                      " VALUES (?, ?, ?, ?, ?, ?)",
-    [ST_CRL_LATEST] = "SELECT ca_id, number, this_update, next_update, entries, der FROM crls"
-                      " WHERE ca_id = ? ORDER BY number DESC LIMIT 1",
-    [ST_CRL_GET] = "SELECT ca_id, number, this_update, next_update, entries, der FROM crls"
-                   " WHERE ca_id = ? AND number = ?",
-    [ST_CRL_LIST] = "SELECT ca_id, number, this_update, next_update, entries FROM crls"
-                    " WHERE ca_id = ? ORDER BY number",
+    [ST_CRL_INSERT] = "INSERT INTO crls (ca_id, number, this_update, next_update, entries, der,"
+                      " base_number) VALUES (?, ?, ?, ?, ?, ?, NULLIF(?, 0))",
+    [ST_CRL_LATEST] = "SELECT " CRL_COLS ", der FROM crls"
+                      " WHERE ca_id = ? AND base_number IS NULL ORDER BY number DESC LIMIT 1",
+    [ST_CRL_LATEST_DELTA] = "SELECT " CRL_COLS ", der FROM crls"
+                            " WHERE ca_id = ? AND base_number IS NOT NULL"
+                            " ORDER BY number DESC LIMIT 1",
+    [ST_CRL_GET] = "SELECT " CRL_COLS ", der FROM crls WHERE ca_id = ? AND number = ?",
+    [ST_CRL_LIST] = "SELECT " CRL_COLS " FROM crls WHERE ca_id = ? ORDER BY number",
     [ST_AUDIT_LAST] = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
     [ST_AUDIT_INSERT] = "INSERT INTO audit (" AUDIT_COLS ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
     [ST_AUDIT_ITER] = "SELECT " AUDIT_COLS " FROM audit"
@@ -1370,6 +1397,13 @@ int gmca_store_revoked_list(struct gmca_store *s, int64_t ca_id,
                             int (*cb)(const struct gmca_cert_rec *, void *), void *arg,
                             struct gmca_error *e)
 {
+        return gmca_store_revoked_since(s, ca_id, INT64_MIN, cb, arg, e);
+}
+
+int gmca_store_revoked_since(struct gmca_store *s, int64_t ca_id, int64_t since,
+                             int (*cb)(const struct gmca_cert_rec *, void *), void *arg,
+                             struct gmca_error *e)
+{
         struct gmca_cert_rec r;
         struct q q;
         int rc;
@@ -1377,6 +1411,7 @@ int gmca_store_revoked_list(struct gmca_store *s, int64_t ca_id,
         if ((rc = q_open(s, ST_REVOKED_LIST, &q, e)) != 0)
                 return rc;
         q_int(&q, ca_id);
+        q_int(&q, since);
         while ((rc = q_step(&q, e, "revoked list of CA %lld", (long long)ca_id)) == GMCA_DB_ROW) {
                 if ((rc = cert_row(&q, 0, &r, e)) != 0)
                         goto out;
@@ -1545,7 +1580,8 @@ int gmca_store_crl_insert(struct gmca_store *s, const struct gmca_crl_rec *r, st
         int64_t next;
         int rc;
 
-        if (r->ca_id <= 0 || r->number <= 0 || r->entries < 0)
+        if (r->ca_id <= 0 || r->number <= 0 || r->entries < 0 || r->base_number < 0 ||
+            r->base_number >= r->number)
                 return gmca_error_set(e, GMCA_ERR_INVALID, "store: CRL: malformed record");
         if ((rc = check_blob(r->der, r->der_len, CRL_DER_MAX, "CRL DER", e)) != 0 ||
             (rc = gmca_store_crl_next_number(s, r->ca_id, &next, e)) != 0)
@@ -1574,6 +1610,7 @@ int gmca_store_crl_insert(struct gmca_store *s, const struct gmca_crl_rec *r, st
         q_int(&q, r->next_update);
         q_int(&q, r->entries);
         q_blob(&q, r->der, r->der_len);
+        q_int(&q, r->base_number);
         rc = q_step(&q, e, "CRL %lld of CA %lld", (long long)r->number, (long long)r->ca_id);
         q_close(&q);
         return rc < 0 ? rc : 0;
@@ -1589,29 +1626,43 @@ static void crl_row(struct q *q, struct gmca_crl_rec *r)
         r->this_update = ops->column_int64(q->st, 2);
         r->next_update = ops->column_int64(q->st, 3);
         r->entries = ops->column_int64(q->st, 4);
+        r->base_number = ops->column_int64(q->st, 5);
+}
+
+static int crl_latest(struct gmca_store *s, int64_t ca_id, int delta, struct gmca_crl_rec *out,
+                      struct gmca_error *e)
+{
+        const char *kind = delta ? "delta CRL" : "CRL";
+        struct gmca_crl_rec r;
+        struct q q;
+        int rc;
+
+        if ((rc = q_open(s, delta ? ST_CRL_LATEST_DELTA : ST_CRL_LATEST, &q, e)) != 0)
+                return rc;
+        q_int(&q, ca_id);
+        rc = q_step(&q, e, "latest %s of CA %lld", kind, (long long)ca_id);
+        if (rc == GMCA_DB_DONE) {
+                rc = gmca_error_set(e, GMCA_ERR_NOTFOUND, "store: no %s of CA %lld found", kind,
+                                    (long long)ca_id);
+        } else if (rc == GMCA_DB_ROW) {
+                crl_row(&q, &r);
+                if ((rc = col_dup(&q, 6, &r.der, &r.der_len, e)) == 0)
+                        *out = r;
+        }
+        q_close(&q);
+        return rc;
 }
 
 int gmca_store_crl_latest(struct gmca_store *s, int64_t ca_id, struct gmca_crl_rec *out,
                           struct gmca_error *e)
 {
-        struct gmca_crl_rec r;
-        struct q q;
-        int rc;
+        return crl_latest(s, ca_id, 0, out, e);
+}
 
-        if ((rc = q_open(s, ST_CRL_LATEST, &q, e)) != 0)
-                return rc;
-        q_int(&q, ca_id);
-        rc = q_step(&q, e, "latest CRL of CA %lld", (long long)ca_id);
-        if (rc == GMCA_DB_DONE) {
-                rc = gmca_error_set(e, GMCA_ERR_NOTFOUND, "store: no CRL of CA %lld found",
-                                    (long long)ca_id);
-        } else if (rc == GMCA_DB_ROW) {
-                crl_row(&q, &r);
-                if ((rc = col_dup(&q, 5, &r.der, &r.der_len, e)) == 0)
-                        *out = r;
-        }
-        q_close(&q);
-        return rc;
+int gmca_store_crl_latest_delta(struct gmca_store *s, int64_t ca_id, struct gmca_crl_rec *out,
+                                struct gmca_error *e)
+{
+        return crl_latest(s, ca_id, 1, out, e);
 }
 
 int gmca_store_crl_get(struct gmca_store *s, int64_t ca_id, int64_t number,
@@ -1631,7 +1682,7 @@ int gmca_store_crl_get(struct gmca_store *s, int64_t ca_id, int64_t number,
                                     (long long)number, (long long)ca_id);
         } else if (rc == GMCA_DB_ROW) {
                 crl_row(&q, &r);
-                if ((rc = col_dup(&q, 5, &r.der, &r.der_len, e)) == 0)
+                if ((rc = col_dup(&q, 6, &r.der, &r.der_len, e)) == 0)
                         *out = r;
         }
         q_close(&q);

@@ -164,6 +164,10 @@ int gmca_store_cert_list(struct gmca_store *s, const struct gmca_cert_filter *f,
 int gmca_store_revoked_list(struct gmca_store *s, int64_t ca_id,
                             int (*cb)(const struct gmca_cert_rec *, void *), void *arg,
                             struct gmca_error *e) GMCA_WUR;
+/* The same, only those with revoked_at >= since (a delta CRL's entries). */
+int gmca_store_revoked_since(struct gmca_store *s, int64_t ca_id, int64_t since,
+                             int (*cb)(const struct gmca_cert_rec *, void *), void *arg,
+                             struct gmca_error *e) GMCA_WUR;
 int gmca_store_cert_count(struct gmca_store *s, int64_t *count, struct gmca_error *e) GMCA_WUR;
 
 /*
@@ -211,7 +215,8 @@ struct gmca_crl_rec {
         int64_t this_update;
         int64_t next_update;
         int64_t entries;
-        uint8_t *der; /* owned by records returned from the store */
+        int64_t base_number; /* a delta CRL's base (RFC 5280 §5.2.4); 0: a complete CRL */
+        uint8_t *der;        /* owned by records returned from the store */
         size_t der_len;
 };
 void gmca_crl_rec_clear(struct gmca_crl_rec *r);
@@ -221,8 +226,11 @@ int gmca_store_crl_next_number(struct gmca_store *s, int64_t ca_id, int64_t *num
 /* GMCA_ERR_EXISTS if (ca_id, number) exists. The record's der is borrowed. */
 int gmca_store_crl_insert(struct gmca_store *s, const struct gmca_crl_rec *r,
                           struct gmca_error *e) GMCA_WUR;
+/* The latest complete CRL of a CA, or its latest delta CRL; GMCA_ERR_NOTFOUND if none. */
 int gmca_store_crl_latest(struct gmca_store *s, int64_t ca_id, struct gmca_crl_rec *out,
                           struct gmca_error *e) GMCA_WUR;
+int gmca_store_crl_latest_delta(struct gmca_store *s, int64_t ca_id, struct gmca_crl_rec *out,
+                                struct gmca_error *e) GMCA_WUR;
 /* CRL `number` of a CA (every CRL is kept, CPS §3.9.12); GMCA_ERR_NOTFOUND if none. */
 int gmca_store_crl_get(struct gmca_store *s, int64_t ca_id, int64_t number,
                        struct gmca_crl_rec *out, struct gmca_error *e) GMCA_WUR;

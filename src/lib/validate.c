@@ -280,10 +280,9 @@ static const char *first_uri(GENERAL_NAMES *names)
         return NULL;
 }
 
-/* x's first http(s) CDP fullName, copied into url; -1 if none. */
-static int cdp_url(X509 *x, char *url, size_t len)
+/* The first http(s) fullName of dps (consumed), copied into url; -1 if none. */
+static int dp_url(STACK_OF(DIST_POINT) * dps, char *url, size_t len)
 {
-        STACK_OF(DIST_POINT) *dps = X509_get_ext_d2i(x, NID_crl_distribution_points, NULL, NULL);
         int rc = -1;
 
         for (int i = 0; rc != 0 && i < sk_DIST_POINT_num(dps); i++) {
@@ -298,6 +297,20 @@ static int cdp_url(X509 *x, char *url, size_t len)
         }
         sk_DIST_POINT_pop_free(dps, DIST_POINT_free);
         return rc;
+}
+
+/* x's first http(s) CDP fullName, copied into url; -1 if none. */
+static int cdp_url(X509 *x, char *url, size_t len)
+{
+        return dp_url(X509_get_ext_d2i(x, NID_crl_distribution_points, NULL, NULL), url, len);
+}
+
+/* The delta CRL's URL: freshestCRL of the complete CRL, else of x (RFC 5280 §5.2.6, §4.2.1.15). */
+static int freshest_url(X509_CRL *crl, X509 *x, char *url, size_t len)
+{
+        if (dp_url(X509_CRL_get_ext_d2i(crl, NID_freshest_crl, NULL, NULL), url, len) == 0)
+                return 0;
+        return dp_url(X509_get_ext_d2i(x, NID_freshest_crl, NULL, NULL), url, len);
 }
 
 /* x's first http(s) AIA location of method nid (OCSP, caIssuers); -1 if none. */
@@ -326,9 +339,18 @@ static int aia_url(X509 *x, int nid, char *url, size_t len)
 
 /* ---- CRL ------------------------------------------------------------------ */
 
-/* Check crl for x issued by iss. why gets the cause for anything but RS_GOOD. */
-static enum rs crl_check(struct ctx *c, X509_CRL *crl, X509 *x, X509 *iss, const char *src,
-                         char *why, size_t wl)
+static int is_delta(X509_CRL *crl)
+{
+        return X509_CRL_get_ext_by_NID(crl, NID_delta_crl, -1) >= 0;
+}
+
+/*
+ * Check crl for x issued by iss: a complete CRL, or with delta set a delta
+ * CRL (RFC 5280 §5.2.4, its critical deltaCRLIndicator understood). why
+ * gets the cause for anything but RS_GOOD.
+ */
+static enum rs crl_check(struct ctx *c, X509_CRL *crl, int delta, X509 *x, X509 *iss,
+                         const char *src, char *why, size_t wl)
 {
         AUTHORITY_KEYID *akid = NULL;
         const ASN1_OCTET_STRING *ski = X509_get0_subject_key_id(iss);
@@ -360,9 +382,16 @@ static enum rs crl_check(struct ctx *c, X509_CRL *crl, X509 *x, X509 *iss, const
                 why_set(why, wl, "CRL %s: issuer's keyUsage lacks cRLSign", src);
                 goto out;
         }
-        /* Delta, partitioned and indirect CRLs are not understood: refuse them. */
+        if (is_delta(crl) != delta) {
+                why_set(why, wl, "CRL %s: %s", src,
+                        delta ? "not a delta CRL" : "a delta CRL where a complete CRL is needed");
+                goto out;
+        }
+        /* Partitioned and indirect CRLs are not understood: refuse them. */
         for (int i = 0; i < sk_X509_EXTENSION_num(exts); i++)
-                if (X509_EXTENSION_get_critical(sk_X509_EXTENSION_value(exts, i))) {
+                if (X509_EXTENSION_get_critical(sk_X509_EXTENSION_value(exts, i)) &&
+                    !(delta && OBJ_obj2nid(X509_EXTENSION_get_object(
+                                   sk_X509_EXTENSION_value(exts, i))) == NID_delta_crl)) {
                         why_set(why, wl, "CRL %s: RFC 5280 §5.2: unsupported critical extension",
                                 src);
                         goto out;
@@ -407,6 +436,11 @@ static enum rs crl_check(struct ctx *c, X509_CRL *crl, X509 *x, X509 *iss, const
                 const char *name = code >= 0 ? gmca_crl_reason_name((int)code) : NULL;
 
                 ASN1_ENUMERATED_free(re);
+                /* removeFromCRL in a delta: the entry is gone from the complete CRL. */
+                if (code == CRL_REASON_REMOVE_FROM_CRL) {
+                        r = RS_GOOD;
+                        goto out;
+                }
                 why_set(why, wl, "revoked (%s), listed in CRL %s",
                         name != NULL ? name : "no reason", src);
                 r = RS_REVOKED;
@@ -416,6 +450,88 @@ static enum rs crl_check(struct ctx *c, X509_CRL *crl, X509 *x, X509 *iss, const
 out:
         AUTHORITY_KEYID_free(akid);
         return r;
+}
+
+/* cRLNumber and (for a delta CRL, base not NULL) BaseCRLNumber; -1 if absent or unreadable. */
+static int crl_numbers(X509_CRL *crl, int64_t *number, int64_t *base)
+{
+        ASN1_INTEGER *n = X509_CRL_get_ext_d2i(crl, NID_crl_number, NULL, NULL);
+        ASN1_INTEGER *b =
+            base != NULL ? X509_CRL_get_ext_d2i(crl, NID_delta_crl, NULL, NULL) : NULL;
+        int rc = n != NULL && ASN1_INTEGER_get_int64(number, n) == 1 &&
+                         (base == NULL || (b != NULL && ASN1_INTEGER_get_int64(base, b) == 1))
+                     ? 0
+                     : -1;
+
+        ASN1_INTEGER_free(n);
+        ASN1_INTEGER_free(b);
+        return rc;
+}
+
+/*
+ * One delta CRL d against the complete CRL numbered full: RS_REVOKED if it
+ * lists x (an authentic listing, whatever its base), RS_GOOD if it may be
+ * combined with the complete CRL (newer than it, base not newer: RFC 5280
+ * §5.2.4) and does not list x, RS_UNAVAIL if it is stale or cannot be
+ * combined, RS_INVALID if it is not the issuer's.
+ */
+static enum rs delta_one(struct ctx *c, X509_CRL *d, int64_t full, X509 *x, X509 *iss,
+                         const char *src, char *why, size_t wl)
+{
+        int64_t number = 0, base = 0;
+        enum rs r = crl_check(c, d, 1, x, iss, src, why, wl);
+
+        if (r != RS_GOOD)
+                return r;
+        if (crl_numbers(d, &number, &base) != 0) {
+                why_set(why, wl, "delta CRL %s: malformed cRLNumber or deltaCRLIndicator", src);
+                return RS_INVALID;
+        }
+        return number > full && base <= full ? RS_GOOD : RS_UNAVAIL;
+}
+
+/*
+ * After the complete CRL full said good: a delta CRL may know better. The
+ * caller's delta CRLs for the issuer first, then the freshestCRL URL
+ * fetched (when the network is allowed). A delta that is missing, stale or
+ * cannot be combined leaves the complete CRL's answer, which stands until
+ * its nextUpdate; a delta that is forged or malformed is an invalid
+ * answer, like a bad complete CRL.
+ */
+static enum rs delta_status(struct ctx *c, X509_CRL *full, X509 *x, X509 *iss, char *why, size_t wl)
+{
+        char url[URL_MAX];
+        uint8_t *body = NULL;
+        size_t blen = 0;
+        X509_CRL *d;
+        struct gmca_error e;
+        int64_t number;
+        enum rs r;
+
+        if (crl_numbers(full, &number, NULL) != 0)
+                return RS_GOOD; /* no cRLNumber: no delta can be relative to it */
+        for (size_t i = 0; i < c->o->ncrls; i++) {
+                if (X509_NAME_cmp(X509_CRL_get_issuer(c->o->crls[i]), X509_get_subject_name(iss)) !=
+                        0 ||
+                    !is_delta(c->o->crls[i]))
+                        continue;
+                if ((r = delta_one(c, c->o->crls[i], number, x, iss, "(given)", why, wl)) !=
+                    RS_UNAVAIL)
+                        return r;
+        }
+        if (!c->o->network || freshest_url(full, x, url, sizeof(url)) != 0 ||
+            http_fetch(c, url, NULL, 0, NULL, GMCA_VFY_FETCH_MAX, &body, &blen, why, wl) != 0)
+                return RS_GOOD;
+        gmca_error_clear(&e);
+        if ((d = gmca_crl_parse(body, blen, &e)) == NULL) {
+                why_set(why, wl, "delta CRL %s: %s", url, e.msg);
+                r = RS_INVALID;
+        } else {
+                r = delta_one(c, d, number, x, iss, url, why, wl);
+        }
+        X509_CRL_free(d);
+        OPENSSL_free(body);
+        return r == RS_UNAVAIL ? RS_GOOD : r;
 }
 
 /* Path of the cache file for url: DIR/<SM3(url) hex>.crl. */
@@ -449,11 +565,12 @@ static enum rs crl_status(struct ctx *c, X509 *x, X509 *iss, char *why, size_t w
         /* The caller's CRLs first: any that names this issuer. */
         for (size_t i = 0; i < c->o->ncrls; i++) {
                 if (X509_NAME_cmp(X509_CRL_get_issuer(c->o->crls[i]), X509_get_subject_name(iss)) !=
-                    0)
+                        0 ||
+                    is_delta(c->o->crls[i]))
                         continue;
                 /* Good, revoked, or a forgery in the issuer's name: that settles it. */
-                if ((r = crl_check(c, c->o->crls[i], x, iss, "(given)", why, wl)) != RS_UNAVAIL)
-                        return r;
+                if ((r = crl_check(c, c->o->crls[i], 0, x, iss, "(given)", why, wl)) != RS_UNAVAIL)
+                        return r == RS_GOOD ? delta_status(c, c->o->crls[i], x, iss, why, wl) : r;
         }
         if (cdp_url(x, url, sizeof(url)) != 0) {
                 why_set(why, wl, "%s: no usable CRL given and no http cRLDistributionPoints",
@@ -466,7 +583,9 @@ static enum rs crl_status(struct ctx *c, X509 *x, X509 *iss, char *why, size_t w
                 gmca_error_clear(&e);
                 if (gmca_read_file(path, GMCA_VFY_FETCH_MAX, &fbuf, &flen, &e) == 0 &&
                     (crl = gmca_crl_parse(fbuf, flen, &e)) != NULL) {
-                        r = crl_check(c, crl, x, iss, url, why, wl);
+                        r = crl_check(c, crl, 0, x, iss, url, why, wl);
+                        if (r == RS_GOOD)
+                                r = delta_status(c, crl, x, iss, why, wl);
                         if (r == RS_GOOD || r == RS_REVOKED)
                                 goto out;
                 }
@@ -488,13 +607,15 @@ static enum rs crl_status(struct ctx *c, X509 *x, X509 *iss, char *why, size_t w
                 r = RS_INVALID;
                 goto out;
         }
-        r = crl_check(c, crl, x, iss, url, why, wl);
+        r = crl_check(c, crl, 0, x, iss, url, why, wl);
         if ((r == RS_GOOD || r == RS_REVOKED) && have_path) {
                 gmca_error_clear(&e);
                 /* A cache that cannot be written only costs a fetch next time. */
                 if (mkdir(c->o->cache_dir, 0755) == 0 || errno == EEXIST)
                         (void)!gmca_write_file_atomic(path, body, blen, 0644, &e);
         }
+        if (r == RS_GOOD)
+                r = delta_status(c, crl, x, iss, why, wl);
 out:
         free(fbuf);
         OPENSSL_free(body);

@@ -8,7 +8,10 @@
  * signature with the distinguishing ID itself (OpenSSL 3.0 cannot,
  * GMT-REFERENCE §3.3), validity at the validation time, basicConstraints,
  * pathLen, keyUsage against the intended use and critical extensions; and
- * revocation by CRL (local, cached, or fetched from the CDP) or OCSP
+ * revocation by CRL (local, cached, or fetched from the CDP; a delta CRL
+ * given or fetched from freshestCRL is combined with the complete CRL,
+ * RFC 5280 §5.2.4, and a delta that cannot be had leaves the complete
+ * CRL's answer, current until its nextUpdate) or OCSP
  * (RFC 6960 with an SM3 CertID and a nonce) under a policy. A failure
  * names a reason code, the certificate (depth 0 = target) and a one-line
  * cause.

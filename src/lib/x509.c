@@ -616,7 +616,8 @@ out:
         return rc;
 }
 
-static int add_crl_dp(X509 *x, const char *url, struct gmca_error *e)
+/* cRLDistributionPoints or freshestCRL (same syntax): one DistributionPoint with one URI. */
+static int add_dp(X509 *x, int nid, const char *url, const char *what, struct gmca_error *e)
 {
         CRL_DIST_POINTS *dps = NULL;
         DIST_POINT *dp = NULL;
@@ -626,9 +627,9 @@ static int add_crl_dp(X509 *x, const char *url, struct gmca_error *e)
                 return 0;
         if (!uri_ok(url))
                 return gmca_error_set(e, GMCA_ERR_INVALID,
-                                      "cRLDistributionPoints: RFC 5280 §4.2.1.13: not an http, "
-                                      "https or ldap URI of at most %d visible ASCII bytes",
-                                      URI_MAX);
+                                      "%s: RFC 5280 §4.2.1.13: not an http, https or ldap URI of "
+                                      "at most %d visible ASCII bytes",
+                                      what, URI_MAX);
         /* OpenSSL has no setters for DIST_POINT: its fields are the public API. */
         if ((dps = sk_DIST_POINT_new_null()) == NULL || (dp = DIST_POINT_new()) == NULL ||
             (dp->distpoint = DIST_POINT_NAME_new()) == NULL ||
@@ -639,10 +640,10 @@ static int add_crl_dp(X509 *x, const char *url, struct gmca_error *e)
             sk_DIST_POINT_push(dps, dp) <= 0)
                 goto fail;
         dp = NULL;
-        rc = add_ext_i2d(x, NID_crl_distribution_points, dps, 0, "cRLDistributionPoints", e);
+        rc = add_ext_i2d(x, nid, dps, 0, what, e);
         goto out;
 fail:
-        gmca_error_ossl(e, rc, "cRLDistributionPoints: out of memory");
+        gmca_error_ossl(e, rc, "%s: out of memory", what);
 out:
         DIST_POINT_free(dp);
         CRL_DIST_POINTS_free(dps);
@@ -864,7 +865,10 @@ static int add_extensions(X509 *x, const struct gmca_cert_template *t,
 
         if ((rc = add_basic_constraints(x, t, e)) != 0 ||
             (rc = add_key_usage(x, t->key_usage, e)) != 0 || (rc = add_eku(x, t, e)) != 0 ||
-            (rc = add_key_ids(x, issuer_ski, e)) != 0 || (rc = add_crl_dp(x, t->crl_url, e)) != 0 ||
+            (rc = add_key_ids(x, issuer_ski, e)) != 0 ||
+            (rc = add_dp(x, NID_crl_distribution_points, t->crl_url, "cRLDistributionPoints", e)) !=
+                0 ||
+            (rc = add_dp(x, NID_freshest_crl, t->freshest_url, "freshestCRL", e)) != 0 ||
             (rc = add_aia(x, t, e)) != 0 || (rc = add_policies(x, t, e)) != 0 ||
             (rc = add_san(x, t->info, e)) != 0)
                 return rc;

@@ -140,6 +140,7 @@ struct gmca_cert_template {
         const int *eku;     /* NIDs for extKeyUsage */
         size_t neku;
         const char *crl_url;                  /* cRLDistributionPoints */
+        const char *freshest_url;             /* freshestCRL: the delta CRL (RFC 5280 §4.2.1.15) */
         const char *ocsp_url;                 /* authorityInfoAccess OCSP */
         const char *ca_issuers_url;           /* authorityInfoAccess caIssuers */
         const char *policy_oid;               /* certificatePolicies */

@@ -2,7 +2,8 @@
  * The public, unsigned downloads of the front (DESIGN.md "Contracts"):
  * the CA certificates (GET /ca/{name}.crt, DER) and each CA's latest CRL
  * (GET /crl/{name}.crl, DER, as stored when it was generated, with HTTP
- * caching headers; GET /crl/{name}/{number}.crl any CRL ever issued), for relying
+ * caching headers; GET /crl/{name}/{number}.crl any CRL ever issued, GET
+ * /crl/{name}/delta.crl the latest delta CRL), for relying
  * parties and the URLs in issued certificates (CRL distribution point,
  * caIssuers); and GET /healthz for whoever watches the service. All read
  * the store only.
@@ -158,7 +159,8 @@ static void crl_reply(const struct serve_request *rq, const struct gmca_crl_rec 
         http_date((time_t)crl->next_update, out->expires, sizeof(out->expires));
 }
 
-/* number: 0 for the latest CRL, else that cRLNumber (every CRL is kept, CPS §3.9.12). */
+/* number: 0 for the latest complete CRL, -1 for the latest delta CRL, else that cRLNumber
+ * (every CRL is kept, CPS §3.9.12). */
 static void ca_crl(struct serve_worker *w, const struct serve_request *rq, const char *name,
                    int64_t number, struct serve_reply *out)
 {
@@ -175,6 +177,8 @@ static void ca_crl(struct serve_worker *w, const struct serve_request *rq, const
         }
         if (number == 0)
                 rc = gmca_store_crl_latest(w->store, ca.id, &crl, &e);
+        else if (number < 0)
+                rc = gmca_store_crl_latest_delta(w->store, ca.id, &crl, &e);
         else
                 rc = gmca_store_crl_get(w->store, ca.id, number, &crl, &e);
         if (rc != 0)
@@ -185,7 +189,8 @@ static void ca_crl(struct serve_worker *w, const struct serve_request *rq, const
         gmca_ca_rec_clear(&ca);
 }
 
-/* /crl/{name}/{number}.crl: number 1..2^53 in decimal without leading zeros. */
+/* /crl/{name}/{number}.crl: number 1..2^53 in decimal without leading zeros; -1 for
+ * /crl/{name}/delta.crl. */
 static int numbered_crl(const char *path, char name[GMCA_NAME_MAX], int64_t *number)
 {
         char tmp[GMCA_NAME_MAX + 32];
@@ -196,9 +201,11 @@ static int numbered_crl(const char *path, char name[GMCA_NAME_MAX], int64_t *num
         if (strncmp(path, "/crl/", 5) != 0 || (slash = strchr(path + 5, '/')) == NULL)
                 return 0;
         n = strlen(slash + 1);
-        if (n < 5 || n > 16 + 4 || strcmp(slash + 1 + n - 4, ".crl") != 0 || slash[1] == '0')
+        if (strcmp(slash + 1, "delta.crl") == 0)
+                v = -1;
+        else if (n < 5 || n > 16 + 4 || strcmp(slash + 1 + n - 4, ".crl") != 0 || slash[1] == '0')
                 return 0;
-        for (size_t i = 1; i <= n - 4; i++) {
+        for (size_t i = 1; v >= 0 && i <= n - 4; i++) {
                 if (slash[i] < '0' || slash[i] > '9')
                         return 0;
                 v = v * 10 + (slash[i] - '0');

@@ -953,6 +953,106 @@ static void test_build_limits(void **state)
         }
 }
 
+/* The URI of the single DistributionPoint in dps (consumed); NULL if not that shape. */
+static char *only_uri(STACK_OF(DIST_POINT) * dps)
+{
+        char *uri = NULL;
+
+        if (sk_DIST_POINT_num(dps) == 1) {
+                DIST_POINT *dp = sk_DIST_POINT_value(dps, 0);
+
+                if (dp->distpoint != NULL && dp->distpoint->type == 0 &&
+                    sk_GENERAL_NAME_num(dp->distpoint->name.fullname) == 1) {
+                        GENERAL_NAME *gn = sk_GENERAL_NAME_value(dp->distpoint->name.fullname, 0);
+
+                        if (gn->type == GEN_URI)
+                                uri = OPENSSL_strndup(
+                                    (const char *)ASN1_STRING_get0_data(
+                                        gn->d.uniformResourceIdentifier),
+                                    (size_t)ASN1_STRING_length(gn->d.uniformResourceIdentifier));
+                }
+        }
+        sk_DIST_POINT_pop_free(dps, DIST_POINT_free);
+        return uri;
+}
+
+/* Delta CRLs (RFC 5280 §5.2.4) and the freshestCRL of complete CRLs (§5.2.6), as OpenSSL reads
+ * them. */
+static void test_delta(void **state)
+{
+        static const char url[] = "http://ca.example.gov.cn/crl/sub/delta.crl";
+        struct fixture *f = *state;
+        struct gmca_crl_entry v[1];
+        struct gmca_crl_params p;
+        struct gmca_error e;
+        ASN1_INTEGER *base;
+        X509_CRL *crl;
+        char *uri;
+        int crit = 0, idx;
+        int64_t n = 0;
+
+        memset(v, 0, sizeof(v));
+        v[0].serial[0] = 0x42;
+        v[0].serial_len = 1;
+        v[0].revoked_at = T0 - 60;
+        v[0].reason = CRL_REASON_KEY_COMPROMISE;
+
+        /* A complete CRL pointing to its delta. */
+        p = params(f, v, 1);
+        p.freshest_url = url;
+        gmca_error_clear(&e);
+        if ((crl = gmca_crl_build(&p, &e)) == NULL)
+                fail_msg("complete: %s", e.msg);
+        uri = only_uri(X509_CRL_get_ext_d2i(crl, NID_freshest_crl, &crit, NULL));
+        assert_non_null(uri);
+        assert_string_equal(uri, url);
+        assert_int_equal(crit, 0);
+        OPENSSL_free(uri);
+        assert_int_equal(X509_CRL_get_ext_by_NID(crl, NID_delta_crl, -1), -1);
+        expect(gmca_crl_verify(crl, f->key, NULL, &e), &e, 0, NULL, "complete verifies");
+        X509_CRL_free(crl);
+
+        /* A delta against CRL 7, itself number 9. */
+        p = params(f, v, 1);
+        p.number = 9;
+        p.base_number = 7;
+        if ((crl = gmca_crl_build(&p, &e)) == NULL)
+                fail_msg("delta: %s", e.msg);
+        base = X509_CRL_get_ext_d2i(crl, NID_delta_crl, &crit, NULL);
+        assert_non_null(base);
+        assert_int_equal(crit, 1);
+        assert_int_equal(ASN1_INTEGER_get_int64(&n, base), 1);
+        assert_int_equal(n, 7);
+        ASN1_INTEGER_free(base);
+        idx = X509_CRL_get_ext_by_NID(crl, NID_delta_crl, -1);
+        assert_true(idx >= 0);
+        assert_int_equal(X509_EXTENSION_get_critical(X509_CRL_get_ext(crl, idx)), 1);
+        assert_int_equal(X509_CRL_get_ext_by_NID(crl, NID_freshest_crl, -1), -1);
+        assert_int_equal(sk_X509_REVOKED_num(X509_CRL_get_REVOKED(crl)), 1);
+        expect(gmca_crl_verify(crl, f->key, NULL, &e), &e, 0, NULL, "delta verifies");
+        X509_CRL_free(crl);
+
+        /* Refusals: a base that is not earlier, a negative one, freshestCRL in a delta, no URL. */
+        p = params(f, v, 1);
+        p.base_number = 7;
+        assert_null(gmca_crl_build(&p, &e));
+        expect(e.code, &e, GMCA_ERR_INVALID, "earlier CRL", "base == number");
+        p.base_number = -1;
+        gmca_error_clear(&e);
+        assert_null(gmca_crl_build(&p, &e));
+        expect(e.code, &e, GMCA_ERR_INVALID, "earlier CRL", "negative base");
+        p.base_number = 3;
+        p.freshest_url = url;
+        gmca_error_clear(&e);
+        assert_null(gmca_crl_build(&p, &e));
+        expect(e.code, &e, GMCA_ERR_INVALID, "no freshestCRL in a delta", "delta with freshest");
+        p.base_number = 0;
+        p.freshest_url = "";
+        gmca_error_clear(&e);
+        assert_null(gmca_crl_build(&p, &e));
+        expect(e.code, &e, GMCA_ERR_INVALID, "URL", "empty URL");
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -966,6 +1066,7 @@ int main(void)
             cmocka_unit_test(test_parse),
             cmocka_unit_test(test_openssl_reads),
             cmocka_unit_test(test_reasons),
+            cmocka_unit_test(test_delta),
         };
 
         return cmocka_run_group_tests(tests, setup, teardown);

@@ -148,8 +148,12 @@ static time_t fixed_clock(void)
 static void test_crl_reply(void **state)
 {
         static const uint8_t der[] = {0x30, 0x03, 0x02, 0x01, 0x07};
-        struct gmca_crl_rec crl = {1,          7, 1767225600, 1767225600 + 3600, 0, (uint8_t *)der,
-                                   sizeof(der)};
+        struct gmca_crl_rec crl = {.ca_id = 1,
+                                   .number = 7,
+                                   .this_update = 1767225600,
+                                   .next_update = 1767225600 + 3600,
+                                   .der = (uint8_t *)der,
+                                   .der_len = sizeof(der)};
         uint8_t md[GMCA_SM3_LEN];
         char hex[2 * GMCA_SM3_LEN + 1], etag[80];
         static const struct {
