@@ -24,7 +24,8 @@
  * recipient or a tampered key is GMCA_ERR_VERIFY), d in [1, n-2], and that
  * d·G is the public key carried (GMCA_ERR_VERIFY otherwise). For what other
  * implementations write, opening accepts symAlgID parameters absent or
- * NULL and a PKCS#7-padded private key (48 bytes); it writes neither.
+ * NULL and a PKCS#7-padded private key (48 bytes); sealing writes the
+ * parameters absent and d unpadded (32 bytes).
  */
 #ifndef GMCA_ENVELOPE_H
 #define GMCA_ENVELOPE_H
