@@ -91,6 +91,9 @@ struct gmca_ra_env {
         int (*issue)(void *arg, int64_t app_id, char serial[GMCA_SERIAL_HEX_MAX],
                      struct gmca_error *e);
         void *issue_arg;
+        /* Ask the CA engine to carry out approved recovery id (gmca_ra_recover_approved);
+         * same rules as issue; shares issue_arg. NULL: recoveries stay approved. */
+        int (*recover)(void *arg, int64_t id, struct gmca_error *e);
 };
 
 /* ---- applicants (§2.2.2–§2.2.4, §3.1.1) ---- */
@@ -187,6 +190,62 @@ int gmca_ra_revocation_complete(const struct gmca_ra_env *env, const struct gmca
 int gmca_ra_revocation_list(const struct gmca_ra_env *env, const struct gmca_auth_result *who,
                             const char *state, int64_t now, json_t **out,
                             struct gmca_error *e) GMCA_WUR;
+
+/* ---- key recovery (§3.10; the KM, km.h) ----
+ *
+ * A recovery of an escrowed encryption key is requested by one operator
+ * and approved by another, a business admin (the approver is never the
+ * requester), each step a signed request kept as its proof; then the CA
+ * engine checks both again from the records alone and asks the KM to seal
+ * the key to the recipient:
+ *   kind "subscriber" (§3.10.1): the subscriber lost or broke their token;
+ *     the recipient is their *current* signature certificate (recipient_serial:
+ *     valid, issued by this CA, the same subject as the encryption certificate),
+ *     so only the subscriber's new token can open the key.
+ *   kind "judicial" (§3.10.2): a law-enforcement, judicial or other authorised
+ *     body; authority, document (the legal document's reference) and reason
+ *     are required, and the recipient is the public key of the specified
+ *     carrier (recipient_public_key, SM2, PEM).
+ * The encryption certificate must be one the CA issued for a KM key pair
+ * (dual_keys). Every step is audited on the CA's chain (ra.recovery.*,
+ * km.recover) and the KM's (with who asked and why).
+ */
+
+/* POST /api/v1/recoveries {"kind", "encryption_serial", "recipient_serial" |
+ * "recipient_public_key", "authority", "document", "reason"} -> the record (state "requested"). */
+int gmca_ra_recovery_request(const struct gmca_ra_env *env, const struct gmca_auth_result *who,
+                             const uint8_t *body, size_t len, int64_t now, json_t **out,
+                             struct gmca_error *e) GMCA_WUR;
+/*
+ * POST /api/v1/recoveries/{id}/approve or .../reject {"submission": SM3 of the request's
+ * proof, "reason"?}. Approval then asks env->recover; the result has "state":"delivered"
+ * and "enveloped_key" (base64 DER SM2EnvelopedKey) and "enveloped_key_blob" (base64
+ * ENVELOPEDKEYBLOB), or "state":"approved" and "recover_error" if the engine or the KM
+ * refused or was not reachable (POST .../deliver retries).
+ */
+int gmca_ra_recovery_decide(const struct gmca_ra_env *env, const struct gmca_auth_result *who,
+                            int64_t id, int approve, const uint8_t *body, size_t len, int64_t now,
+                            json_t **out, struct gmca_error *e) GMCA_WUR;
+int gmca_ra_recovery_deliver(const struct gmca_ra_env *env, const struct gmca_auth_result *who,
+                             int64_t id, int64_t now, json_t **out, struct gmca_error *e) GMCA_WUR;
+/* GET /api/v1/recoveries/{id}, GET /api/v1/recoveries?state= */
+int gmca_ra_recovery_get(const struct gmca_ra_env *env, const struct gmca_auth_result *who,
+                         int64_t id, json_t **out, struct gmca_error *e) GMCA_WUR;
+int gmca_ra_recovery_list(const struct gmca_ra_env *env, const struct gmca_auth_result *who,
+                          const char *state, json_t **out, struct gmca_error *e) GMCA_WUR;
+
+/*
+ * In the CA engine process (c activated): check recovery id from the store
+ * alone (both proofs, the operators' tags under K_op and roles, requester
+ * != approver, the approval naming the request's submission, the request
+ * body matching the record, the recipient rule of its kind), ask the KM to
+ * restore the key to the recipient (gmca_km_restore, with the who and why
+ * as restoreInfo), and in one transaction store what it delivered, mark the
+ * recovery delivered, with the audit record km.recover. A refusal is
+ * audited and changes nothing.
+ */
+int gmca_ra_recover_approved(struct gmca_ctx *c, int64_t id, int64_t now,
+                             struct gmca_error *e) GMCA_WUR;
 
 /* ---- the CA engine's side ---- */
 

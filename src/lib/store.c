@@ -244,6 +244,41 @@ static const char *const migrations[] = {
     " task_no TEXT NOT NULL,"
     " time BIGINT NOT NULL,"
     " PRIMARY KEY (requester, task_no));",
+    /*
+     * 6: the CA's side of dual certificates (km.h). dual_keys: each encryption certificate
+     * issued for a KM key pair, the signature certificate it pairs with, and the key pair
+     * sealed to that signature key (SM2EnvelopedKey and ENVELOPEDKEYBLOB: nobody but the
+     * subscriber can open them). key_recoveries: CPS §3.10 recoveries, requested by one
+     * operator and approved by another (the signed requests kept as proofs for the CA
+     * engine), and what the KM delivered.
+     */
+    "CREATE TABLE dual_keys ("
+    " enc_serial TEXT PRIMARY KEY REFERENCES certificates (serial),"
+    " sig_serial TEXT NOT NULL REFERENCES certificates (serial),"
+    " envelope BLOB NOT NULL,"
+    " blob BLOB,"
+    " created BIGINT NOT NULL);"
+    "CREATE INDEX dual_keys_sig ON dual_keys (sig_serial);"
+    "CREATE TABLE key_recoveries ("
+    " id INTEGER PRIMARY KEY,"
+    " kind TEXT NOT NULL CHECK (kind IN ('subscriber', 'judicial')),"
+    " enc_serial TEXT NOT NULL REFERENCES certificates (serial),"
+    " recipient_serial TEXT,"
+    " recipient_key BLOB,"
+    " authority TEXT,"
+    " document_ref TEXT,"
+    " reason TEXT NOT NULL,"
+    " state TEXT NOT NULL,"
+    " requested_by TEXT NOT NULL,"
+    " requested_at BIGINT NOT NULL,"
+    " request_auth BLOB NOT NULL,"
+    " decided_by TEXT,"
+    " decided_at BIGINT,"
+    " decide_auth BLOB,"
+    " envelope BLOB,"
+    " blob BLOB,"
+    " delivered_at BIGINT);"
+    "CREATE INDEX key_recoveries_state ON key_recoveries (state);",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
