@@ -24,6 +24,7 @@
 #include "../src/serve/files.c"
 #include "../src/serve/routes.c"
 #include "../src/serve/ocsp.c"
+#include "../src/serve/ocsp_rotate.c"
 #include "../src/serve/tsa.c"
 
 #include "x509.h"

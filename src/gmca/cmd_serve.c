@@ -9,7 +9,9 @@
  * token, lent to the worker threads and freed (its memory cleared by
  * OpenSSL) when serve returns. With --ocsp-cert and --ocsp-key (once per
  * CA) it answers OCSP (RFC 6960) as that CA's delegated responder; those
- * keys are handled the same way.
+ * keys are handled the same way. With --ocsp-auto the front keeps and
+ * rotates a responder per CA itself (src/serve/ocsp_rotate.c); with
+ * --ocsp-ca-signed the CA key answers through the engine's op 'O'.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -62,7 +64,23 @@ static const char usage[] =
     "                      RFC 5019) for the CA that issued this delegated responder\n"
     "                      certificate (profile ocsp); repeat once per CA\n"
     "  --ocsp-validity SECONDS\n"
-    "                      nextUpdate - thisUpdate of the responses (default 3600)\n";
+    "                      nextUpdate - thisUpdate of the responses (default 3600)\n"
+    "  --ocsp-auto CA      answer OCSP for CA with a delegated responder this front\n"
+    "                      keeps and rotates itself: key and certificate under\n"
+    "                      DIR/ocsp/CA/ (the key encrypted with --ocsp-pass-file,\n"
+    "                      which then must not follow an --ocsp-key), a new one from\n"
+    "                      the CA engine (signed with the RA key) when none is valid\n"
+    "                      or the current one is in its last third; swapped in without\n"
+    "                      a restart. Repeat once per CA\n"
+    "  --ocsp-rotate-before SECONDS\n"
+    "                      rotate this long before notAfter instead (the engine allows\n"
+    "                      a new responder once the newest is a quarter through its life)\n"
+    "  --ocsp-cert-seconds SECONDS\n"
+    "                      for tests: ask for responder certificates valid this long\n"
+    "                      (at least 30; the profile caps it; default: the profile's)\n"
+    "  --ocsp-ca-signed CA answer OCSP for CA with responses signed by the CA key itself\n"
+    "                      through the CA engine, which checks each one against the\n"
+    "                      store first. Repeat once per CA\n";
 
 #define SERVE_OCSP_MAX 16 /* CAs one front answers OCSP for */
 
@@ -88,6 +106,10 @@ struct serve_opts {
         struct ocsp_opt ocsp[SERVE_OCSP_MAX];
         int nocsp_cert, nocsp_key;
         int64_t ocsp_validity;
+        const char *ocsp_auto[SERVE_OCSP_MAX], *ocsp_ca_signed[SERVE_OCSP_MAX];
+        size_t nocsp_auto, nocsp_ca_signed;
+        const char *ocsp_auto_pass; /* the --ocsp-pass-file not right after an --ocsp-key */
+        int64_t ocsp_rotate_before, ocsp_cert_seconds;
 };
 
 /*
@@ -239,6 +261,10 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
             {"ocsp-key", required_argument, NULL, 1002},
             {"ocsp-pass-file", required_argument, NULL, 1003},
             {"ocsp-validity", required_argument, NULL, 1004},
+            {"ocsp-auto", required_argument, NULL, 1005},
+            {"ocsp-ca-signed", required_argument, NULL, 1006},
+            {"ocsp-rotate-before", required_argument, NULL, 1007},
+            {"ocsp-cert-seconds", required_argument, NULL, 1008},
             {"help", no_argument, NULL, 'h'},
             {NULL, 0, NULL, 0},
         };
@@ -252,10 +278,15 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
         struct gmca_ctx *c = NULL;
         EVP_PKEY *key = NULL;
         X509 *cert = NULL;
-        int ch, n, rc = EXIT_FAIL, started = 0;
+        char *auto_pass = NULL;
+        size_t auto_pass_len = 0;
+        int ch, n, rc = EXIT_FAIL, started = 0, after_key = 0;
 
         memset(&k, 0, sizeof(k));
         while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+                int was_after_key = after_key;
+
+                after_key = ch == 1002;
                 switch (ch) {
                 case 'l':
                         o.listen = optarg;
@@ -318,9 +349,36 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
                         o.ocsp[o.nocsp_key++].key = optarg;
                         break;
                 case 1003:
-                        if (o.nocsp_key == 0 || o.ocsp[o.nocsp_key - 1].pass != NULL)
-                                return cli_usage_error("--ocsp-pass-file: after its --ocsp-key");
-                        o.ocsp[o.nocsp_key - 1].pass = optarg;
+                        if (was_after_key) {
+                                o.ocsp[o.nocsp_key - 1].pass = optarg;
+                                break;
+                        }
+                        if (o.ocsp_auto_pass != NULL)
+                                return cli_usage_error("--ocsp-pass-file: once for --ocsp-auto, "
+                                                       "else right after its --ocsp-key");
+                        o.ocsp_auto_pass = optarg;
+                        break;
+                case 1005:
+                case 1006:
+                        if ((ch == 1005 ? o.nocsp_auto : o.nocsp_ca_signed) >= SERVE_OCSP_MAX)
+                                return cli_usage_error("--ocsp-auto, --ocsp-ca-signed: at most %d",
+                                                       SERVE_OCSP_MAX);
+                        if (ch == 1005)
+                                o.ocsp_auto[o.nocsp_auto++] = optarg;
+                        else
+                                o.ocsp_ca_signed[o.nocsp_ca_signed++] = optarg;
+                        break;
+                case 1007:
+                case 1008:
+                        if ((n = cli_parse_int(optarg, ch == 1007 ? 1 : 30, 90 * 86400)) < 0)
+                                return cli_usage_error("%s: %d..7776000 seconds",
+                                                       ch == 1007 ? "--ocsp-rotate-before"
+                                                                  : "--ocsp-cert-seconds",
+                                                       ch == 1007 ? 1 : 30);
+                        if (ch == 1007)
+                                o.ocsp_rotate_before = n;
+                        else
+                                o.ocsp_cert_seconds = n;
                         break;
                 case 1004:
                         if ((n = cli_parse_int(optarg, 60, GMCA_OCSP_VALIDITY_MAX)) < 0)
@@ -344,9 +402,15 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
              (o.tsa_pass != NULL || o.tsa_policy != NULL || o.tsa_accuracy_ms != 0)))
                 return cli_usage_error("serve: --tsa-cert and --tsa-key go together, and the "
                                        "other --tsa options need them");
-        if (o.nocsp_cert != o.nocsp_key || (o.nocsp_cert == 0 && o.ocsp_validity != 0))
+        if (o.nocsp_cert != o.nocsp_key || (o.nocsp_cert == 0 && o.nocsp_auto == 0 &&
+                                            o.nocsp_ca_signed == 0 && o.ocsp_validity != 0))
                 return cli_usage_error("serve: each --ocsp-cert needs its --ocsp-key, and "
-                                       "--ocsp-validity needs them");
+                                       "--ocsp-validity needs a responder");
+        if ((o.nocsp_auto > 0) != (o.ocsp_auto_pass != NULL) ||
+            (o.nocsp_auto == 0 && (o.ocsp_rotate_before != 0 || o.ocsp_cert_seconds != 0)))
+                return cli_usage_error("serve: --ocsp-auto needs --ocsp-pass-file (not right "
+                                       "after an --ocsp-key), and --ocsp-rotate-before and "
+                                       "--ocsp-cert-seconds need --ocsp-auto");
         if (gmca_serve_check_listen(o.listen, &e) != 0 ||
             (key = cli_load_key(o.key, o.pass, &e)) == NULL ||
             (cert = cli_load_cert(o.cert, &e)) == NULL ||
@@ -368,6 +432,10 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
         }
         if (ocsp_load(c, &o, &ok, &e) != 0)
                 goto fail;
+        if (o.ocsp_auto_pass != NULL &&
+            cli_secret(o.ocsp_auto_pass, NULL, "OCSP responder key passphrase", 0, &auto_pass,
+                       &auto_pass_len, &e) != 0)
+                goto fail;
         gmca_ctx_close(c);
         c = NULL;
         if (engine_up(cli, &k, &started, &e) != 0)
@@ -383,7 +451,15 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
                                          .crl_interval = o.crl_interval,
                                          .ocsp = ok.r,
                                          .nocsp = ok.n,
-                                         .ocsp_validity = o.ocsp_validity};
+                                         .ocsp_validity = o.ocsp_validity,
+                                         .ocsp_auto = o.ocsp_auto,
+                                         .nocsp_auto = o.nocsp_auto,
+                                         .ocsp_ca_signed = o.ocsp_ca_signed,
+                                         .nocsp_ca_signed = o.nocsp_ca_signed,
+                                         .ocsp_pass = auto_pass,
+                                         .ocsp_pass_len = auto_pass_len,
+                                         .ocsp_rotate_before = o.ocsp_rotate_before,
+                                         .ocsp_cert_seconds = o.ocsp_cert_seconds};
         if (gmca_serve_run(&cfg, &e) != 0)
                 goto fail;
         rc = EXIT_OK;
@@ -400,5 +476,6 @@ out:
         EVP_PKEY_free(tsa.key);
         X509_free(tsa.cert);
         ocsp_free(&ok);
+        cli_pass_free(auto_pass, auto_pass_len);
         return rc;
 }

@@ -26,7 +26,9 @@
 
 #include "audit.h"
 #include "ca_internal.h"
+#include "ca_ocsp.h"
 #include "crypto.h"
+#include "km.h"
 #include "ra.h"
 #include "util.h"
 
@@ -327,6 +329,13 @@ void gmca_ctx_forget_secrets(struct gmca_ctx *c)
 {
         if (c == NULL || c->secrets == NULL)
                 return;
+        /* The KM link's key opens with the key PIN: the engine opens it now or never (km.h). */
+        if (c->km == NULL) {
+                gmca_error_clear(&c->km_error);
+                if ((c->km = gmca_ca_km_link(c, &c->km_error)) != NULL ||
+                    c->km_error.code == GMCA_ERR_NOTFOUND)
+                        gmca_error_clear(&c->km_error);
+        }
         OPENSSL_secure_clear_free(c->secrets, SECRETS_LEN);
         c->secrets = NULL;
 }
@@ -604,6 +613,27 @@ static int hook_ra_issue(void *arg, int64_t app_id, char serial[GMCA_SERIAL_HEX_
         return gmca_ra_issue_approved(arg, app_id, (int64_t)gmca_now(), serial, e);
 }
 
+static int hook_ra_recover(void *arg, int64_t id, struct gmca_error *e)
+{
+        return gmca_ra_recover_approved(arg, id, (int64_t)gmca_now(), e);
+}
+
+/* RA SUBOP ocsp and op 'O' (ca_ocsp.h). */
+static int hook_ocsp_issue(void *arg, const char *ca, const uint8_t *csr, size_t len,
+                           int64_t seconds, const char *actor, uint8_t **der, size_t *derlen,
+                           struct gmca_error *e)
+{
+        char serial[GMCA_SERIAL_HEX_MAX];
+
+        return gmca_ca_ocsp_issue(arg, ca, csr, len, seconds, actor, der, derlen, serial, e);
+}
+
+static int hook_ocsp_check(void *arg, const char *ca, const uint8_t *rd, size_t len,
+                           struct gmca_error *e)
+{
+        return gmca_ca_ocsp_check(arg, ca, rd, len, (int64_t)gmca_now(), e);
+}
+
 static int hook_audit(void *arg, const struct gmca_engine_audit *recs, size_t n,
                       struct gmca_error *e)
 {
@@ -678,6 +708,9 @@ int gmca_ctx_serve_engine(struct gmca_ctx *c, int ready_fd, struct gmca_error *e
         pol.pii_key = c->engine_pii ? CTX_PII(c) : NULL;
         pol.ra_cert = hook_ra_cert;
         pol.ra_issue = hook_ra_issue;
+        pol.ra_recover = hook_ra_recover;
+        pol.ocsp_issue = hook_ocsp_issue;
+        pol.ocsp_check = hook_ocsp_check;
         pol.audit = hook_audit;
         pol.arg = c;
         rc = gmca_engine_serve(path, keys, n, &pol, ready_fd, e);

@@ -125,6 +125,7 @@ int gmca_engine_parse_request(const uint8_t *buf, size_t len, struct gmca_engine
                 return 0;
         case 'S':
         case 'T':
+        case 'O':
                 break;
         case 'R':
                 if (len < 5)
@@ -213,6 +214,30 @@ static int all_of(const char *s, size_t n, const char *set)
         return 1;
 }
 
+/* ARGS of SUBOP ocsp: CA name '\n' seconds '\n' CSR DER. */
+static int parse_ra_ocsp(const uint8_t *p, size_t n, struct gmca_engine_ra_req *q,
+                         struct gmca_engine_ra_req *r, struct gmca_error *e)
+{
+        const char *l;
+        size_t len;
+
+        if (next_line(&p, &n, GMCA_ENGINE_NAME_MAX - 1, &l, &len) != 0 || !name_ok(l, len))
+                return gmca_error_set(e, GMCA_ERR_INVALID,
+                                      "RA request: ocsp takes a CA name line (printable ASCII)");
+        memcpy(q->ca, l, len);
+        if (next_line(&p, &n, 9, &l, &len) != 0 ||
+            !((len == 1 && l[0] == '0') || decimal(l, len, 9, &q->seconds) == 0))
+                return gmca_error_set(e, GMCA_ERR_INVALID,
+                                      "RA request: ocsp takes a validity line (seconds, 0 for the "
+                                      "profile's)");
+        if (n == 0)
+                return gmca_error_set(e, GMCA_ERR_INVALID, "RA request: ocsp without a CSR");
+        q->value = p;
+        q->value_len = n;
+        *r = *q;
+        return 0;
+}
+
 int gmca_engine_parse_ra(const uint8_t *p, size_t n, struct gmca_engine_ra_req *r,
                          struct gmca_error *e)
 {
@@ -255,14 +280,24 @@ int gmca_engine_parse_ra(const uint8_t *p, size_t n, struct gmca_engine_ra_req *
                 q.subop = GMCA_RA_OP_SEAL;
         else if (len == 6 && memcmp(l, "unseal", 6) == 0)
                 q.subop = GMCA_RA_OP_UNSEAL;
+        else if (len == 4 && memcmp(l, "ocsp", 4) == 0)
+                q.subop = GMCA_RA_OP_OCSP;
+        else if (len == 7 && memcmp(l, "recover", 7) == 0)
+                q.subop = GMCA_RA_OP_RECOVER;
         else
                 return gmca_error_set(e, GMCA_ERR_INVALID,
-                                      "RA request: unknown operation (issue, seal, unseal)");
-        if (q.subop == GMCA_RA_OP_ISSUE) {
+                                      "RA request: unknown operation (issue, seal, unseal, ocsp, "
+                                      "recover)");
+        if (q.subop == GMCA_RA_OP_OCSP)
+                return parse_ra_ocsp(p, n, &q, r, e);
+        if (q.subop == GMCA_RA_OP_ISSUE || q.subop == GMCA_RA_OP_RECOVER) {
                 if (decimal((const char *)p, n, 18, &q.app_id) != 0)
                         return gmca_error_set(e, GMCA_ERR_INVALID,
-                                              "RA request: issue takes an application id "
-                                              "(decimal, 1..18 digits, nothing after it)");
+                                              "RA request: %s takes %s id "
+                                              "(decimal, 1..18 digits, nothing after it)",
+                                              q.subop == GMCA_RA_OP_ISSUE ? "issue" : "recover",
+                                              q.subop == GMCA_RA_OP_ISSUE ? "an application"
+                                                                          : "a recovery");
                 *r = q;
                 return 0;
         }
@@ -930,7 +965,11 @@ static int nonce_take(struct server *s, const char *hex, int64_t now, struct gmc
 
 static const char *subop_name(enum gmca_engine_subop op)
 {
-        return op == GMCA_RA_OP_ISSUE ? "issue" : op == GMCA_RA_OP_SEAL ? "seal" : "unseal";
+        return op == GMCA_RA_OP_ISSUE     ? "issue"
+               : op == GMCA_RA_OP_SEAL    ? "seal"
+               : op == GMCA_RA_OP_OCSP    ? "ocsp"
+               : op == GMCA_RA_OP_RECOVER ? "recover"
+                                          : "unseal";
 }
 
 static void ra_seal(struct server *s, struct conn *c, const struct gmca_engine_ra_req *q,
@@ -991,6 +1030,55 @@ static void ra_seal(struct server *s, struct conn *c, const struct gmca_engine_r
         OPENSSL_clear_free(out, n);
 }
 
+/* SUBOP ocsp: a responder certificate within the bound of ca_ocsp.h; refusals audited. */
+static void ra_ocsp(struct server *s, struct conn *c, const struct gmca_engine_ra_req *q,
+                    const char *actor)
+{
+        struct gmca_error le;
+        uint8_t *der = NULL;
+        size_t len = 0;
+        int rc;
+
+        if (s->pol->ocsp_issue == NULL) {
+                refuse(s, c, actor, q->ca, "ocsp", GMCA_ERR_STATE,
+                       "this engine issues no OCSP responder certificates");
+                return;
+        }
+        gmca_error_clear(&le);
+        rc = s->pol->ocsp_issue(s->pol->arg, q->ca, q->value, q->value_len, q->seconds, actor, &der,
+                                &len, &le);
+        gmca_ossl_clear();
+        if (rc != 0) {
+                refuse(s, c, actor, q->ca, "ocsp", rc, le.msg[0] ? le.msg : gmca_err_name(rc));
+                return;
+        }
+        reply(c, ST_OK, der, len, NULL, 0);
+        OPENSSL_free(der);
+}
+
+/* SUBOP recover: the recovery audits its own outcome (km.recover). */
+static void ra_recover(struct server *s, struct conn *c, const struct gmca_engine_ra_req *q,
+                       const char *actor)
+{
+        struct gmca_error le;
+        char id[24];
+        int rc;
+
+        snprintf(id, sizeof(id), "%lld", (long long)q->app_id);
+        if (s->pol->ra_recover == NULL) {
+                refuse(s, c, actor, id, "recover", GMCA_ERR_STATE,
+                       "this engine carries out no key recoveries");
+                return;
+        }
+        gmca_error_clear(&le);
+        if ((rc = s->pol->ra_recover(s->pol->arg, q->app_id, &le)) != 0) {
+                gmca_ossl_clear();
+                reply_err(c, rc, le.msg[0] ? le.msg : gmca_err_name(rc));
+                return;
+        }
+        reply(c, ST_OK, NULL, 0, NULL, 0);
+}
+
 static void handle_ra(struct server *s, struct conn *c, const struct gmca_engine_request *r)
 {
         struct gmca_engine_ra_req q;
@@ -1042,6 +1130,14 @@ static void handle_ra(struct server *s, struct conn *c, const struct gmca_engine
         gmca_error_clear(&le);
         if ((rc = nonce_take(s, q.nonce, now, &le)) != 0) {
                 refuse(s, c, actor, NULL, subop_name(q.subop), rc, le.msg);
+                goto out;
+        }
+        if (q.subop == GMCA_RA_OP_OCSP) {
+                ra_ocsp(s, c, &q, actor);
+                goto out;
+        }
+        if (q.subop == GMCA_RA_OP_RECOVER) {
+                ra_recover(s, c, &q, actor);
                 goto out;
         }
         if (q.subop != GMCA_RA_OP_ISSUE) {
@@ -1098,6 +1194,52 @@ static const char *unprefixed(const char *msg)
         return strncmp(msg, prefix, sizeof(prefix) - 1) == 0 ? msg + sizeof(prefix) - 1 : msg;
 }
 
+/*
+ * 'O': a ResponseData signed with the CA key only once the store confirms
+ * every claim in it (ca_ocsp.h). A refusal is audited: a process that can
+ * reach the socket tried to have the CA sign something untrue.
+ */
+static void handle_ocsp(struct server *s, struct conn *c, const struct gmca_engine_request *r)
+{
+        const struct gmca_engine_key *k = NULL;
+        struct gmca_error le;
+        uint8_t sig[GMCA_SM2_SIG_MAX];
+        size_t siglen = 0;
+        char msg[160];
+        int rc;
+
+        for (size_t i = 0; i < s->nkeys && k == NULL; i++)
+                if (strcmp(s->keys[i].name, r->name) == 0)
+                        k = &s->keys[i];
+        if (k == NULL) {
+                snprintf(msg, sizeof(msg), "no CA %s in this engine", r->name);
+                reply_err(c, GMCA_ERR_NOTFOUND, msg);
+                return;
+        }
+        if (s->pol == NULL || s->pol->ocsp_check == NULL) {
+                refuse(s, c, "engine", k->name, "O", GMCA_ERR_STATE,
+                       "this engine signs no OCSP responses");
+                return;
+        }
+        gmca_error_clear(&le);
+        if ((rc = s->pol->ocsp_check(s->pol->arg, k->name, r->tbs, r->tbs_len, &le)) != 0) {
+                gmca_ossl_clear();
+                refuse(s, c, "engine", k->name, "O", rc, le.msg[0] ? le.msg : gmca_err_name(rc));
+                return;
+        }
+        rc = k->signer->sign(k->signer->arg, r->tbs, r->tbs_len, sig, &siglen, &le);
+        if (rc == 0 && (siglen == 0 || siglen > GMCA_SM2_SIG_MAX))
+                rc = gmca_error_set(&le, GMCA_ERR_INTERNAL, "CA %s: signer returned %zu bytes",
+                                    k->name, siglen);
+        gmca_ossl_clear();
+        if (rc != 0) {
+                reply_err(c, rc, le.msg[0] ? le.msg : "signing failed");
+                return;
+        }
+        reply(c, ST_OK, sig, siglen, NULL, 0);
+        OPENSSL_cleanse(sig, sizeof(sig));
+}
+
 /* A whole frame is in c->in: answer it. */
 static void handle(struct server *s, struct conn *c)
 {
@@ -1117,6 +1259,9 @@ static void handle(struct server *s, struct conn *c)
                 break;
         case 'R':
                 handle_ra(s, c, &r);
+                break;
+        case 'O':
+                handle_ocsp(s, c, &r);
                 break;
         case 'L':
                 handle_list(s, c);
@@ -1834,8 +1979,8 @@ static int request(struct gmca_engine_client *c, uint8_t op, const uint8_t *head
         return 0;
 }
 
-/* 'S' (authz NULL) or 'T'. */
-static int sign_req(struct gmca_engine_client *c, const char *ca, const uint8_t *authz,
+/* 'S' (authz NULL) or 'T'; 'O' when ocsp is set. */
+static int sign_req(struct gmca_engine_client *c, const char *ca, const uint8_t *authz, int ocsp,
                     const uint8_t *tbs, size_t len, uint8_t sig[GMCA_SM2_SIG_MAX], size_t *siglen,
                     struct gmca_error *e)
 {
@@ -1852,7 +1997,7 @@ static int sign_req(struct gmca_engine_client *c, const char *ca, const uint8_t 
                 return gmca_error_set(e, GMCA_ERR_LIMIT, "engine: TBS of %zu bytes over the cap",
                                       len);
         gmca_put_be32(head, (uint32_t)(3 + nl + macl + len));
-        head[4] = authz != NULL ? 'T' : 'S';
+        head[4] = ocsp ? 'O' : authz != NULL ? 'T' : 'S';
         head[5] = (uint8_t)(nl >> 8);
         head[6] = (uint8_t)nl;
         memcpy(head + 7, ca, nl);
@@ -1877,7 +2022,14 @@ static int sign_req(struct gmca_engine_client *c, const char *ca, const uint8_t 
 int gmca_engine_sign(struct gmca_engine_client *c, const char *ca, const uint8_t *tbs, size_t len,
                      uint8_t sig[GMCA_SM2_SIG_MAX], size_t *siglen, struct gmca_error *e)
 {
-        return sign_req(c, ca, NULL, tbs, len, sig, siglen, e);
+        return sign_req(c, ca, NULL, 0, tbs, len, sig, siglen, e);
+}
+
+int gmca_engine_sign_ocsp(struct gmca_engine_client *c, const char *ca, const uint8_t *rd,
+                          size_t len, uint8_t sig[GMCA_SM2_SIG_MAX], size_t *siglen,
+                          struct gmca_error *e)
+{
+        return sign_req(c, ca, NULL, 1, rd, len, sig, siglen, e);
 }
 
 int gmca_engine_sign_authorised(struct gmca_engine_client *c, const char *ca,
@@ -1887,7 +2039,7 @@ int gmca_engine_sign_authorised(struct gmca_engine_client *c, const char *ca,
 {
         if (authz == NULL)
                 return gmca_error_set(e, GMCA_ERR_INVALID, "engine: no authorisation key");
-        return sign_req(c, ca, authz, tbs, len, sig, siglen, e);
+        return sign_req(c, ca, authz, 0, tbs, len, sig, siglen, e);
 }
 
 int gmca_engine_list(struct gmca_engine_client *c, char *buf, size_t len, struct gmca_error *e)
@@ -1934,7 +2086,7 @@ static int engine_signer_sign(void *arg, const uint8_t *tbs, size_t len,
 {
         struct gmca_engine_signer *s = arg;
 
-        return sign_req(s->client, s->ca, s->authz, tbs, len, sig, siglen, e);
+        return sign_req(s->client, s->ca, s->authz, 0, tbs, len, sig, siglen, e);
 }
 
 void gmca_engine_signer_init(struct gmca_engine_signer *s, struct gmca_engine_client *c,
@@ -2026,6 +2178,54 @@ int gmca_engine_ra_issue(struct gmca_engine_ra *ra, int64_t app_id,
         memcpy(serial, b, n);
         serial[n] = '\0';
         free(b);
+        return 0;
+}
+
+int gmca_engine_ra_recover(struct gmca_engine_ra *ra, int64_t id, struct gmca_error *e)
+{
+        char arg[24];
+        uint8_t *b = NULL;
+        size_t n = 0;
+        int rc;
+
+        if (id <= 0)
+                return gmca_error_set(e, GMCA_ERR_INVALID, "engine: recovery id %lld",
+                                      (long long)id);
+        snprintf(arg, sizeof(arg), "%lld", (long long)id);
+        if ((rc = ra_request(ra, "recover", arg, strlen(arg), NULL, 0, &b, &n, e)) != 0)
+                return rc;
+        free(b);
+        return n == 0 ? 0
+                      : gmca_error_set(e, GMCA_ERR_INVALID, "engine: recover: unexpected reply");
+}
+
+int gmca_engine_ra_recover_cb(void *arg, int64_t id, struct gmca_error *e)
+{
+        return gmca_engine_ra_recover(arg, id, e);
+}
+
+int gmca_engine_ra_ocsp(struct gmca_engine_ra *ra, const char *ca, const uint8_t *csr, size_t len,
+                        int64_t seconds, uint8_t **der, size_t *derlen, struct gmca_error *e)
+{
+        char head[GMCA_ENGINE_NAME_MAX + 24];
+        uint8_t *b = NULL;
+        size_t n = 0;
+        int rc, hl;
+
+        if (ca == NULL || !name_ok(ca, strlen(ca)) || csr == NULL || len == 0 || seconds < 0 ||
+            seconds > 999999999)
+                return gmca_error_set(e, GMCA_ERR_INVALID, "engine: ocsp: CA name, CSR, seconds");
+        hl = snprintf(head, sizeof(head), "%s\n%lld\n", ca, (long long)seconds);
+        if (hl < 0 || (size_t)hl >= sizeof(head))
+                return gmca_error_set(e, GMCA_ERR_INVALID, "engine: ocsp: CA name too long");
+        if ((rc = ra_request(ra, "ocsp", head, (size_t)hl, csr, len, &b, &n, e)) != 0)
+                return rc;
+        if (n == 0) {
+                free(b);
+                return gmca_error_set(e, GMCA_ERR_INVALID, "engine: empty ocsp reply");
+        }
+        *der = b;
+        *derlen = n;
         return 0;
 }
 

@@ -21,6 +21,10 @@
  *     'T' sign with the custodians' authorisation:
  *                     u16 namelen, name, mac(32), tbs (rest of the frame);
  *                     mac = HMAC-SM3(K_authz, tbs)
+ *     'O' sign an OCSP ResponseData with the CA key itself (CA-signed OCSP):
+ *                     u16 namelen, name, DER ResponseData (rest of the frame);
+ *                     signed only if every claim in it is the store's
+ *                     (ca_ocsp.h gmca_ca_ocsp_check), else refused and audited
  *     'R' RA request: u32 paylen, payload, signature (rest of the frame):
  *                     DER SM2 signature (ID 1234567812345678) over payload
  *                     by the RA communication key; payload below
@@ -36,8 +40,14 @@
  *   SERIAL      the RA certificate's serial, upper-case hex
  *   TIME        Unix seconds, decimal
  *   NONCE       32 lower-case hex digits, never reused
- *   SUBOP       issue | seal | unseal
+ *   SUBOP       issue | seal | unseal | ocsp | recover
  *   ARGS        issue: the application id (decimal, no final '\n');
+ *               recover: the key recovery id, the same way (ra.h
+ *               gmca_ra_recover_approved); the reply is empty;
+ *               ocsp: CA name '\n' seconds '\n' CSR DER (the rest): a
+ *               delegated OCSP responder certificate (ca_ocsp.h); seconds
+ *               0 for the profile's validity, else 30..the profile's (a
+ *               test front asks for short ones); the reply is its DER;
  *               seal/unseal: aad '\n' value (the rest, any bytes)
  * seal output (unseal input): IV(12) || SM4-GCM ciphertext || tag(16), aad bound.
  *
@@ -107,6 +117,16 @@ struct gmca_engine_policy {
         /* Issue approved application app_id (gmca_ra_issue_approved). NULL: refused. */
         int (*ra_issue)(void *arg, int64_t app_id, char serial[GMCA_SERIAL_HEX_MAX],
                         struct gmca_error *e);
+        /* Carry out approved key recovery id (gmca_ra_recover_approved). NULL: refused. */
+        int (*ra_recover)(void *arg, int64_t id, struct gmca_error *e);
+        /* RA SUBOP ocsp: issue a delegated responder certificate of CA ca
+         * (gmca_ca_ocsp_issue); *der caller frees (OPENSSL_free). NULL: refused. */
+        int (*ocsp_issue)(void *arg, const char *ca, const uint8_t *csr, size_t len,
+                          int64_t seconds, const char *actor, uint8_t **der, size_t *derlen,
+                          struct gmca_error *e);
+        /* Op 'O': 0 if CA ca may sign ResponseData rd (gmca_ca_ocsp_check). NULL: refused. */
+        int (*ocsp_check)(void *arg, const char *ca, const uint8_t *rd, size_t len,
+                          struct gmca_error *e);
         /* Write n records in one transaction. Called only after the reply that
          * caused them is sent (the client may hold the store's write lock
          * until it has its signature); records that fail stay queued and
@@ -142,7 +162,13 @@ struct gmca_engine_request {
 int gmca_engine_parse_request(const uint8_t *buf, size_t len, struct gmca_engine_request *r,
                               struct gmca_error *e) GMCA_WUR;
 
-enum gmca_engine_subop { GMCA_RA_OP_ISSUE = 1, GMCA_RA_OP_SEAL, GMCA_RA_OP_UNSEAL };
+enum gmca_engine_subop {
+        GMCA_RA_OP_ISSUE = 1,
+        GMCA_RA_OP_SEAL,
+        GMCA_RA_OP_UNSEAL,
+        GMCA_RA_OP_OCSP,
+        GMCA_RA_OP_RECOVER
+};
 
 /* A parsed RA payload (pointers into it). Exposed for the fuzz target. */
 struct gmca_engine_ra_req {
@@ -150,10 +176,12 @@ struct gmca_engine_ra_req {
         int64_t time;
         char nonce[GMCA_ENGINE_NONCE_HEX + 1];
         enum gmca_engine_subop subop;
-        int64_t app_id;                    /* issue */
+        int64_t app_id;                    /* issue; recover: the recovery id */
         char aad[GMCA_ENGINE_AAD_MAX + 1]; /* seal, unseal */
-        const uint8_t *value;
+        const uint8_t *value;              /* seal, unseal; ocsp: the CSR */
         size_t value_len;
+        char ca[GMCA_ENGINE_NAME_MAX]; /* ocsp */
+        int64_t seconds;               /* ocsp: 0 the profile's validity */
 };
 /* Strict: GMCA_ERR_INVALID naming the line at fault, GMCA_ERR_LIMIT over the caps. */
 int gmca_engine_parse_ra(const uint8_t *p, size_t n, struct gmca_engine_ra_req *r,
@@ -189,6 +217,11 @@ int gmca_engine_list(struct gmca_engine_client *c, char *buf, size_t len,
                      struct gmca_error *e) GMCA_WUR;
 int gmca_engine_deactivate(struct gmca_engine_client *c, struct gmca_error *e) GMCA_WUR;
 
+/* 'O': the SM2 signature of CA ca over ResponseData rd, if the engine finds it true. */
+int gmca_engine_sign_ocsp(struct gmca_engine_client *c, const char *ca, const uint8_t *rd,
+                          size_t len, uint8_t sig[GMCA_SM2_SIG_MAX], size_t *siglen,
+                          struct gmca_error *e) GMCA_WUR;
+
 /* A signer that forwards to the engine for CA `ca` (copied); with authz ('T') if set. */
 struct gmca_engine_signer {
         struct gmca_signer base;
@@ -216,7 +249,8 @@ void gmca_engine_signer_init(struct gmca_engine_signer *s, struct gmca_engine_cl
  * A TBSCertificate sent with the plain 'S' op is signed only when the
  * custodians allowed it: at activation (gmca activate --direct-issue,
  * audited) or per request with the authorisation of gmca_ctx_authorise.
- * CRLs (and, later, OCSP responses) are signed for any local peer.
+ * CRLs, and OCSP ResponseData ('O') the engine has checked against the
+ * store, are signed for any local peer.
  */
 struct gmca_engine_ra {
         struct gmca_engine_client *client; /* one per thread: a client is not thread-safe */
@@ -227,6 +261,13 @@ struct gmca_engine_ra {
 /* Issue approved application app_id; *serial receives the new certificate's serial. */
 int gmca_engine_ra_issue(struct gmca_engine_ra *ra, int64_t app_id,
                          char serial[GMCA_SERIAL_HEX_MAX], struct gmca_error *e) GMCA_WUR;
+/*
+ * A delegated OCSP responder certificate of CA ca for csr (DER); seconds 0:
+ * the profile's validity. *der: the certificate (malloc'd, caller frees).
+ */
+int gmca_engine_ra_ocsp(struct gmca_engine_ra *ra, const char *ca, const uint8_t *csr, size_t len,
+                        int64_t seconds, uint8_t **der, size_t *derlen,
+                        struct gmca_error *e) GMCA_WUR;
 /* Seal or unseal (unseal = 1) n bytes bound to aad; *out malloc'd. */
 int gmca_engine_ra_seal(struct gmca_engine_ra *ra, int unseal, const char *aad, const uint8_t *in,
                         size_t n, uint8_t **out, size_t *outlen, struct gmca_error *e) GMCA_WUR;
@@ -235,5 +276,8 @@ struct gmca_pii_sealer;
 void gmca_engine_ra_sealer(struct gmca_engine_ra *ra, struct gmca_pii_sealer *out);
 int gmca_engine_ra_issue_cb(void *arg, int64_t app_id, char serial[GMCA_SERIAL_HEX_MAX],
                             struct gmca_error *e);
+/* Carry out approved key recovery id (SUBOP recover); and as ra.h's env->recover. */
+int gmca_engine_ra_recover(struct gmca_engine_ra *ra, int64_t id, struct gmca_error *e) GMCA_WUR;
+int gmca_engine_ra_recover_cb(void *arg, int64_t id, struct gmca_error *e);
 
 #endif

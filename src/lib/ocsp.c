@@ -135,6 +135,61 @@ fail:
         return rc;
 }
 
+/* For gmca_ocsp_responder_init_ca: the store CA named name. */
+struct find_named {
+        const char *name;
+        int64_t ca_id;
+        X509 *ca;
+};
+
+static int find_named(const struct gmca_ca_rec *rec, void *arg)
+{
+        struct find_named *f = arg;
+        const uint8_t *p = rec->cert_der;
+
+        if (rec->cert_der == NULL || f->ca != NULL || strcmp(rec->name, f->name) != 0)
+                return 0;
+        if ((f->ca = d2i_X509(NULL, &p, (long)rec->cert_len)) == NULL ||
+            p != rec->cert_der + rec->cert_len) {
+                X509_free(f->ca);
+                f->ca = NULL;
+                gmca_ossl_clear();
+                return 0;
+        }
+        f->ca_id = rec->id;
+        return 0;
+}
+
+int gmca_ocsp_responder_init_ca(struct gmca_ocsp_responder *r, struct gmca_store *s, const char *ca,
+                                const struct gmca_signer *signer, struct gmca_error *e)
+{
+        struct find_named f = {.name = ca};
+        unsigned idlen = 0;
+        int rc;
+
+        memset(r, 0, sizeof(*r));
+        if (ca == NULL || signer == NULL)
+                return gmca_error_set(e, GMCA_ERR_INVALID, "OCSP: CA name and signer required");
+        if ((rc = gmca_store_ca_list(s, find_named, &f, e)) != 0)
+                return rc;
+        if (f.ca == NULL)
+                return gmca_error_set(e, GMCA_ERR_NOTFOUND, "OCSP: no CA %s in the store", ca);
+        r->ca_id = f.ca_id;
+        r->ca = f.ca;
+        r->signer = signer;
+        if ((rc = digests(r->ca, EVP_sha1(), r->name_sha1, r->key_sha1, 20, e)) != 0 ||
+            (rc = digests(r->ca, EVP_sm3(), r->name_sm3, r->key_sm3, GMCA_SM3_LEN, e)) != 0)
+                goto fail;
+        if (X509_pubkey_digest(r->ca, EVP_sha1(), r->respid, &idlen) != 1 || idlen != 20) {
+                rc = gmca_error_ossl(e, GMCA_ERR_CRYPTO, "OCSP: cannot hash the CA key");
+                goto fail;
+        }
+        return 0;
+fail:
+        gmca_ocsp_responder_clear(r);
+        return rc;
+}
+
 void gmca_ocsp_responder_clear(struct gmca_ocsp_responder *r)
 {
         if (r == NULL)
@@ -578,13 +633,14 @@ static int sign_response(const struct gmca_ocsp_responder *r, const struct buf *
         tbs.p = NULL;
         tmp.len = 0;
         if (PUT_I2D(&bas, i2d_X509_ALGOR, alg) ||
-            tlv(&bas, 0, V_ASN1_BIT_STRING, V_ASN1_UNIVERSAL, sig, siglen + 1) ||
-            PUT_I2D(&tmp, i2d_X509, r->cert))
+            tlv(&bas, 0, V_ASN1_BIT_STRING, V_ASN1_UNIVERSAL, sig, siglen + 1))
                 goto out;
-        {
+        /* A CA-signed response carries no certificate: the client has the CA's. */
+        if (r->cert != NULL) {
                 struct buf seq = {0};
 
-                rc = tlv(&seq, 1, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, tmp.p, tmp.len);
+                if ((rc = PUT_I2D(&tmp, i2d_X509, r->cert)) == 0)
+                        rc = tlv(&seq, 1, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, tmp.p, tmp.len);
                 if (rc == 0)
                         rc = tlv(&bas, 1, 0, V_ASN1_CONTEXT_SPECIFIC, seq.p, seq.len);
                 OPENSSL_free(seq.p);
@@ -838,6 +894,22 @@ static const struct gmca_ocsp_responder *pick(OCSP_REQUEST *req,
         return chosen;
 }
 
+/*
+ * A CA-signed responder (r->cert NULL) signs through the CA engine, which
+ * refuses (and audits) a ResponseData with a CertID it cannot check: one
+ * with another hash than SHA-1 or SM3 is answered "unauthorized" here
+ * instead, so that such requests cannot fill the audit log.
+ */
+static int ca_signable(OCSP_REQUEST *req, const struct gmca_ocsp_responder *r)
+{
+        if (r->cert != NULL)
+                return 1;
+        for (int i = 0; i < OCSP_request_onereq_count(req); i++)
+                if (cid_match(OCSP_onereq_get0_id(OCSP_request_onereq_get0(req, i)), r) != ID_MATCH)
+                        return 0;
+        return 1;
+}
+
 /* gmca_ocsp_respond; force: sign even if the cache has a fresh entry (refresh). */
 static int respond(struct gmca_store *s, const struct gmca_ocsp_responder *rs, size_t n,
                    const struct gmca_ocsp_opts *o, const uint8_t *req, size_t len, int force,
@@ -867,7 +939,7 @@ static int respond(struct gmca_store *s, const struct gmca_ocsp_responder *rs, s
         }
         if ((rq = gmca_ocsp_request_parse(req, len, e)) == NULL)
                 return bare(OCSP_RESPONSE_STATUS_MALFORMEDREQUEST, out, outlen, a, e);
-        if ((r = pick(rq, rs, n)) == NULL) {
+        if ((r = pick(rq, rs, n)) == NULL || !ca_signable(rq, r)) {
                 gmca_error_set(e, GMCA_ERR_FORBIDDEN,
                                "OCSP request: RFC 6960 §2.3: an issuer this responder does not "
                                "serve");
@@ -881,8 +953,10 @@ static int respond(struct gmca_store *s, const struct gmca_ocsp_responder *rs, s
         {
                 time_t t = (time_t)now;
 
-                if (X509_cmp_time(X509_get0_notAfter(r->cert), &t) <= 0 ||
-                    X509_cmp_time(X509_get0_notBefore(r->cert), &t) > 0) {
+                X509 *sc = r->cert != NULL ? r->cert : r->ca;
+
+                if (X509_cmp_time(X509_get0_notAfter(sc), &t) <= 0 ||
+                    X509_cmp_time(X509_get0_notBefore(sc), &t) > 0) {
                         gmca_error_set(e, GMCA_ERR_STATE,
                                        "OCSP: the responder certificate is not valid now");
                         rc = bare(OCSP_RESPONSE_STATUS_INTERNALERROR, out, outlen, a, e);
@@ -914,7 +988,8 @@ static int respond(struct gmca_store *s, const struct gmca_ocsp_responder *rs, s
         /* The RFC 5019 profile is kept: one CertID, no nonce. */
         if (nonce == NULL && OCSP_request_onereq_count(rq) == 1 &&
             gmca_sm3(*out, *outlen, a->digest) == 0) {
-                int64_t until = now + validity - margin, end = not_after(r->cert);
+                int64_t until = now + validity - margin,
+                        end = not_after(r->cert != NULL ? r->cert : r->ca);
 
                 a->has_digest = 1;
                 if (end < until)

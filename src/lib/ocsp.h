@@ -65,9 +65,9 @@
 
 /* One CA served, with the certificate and signer that answer for it. */
 struct gmca_ocsp_responder {
-        int64_t ca_id;                    /* the CA's id in the store */
-        X509 *ca;                         /* owned: the CA certificate */
-        X509 *cert;                       /* borrowed: the responder certificate */
+        int64_t ca_id; /* the CA's id in the store */
+        X509 *ca;      /* owned: the CA certificate */
+        X509 *cert;    /* borrowed: the responder certificate; NULL: CA-signed (init_ca) */
         const struct gmca_signer *signer; /* borrowed: signs with cert's key */
         uint8_t name_sha1[20], key_sha1[20];
         uint8_t name_sm3[GMCA_SM3_LEN], key_sm3[GMCA_SM3_LEN];
@@ -86,6 +86,17 @@ int gmca_ocsp_responder_init(struct gmca_ocsp_responder *r, struct gmca_store *s
                              const struct gmca_signer *signer, int64_t now,
                              struct gmca_error *e) GMCA_WUR;
 void gmca_ocsp_responder_clear(struct gmca_ocsp_responder *r);
+
+/*
+ * A CA-signed responder (RFC 6960 §4.2.2.2, first case): store CA ca
+ * answers for itself. signer signs with the CA key (in the front: the CA
+ * engine's op 'O', which checks each ResponseData against the store);
+ * ResponderID byKey of the CA key; no certificate in the response; r->cert
+ * stays NULL and the CA certificate's validity bounds the answers. Free
+ * with gmca_ocsp_responder_clear. GMCA_ERR_NOTFOUND if no such CA.
+ */
+int gmca_ocsp_responder_init_ca(struct gmca_ocsp_responder *r, struct gmca_store *s, const char *ca,
+                                const struct gmca_signer *signer, struct gmca_error *e) GMCA_WUR;
 
 /*
  * Strictly parse a DER OCSPRequest: exactly len bytes, DER (re-encodes to

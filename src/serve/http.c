@@ -43,6 +43,7 @@ struct server {
         struct serve_worker *workers;
         struct serve_crl_sched *crl;  /* the CRL schedule's thread */
         struct serve_ocsp_fast *ocsp; /* the OCSP cache and its refresh thread */
+        struct serve_publish *pub;    /* the change feed's delivery threads */
         size_t nworkers;
         pthread_mutex_t lock;
         atomic_long inflight; /* requests whose headers are in and whose reply is not done */
@@ -405,7 +406,13 @@ int gmca_serve_run(const struct gmca_serve_config *cfg, struct gmca_error *e)
                 rc = e && e->code ? e->code : GMCA_ERR_INTERNAL;
                 goto out;
         }
-        if ((srv.ocsp = serve_ocsp_fast_start(cfg, e)) == NULL && cfg->nocsp > 0) {
+        if ((srv.ocsp = serve_ocsp_fast_start(cfg, e)) == NULL && serve_ocsp_wanted(cfg)) {
+                rc = e && e->code ? e->code : GMCA_ERR_INTERNAL;
+                goto out;
+        }
+        if (cfg->npublishers > 0 &&
+            (srv.pub = serve_publish_start(cfg->dir, cfg->publishers, cfg->npublishers, e)) ==
+                NULL) {
                 rc = e && e->code ? e->code : GMCA_ERR_INTERNAL;
                 goto out;
         }
@@ -413,6 +420,7 @@ int gmca_serve_run(const struct gmca_serve_config *cfg, struct gmca_error *e)
                 srv.workers[i].crl = srv.crl;
                 srv.workers[i].crl_urgent = serve_crl_sched_urgent;
                 srv.workers[i].ocsp_cache = serve_ocsp_fast_cache(srv.ocsp);
+                srv.workers[i].ocsp = srv.ocsp;
         }
         flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC;
         if (ss.ss_family == AF_INET6)
@@ -457,6 +465,7 @@ out:
                 pthread_sigmask(SIG_SETMASK, &old, NULL);
         serve_crl_sched_stop(srv.crl);
         serve_ocsp_fast_stop(srv.ocsp);
+        serve_publish_stop(srv.pub);
         for (size_t i = 0; i < srv.nworkers; i++)
                 serve_worker_free(&srv.workers[i]);
         free(srv.workers);

@@ -50,6 +50,7 @@ struct gmca_serve_tsa {
 int gmca_serve_tsa_check(const struct gmca_serve_tsa *t, struct gmca_error *e) GMCA_WUR;
 
 struct gmca_ocsp_responder;
+struct gmca_publisher;
 
 struct gmca_serve_config {
         const char *dir;    /* state directory */
@@ -70,6 +71,32 @@ struct gmca_serve_config {
         const struct gmca_ocsp_responder *ocsp;
         size_t nocsp;
         int64_t ocsp_validity;
+        /*
+         * Responders the front runs itself (issue 5 item 2; src/serve/ocsp.c,
+         * ocsp_rotate.c). ocsp_auto: names of CAs whose delegated responder
+         * the front keeps under <dir>/ocsp/<ca>/ (key encrypted with
+         * ocsp_pass) and rotates through the CA engine (RA SUBOP ocsp) once
+         * within ocsp_rotate_before seconds of its notAfter (0: in its last
+         * third); ocsp_cert_seconds: the validity asked for (0: the
+         * profile's; tests ask for seconds). ocsp_ca_signed: CAs answered
+         * with the CA key itself through the engine's op 'O'. Borrowed.
+         */
+        const char *const *ocsp_auto;
+        size_t nocsp_auto;
+        const char *const *ocsp_ca_signed;
+        size_t nocsp_ca_signed;
+        const char *ocsp_pass; /* the passphrase, ocsp_pass_len bytes */
+        size_t ocsp_pass_len;
+        int64_t ocsp_rotate_before;
+        int64_t ocsp_cert_seconds;
+        /*
+         * The change feed's delivery channels (publish.h), one thread each
+         * (publish_run.c): the LDAP directory (ldap_pub.h), the sync
+         * receivers (sync.h). Borrowed with their args, which must outlive
+         * gmca_serve_run; npublishers 0: none.
+         */
+        const struct gmca_publisher *publishers;
+        size_t npublishers;
 };
 
 /*

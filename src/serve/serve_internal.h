@@ -46,6 +46,7 @@ struct serve_worker {
         void (*crl_urgent)(struct serve_crl_sched *);
         struct serve_crl_sched *crl;
         struct gmca_ocsp_cache *ocsp_cache; /* shared by the workers; NULL: sign each time */
+        struct serve_ocsp_fast *ocsp;       /* the responders (ocsp.c); NULL: no OCSP */
 };
 
 int serve_worker_init(struct serve_worker *w, const struct gmca_serve_config *cfg,
@@ -140,6 +141,18 @@ void serve_crl_sched_urgent(struct serve_crl_sched *s);
 void serve_crl_sched_stop(struct serve_crl_sched *s);
 
 /*
+ * The delivery workers (publish_run.c, publish.h): one thread per channel
+ * p[0..n) (copied), each with its own connection to the store in dir,
+ * pumping the change feed to its receiver until serve_publish_stop (NULL
+ * is fine).
+ */
+struct gmca_publisher;
+struct serve_publish;
+struct serve_publish *serve_publish_start(const char *dir, const struct gmca_publisher *p, size_t n,
+                                          struct gmca_error *e);
+void serve_publish_stop(struct serve_publish *sp);
+
+/*
  * The OCSP fast path (ocsp.c): the cache of pre-signed responses shared by
  * the workers, and a thread with its own store connection that re-signs
  * entries before they reach nextUpdate - margin. NULL from start when
@@ -151,6 +164,8 @@ struct gmca_ocsp_cache;
 struct serve_ocsp_fast *serve_ocsp_fast_start(const struct gmca_serve_config *cfg,
                                               struct gmca_error *e);
 struct gmca_ocsp_cache *serve_ocsp_fast_cache(struct serve_ocsp_fast *f);
+/* 1 if cfg asks for any OCSP responder (then serve_ocsp_fast_start must succeed). */
+int serve_ocsp_wanted(const struct gmca_serve_config *cfg);
 void serve_ocsp_fast_stop(struct serve_ocsp_fast *f);
 
 /* The public, unsigned downloads: 1 if path is one of them (out filled), else 0. */

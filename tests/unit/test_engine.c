@@ -290,8 +290,13 @@ static int setup(void **state)
             gmca_rand_bytes(f->pii, sizeof(f->pii), &e) != 0)
                 return -1;
         snprintf(f->audit_path, sizeof(f->audit_path), "%s/audit.log", f->dir);
-        f->policy =
-            (struct gmca_engine_policy){1, f->authz, f->pii, t_ra_cert, t_ra_issue, t_audit, f};
+        f->policy = (struct gmca_engine_policy){.direct_issue = 1,
+                                                .authz_key = f->authz,
+                                                .pii_key = f->pii,
+                                                .ra_cert = t_ra_cert,
+                                                .ra_issue = t_ra_issue,
+                                                .audit = t_audit,
+                                                .arg = f};
         f->pol = &f->policy;
         if ((f->pid = start_engine(f, f->sock, NULL)) < 0)
                 return -1;
