@@ -118,8 +118,11 @@ int cmd_deactivate(struct cli *cli, int argc, char **argv);
 int cmd_key(struct cli *cli, int argc, char **argv);
 int cmd_ra(struct cli *cli, int argc, char **argv);
 int cmd_operator(struct cli *cli, int argc, char **argv);
-int cmd_serve(struct cli *cli, int argc, char **argv); /* cmd_serve.c: the RA front */
-int cmd_api(struct cli *cli, int argc, char **argv);   /* cmd_api.c: signed API client */
+int cmd_serve(struct cli *cli, int argc, char **argv);   /* cmd_serve.c: the RA front */
+int cmd_api(struct cli *cli, int argc, char **argv);     /* cmd_api.c: signed API client */
+int cmd_km(struct cli *cli, int argc, char **argv);      /* cmd_km.c: the key management centre */
+int cmd_km_link(struct cli *cli, int argc, char **argv); /* cmd_km_link.c: the CA's side */
+int cmd_token(struct cli *cli, int argc, char **argv);   /* cmd_token.c: the soft token */
 
 /* Start the CA engine process from an activated context (cmd_key.c; activate, serve). */
 int cli_engine_spawn(struct gmca_ctx *c, pid_t *pid, struct gmca_error *e);

@@ -34,8 +34,10 @@ static const char usage[] =
     "  ra cert issue|list  the RA system's communication certificate\n"
     "  serve             the RA front: the signed operator API, CA certificates, CRLs\n"
     "  api               send one signed request to the front (scripts, tests)\n"
+    "  km ...            the key management centre: init, trust, serve, list, destroy\n"
     "  operator add|list|disable  the RA's operators and their roles (custodians)\n"
     "  app ...           for applications: certificates, GM/T 0010 messages, SM3/SM4\n"
+    "  token ...         a subscriber's software token: keys, CSR, enveloped key import\n"
     "  audit verify|list the hash-chained audit log\n"
     "  profile list|show certificate profiles\n"
     "\n"
@@ -121,10 +123,14 @@ int main(int argc, char **argv)
                 return cmd_serve(&cli, argc, argv);
         if (strcmp(cmd, "api") == 0)
                 return cmd_api(&cli, argc, argv);
+        if (strcmp(cmd, "km") == 0)
+                return cmd_km(&cli, argc, argv);
         if (strcmp(cmd, "operator") == 0)
                 return cmd_operator(&cli, argc, argv);
         if (strcmp(cmd, "app") == 0)
                 return cmd_app(&cli, argc, argv);
+        if (strcmp(cmd, "token") == 0)
+                return cmd_token(&cli, argc, argv);
         if (strcmp(cmd, "cert") == 0)
                 return cmd_cert(&cli, argc, argv);
         if (strcmp(cmd, "crl") == 0)

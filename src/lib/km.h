@@ -49,10 +49,12 @@
 #include <stdint.h>
 
 #include <openssl/evp.h>
+#include <openssl/x509.h>
 
 #include "custody.h"
 #include "err.h"
 #include "kmproto.h"
+#include "store.h"
 
 #define GMCA_KM_RETENTION_YEARS 10 /* escrowed keys kept after expiry, §7.2.1.4 */
 
@@ -85,6 +87,64 @@ int gmca_km_handle(struct gmca_km *k, const uint8_t *req, size_t len, uint8_t **
 int gmca_km_serve(struct gmca_km *k, const char *sock_path, volatile sig_atomic_t *stop,
                   struct gmca_error *e) GMCA_WUR;
 
+/*
+ * Administration (gmca km): the KM directory's ceremonies and records.
+ * Each is audited on the KM's chain, refusals too.
+ */
+struct gmca_km_init_params {
+        const char *subject;                     /* DN of the KM's CSR (x509.h gmca_dn_parse) */
+        const struct gmca_custodian *custodians; /* names, PINs, share paths to write */
+        size_t ncustodians;                      /* 5 */
+        unsigned threshold;                      /* 0: 3 */
+        const char *actor;
+};
+/*
+ * Create dir (which must not exist or be empty): the master key split to
+ * the custodians, km.json, km.db, keys/km.key; *csr (DER PKCS#10 of the
+ * KM's signing key, OPENSSL_malloc'd) is for the CA to certify (profile km).
+ */
+int gmca_km_init(const char *dir, const struct gmca_km_init_params *p, uint8_t **csr,
+                 size_t *csr_len, struct gmca_error *e) GMCA_WUR;
+
+/*
+ * With the custodians present: install the KM's certificate (its key must
+ * be the KM's, chaining to ca), the CA certificate and the CA's
+ * KM-communication certificate (chaining to ca, the only requester). The
+ * three are bound to the master key by a MAC in km.json, checked at open.
+ */
+int gmca_km_trust(const char *dir, const struct gmca_custodian *cust, size_t n, X509 *km_cert,
+                  X509 *ca_cert, X509 *comm_cert, const char *actor, struct gmca_error *e) GMCA_WUR;
+
+/* The KM's store (km.db) without custodians: for list, expire, audit. */
+struct gmca_store *gmca_km_store_open(const char *dir, struct gmca_error *e);
+
+/* One escrowed key as listed: no secret. */
+struct gmca_km_key_info {
+        char serial[41]; /* upper-case hex */
+        char ca[256];
+        char subject[256];
+        char state[16]; /* active, revoked, expired, destroyed */
+        int64_t not_before, not_after, retain_until, created, state_time;
+        char task_no[24];
+        int escrowed; /* 1 while the encrypted private key is held */
+};
+/* Keys in serial order, state NULL for all. A non-zero return from cb stops and is returned. */
+int gmca_km_list(struct gmca_store *s, const char *state,
+                 int (*cb)(const struct gmca_km_key_info *, void *), void *arg,
+                 struct gmca_error *e) GMCA_WUR;
+/* Mark active keys past notAfter at `now` expired (audited when any changes); *count of them. */
+int gmca_km_expire(struct gmca_store *s, int64_t now, const char *actor, int64_t *count,
+                   struct gmca_error *e) GMCA_WUR;
+/*
+ * Destroy an escrowed key (serial hex) of an opened KM: only once `now`
+ * is past its retention date (GMCA_ERR_POLICY before), never twice
+ * (GMCA_ERR_STATE). The ciphertext is removed; the row stays.
+ */
+int gmca_km_destroy(struct gmca_km *k, const char *serial, int64_t now, const char *actor,
+                    struct gmca_error *e) GMCA_WUR;
+/* The store of an opened KM (borrowed). */
+struct gmca_store *gmca_km_store(struct gmca_km *k);
+
 /* ---- the CA's side ---- */
 
 /*
@@ -105,6 +165,22 @@ struct gmca_ctx;
  * GMCA_ERR_NOTFOUND when the CA has no KM, or another error.
  */
 struct gmca_km_link *gmca_ca_km_link(struct gmca_ctx *c, struct gmca_error *e);
+
+/*
+ * `gmca km link`: with `threshold` of the CA's custodians (cust, n;
+ * authorised like gmca_ctx_authorise, through the CA engine if it runs),
+ * check that km_cert (PEM or DER) is a certificate this CA issued under
+ * profile km, valid and not revoked; generate the CA's KM-communication
+ * key, issue its certificate (profile km-comm, from the default CA) and
+ * write the four files above (GMCA_ERR_EXISTS if <dir>/km exists).
+ * comm_path receives the path of km/comm.crt. Audited (km.link), refusals
+ * too; on failure nothing is left (an issued comm certificate is revoked).
+ * The engine opens the link (gmca_ca_km_link) while it holds the key PIN,
+ * i.e. after activation and before gmca_ctx_forget_secrets.
+ */
+int gmca_ca_km_link_create(struct gmca_ctx *c, const struct gmca_custodian *cust, size_t n,
+                           const uint8_t *km_cert, size_t km_cert_len, const char *sock_path,
+                           char comm_path[4096], struct gmca_error *e) GMCA_WUR;
 void gmca_km_link_close(struct gmca_km_link *l);
 
 /*

@@ -87,7 +87,7 @@ enum gmca_km_kind {
 enum gmca_km_errno {
         GMCA_KM_E_INTERNAL = 1, /* the KM failed; nothing was changed */
         GMCA_KM_E_NOTFOUND = 2, /* no escrowed key for userCertNo */
-        GMCA_KM_E_STATE = 3,    /* the key is destroyed, or revoked for a restore */
+        GMCA_KM_E_STATE = 3,    /* the key is destroyed (restore, revoke) */
         GMCA_KM_E_EXISTS = 4,   /* apply for a userCertNo that has a key already */
         GMCA_KM_E_INVALID = 5,  /* a request the KM will not serve (bad dates, key type) */
 };
