@@ -52,6 +52,22 @@
 #define GMCA_EV_APP_ISSUE "ra.application.issue"
 #define GMCA_EV_REVOKE_REQUEST "ra.revocation.request"
 #define GMCA_EV_REVOKE_COMPLETE "ra.revocation.complete"
+#define GMCA_EV_RECOVERY_REQUEST "ra.recovery.request" /* CPS §3.10 key recovery */
+#define GMCA_EV_RECOVERY_APPROVE "ra.recovery.approve"
+#define GMCA_EV_RECOVERY_REJECT "ra.recovery.reject"
+#define GMCA_EV_RECOVERY_DELIVER "ra.recovery.deliver"
+#define GMCA_EV_KM_RECOVER "km.recover" /* on the CA's chain: the engine's recovery */
+/* The key management centre (issue 6), on the KM's own chain (km.h). */
+#define GMCA_EV_KM_INIT "km.init"
+#define GMCA_EV_KM_TRUST "km.trust"
+#define GMCA_EV_KM_ACTIVATE "km.activate"
+#define GMCA_EV_KM_REQUEST "km.request" /* refused requests: malformed, unsigned, replayed */
+#define GMCA_EV_KM_APPLY "km.apply"
+#define GMCA_EV_KM_RESTORE "km.restore"
+#define GMCA_EV_KM_REVOKE "km.revoke"
+#define GMCA_EV_KM_EXPIRE "km.expire"
+#define GMCA_EV_KM_DESTROY "km.destroy"
+#define GMCA_EV_PUBLISH_SKIP "publish.skip"
 
 #define GMCA_AUDIT_DETAIL_MAX 4096
 

@@ -87,6 +87,9 @@ static const struct {
     [GMCA_ACT_AUDIT_READ] = {"audit.read", AU},
     [GMCA_ACT_PROFILE_WRITE] = {"profile.write", TA},
     [GMCA_ACT_SYSTEM_READ] = {"system.read", SY | AU},
+    [GMCA_ACT_RECOVERY_REQUEST] = {"recovery.request", BO | BA},
+    [GMCA_ACT_RECOVERY_APPROVE] = {"recovery.approve", BA},
+    [GMCA_ACT_RECOVERY_READ] = {"recovery.read", BO | BA | AU},
 };
 
 /*

@@ -105,6 +105,9 @@ enum gmca_action {
         GMCA_ACT_AUDIT_READ,          /* audit_admin */
         GMCA_ACT_PROFILE_WRITE,       /* template_admin: replace, enable, disable a profile */
         GMCA_ACT_SYSTEM_READ,         /* system_admin, audit_admin: the system's status */
+        GMCA_ACT_RECOVERY_REQUEST,    /* business_operator, business_admin (CPS §3.10) */
+        GMCA_ACT_RECOVERY_APPROVE,    /* business_admin: approve, reject, deliver */
+        GMCA_ACT_RECOVERY_READ,       /* business_operator, business_admin, audit_admin */
         GMCA_ACT_COUNT
 };
 

@@ -24,6 +24,7 @@
 
 #include "audit.h"
 #include "crl.h"
+#include "km.h"
 #include "crypto.h"
 #include "util.h"
 #include "x509.h"
@@ -835,6 +836,7 @@ void gmca_ctx_close(struct gmca_ctx *c)
 {
         if (c == NULL)
                 return;
+        gmca_km_link_close(c->km);
         ca_ceremony_end(c);
         for (size_t i = 0; i < c->ncas; i++) {
                 X509_free(c->cas[i].cert);
@@ -1092,8 +1094,12 @@ static int issue_prepare(struct gmca_ctx *c, struct ca_slot *ca, const struct gm
         for (int i = 0; i < SERIAL_TRIES && exists; i++) {
                 char hex[GMCA_SERIAL_HEX_MAX];
 
-                if ((rc = gmca_serial_random(t.serial, e)) != 0)
+                if (r->serial != NULL) {
+                        memcpy(t.serial, r->serial, GMCA_SERIAL_LEN);
+                        i = SERIAL_TRIES; /* agreed with the KM: that one or none */
+                } else if ((rc = gmca_serial_random(t.serial, e)) != 0) {
                         goto out;
+                }
                 gmca_hex_upper(t.serial, GMCA_SERIAL_LEN, hex);
                 if ((rc = gmca_store_serial_exists(c->store, hex, &exists, e)) != 0)
                         goto out;
@@ -1104,14 +1110,14 @@ static int issue_prepare(struct gmca_ctx *c, struct ca_slot *ca, const struct gm
                 goto out;
         }
         t.subject = X509_REQ_get_subject_name(csr);
-        t.pubkey = X509_REQ_get0_pubkey(csr);
+        t.pubkey = r->km_pubkey != NULL ? r->km_pubkey : X509_REQ_get0_pubkey(csr);
         t.issuer = ca->cert;
         t.issuer_key = X509_get0_pubkey(ca->cert);
         t.signer = ca->signer;
         t.sm2_id = ca->rec.sm2_id[0] ? ca->rec.sm2_id : NULL; /* the ID the CA signs with */
         t.info = info;
         t.skip_self_check = !c->cfg.verify_after_sign;
-        t.not_before = now;
+        t.not_before = r->not_before > 0 ? (time_t)r->not_before : now;
         t.not_after = r->not_after > 0
                           ? (time_t)r->not_after
                           : now + (time_t)(r->days > 0 ? r->days : prof->validity_days) * 86400;
@@ -1216,6 +1222,13 @@ static struct ca_slot *issuing_ca(struct gmca_ctx *c, const struct gmca_issue_re
         }
         if (r->profile == NULL || r->csr == NULL) {
                 gmca_error_set(e, GMCA_ERR_INVALID, "issue: profile and CSR are required");
+                *rc = ca_reject(c, GMCA_EV_CERT_ISSUE, ca->rec.name, GMCA_ERR_INVALID, e);
+                return NULL;
+        }
+        /* A key without its proof of possession is only ever the KM's, inside the CA. */
+        if (r->km_pubkey != NULL || r->serial != NULL || r->not_before != 0) {
+                gmca_error_set(e, GMCA_ERR_INVALID,
+                               "issue: a KM key, serial or notBefore is set only by the CA");
                 *rc = ca_reject(c, GMCA_EV_CERT_ISSUE, ca->rec.name, GMCA_ERR_INVALID, e);
                 return NULL;
         }

@@ -148,6 +148,15 @@ struct gmca_issue_req {
         size_t info_len;
         int days;          /* 0: profile default */
         int64_t not_after; /* 0: now + days; else exactly this end (a reissue, CPS §3.7) */
+        /*
+         * Only inside the CA (ca_issue_in_tx; gmca_ca_issue refuses them): the
+         * encryption certificate of a dual pair is issued for the key the KM made
+         * (km_pubkey) instead of the CSR's, for the CSR's subject, with the serial
+         * and notBefore agreed with the KM beforehand.
+         */
+        EVP_PKEY *km_pubkey;
+        const uint8_t *serial; /* GMCA_SERIAL_LEN bytes; NULL: random */
+        int64_t not_before;    /* 0: now */
 };
 
 /*

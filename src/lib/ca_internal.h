@@ -69,7 +69,9 @@ struct gmca_ctx {
         size_t nprofiles;
         struct gmca_device *dev;           /* open while activated in this process */
         struct gmca_engine_client *engine; /* connected to the CA engine */
-        uint8_t *secrets;                  /* secure heap: master key, then key PIN */
+        struct gmca_km_link *km;    /* the KM link (ca_km), opened while the key PIN is held */
+        struct gmca_error km_error; /* why it could not be opened then */
+        uint8_t *secrets;           /* secure heap: master key, then key PIN */
         char custodians[GMCA_CUSTODY_MAX * GMCA_CUSTODIAN_NAME_MAX]; /* who activated */
         int ceremony_lock; /* fd + 1 of the engine lock held during a key ceremony; 0: none */
         /* Keys of the CA engine (engine.h), derived from the secrets when custodians act:
@@ -131,6 +133,25 @@ int ca_issue_in_tx(struct gmca_ctx *c, const struct gmca_issue_req *r,
 int ca_within_issuer(const char *issuer, time_t issuer_end, time_t not_after, struct gmca_error *e);
 int ca_publish_crl(struct gmca_ctx *c, const char *ca, int64_t number, int delta,
                    const uint8_t *der, size_t len, struct gmca_error *e);
+/* ---- dual certificates (ca_dual.c, km.h) ---- */
+struct ca_pair {
+        uint8_t serial[GMCA_SERIAL_LEN];      /* the encryption certificate's */
+        char enc_serial[GMCA_SERIAL_HEX_MAX]; /* "" when no pair was issued */
+        int asked;                            /* the KM holds a key for serial */
+};
+/* The CA's KM link, kept open in c; NULL with GMCA_ERR_NOTFOUND when the CA has no KM. */
+struct gmca_km_link *ca_km(struct gmca_ctx *c, struct gmca_error *e);
+/*
+ * Inside the transaction that issued sig (serial sig_serial) from r: when
+ * r's profile names an encryption pair and the CA has a KM, the encryption
+ * certificate for a key pair the KM made, and the sealed pair kept
+ * (dual_keys). p->enc_serial is "" when none was due. After a failure and
+ * the rollback, ca_pair_abandon tells the KM to revoke what it made.
+ */
+int ca_issue_pair(struct gmca_ctx *c, const struct gmca_issue_req *r, X509 *sig,
+                  const char *sig_serial, struct ca_pair *p, struct gmca_error *e);
+void ca_pair_abandon(struct gmca_ctx *c, struct ca_pair *p);
+
 /* Inside a transaction: a new CA with its certificate and audit records. */
 int ca_record_new(struct gmca_store *s, const char *name, X509 *cert, const char *profile,
                   const char *sm2_id, unsigned index, int64_t parent_id, const char *actor,

@@ -10,7 +10,9 @@
  * "RA 发往 CA 的证书签发请求信息有 RA 的身份鉴别").
  *
  * One transaction: the check, the certificate with its cert.issue record,
- * the revocation of the certificate it replaces (cert.revoke), the
+ * for a profile with a dual pair the encryption certificate for a key pair
+ * from the KM (ca_dual.c), the revocation of the certificate it replaces
+ * (cert.revoke; its encryption pair goes with it), the
  * application marked issued, the applicant's notification (§3.2.4, §3.3.2)
  * and ra.application.issue. A refusal rolls all of it back and is audited
  * in a transaction of its own.
@@ -141,6 +143,8 @@ int gmca_ra_issue_approved(struct gmca_ctx *c, int64_t app_id, int64_t now,
 {
         struct gmca_ra_approved a;
         struct gmca_issue_req r;
+        struct ca_pair pair;
+        X509 *sig = NULL;
         struct gmca_cert_rec old;
         struct gmca_audit_event ev;
         char object[24], sn[GMCA_SERIAL_HEX_MAX], text[256];
@@ -151,6 +155,7 @@ int gmca_ra_issue_approved(struct gmca_ctx *c, int64_t app_id, int64_t now,
 
         memset(&a, 0, sizeof(a));
         memset(&old, 0, sizeof(old));
+        memset(&pair, 0, sizeof(pair));
         snprintf(object, sizeof(object), "%lld", (long long)app_id);
         if ((rc = gmca_operator_key(c, k_op, e)) != 0)
                 return ca_reject(c, GMCA_EV_APP_ISSUE, object, rc, e);
@@ -185,23 +190,30 @@ int gmca_ra_issue_approved(struct gmca_ctx *c, int64_t app_id, int64_t now,
                 r.not_after = (int64_t)ca_cert_not_after(x);
                 X509_free(x);
         }
-        if ((rc = ca_issue_in_tx(c, &r, sn, NULL, e)) != 0)
+        if ((rc = ca_issue_in_tx(c, &r, sn, &sig, e)) != 0 ||
+            (rc = ca_issue_pair(c, &r, sig, sn, &pair, e)) != 0)
                 goto fail;
         if (reason >= 0 && (rc = revoke_old(c, &a, reason, sn, now, e)) != 0)
                 goto fail;
         if ((rc = mark_issued(c->store, app_id, sn, now, e)) != 0 ||
             (rc = applicant_of(c->store, app_id, &applicant, e)) != 0)
                 goto fail;
-        snprintf(text, sizeof(text), "您的证书申请（编号 %lld）已签发，证书序列号 %s。",
-                 (long long)app_id, sn);
+        if (pair.enc_serial[0] != '\0')
+                snprintf(text, sizeof(text),
+                         "您的证书申请（编号 %lld）已签发，签名证书序列号 %s，加密证书序列号 %s。",
+                         (long long)app_id, sn, pair.enc_serial);
+        else
+                snprintf(text, sizeof(text), "您的证书申请（编号 %lld）已签发，证书序列号 %s。",
+                         (long long)app_id, sn);
         if ((rc = ra_notify(c->store, applicant, app_id, 0, text, now, e)) != 0)
                 goto fail;
         detail = ca_detail_json(json_pack(
-            "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s?, s:s?}", "type", gmca_app_type_name(a.type),
-            "serial", sn, "profile", a.profile, "submitted_by", a.submitted_by, "vetted_by",
-            a.vetted_by, "approved_by", a.approved_by, "ca", r.ca != NULL ? r.ca : "", "replaces",
-            a.old_serial[0] ? a.old_serial : NULL, "old_revoked",
-            reason >= 0 ? gmca_crl_reason_name(reason) : NULL));
+            "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s?, s:s?, s:s?}", "type",
+            gmca_app_type_name(a.type), "serial", sn, "profile", a.profile, "submitted_by",
+            a.submitted_by, "vetted_by", a.vetted_by, "approved_by", a.approved_by, "ca",
+            r.ca != NULL ? r.ca : "", "replaces", a.old_serial[0] ? a.old_serial : NULL,
+            "old_revoked", reason >= 0 ? gmca_crl_reason_name(reason) : NULL, "encryption_serial",
+            pair.enc_serial[0] ? pair.enc_serial : NULL));
         if (detail == NULL) {
                 rc = gmca_error_set(e, GMCA_ERR_NOMEM, "out of memory");
                 goto fail;
@@ -215,8 +227,10 @@ int gmca_ra_issue_approved(struct gmca_ctx *c, int64_t app_id, int64_t now,
         goto out;
 fail:
         gmca_store_rollback(c->store);
+        ca_pair_abandon(c, &pair);
         rc = ca_reject(c, GMCA_EV_APP_ISSUE, object, rc, e);
 out:
+        X509_free(sig);
         free(detail);
         gmca_cert_rec_clear(&old);
         gmca_ra_approved_clear(&a);

@@ -34,6 +34,9 @@
  *                        default "1234567812345678" (GM/T 0009)
  *   "ocsp_nocheck"       boolean, default false; needs OCSPSigning
  *   "extended_key_usage_critical" boolean, default false; needs an EKU
+ *   "encryption_profile" a "sign" profile's dual pair: the name of the
+ *                        "encrypt" profile of the encryption certificate
+ *                        issued with it for a KM key pair (km.h)
  *
  * Key usage rules (RFC 5280 §4.2.1.3, §4.2.1.9; GM/T 0015 dual
  * certificates): a CA profile needs keyCertSign and an end-entity profile
@@ -388,6 +391,10 @@ static int cross_check(struct pctx *c)
                 return bad(c, "key_usage", "%s",
                            "a signature certificate may not carry keyEncipherment, "
                            "dataEncipherment or keyAgreement (GM/T 0015 dual certificates)");
+        if (p->encryption_profile[0] != '\0' &&
+            (p->purpose != GMCA_PURPOSE_SIGN || strcmp(p->encryption_profile, p->name) == 0))
+                return bad(c, "encryption_profile", "%s",
+                           "only a signature profile names its encryption pair, and not itself");
         if (p->eku_critical && p->neku == 0)
                 return bad(c, "extended_key_usage_critical", "%s",
                            "needs extended_key_usage (RFC 5280 §4.2.1.12)");
@@ -466,6 +473,14 @@ static int parse_key(struct pctx *c, const char *k, const json_t *v, unsigned *s
                 return parse_rules(c, k, v);
         if (strcmp(k, "sm2_id") == 0)
                 return parse_sm2_id(c, v);
+        if (strcmp(k, "encryption_profile") == 0) {
+                const char *s = json_string_value(v);
+
+                if (s == NULL || !name_ok(s))
+                        return bad(c, k, "%s", "must be a profile name");
+                gmca_strlcpy(p->encryption_profile, s, sizeof(p->encryption_profile));
+                return 0;
+        }
         show(shown, sizeof(shown), k);
         return bad(c, "schema", "unknown key \"%s\"", shown);
 }

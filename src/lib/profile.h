@@ -68,6 +68,9 @@ struct gmca_profile {
         char sm2_id[GMCA_SM2_ID_BUF];
         int ocsp_nocheck;
         int eku_critical; /* extKeyUsage marked critical (RFC 3161 §2.3 for a TSA) */
+        /* a "sign" profile's dual pair (CPS §7.1.1 item 3, km.h): the "encrypt" profile of the
+         * encryption certificate issued with it for a KM key pair when the CA has a KM; "" none */
+        char encryption_profile[GMCA_PROFILE_NAME_MAX];
 };
 
 /*

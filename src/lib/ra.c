@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include <openssl/bio.h>
+#include <openssl/evp.h>
 #include <openssl/pem.h>
 
 #include "audit.h"
@@ -140,6 +141,55 @@ char *ra_cert_pem(const uint8_t *der, size_t len)
         BIO_free(b);
         gmca_ossl_clear();
         return out;
+}
+
+/* base64 of len bytes as a JSON string; NULL when out of memory. */
+static json_t *b64_json(const uint8_t *p, size_t len)
+{
+        char *t = malloc((len + 2) / 3 * 4 + 1);
+        json_t *j = NULL;
+
+        if (t != NULL) {
+                EVP_EncodeBlock((unsigned char *)t, p, (int)len);
+                j = json_string(t);
+        }
+        free(t);
+        return j;
+}
+
+static const char SQL_DUAL[] = "SELECT d.enc_serial, d.envelope, d.blob, c.der FROM dual_keys d"
+                               " JOIN certificates c ON c.serial = d.enc_serial"
+                               " WHERE d.sig_serial = ? ORDER BY d.created DESC LIMIT 1";
+
+int ra_dual_json(struct gmca_store *s, const char *sig_serial, json_t *o, struct gmca_error *e)
+{
+        const uint8_t *env, *blob, *der;
+        size_t env_len, blob_len, der_len;
+        struct gmca_q q;
+        char *pem = NULL;
+        int rc;
+
+        if ((rc = gmca_q_open(s, SQL_DUAL, &q, e)) != 0)
+                return rc;
+        gmca_q_text(&q, sig_serial);
+        rc = gmca_q_step(&q, e, "encryption pair of %s", sig_serial);
+        if (rc == GMCA_DB_ROW) {
+                env = gmca_q_col_blob(&q, 1, &env_len);
+                blob = gmca_q_col_blob(&q, 2, &blob_len);
+                der = gmca_q_col_blob(&q, 3, &der_len);
+                pem = der != NULL ? ra_cert_pem(der, der_len) : NULL;
+                if (pem == NULL || env == NULL ||
+                    json_object_set_new(o, "encryption_serial",
+                                        json_string(gmca_q_col_text(&q, 0))) != 0 ||
+                    json_object_set_new(o, "encryption_certificate", json_string(pem)) != 0 ||
+                    json_object_set_new(o, "enveloped_key", b64_json(env, env_len)) != 0 ||
+                    (blob != NULL &&
+                     json_object_set_new(o, "enveloped_key_blob", b64_json(blob, blob_len)) != 0))
+                        rc = gmca_error_set(e, GMCA_ERR_NOMEM, "out of memory");
+        }
+        gmca_q_close(&q);
+        free(pem);
+        return rc < 0 ? rc : 0;
 }
 
 int ra_default_ca(struct gmca_store *s, const char *dir, char out[GMCA_NAME_MAX],

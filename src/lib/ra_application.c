@@ -657,6 +657,10 @@ static int issue_and_respond(const struct gmca_ra_env *env, const struct gmca_au
                 json_object_set_new(o, "serial", json_string(a.issued_serial));
                 json_object_set_new(o, "certificate", pem != NULL ? json_string(pem) : json_null());
                 free(pem);
+                if (ra_dual_json(env->store, a.issued_serial, o, e) != 0) {
+                        json_decref(o);
+                        o = NULL;
+                }
         } else if (o != NULL && *irc != 0) {
                 json_object_set_new(o, "issue_error", json_string(ie->msg));
         }
@@ -905,6 +909,10 @@ int gmca_ra_certificate_get(const struct gmca_ra_env *env, const struct gmca_aut
                 json_object_set_new(o, "reason", json_integer(rec.reason));
         }
         json_object_set_new(o, "application", app > 0 ? json_integer(app) : json_null());
+        if ((rc = ra_dual_json(env->store, serial, o, e)) != 0) {
+                json_decref(o);
+                goto out;
+        }
         *out = o;
         rc = 0;
 out:

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include <jansson.h>
+#include <openssl/x509.h>
 
 #include "auth.h"
 #include "err.h"
@@ -194,6 +195,15 @@ int ra_notify(struct gmca_store *s, int64_t applicant_id, int64_t app_id, int64_
 /* A certificate DER as PEM text (malloc'd). */
 char *ra_cert_pem(const uint8_t *der, size_t len);
 /*
+ * The encryption half of a dual pair issued with signature certificate
+ * sig_serial, added to o: "encryption_serial", "encryption_certificate"
+ * (PEM), "enveloped_key" (base64 SM2EnvelopedKey, sealed to the signature
+ * key: only the subscriber opens it) and "enveloped_key_blob" (base64
+ * ENVELOPEDKEYBLOB). Nothing added when there is no pair.
+ */
+int ra_dual_json(struct gmca_store *s, const char *sig_serial, json_t *o,
+                 struct gmca_error *e) GMCA_WUR;
+/*
  * The CA that issues by default: the store's record (after a rollover),
  * else <dir>/gmca.json's default_ca (dir NULL: skip), else "".
  */
@@ -206,6 +216,68 @@ int ra_internal_profile(const char *profile);
 int ra_affiliated_profile(const char *profile);
 /* printable, bounded copy of outside text for a message */
 void ra_show(char *out, size_t cap, const char *s);
+
+/* ---- key recovery (ra_recovery.c; the engine's side ca_km_recover.c) ---- */
+
+#define RA_REC_REQUESTED "requested"
+#define RA_REC_APPROVED "approved"
+#define RA_REC_REJECTED "rejected"
+#define RA_REC_DELIVERED "delivered"
+#define RA_REC_PEM_CAP 4096 /* recipient_public_key as PEM */
+
+/* A recovery request body (POST /api/v1/recoveries); strings point into root. */
+struct ra_recovery_body {
+        json_t *root;
+        const char *kind; /* "subscriber" or "judicial" */
+        char enc_serial[GMCA_SERIAL_HEX_MAX];
+        char recipient_serial[GMCA_SERIAL_HEX_MAX]; /* subscriber; "" otherwise */
+        uint8_t *recipient_key; /* judicial: SPKI DER (OPENSSL_malloc); NULL otherwise */
+        size_t recipient_key_len;
+        const char *authority, *document, *reason; /* NULL: absent */
+};
+/* Strict (unknown keys, types, caps; the fields of the kind required, the others absent). */
+int ra_recovery_parse(const uint8_t *body, size_t len, struct ra_recovery_body *out,
+                      struct gmca_error *e) GMCA_WUR;
+void ra_recovery_body_clear(struct ra_recovery_body *b);
+
+struct ra_recovery {
+        int64_t id;
+        char kind[16];
+        char enc_serial[GMCA_SERIAL_HEX_MAX];
+        char recipient_serial[GMCA_SERIAL_HEX_MAX];
+        uint8_t *recipient_key; /* SPKI DER; NULL for subscriber */
+        size_t recipient_key_len;
+        char *authority, *document, *reason; /* malloc'd; NULL: none */
+        char state[16];
+        char requested_by[GMCA_NAME_MAX];
+        int64_t requested_at;
+        uint8_t *request_auth;
+        size_t request_auth_len;
+        char decided_by[GMCA_NAME_MAX];
+        int64_t decided_at;
+        uint8_t *decide_auth;
+        size_t decide_auth_len;
+        uint8_t *envelope, *blob; /* what the KM delivered; NULL before */
+        size_t envelope_len, blob_len;
+        int64_t delivered_at;
+};
+/* GMCA_ERR_NOTFOUND "recovery N: no such recovery". */
+int ra_recovery_load(struct gmca_store *s, int64_t id, struct ra_recovery *out,
+                     struct gmca_error *e) GMCA_WUR;
+void ra_recovery_clear(struct ra_recovery *r);
+
+/*
+ * The rules of a recovery that the store can answer, checked at request,
+ * at approval and by the CA engine: enc_serial is an encryption
+ * certificate this CA signed for a KM key pair (dual_keys); for a
+ * subscriber recovery, recipient_serial is a certificate this CA signed,
+ * not revoked, valid at now, with the encryption certificate's subject and
+ * a signature key usage. *enc and *recipient (may be NULL; X509_free)
+ * receive the two certificates as parsed from their signed DER.
+ */
+int ra_recovery_rules(struct gmca_store *s, const char *kind, const char *enc_serial,
+                      const char *recipient_serial, int64_t now, X509 **enc, X509 **recipient,
+                      struct gmca_error *e) GMCA_WUR;
 
 /* ---- applications (ra_application.c, ra_check.c) ---- */
 

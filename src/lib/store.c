@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/crypto.h>
 
@@ -279,6 +280,26 @@ static const char *const migrations[] = {
     " blob BLOB,"
     " delivered_at BIGINT);"
     "CREATE INDEX key_recoveries_state ON key_recoveries (state);",
+    /*
+     * 7: the change feed of what relying parties must learn (publish.h): every certificate
+     * issued or revoked and every CRL, appended in the transaction of the change itself, in
+     * commit order of id; and how far each delivery channel (the LDAP directory, each sync
+     * receiver) has got through it.
+     */
+    "CREATE TABLE events ("
+    " id INTEGER PRIMARY KEY,"
+    " time BIGINT NOT NULL,"
+    " kind TEXT NOT NULL CHECK (kind IN ('cert.issue', 'cert.revoke', 'crl.issue')),"
+    " serial TEXT,"
+    " ca_id BIGINT NOT NULL,"
+    " number BIGINT NOT NULL);"
+    "CREATE TABLE publish_state ("
+    " channel TEXT PRIMARY KEY,"
+    " last_event BIGINT NOT NULL,"
+    " attempts INTEGER NOT NULL,"
+    " next_at BIGINT NOT NULL,"
+    " last_error TEXT,"
+    " updated BIGINT NOT NULL);",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -299,6 +320,9 @@ enum stmt {
         ST_CERT_STATUS,
         ST_CERT_GET,
         ST_CERT_REVOKE,
+        ST_CERT_REVOKE_PAIR,
+        ST_EVENT_ADD,
+        ST_EVENT_PAIR_REVOKE,
         ST_CERT_LIST,
         ST_REVOKED_LIST,
         ST_CERT_COUNT,
@@ -349,6 +373,15 @@ static const char *const sql[ST_COUNT] = {
     [ST_CERT_GET] = "SELECT " CERT_COLS ", der FROM certificates WHERE serial = ?",
     [ST_CERT_REVOKE] = "UPDATE certificates SET status = 1, revoked_at = ?, reason = ?, "
                        "invalidity_date = ? WHERE serial = ? AND status = 0",
+    [ST_EVENT_ADD] = "INSERT INTO events (time, kind, serial, ca_id, number)"
+                     " VALUES (?, ?, ?, ?, ?)",
+    [ST_EVENT_PAIR_REVOKE] = "INSERT INTO events (time, kind, serial, ca_id, number)"
+                             " SELECT ?, 'cert.revoke', c.serial, c.ca_id, 0"
+                             " FROM dual_keys d JOIN certificates c ON c.serial = d.enc_serial"
+                             " WHERE d.sig_serial = ? AND c.status = 0",
+    [ST_CERT_REVOKE_PAIR] = "UPDATE certificates SET status = 1, revoked_at = ?, reason = ?, "
+                            "invalidity_date = ? WHERE status = 0 AND serial IN "
+                            "(SELECT enc_serial FROM dual_keys WHERE sig_serial = ?)",
     /*
      * Optional filters are flag parameters (? = 0 OR ...) rather than
      * `? IS NULL`, whose type PostgreSQL cannot infer.
@@ -881,6 +914,11 @@ void gmca_store_close(struct gmca_store *s)
         free(s);
 }
 
+int gmca_store_schema_latest(void)
+{
+        return NMIGRATIONS;
+}
+
 int gmca_store_schema_version(struct gmca_store *s)
 {
         return s->version;
@@ -1212,6 +1250,25 @@ static int valid_reason(int reason)
         return reason >= -1 && reason <= 10 && reason != 7;
 }
 
+/* One entry of the change feed (migration 7, publish.h), in the caller's transaction. */
+static int event_add(struct gmca_store *s, const char *kind, const char *serial, int64_t ca_id,
+                     int64_t number, struct gmca_error *e)
+{
+        struct q q;
+        int rc;
+
+        if ((rc = q_open(s, ST_EVENT_ADD, &q, e)) != 0)
+                return rc;
+        q_int(&q, (int64_t)time(NULL));
+        q_text(&q, kind);
+        q_text(&q, serial);
+        q_int(&q, ca_id);
+        q_int(&q, number);
+        rc = q_step(&q, e, "event %s", kind);
+        q_close(&q);
+        return rc < 0 ? rc : 0;
+}
+
 int gmca_store_cert_insert(struct gmca_store *s, const struct gmca_cert_rec *r,
                            struct gmca_error *e)
 {
@@ -1246,7 +1303,9 @@ int gmca_store_cert_insert(struct gmca_store *s, const struct gmca_cert_rec *r,
         q_blob(&q, r->der, r->der_len);
         rc = q_step(&q, e, "certificate %s", r->serial);
         q_close(&q);
-        return rc < 0 ? rc : 0;
+        if (rc < 0)
+                return rc;
+        return event_add(s, "cert.issue", r->serial, r->ca_id, 0, e);
 }
 
 /* *status = the certificate's status, or -1 if no certificate has serial. */
@@ -1349,8 +1408,28 @@ int gmca_store_cert_revoke(struct gmca_store *s, const char *serial, int64_t rev
         q_close(&q);
         if (rc < 0)
                 return rc;
-        if (changed == 1)
-                return 0;
+        if (changed == 1) {
+                if ((rc = event_add(s, "cert.revoke", serial, 0, 0, e)) != 0)
+                        return rc;
+                /* The encryption certificate of a dual pair goes with its signature certificate. */
+                if ((rc = q_open(s, ST_EVENT_PAIR_REVOKE, &q, e)) != 0)
+                        return rc;
+                q_int(&q, (int64_t)time(NULL));
+                q_text(&q, serial);
+                rc = q_step(&q, e, "revocation events of the pair of %s", serial);
+                q_close(&q);
+                if (rc < 0)
+                        return rc;
+                if ((rc = q_open(s, ST_CERT_REVOKE_PAIR, &q, e)) != 0)
+                        return rc;
+                q_int(&q, revoked_at);
+                q_int(&q, reason);
+                q_int(&q, invalidity_date);
+                q_text(&q, serial);
+                rc = q_step(&q, e, "revoke the encryption pair of %s", serial);
+                q_close(&q);
+                return rc < 0 ? rc : 0;
+        }
         /* Nothing changed: tell an unknown serial from a revoked one. */
         if ((rc = cert_status(s, serial, &status, e)) != 0)
                 return rc;
@@ -1648,7 +1727,9 @@ int gmca_store_crl_insert(struct gmca_store *s, const struct gmca_crl_rec *r, st
         q_int(&q, r->base_number);
         rc = q_step(&q, e, "CRL %lld of CA %lld", (long long)r->number, (long long)r->ca_id);
         q_close(&q);
-        return rc < 0 ? rc : 0;
+        if (rc < 0)
+                return rc;
+        return event_add(s, "crl.issue", NULL, r->ca_id, r->number, e);
 }
 
 static void crl_row(struct q *q, struct gmca_crl_rec *r)

@@ -43,6 +43,8 @@ void gmca_store_close(struct gmca_store *s);
 
 /* Current schema version after migration. */
 int gmca_store_schema_version(struct gmca_store *s);
+/* The schema version this program migrates to (its number of migrations). */
+int gmca_store_schema_latest(void);
 
 /*
  * Transactions. begin takes the write lock at once (SQLite BEGIN
@@ -134,8 +136,10 @@ int gmca_store_serial_exists(struct gmca_store *s, const char *serial, int *exis
 int gmca_store_cert_get(struct gmca_store *s, const char *serial, struct gmca_cert_rec *out,
                         struct gmca_error *e) GMCA_WUR;
 /*
- * Mark a valid certificate revoked. GMCA_ERR_NOTFOUND for an unknown
- * serial, GMCA_ERR_STATE if already revoked.
+ * Mark a valid certificate revoked, and with it the encryption certificate
+ * of its dual pair if it has one (dual_keys), with the same time and
+ * reason. GMCA_ERR_NOTFOUND for an unknown serial, GMCA_ERR_STATE if
+ * already revoked.
  */
 int gmca_store_cert_revoke(struct gmca_store *s, const char *serial, int64_t revoked_at, int reason,
                            int64_t invalidity_date, struct gmca_error *e) GMCA_WUR;

@@ -239,6 +239,8 @@ static json_t *profile_json(const struct gmca_profile *p, int enabled)
             rules_json(p->san, GMCA_SAN_COUNT, san_key), "sm2_id", p->sm2_id, "ocsp_nocheck",
             p->ocsp_nocheck, "extended_key_usage_critical", p->eku_critical, "enabled", enabled,
             "managed_by", custodians(p->name, p) ? "custodians" : "template_admin");
+        if (o != NULL && p->encryption_profile[0] != '\0')
+                json_object_set_new(o, "encryption_profile", json_string(p->encryption_profile));
         return o; /* json_pack took ku and eku, even when it failed */
 fail:
         json_decref(ku);

@@ -721,6 +721,34 @@ out:
         return rc;
 }
 
+/* Key recovery (CPS §3.10; ra.h). */
+static int run_recovery_request(struct call *c)
+{
+        return gmca_ra_recovery_request(&c->w->env, &c->who, c->rq->body, c->rq->len, c->now,
+                                        &c->out, &c->e);
+}
+
+static int run_recovery_decide(struct call *c)
+{
+        return gmca_ra_recovery_decide(&c->w->env, &c->who, c->id, c->rt->arg, c->rq->body,
+                                       c->rq->len, c->now, &c->out, &c->e);
+}
+
+static int run_recovery_deliver(struct call *c)
+{
+        return gmca_ra_recovery_deliver(&c->w->env, &c->who, c->id, c->now, &c->out, &c->e);
+}
+
+static int run_recovery_get(struct call *c)
+{
+        return gmca_ra_recovery_get(&c->w->env, &c->who, c->id, &c->out, &c->e);
+}
+
+static int run_recovery_list(struct call *c)
+{
+        return gmca_ra_recovery_list(&c->w->env, &c->who, q_str(&c->q, "state"), &c->out, &c->e);
+}
+
 static int run_revocation_list(struct call *c)
 {
         return gmca_ra_revocation_list(&c->w->env, &c->who, q_str(&c->q, "state"), c->now, &c->out,
@@ -814,6 +842,15 @@ static const struct route routes[] = {
     {"GET", "/api/v1/revocations", GMCA_ACT_REVOCATION_READ, "state", run_revocation_list, 0, 200},
     {"POST", "/api/v1/revocations/{id}/complete", GMCA_ACT_REVOCATION_COMPLETE, NULL,
      run_revocation_complete, 0, 200},
+    {"POST", "/api/v1/recoveries", GMCA_ACT_RECOVERY_REQUEST, NULL, run_recovery_request, 0, 201},
+    {"GET", "/api/v1/recoveries", GMCA_ACT_RECOVERY_READ, "state", run_recovery_list, 0, 200},
+    {"GET", "/api/v1/recoveries/{id}", GMCA_ACT_RECOVERY_READ, NULL, run_recovery_get, 0, 200},
+    {"POST", "/api/v1/recoveries/{id}/approve", GMCA_ACT_RECOVERY_APPROVE, NULL,
+     run_recovery_decide, 1, 200},
+    {"POST", "/api/v1/recoveries/{id}/reject", GMCA_ACT_RECOVERY_APPROVE, NULL, run_recovery_decide,
+     0, 200},
+    {"POST", "/api/v1/recoveries/{id}/deliver", GMCA_ACT_RECOVERY_APPROVE, NULL,
+     run_recovery_deliver, 0, 200},
     {"GET", "/api/v1/profiles", GMCA_ACT_PROFILE_READ, NULL, run_profile_list, 0, 200},
     {"GET", "/api/v1/profiles/{name}", GMCA_ACT_PROFILE_READ, NULL, run_profile_get, 0, 200},
     {"PUT", "/api/v1/profiles/{name}", GMCA_ACT_PROFILE_WRITE, NULL, run_profile_put, 0, 200},

@@ -82,6 +82,19 @@ static int issue(void *arg, int64_t app_id, char serial[GMCA_SERIAL_HEX_MAX], st
         return rc;
 }
 
+static int recover(void *arg, int64_t id, struct gmca_error *e)
+{
+        struct serve_worker *w = arg;
+        struct gmca_engine_ra *ra;
+        int rc;
+
+        if ((ra = engine(w, e)) == NULL)
+                return e != NULL && e->code != 0 ? e->code : GMCA_ERR_STATE;
+        if ((rc = gmca_engine_ra_recover(ra, id, e)) != 0)
+                note_failure(w, rc);
+        return rc;
+}
+
 int serve_worker_init(struct serve_worker *w, const struct gmca_serve_config *cfg,
                       struct gmca_error *e)
 {
@@ -101,7 +114,7 @@ int serve_worker_init(struct serve_worker *w, const struct gmca_serve_config *cf
         w->era.key = cfg->ra_key;
         w->era.cert = cfg->ra_cert;
         w->sealer = (struct gmca_pii_sealer){seal, unseal, w};
-        w->env = (struct gmca_ra_env){w->store, cfg->dir, &w->sealer, issue, w};
+        w->env = (struct gmca_ra_env){w->store, cfg->dir, &w->sealer, issue, w, recover};
         return 0;
 }
 

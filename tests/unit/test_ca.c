@@ -265,7 +265,14 @@ static void test_issue_and_revoke(void **state)
         struct gmca_cert_rec rec;
         size_t len;
         uint8_t *csr = test_csr("张三", &len);
-        struct gmca_issue_req r = {NULL, "personal-sign", csr, len, INFO, strlen(INFO), 0, 0};
+        struct gmca_issue_req r = {.ca = NULL,
+                                   .profile = "personal-sign",
+                                   .csr = csr,
+                                   .csr_len = len,
+                                   .info_json = INFO,
+                                   .info_len = strlen(INFO),
+                                   .days = 0,
+                                   .not_after = 0};
         X509 *cert = NULL;
         char *value = NULL;
         int64_t c0;
@@ -338,8 +345,14 @@ static void test_rejections_audited(void **state)
         c0 = certs(f);
         a0 = audits(f);
         {
-                struct gmca_issue_req r = {NULL, "personal-sign", csr, len,
-                                           INFO, strlen(INFO),    0,   0};
+                struct gmca_issue_req r = {.ca = NULL,
+                                           .profile = "personal-sign",
+                                           .csr = csr,
+                                           .csr_len = len,
+                                           .info_json = INFO,
+                                           .info_len = strlen(INFO),
+                                           .days = 0,
+                                           .not_after = 0};
 
                 assert_int_equal(gmca_ca_issue(f->c, &r, serial, NULL, &e), GMCA_ERR_STATE);
         }
@@ -347,10 +360,14 @@ static void test_rejections_audited(void **state)
         assert_int_equal(audits(f), a0 + 1);
         activate(f);
         for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-                struct gmca_issue_req r = {NULL,          cases[i].profile,
-                                           cases[i].csr,  cases[i].len,
-                                           cases[i].info, cases[i].info ? strlen(cases[i].info) : 0,
-                                           cases[i].days, 0};
+                struct gmca_issue_req r = {.ca = NULL,
+                                           .profile = cases[i].profile,
+                                           .csr = cases[i].csr,
+                                           .csr_len = cases[i].len,
+                                           .info_json = cases[i].info,
+                                           .info_len = cases[i].info ? strlen(cases[i].info) : 0,
+                                           .days = cases[i].days,
+                                           .not_after = 0};
                 int rc;
 
                 c0 = certs(f);
@@ -382,7 +399,14 @@ static void test_validity_within_ca(void **state)
         char serial[GMCA_SERIAL_HEX_MAX];
         size_t len;
         uint8_t *csr = test_csr("王五", &len);
-        struct gmca_issue_req r = {NULL, "personal-sign", csr, len, INFO, strlen(INFO), 0, 0};
+        struct gmca_issue_req r = {.ca = NULL,
+                                   .profile = "personal-sign",
+                                   .csr = csr,
+                                   .csr_len = len,
+                                   .info_json = INFO,
+                                   .info_len = strlen(INFO),
+                                   .days = 0,
+                                   .not_after = 0};
         X509 *cert = NULL, *ca = NULL;
         struct gmca_ca_rec carec;
         const uint8_t *p;
@@ -418,7 +442,14 @@ static void test_crl(void **state)
         char serial[GMCA_SERIAL_HEX_MAX];
         size_t len;
         uint8_t *csr = test_csr("赵六", &len);
-        struct gmca_issue_req r = {NULL, "personal-sign", csr, len, INFO, strlen(INFO), 0, 0};
+        struct gmca_issue_req r = {.ca = NULL,
+                                   .profile = "personal-sign",
+                                   .csr = csr,
+                                   .csr_len = len,
+                                   .info_json = INFO,
+                                   .info_len = strlen(INFO),
+                                   .days = 0,
+                                   .not_after = 0};
         struct gmca_crl_rec c1, c2;
         struct gmca_ca_rec carec;
         X509 *ca;
@@ -498,7 +529,14 @@ static void test_crl_refresh(void **state)
         char serial[GMCA_SERIAL_HEX_MAX];
         size_t len, made = 99;
         uint8_t *csr = test_csr("孙八", &len);
-        struct gmca_issue_req ir = {NULL, "personal-sign", csr, len, INFO, strlen(INFO), 1, 0};
+        struct gmca_issue_req ir = {.ca = NULL,
+                                    .profile = "personal-sign",
+                                    .csr = csr,
+                                    .csr_len = len,
+                                    .info_json = INFO,
+                                    .info_len = strlen(INFO),
+                                    .days = 1,
+                                    .not_after = 0};
         int64_t next = 0, t0;
         X509_CRL *crl;
         int64_t n0;
@@ -599,10 +637,38 @@ static void test_issue_batch(void **state)
         uint8_t *c1 = test_csr("甲", &l1), *c2 = test_csr("乙", &l2), *c3 = test_csr("丙", &l3);
         static const uint8_t junk[] = {0x30, 0x00};
         struct gmca_issue_req r[4] = {
-            {NULL, "personal-sign", c1, l1, INFO, strlen(INFO), 0, 0},
-            {NULL, "personal-sign", junk, sizeof(junk), INFO, strlen(INFO), 0, 0},
-            {NULL, "personal-sign", c2, l2, INFO, strlen(INFO), 0, 0},
-            {NULL, "personal-sign", c3, l3, NULL, 0, 0, 0}, /* lacks the identity number */
+            {.ca = NULL,
+             .profile = "personal-sign",
+             .csr = c1,
+             .csr_len = l1,
+             .info_json = INFO,
+             .info_len = strlen(INFO),
+             .days = 0,
+             .not_after = 0},
+            {.ca = NULL,
+             .profile = "personal-sign",
+             .csr = junk,
+             .csr_len = sizeof(junk),
+             .info_json = INFO,
+             .info_len = strlen(INFO),
+             .days = 0,
+             .not_after = 0},
+            {.ca = NULL,
+             .profile = "personal-sign",
+             .csr = c2,
+             .csr_len = l2,
+             .info_json = INFO,
+             .info_len = strlen(INFO),
+             .days = 0,
+             .not_after = 0},
+            {.ca = NULL,
+             .profile = "personal-sign",
+             .csr = c3,
+             .csr_len = l3,
+             .info_json = NULL,
+             .info_len = 0,
+             .days = 0,
+             .not_after = 0}, /* lacks the identity number */
         };
         struct gmca_issue_result res[4];
         int64_t c0, a0;
@@ -648,9 +714,30 @@ static void test_issue_batch_fallback(void **state)
         size_t l1, l2;
         uint8_t *c1 = test_csr("甲", &l1), *c2 = test_csr("乙", &l2);
         struct gmca_issue_req r[3] = {
-            {"nope", "personal-sign", c1, l1, INFO, strlen(INFO), 0, 0},
-            {NULL, "personal-sign", c1, l1, INFO, strlen(INFO), 0, 0},
-            {NULL, "personal-sign", c2, l2, INFO, strlen(INFO), 0, 0},
+            {.ca = "nope",
+             .profile = "personal-sign",
+             .csr = c1,
+             .csr_len = l1,
+             .info_json = INFO,
+             .info_len = strlen(INFO),
+             .days = 0,
+             .not_after = 0},
+            {.ca = NULL,
+             .profile = "personal-sign",
+             .csr = c1,
+             .csr_len = l1,
+             .info_json = INFO,
+             .info_len = strlen(INFO),
+             .days = 0,
+             .not_after = 0},
+            {.ca = NULL,
+             .profile = "personal-sign",
+             .csr = c2,
+             .csr_len = l2,
+             .info_json = INFO,
+             .info_len = strlen(INFO),
+             .days = 0,
+             .not_after = 0},
         };
         struct gmca_issue_result res[3];
         char path[512];

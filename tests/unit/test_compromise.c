@@ -93,8 +93,14 @@ static int setup(void **state)
                 if (mctx == NULL || X509_REQ_sign_ctx(req, mctx) <= 0 ||
                     (n = i2d_X509_REQ(req, &der)) <= 0)
                         return -1;
-                struct gmca_issue_req r = {NULL, "personal-sign", der, (size_t)n,
-                                           INFO, strlen(INFO),    0,   0};
+                struct gmca_issue_req r = {.ca = NULL,
+                                           .profile = "personal-sign",
+                                           .csr = der,
+                                           .csr_len = (size_t)n,
+                                           .info_json = INFO,
+                                           .info_len = strlen(INFO),
+                                           .days = 0,
+                                           .not_after = 0};
                 if (gmca_ca_issue(f->c, &r, f->serials[i], NULL, &e) != 0) {
                         fprintf(stderr, "issue: %s\n", e.msg);
                         return -1;
@@ -409,7 +415,14 @@ static void test_compromise_root(void **state)
         struct pairs pr = {0};
         X509 *nroot, *nsub, *osub = ca_cert(f, "sub"), *ee;
         char serial[GMCA_SERIAL_HEX_MAX];
-        struct gmca_issue_req r = {NULL, "personal-sign", NULL, 0, INFO, strlen(INFO), 0, 0};
+        struct gmca_issue_req r = {.ca = NULL,
+                                   .profile = "personal-sign",
+                                   .csr = NULL,
+                                   .csr_len = 0,
+                                   .info_json = INFO,
+                                   .info_len = strlen(INFO),
+                                   .days = 0,
+                                   .not_after = 0};
         struct gmca_cert_rec old;
 
         p.ca = "root";

@@ -239,7 +239,7 @@ static int setup(void **state)
         }
         f->s = gmca_ctx_store(f->c);
         f->sealer = (struct gmca_pii_sealer){t_seal, t_unseal, f};
-        f->env = (struct gmca_ra_env){f->s, f->ca.dir, &f->sealer, t_issue, f};
+        f->env = (struct gmca_ra_env){f->s, f->ca.dir, &f->sealer, t_issue, f, NULL};
         *state = f;
         new_operator(f, &f->entry, "entry", GMCA_ROLE_BUSINESS_OPERATOR);
         new_operator(f, &f->vetter, "vetter", GMCA_ROLE_BUSINESS_OPERATOR);

@@ -105,7 +105,14 @@ static X509 *issue(struct fixture *f, const char *cn)
         char serial[GMCA_SERIAL_HEX_MAX];
         size_t len;
         uint8_t *csr = test_csr(cn, &len);
-        struct gmca_issue_req r = {NULL, "personal-sign", csr, len, INFO, strlen(INFO), 0, 0};
+        struct gmca_issue_req r = {.ca = NULL,
+                                   .profile = "personal-sign",
+                                   .csr = csr,
+                                   .csr_len = len,
+                                   .info_json = INFO,
+                                   .info_len = strlen(INFO),
+                                   .days = 0,
+                                   .not_after = 0};
         X509 *cert = NULL;
 
         if (gmca_ca_issue(f->c, &r, serial, &cert, &e) != 0)

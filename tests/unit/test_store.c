@@ -142,18 +142,19 @@ static void test_open_mode_wal_migrate(void **state)
         assert_int_equal(sb.st_mode & 0777, 0600);
         outside(f->path, "PRAGMA journal_mode", got, sizeof(got));
         assert_string_equal(got, "wal");
-        assert_int_equal(gmca_store_schema_version(f->s), 3);
+        assert_true(gmca_store_schema_latest() >= 7);
+        assert_int_equal(gmca_store_schema_version(f->s), gmca_store_schema_latest());
         /* Opening again (here while the first is open) migrates nothing. */
         s2 = gmca_store_open(f->path, &e);
         if (s2 == NULL)
                 fail_msg("reopen: %s", e.msg);
-        assert_int_equal(gmca_store_schema_version(s2), 3);
+        assert_int_equal(gmca_store_schema_version(s2), gmca_store_schema_latest());
         gmca_store_close(s2);
         s2 = gmca_store_open(f->path, &e);
         assert_non_null(s2);
         gmca_store_close(s2);
         outside(f->path, "SELECT COUNT(*) FROM schema_version", got, sizeof(got));
-        assert_string_equal(got, "3");
+        assert_int_equal(atoi(got), gmca_store_schema_latest());
         /* Nothing issued may vanish: no cascading deletes anywhere. */
         outside(f->path, "SELECT COUNT(*) FROM sqlite_master WHERE sql LIKE '%CASCADE%'", got,
                 sizeof(got));

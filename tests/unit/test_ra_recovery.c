@@ -1,0 +1,714 @@
+/*
+ * Unit tests of key recovery (CPS §3.10; ra.h "key recovery"): the front's
+ * request, decision and reading against a real CA activated in this
+ * process, with operators holding real certificates and every request
+ * signed and verified (auth.h), and the CA engine's re-check
+ * (gmca_ra_recover_approved) against a store the front tampered with. The
+ * CA here has no KM, so a recovery that passes every check stops at the KM
+ * ("this CA has no KM"); the delivery itself is tested end to end with a
+ * running KM. Each refusal must leave its audit record and change nothing.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "audit.h"
+#include "auth.h"
+#include "ca.h"
+#include "crypto.h"
+#include "ra.h"
+#include "ra_internal.h"
+#include "store_internal.h"
+#include "testca.h"
+#include "testutil.h"
+#include "util.h"
+
+#define ID_OK "11010519491231002X"
+#define INFO "{\"identity_card_number\":\"" ID_OK "\"}"
+#define DAY 86400
+#define NO_KM "has no KM" /* where a recovery that passed every check stops here */
+
+struct op {
+        EVP_PKEY *key;
+        X509 *cert;
+        char serial[GMCA_SERIAL_HEX_MAX];
+        const char *name;
+};
+
+struct fixture {
+        struct test_ca ca;
+        struct gmca_ctx *c;
+        struct gmca_store *s;
+        uint8_t k_op[GMCA_OP_KEY_LEN];
+        struct gmca_ra_env env;
+        int64_t now;
+        struct op entry, entry2, admin, admin2, auditor;
+        char enc[GMCA_SERIAL_HEX_MAX];   /* 王小明's encryption certificate, in
+                                            dual_keys */
+        char sig[GMCA_SERIAL_HEX_MAX];   /* his signature certificate */
+        char sig2[GMCA_SERIAL_HEX_MAX];  /* his second signature certificate */
+        char other[GMCA_SERIAL_HEX_MAX]; /* 李大华's signature certificate */
+        char lone[GMCA_SERIAL_HEX_MAX];  /* an encryption certificate not in dual_keys
+                                          */
+        char *carrier_pem;               /* a judicial carrier's SM2 public key */
+        int recover_calls;
+};
+
+/* The CA engine's part, in-process. */
+static int t_recover(void *arg, int64_t id, struct gmca_error *e)
+{
+        struct fixture *f = arg;
+
+        f->recover_calls++;
+        return gmca_ra_recover_approved(f->c, id, f->now, e);
+}
+
+/* ---- certificates and operators ---- */
+
+static uint8_t *csr_der(EVP_PKEY *key, const char *o, const char *cn, size_t *len)
+{
+        struct gmca_error e = {0};
+        X509_REQ *req = X509_REQ_new();
+        X509_NAME *name = X509_NAME_new();
+        EVP_MD_CTX *mctx;
+        unsigned char *der = NULL;
+        int n;
+
+        X509_NAME_add_entry_by_txt(name, "C", MBSTRING_ASC, (const unsigned char *)"CN", -1, -1, 0);
+        if (o != NULL)
+                X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8, (const unsigned char *)o, -1,
+                                           -1, 0);
+        X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1, 0);
+        X509_REQ_set_subject_name(req, name);
+        X509_REQ_set_pubkey(req, key);
+        assert_non_null(mctx = gmca_sm2_sign_ctx(key, NULL, &e));
+        assert_true(X509_REQ_sign_ctx(req, mctx) > 0);
+        assert_true((n = i2d_X509_REQ(req, &der)) > 0);
+        *len = (size_t)n;
+        EVP_MD_CTX_free(mctx);
+        X509_NAME_free(name);
+        X509_REQ_free(req);
+        return der;
+}
+
+/* A certificate of profile for a fresh key; *key (may be NULL) keeps the key.
+ */
+static void issue(struct fixture *f, const char *profile, const char *o, const char *cn,
+                  const char *info, int days, char serial[GMCA_SERIAL_HEX_MAX], EVP_PKEY **key,
+                  X509 **cert)
+{
+        struct gmca_issue_req r;
+        struct gmca_error e = {0};
+        EVP_PKEY *k;
+        uint8_t *csr;
+        size_t len;
+
+        assert_non_null(k = gmca_sm2_keygen(&e));
+        csr = csr_der(k, o, cn, &len);
+        memset(&r, 0, sizeof(r));
+        r.profile = profile;
+        r.csr = csr;
+        r.csr_len = len;
+        r.info_json = info;
+        r.info_len = info != NULL ? strlen(info) : 0;
+        r.days = days;
+        if (gmca_ca_issue(f->c, &r, serial, cert, &e) != 0)
+                fail_msg("issue %s %s: %s", profile, cn, e.msg);
+        OPENSSL_free(csr);
+        if (key != NULL)
+                *key = k;
+        else
+                EVP_PKEY_free(k);
+}
+
+static void new_operator(struct fixture *f, struct op *k, const char *name, unsigned roles)
+{
+        struct gmca_operator op;
+        struct gmca_error e = {0};
+        uint8_t *der = NULL;
+        int n;
+
+        memset(k, 0, sizeof(*k));
+        k->name = name;
+        issue(f, GMCA_OPERATOR_PROFILE, "单元测试认证中心", name, NULL, 0, k->serial, &k->key,
+              &k->cert);
+        memset(&op, 0, sizeof(op));
+        gmca_strlcpy(op.name, name, sizeof(op.name));
+        op.roles = roles;
+        gmca_strlcpy(op.cert_serial, k->serial, sizeof(op.cert_serial));
+        assert_true((n = i2d_X509(k->cert, &der)) > 0);
+        gmca_auth_fingerprint(der, (size_t)n, op.fingerprint);
+        OPENSSL_free(der);
+        op.created_at = (int64_t)gmca_now();
+        gmca_strlcpy(op.created_by, "unit", sizeof(op.created_by));
+        assert_int_equal(gmca_store_begin(f->s, &e), 0);
+        if (gmca_operator_insert(f->s, &op, f->k_op, &e) != 0)
+                fail_msg("operator %s: %s", name, e.msg);
+        assert_int_equal(gmca_store_commit(f->s, &e), 0);
+}
+
+static void sql(struct fixture *f, const char *stmt, const char *a, const char *b, int64_t id)
+{
+        struct gmca_error e = {0};
+        struct gmca_q q;
+
+        assert_int_equal(gmca_q_open(f->s, stmt, &q, &e), 0);
+        if (a != NULL)
+                gmca_q_text(&q, a);
+        if (b != NULL)
+                gmca_q_text(&q, b);
+        if (id != 0)
+                gmca_q_int(&q, id);
+        if (gmca_q_step(&q, &e, "test sql") < 0)
+                fail_msg("%s: %s", stmt, e.msg);
+        gmca_q_close(&q);
+}
+
+static const char SQL_T_DUAL[] = "INSERT INTO dual_keys (enc_serial, sig_serial, envelope, created)"
+                                 " VALUES (?, ?, X'00', 1)";
+
+static char *pub_pem(EVP_PKEY *k)
+{
+        BIO *b = BIO_new(BIO_s_mem());
+        char *p, *out;
+        long n;
+
+        assert_true(PEM_write_bio_PUBKEY(b, k) == 1);
+        n = BIO_get_mem_data(b, &p);
+        assert_true(n > 0);
+        assert_non_null(out = malloc((size_t)n + 1));
+        memcpy(out, p, (size_t)n);
+        out[n] = '\0';
+        BIO_free(b);
+        return out;
+}
+
+static int setup(void **state)
+{
+        struct fixture *f = calloc(1, sizeof(*f));
+        struct gmca_error e = {0};
+        EVP_PKEY *carrier;
+
+        if (f == NULL || test_ca_make(&f->ca, "recovery") != 0)
+                return -1;
+        if ((f->c = gmca_ctx_open(f->ca.dir, "unit-engine", &e)) == NULL ||
+            gmca_ctx_activate(f->c, f->ca.cust, 3, &e) != 0 ||
+            gmca_operator_key(f->c, f->k_op, &e) != 0) {
+                fprintf(stderr, "setup: %s\n", e.msg);
+                return -1;
+        }
+        f->s = gmca_ctx_store(f->c);
+        f->env = (struct gmca_ra_env){f->s, f->ca.dir, NULL, NULL, f, t_recover};
+        *state = f;
+        new_operator(f, &f->entry, "entry", GMCA_ROLE_BUSINESS_OPERATOR);
+        new_operator(f, &f->entry2, "entry2", GMCA_ROLE_BUSINESS_OPERATOR);
+        new_operator(f, &f->admin, "admin", GMCA_ROLE_BUSINESS_ADMIN);
+        new_operator(f, &f->admin2, "admin2", GMCA_ROLE_BUSINESS_ADMIN);
+        new_operator(f, &f->auditor, "auditor", GMCA_ROLE_AUDIT_ADMIN);
+        issue(f, "personal-enc", NULL, "王小明", INFO, 0, f->enc, NULL, NULL);
+        issue(f, "personal-sign", NULL, "王小明", INFO, 0, f->sig, NULL, NULL);
+        issue(f, "personal-sign", NULL, "王小明", INFO, 0, f->sig2, NULL, NULL);
+        issue(f, "personal-sign", NULL, "李大华", INFO, 0, f->other, NULL, NULL);
+        issue(f, "personal-enc", NULL, "王小明", INFO, 0, f->lone, NULL, NULL);
+        sql(f, SQL_T_DUAL, f->enc, f->sig, 0);
+        assert_non_null(carrier = gmca_sm2_keygen(&e));
+        f->carrier_pem = pub_pem(carrier);
+        EVP_PKEY_free(carrier);
+        f->now = (int64_t)gmca_now();
+        return 0;
+}
+
+static void op_free(struct op *k)
+{
+        EVP_PKEY_free(k->key);
+        X509_free(k->cert);
+}
+
+static int teardown(void **state)
+{
+        struct fixture *f = *state;
+
+        if (f == NULL)
+                return 0;
+        op_free(&f->entry);
+        op_free(&f->entry2);
+        op_free(&f->admin);
+        op_free(&f->admin2);
+        op_free(&f->auditor);
+        free(f->carrier_pem);
+        gmca_ctx_close(f->c);
+        test_ca_remove(&f->ca);
+        OPENSSL_cleanse(f->k_op, sizeof(f->k_op));
+        free(f);
+        return 0;
+}
+
+/* ---- audit and rows ---- */
+
+struct audit_count {
+        const char *event;
+        int success;
+        int64_t n;
+};
+
+static int count_cb(const struct gmca_audit_rec *r, void *arg)
+{
+        struct audit_count *c = arg;
+
+        if (strcmp(r->event, c->event) == 0 && r->success == c->success)
+                c->n++;
+        return 0;
+}
+
+static int64_t audits(struct fixture *f, const char *event, int success)
+{
+        struct audit_count c = {event, success, 0};
+        struct gmca_error e = {0};
+
+        assert_int_equal(gmca_store_audit_iter(f->s, NULL, count_cb, &c, &e), 0);
+        return c.n;
+}
+
+static int64_t recoveries(struct fixture *f)
+{
+        static const char q1[] = "SELECT COUNT(*) FROM key_recoveries";
+        struct gmca_error e = {0};
+        struct gmca_q q;
+        int64_t n;
+
+        assert_int_equal(gmca_q_open(f->s, q1, &q, &e), 0);
+        assert_int_equal(gmca_q_step(&q, &e, "count"), GMCA_DB_ROW);
+        n = gmca_q_col_int(&q, 0);
+        gmca_q_close(&q);
+        return n;
+}
+
+static void state_is(struct fixture *f, int64_t id, const char *want)
+{
+        struct gmca_error e = {0};
+        struct ra_recovery r;
+
+        assert_int_equal(ra_recovery_load(f->s, id, &r, &e), 0);
+        assert_string_equal(r.state, want);
+        ra_recovery_clear(&r);
+}
+
+/* ---- driving the operations ---- */
+
+static void signed_by(struct fixture *f, const struct op *k, const char *target, const char *body,
+                      struct gmca_auth_result *who)
+{
+        struct gmca_auth_headers h;
+        struct gmca_error e = {0};
+        size_t len = body != NULL ? strlen(body) : 0;
+
+        memset(who, 0, sizeof(*who));
+        if (gmca_auth_sign(k->key, k->cert, "POST", target, (const uint8_t *)body, len, f->now, &h,
+                           &e) != 0 ||
+            gmca_auth_verify(f->s, &h, "POST", target, (const uint8_t *)body, len, f->now, who,
+                             &e) != 0)
+                fail_msg("POST %s by %s: %s", target, k->name, e.msg);
+}
+
+static int request(struct fixture *f, const struct op *k, const char *body, int64_t *id,
+                   struct gmca_error *e)
+{
+        struct gmca_auth_result who;
+        json_t *out = NULL;
+        int rc;
+
+        signed_by(f, k, "/api/v1/recoveries", body, &who);
+        gmca_error_clear(e);
+        rc = gmca_ra_recovery_request(&f->env, &who, (const uint8_t *)body, strlen(body), f->now,
+                                      &out, e);
+        if (rc == 0) {
+                *id = json_integer_value(json_object_get(out, "id"));
+                assert_string_equal(json_string_value(json_object_get(out, "state")), "requested");
+                assert_non_null(json_string_value(json_object_get(out, "submission")));
+        }
+        json_decref(out);
+        gmca_auth_result_clear(&who);
+        return rc;
+}
+
+static int subscriber(struct fixture *f, const struct op *k, const char *enc, const char *to,
+                      int64_t *id, struct gmca_error *e)
+{
+        char body[512];
+
+        snprintf(body, sizeof(body),
+                 "{\"kind\":\"subscriber\",\"encryption_serial\":\"%s\",\"recipient_"
+                 "serial\":\"%s\","
+                 "\"reason\":\"USB key 丢失\"}",
+                 enc, to);
+        return request(f, k, body, id, e);
+}
+
+static int judicial(struct fixture *f, const struct op *k, const char *authority,
+                    const char *document, const char *pem, int64_t *id, struct gmca_error *e)
+{
+        json_t *o = json_pack("{s:s, s:s, s:s}", "kind", "judicial", "encryption_serial", f->enc,
+                              "reason", "刑事案件侦查需要");
+        char *body;
+        int rc;
+
+        if (authority != NULL)
+                json_object_set_new(o, "authority", json_string(authority));
+        if (document != NULL)
+                json_object_set_new(o, "document", json_string(document));
+        if (pem != NULL)
+                json_object_set_new(o, "recipient_public_key", json_string(pem));
+        assert_non_null(body = json_dumps(o, JSON_COMPACT));
+        rc = request(f, k, body, id, e);
+        free(body);
+        json_decref(o);
+        return rc;
+}
+
+static void submission_of(struct fixture *f, int64_t id, char out[RA_SUBMISSION_HEX + 1])
+{
+        struct gmca_error e = {0};
+        struct ra_recovery r;
+
+        assert_int_equal(ra_recovery_load(f->s, id, &r, &e), 0);
+        assert_int_equal(ra_submission_digest(r.request_auth, r.request_auth_len, out, &e), 0);
+        ra_recovery_clear(&r);
+}
+
+/* Approve (1) or reject (0) naming the submission of `of` (0: id's own). *out
+ * kept if asked. */
+static int decide(struct fixture *f, const struct op *k, int64_t id, int approve, int64_t of,
+                  json_t **out, struct gmca_error *e)
+{
+        struct gmca_auth_result who;
+        char target[96], body[256], sub[RA_SUBMISSION_HEX + 1];
+        json_t *o = NULL;
+        int rc;
+
+        submission_of(f, of != 0 ? of : id, sub);
+        snprintf(target, sizeof(target), "/api/v1/recoveries/%lld/%s", (long long)id,
+                 approve ? "approve" : "reject");
+        snprintf(body, sizeof(body), "{\"submission\":\"%s\",\"reason\":\"核验无误\"}", sub);
+        signed_by(f, k, target, body, &who);
+        gmca_error_clear(e);
+        rc = gmca_ra_recovery_decide(&f->env, &who, id, approve, (const uint8_t *)body,
+                                     strlen(body), f->now, &o, e);
+        gmca_auth_result_clear(&who);
+        if (out != NULL)
+                *out = o;
+        else
+                json_decref(o);
+        return rc;
+}
+
+/* An approved subscriber recovery; the engine, called on approval, stops at the
+ * KM. */
+static int64_t approved(struct fixture *f)
+{
+        struct gmca_error e = {0};
+        json_t *out = NULL;
+        int64_t id = 0;
+
+        expect(subscriber(f, &f->entry, f->enc, f->sig, &id, &e), &e, 0, NULL, "request");
+        expect(decide(f, &f->admin, id, 1, 0, &out, &e), &e, 0, NULL, "approve");
+        assert_string_equal(json_string_value(json_object_get(out, "state")), "approved");
+        assert_non_null(strstr(json_string_value(json_object_get(out, "recover_error")), NO_KM));
+        json_decref(out);
+        return id;
+}
+
+/* ---- the tests ---- */
+
+static void t_subscriber_flow(void **state)
+{
+        struct fixture *f = *state;
+        struct gmca_auth_result who;
+        struct gmca_error e = {0};
+        json_t *out = NULL;
+        int64_t id, req0 = audits(f, GMCA_EV_RECOVERY_REQUEST, 1);
+        int64_t km0 = audits(f, GMCA_EV_KM_RECOVER, 0);
+
+        id = approved(f);
+        assert_int_equal(audits(f, GMCA_EV_RECOVERY_REQUEST, 1), req0 + 1);
+        assert_true(audits(f, GMCA_EV_RECOVERY_APPROVE, 1) >= 1);
+        /* Every check passed: the engine's refusal is the KM's absence, audited. */
+        assert_int_equal(audits(f, GMCA_EV_KM_RECOVER, 0), km0 + 1);
+        assert_int_equal(f->recover_calls, 1);
+        state_is(f, id, "approved");
+        expect(gmca_ra_recover_approved(f->c, id, f->now, &e), &e, GMCA_ERR_NOTFOUND, NO_KM,
+               "engine");
+        /* Deliver retries; reading shows no key, only the (empty) envelopes. */
+        memset(&who, 0, sizeof(who));
+        who.op.roles = GMCA_ROLE_BUSINESS_ADMIN;
+        gmca_strlcpy(who.op.name, "admin", sizeof(who.op.name));
+        gmca_error_clear(&e);
+        expect(gmca_ra_recovery_deliver(&f->env, &who, id, f->now, &out, &e), &e, GMCA_ERR_NOTFOUND,
+               NO_KM, "deliver");
+        who.op.roles = GMCA_ROLE_AUDIT_ADMIN;
+        gmca_error_clear(&e);
+        expect(gmca_ra_recovery_get(&f->env, &who, id, &out, &e), &e, 0, NULL, "get");
+        assert_true(json_is_null(json_object_get(out, "enveloped_key")));
+        assert_string_equal(json_string_value(json_object_get(out, "recipient_serial")), f->sig);
+        json_decref(out);
+        gmca_error_clear(&e);
+        expect(gmca_ra_recovery_list(&f->env, &who, "approved", &out, &e), &e, 0, NULL, "list");
+        assert_true(json_array_size(json_object_get(out, "items")) >= 1);
+        json_decref(out);
+        gmca_error_clear(&e);
+        expect(gmca_ra_recovery_list(&f->env, &who, "bogus", &out, &e), &e, GMCA_ERR_INVALID,
+               "state", "list state");
+        /* Decided once. */
+        expect(decide(f, &f->admin2, id, 1, 0, NULL, &e), &e, GMCA_ERR_STATE, "once", "twice");
+}
+
+static void t_two_people_and_roles(void **state)
+{
+        struct fixture *f = *state;
+        struct gmca_error e = {0};
+        int64_t id = 0, n, refused = audits(f, GMCA_EV_RECOVERY_APPROVE, 0);
+
+        /* A business admin may request, but not approve his own request. */
+        expect(subscriber(f, &f->admin, f->enc, f->sig, &id, &e), &e, 0, NULL, "admin requests");
+        expect(decide(f, &f->admin, id, 1, 0, NULL, &e), &e, GMCA_ERR_POLICY,
+               "must not be the one who requested", "same person");
+        state_is(f, id, "requested");
+        /* A business operator does not approve. */
+        expect(decide(f, &f->entry, id, 1, 0, NULL, &e), &e, GMCA_ERR_FORBIDDEN, NULL,
+               "operator approves");
+        assert_int_equal(audits(f, GMCA_EV_RECOVERY_APPROVE, 0), refused + 2);
+        /* An auditor does not request. */
+        n = recoveries(f);
+        expect(subscriber(f, &f->auditor, f->enc, f->sig, &id, &e), &e, GMCA_ERR_FORBIDDEN, NULL,
+               "auditor requests");
+        assert_int_equal(recoveries(f), n);
+        /* The approval names the request read: another one's digest is refused. */
+        expect(decide(f, &f->admin2, id, 1, 1, NULL, &e), &e, GMCA_ERR_STATE, "submission",
+               "another submission");
+        /* Rejection by another admin. */
+        expect(decide(f, &f->admin2, id, 0, 0, NULL, &e), &e, 0, NULL, "reject");
+        state_is(f, id, "rejected");
+}
+
+static void t_request_refusals(void **state)
+{
+        struct fixture *f = *state;
+        struct gmca_error e = {0};
+        int64_t id = 0, n = recoveries(f), refused = audits(f, GMCA_EV_RECOVERY_REQUEST, 0);
+        char revoked[GMCA_SERIAL_HEX_MAX], shortlived[GMCA_SERIAL_HEX_MAX];
+        static const struct {
+                const char *body, *msg;
+        } bad[] = {
+            {"{}", "kind"},
+            {"{\"kind\":\"other\",\"encryption_serial\":\"01\",\"reason\":\"x\"}", "kind"},
+            {"{\"kind\":\"subscriber\",\"encryption_serial\":\"01\",\"reason\":"
+             "\"x\"}",
+             "recipient_serial"},
+            {"{\"kind\":\"subscriber\",\"recipient_serial\":\"01\",\"reason\":\"x\"}",
+             "encryption_serial"},
+            {"{\"kind\":\"subscriber\",\"encryption_serial\":\"01\",\"recipient_"
+             "serial\":\"02\"}",
+             "reason"},
+            {"{\"kind\":\"subscriber\",\"encryption_serial\":\"01\",\"recipient_"
+             "serial\":\"02\","
+             "\"reason\":\"x\",\"extra\":1}",
+             "unknown"},
+            {"{\"kind\":\"subscriber\",\"encryption_serial\":\"zz\",\"recipient_"
+             "serial\":\"02\","
+             "\"reason\":\"x\"}",
+             "hex"},
+            {"[1]", "object"},
+        };
+
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+                expect(request(f, &f->entry, bad[i].body, &id, &e), &e, GMCA_ERR_INVALID,
+                       bad[i].msg, bad[i].body);
+        /* Judicial: authority, document and an SM2 key are required. */
+        expect(judicial(f, &f->entry, NULL, "(2026)京01刑初1号", f->carrier_pem, &id, &e), &e,
+               GMCA_ERR_INVALID, "authority", "no authority");
+        expect(judicial(f, &f->entry, "北京市公安局", NULL, f->carrier_pem, &id, &e), &e,
+               GMCA_ERR_INVALID, "document", "no document");
+        expect(judicial(f, &f->entry, "北京市公安局", "(2026)京01刑初1号", NULL, &id, &e), &e,
+               GMCA_ERR_INVALID, "recipient_public_key", "no key");
+        expect(judicial(f, &f->entry, "北京市公安局", "(2026)京01刑初1号",
+                        "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n", &id, &e),
+               &e, GMCA_ERR_INVALID, "SM2", "not a key");
+        /* The encryption certificate must be a KM pair's. */
+        expect(subscriber(f, &f->entry, f->lone, f->sig, &id, &e), &e, GMCA_ERR_NOTFOUND,
+               "escrowed", "not in dual_keys");
+        expect(subscriber(f, &f->entry, "0123456789", f->sig, &id, &e), &e, GMCA_ERR_NOTFOUND, NULL,
+               "no such certificate");
+        /* The recipient: the same subscriber's current signature certificate. */
+        expect(subscriber(f, &f->entry, f->enc, f->other, &id, &e), &e, GMCA_ERR_POLICY,
+               "another subject", "other subject");
+        expect(subscriber(f, &f->entry, f->enc, f->enc, &id, &e), &e, GMCA_ERR_POLICY,
+               "signature certificate", "encryption certificate as recipient");
+        issue(f, "personal-sign", NULL, "王小明", INFO, 0, revoked, NULL, NULL);
+        assert_int_equal(gmca_store_cert_revoke(f->s, revoked, f->now, 1, 0, &e), 0);
+        expect(subscriber(f, &f->entry, f->enc, revoked, &id, &e), &e, GMCA_ERR_STATE, "revoked",
+               "revoked recipient");
+        issue(f, "personal-sign", NULL, "王小明", INFO, 1, shortlived, NULL, NULL);
+        f->now += 2 * DAY;
+        expect(subscriber(f, &f->entry, f->enc, shortlived, &id, &e), &e, GMCA_ERR_STATE,
+               "not valid now", "expired recipient");
+        f->now -= 2 * DAY;
+        assert_int_equal(recoveries(f), n);
+        assert_int_equal(audits(f, GMCA_EV_RECOVERY_REQUEST, 0),
+                         refused + (int64_t)(sizeof(bad) / sizeof(bad[0])) + 10);
+}
+
+static void t_judicial_flow(void **state)
+{
+        struct fixture *f = *state;
+        struct gmca_error e = {0};
+        json_t *out = NULL;
+        int64_t id = 0;
+
+        expect(judicial(f, &f->entry, "北京市公安局", "(2026)京01刑初1号", f->carrier_pem, &id, &e),
+               &e, 0, NULL, "judicial");
+        expect(decide(f, &f->admin2, id, 1, 0, &out, &e), &e, 0, NULL, "approve judicial");
+        assert_non_null(strstr(json_string_value(json_object_get(out, "recover_error")), NO_KM));
+        assert_non_null(strstr(json_string_value(json_object_get(out, "recipient_public_key")),
+                               "BEGIN PUBLIC KEY"));
+        assert_string_equal(json_string_value(json_object_get(out, "authority")), "北京市公安局");
+        json_decref(out);
+}
+
+/* ---- the front tampers; the engine refuses ---- */
+
+static const char SQL_T_RECIPIENT[] = "UPDATE key_recoveries SET recipient_serial = ? WHERE id = ?";
+static const char SQL_T_KIND[] =
+    "UPDATE key_recoveries SET kind = ?, authority = ?, document_ref = 'x', "
+    "recipient_key = "
+    "X'00' WHERE id = ?";
+static const char SQL_T_FORGE[] = "UPDATE key_recoveries SET state = "
+                                  "'approved', decided_by = ?, decided_at = 1,"
+                                  " decide_auth = (SELECT request_auth FROM "
+                                  "key_recoveries WHERE id = ?) WHERE id = ?";
+static const char SQL_T_NOAPPROVAL[] =
+    "UPDATE key_recoveries SET state = ?, decided_by = ? WHERE id = ?";
+static const char SQL_T_REPLAY[] =
+    "UPDATE key_recoveries SET state = 'approved', decided_by = ?,"
+    " decide_auth = (SELECT decide_auth FROM key_recoveries WHERE id = ?) "
+    "WHERE id = ?";
+
+static void engine_refuses(struct fixture *f, int64_t id, int want, const char *msg,
+                           const char *what)
+{
+        struct gmca_error e = {0};
+        int64_t before = audits(f, GMCA_EV_KM_RECOVER, 0);
+
+        expect(gmca_ra_recover_approved(f->c, id, f->now, &e), &e, want, msg, what);
+        assert_int_equal(audits(f, GMCA_EV_KM_RECOVER, 0), before + 1);
+        state_is(f, id, "approved");
+}
+
+static void forge(struct fixture *f, const char *stmt, const char *who, int64_t from, int64_t id)
+{
+        struct gmca_error e = {0};
+        struct gmca_q q;
+
+        assert_int_equal(gmca_q_open(f->s, stmt, &q, &e), 0);
+        gmca_q_text(&q, who);
+        gmca_q_int(&q, from);
+        gmca_q_int(&q, id);
+        assert_true(gmca_q_step(&q, &e, "forge") >= 0);
+        gmca_q_close(&q);
+}
+
+static void t_tampered(void **state)
+{
+        struct fixture *f = *state;
+        struct gmca_error e = {0};
+        int64_t a, b, c, d;
+
+        /* A changed recipient (another valid certificate of the same subscriber). */
+        a = approved(f);
+        sql(f, SQL_T_RECIPIENT, f->sig2, NULL, a);
+        engine_refuses(f, a, GMCA_ERR_AUTH, "recipient_serial is not what entry signed",
+                       "changed recipient");
+        sql(f, SQL_T_RECIPIENT, f->sig, NULL, a);
+        engine_refuses(f, a, GMCA_ERR_NOTFOUND, NO_KM, "restored");
+        /* A changed kind. */
+        sql(f, SQL_T_KIND, "judicial", "某机关", a);
+        engine_refuses(f, a, GMCA_ERR_AUTH, "kind is not what entry signed", "changed kind");
+        /* A requested recovery written as approved, with no approval or a forged one.
+         */
+        expect(subscriber(f, &f->entry2, f->enc, f->sig, &b, &e), &e, 0, NULL, "request b");
+        sql(f, SQL_T_NOAPPROVAL, "approved", "admin", b);
+        engine_refuses(f, b, GMCA_ERR_AUTH, "no signed approval", "no approval");
+        forge(f, SQL_T_FORGE, "entry2", b, b);
+        engine_refuses(f, b, GMCA_ERR_AUTH, "/api/v1/recoveries", "request as approval");
+        /* Recorded as another admin's than who signed it. */
+        c = approved(f);
+        sql(f, SQL_T_NOAPPROVAL, "approved", "admin2", c);
+        engine_refuses(f, c, GMCA_ERR_AUTH, "signed by admin", "approver renamed");
+        /* An approval replayed onto another recovery. */
+        expect(subscriber(f, &f->entry2, f->enc, f->sig, &d, &e), &e, 0, NULL, "request d");
+        forge(f, SQL_T_REPLAY, "admin", c, d);
+        engine_refuses(f, d, GMCA_ERR_AUTH, "approve", "replayed approval");
+        /* A subscriber recovery approved by its requester, as the front might write
+         * it. */
+        expect(subscriber(f, &f->admin, f->enc, f->sig, &d, &e), &e, 0, NULL, "request by admin");
+        {
+                struct gmca_auth_result who;
+                char target[96], body[256], sub[RA_SUBMISSION_HEX + 1];
+                static const char SQL_T_SELF[] =
+                    "UPDATE key_recoveries SET state = 'approved', decided_by = 'admin',"
+                    " decide_auth = ? WHERE id = ?";
+                struct gmca_q q;
+
+                submission_of(f, d, sub);
+                snprintf(target, sizeof(target), "/api/v1/recoveries/%lld/approve", (long long)d);
+                snprintf(body, sizeof(body), "{\"submission\":\"%s\"}", sub);
+                signed_by(f, &f->admin, target, body, &who);
+                assert_int_equal(gmca_q_open(f->s, SQL_T_SELF, &q, &e), 0);
+                gmca_q_blob(&q, who.proof, who.proof_len);
+                gmca_q_int(&q, d);
+                assert_true(gmca_q_step(&q, &e, "self") >= 0);
+                gmca_q_close(&q);
+                gmca_auth_result_clear(&who);
+                engine_refuses(f, d, GMCA_ERR_POLICY, "approver must be another", "self approval");
+        }
+        /* Not approved at all. */
+        sql(f, SQL_T_NOAPPROVAL, "requested", "", d);
+        expect(gmca_ra_recover_approved(f->c, d, f->now, &e), &e, GMCA_ERR_STATE, "not approved",
+               "requested");
+}
+
+/* The recipient revoked after approval: the engine checks again. */
+static void t_recipient_revoked_later(void **state)
+{
+        struct fixture *f = *state;
+        struct gmca_error e = {0};
+        char sig3[GMCA_SERIAL_HEX_MAX];
+        json_t *out = NULL;
+        int64_t id = 0;
+
+        issue(f, "personal-sign", NULL, "王小明", INFO, 0, sig3, NULL, NULL);
+        f->now = (int64_t)gmca_now() + 1; /* its notBefore is the clock's, not f->now */
+        expect(subscriber(f, &f->entry, f->enc, sig3, &id, &e), &e, 0, NULL, "request");
+        expect(decide(f, &f->admin, id, 1, 0, &out, &e), &e, 0, NULL, "approve");
+        json_decref(out);
+        assert_int_equal(gmca_store_cert_revoke(f->s, sig3, f->now, 1, 0, &e), 0);
+        engine_refuses(f, id, GMCA_ERR_STATE, "revoked", "recipient revoked");
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+            cmocka_unit_test(t_subscriber_flow),  cmocka_unit_test(t_two_people_and_roles),
+            cmocka_unit_test(t_request_refusals), cmocka_unit_test(t_judicial_flow),
+            cmocka_unit_test(t_tampered),         cmocka_unit_test(t_recipient_revoked_later),
+        };
+
+        return cmocka_run_group_tests(tests, setup, teardown);
+}
