@@ -28,10 +28,12 @@
 #include "ca_internal.h"
 #include "envelope.h"
 #include "km.h"
+#include "publish.h"
 #include "store_internal.h"
 #include "util.h"
 #include "x509.h"
 
+static const char SQL_IS_ENC[] = "SELECT 1 FROM dual_keys WHERE enc_serial = ?";
 static const char SQL_DUAL_INSERT[] = "INSERT INTO dual_keys (enc_serial, sig_serial, envelope, "
                                       "blob, created) VALUES (?, ?, ?, ?, ?)";
 
@@ -186,4 +188,43 @@ void ca_pair_abandon(struct gmca_ctx *c, struct ca_pair *p)
         /* Best effort: the key stays escrowed, revoked, for a certificate that never was. */
         (void)!gmca_km_revoke(c->km, p->serial, sizeof(p->serial), &e);
         p->asked = 0;
+}
+
+/* The KM's revocation notice for one event of the change feed (publish.h). */
+static int km_notice(void *arg, struct gmca_store *s, const struct gmca_event *ev,
+                     struct gmca_error *e)
+{
+        struct gmca_ctx *c = arg;
+        unsigned char *sn;
+        struct gmca_q q;
+        long len = 0;
+        int rc;
+
+        if (ev->kind != GMCA_EVENT_CERT_REVOKE)
+                return 0;
+        if ((rc = gmca_q_open(s, SQL_IS_ENC, &q, e)) != 0)
+                return rc;
+        gmca_q_text(&q, ev->serial);
+        rc = gmca_q_step(&q, e, "dual pair of %s", ev->serial);
+        gmca_q_close(&q);
+        if (rc != GMCA_DB_ROW)
+                return rc < 0 ? rc : 0; /* not an encryption certificate of the KM's */
+        if ((sn = OPENSSL_hexstr2buf(ev->serial, &len)) == NULL || len < 1 || len > 20) {
+                OPENSSL_free(sn);
+                return gmca_error_set(e, GMCA_ERR_POLICY, "km: serial %s is not hex", ev->serial);
+        }
+        rc = gmca_km_revoke(c->km, sn, (size_t)len, e);
+        OPENSSL_free(sn);
+        /* A key the KM does not have, or has destroyed, is no notice to retry. */
+        return rc == GMCA_ERR_NOTFOUND || rc == GMCA_ERR_STATE ? GMCA_ERR_POLICY : rc;
+}
+
+void ca_km_notices(struct gmca_ctx *c)
+{
+        struct gmca_publisher p = {
+            .channel = "km", .deliver = km_notice, .arg = c, .kinds = 1u << GMCA_EVENT_CERT_REVOKE};
+        struct gmca_error e = {0};
+
+        if (c->km != NULL)
+                (void)gmca_publish_pump(c->store, &p, 16, &e);
 }

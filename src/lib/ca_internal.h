@@ -151,6 +151,13 @@ struct gmca_km_link *ca_km(struct gmca_ctx *c, struct gmca_error *e);
 int ca_issue_pair(struct gmca_ctx *c, const struct gmca_issue_req *r, X509 *sig,
                   const char *sig_serial, struct ca_pair *p, struct gmca_error *e);
 void ca_pair_abandon(struct gmca_ctx *c, struct ca_pair *p);
+/*
+ * In the CA engine, between requests: tell the KM of every encryption
+ * certificate revoked (the "km" channel of the change feed, publish.h),
+ * however it was revoked — the RA, the CLI, a lifecycle replacement — so
+ * the KM's key states follow; retried with backoff while the KM is down.
+ */
+void ca_km_notices(struct gmca_ctx *c);
 
 /* Inside a transaction: a new CA with its certificate and audit records. */
 int ca_record_new(struct gmca_store *s, const char *name, X509 *cert, const char *profile,

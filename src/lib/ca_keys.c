@@ -634,6 +634,11 @@ static int hook_ocsp_check(void *arg, const char *ca, const uint8_t *rd, size_t 
         return gmca_ca_ocsp_check(arg, ca, rd, len, (int64_t)gmca_now(), e);
 }
 
+static void hook_idle(void *arg)
+{
+        ca_km_notices(arg);
+}
+
 static int hook_audit(void *arg, const struct gmca_engine_audit *recs, size_t n,
                       struct gmca_error *e)
 {
@@ -712,6 +717,7 @@ int gmca_ctx_serve_engine(struct gmca_ctx *c, int ready_fd, struct gmca_error *e
         pol.ocsp_issue = hook_ocsp_issue;
         pol.ocsp_check = hook_ocsp_check;
         pol.audit = hook_audit;
+        pol.idle = hook_idle;
         pol.arg = c;
         rc = gmca_engine_serve(path, keys, n, &pol, ready_fd, e);
 out:

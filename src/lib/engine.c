@@ -619,6 +619,7 @@ struct server {
         struct nonce_slot *nonces;
         size_t nnonces;
         uint64_t salt;
+        time_t idle_at; /* monotonic: when pol->idle is due */
 };
 
 /* Seconds a connection may go without progress: less in the middle of a frame. */
@@ -1422,8 +1423,12 @@ static int serve_loop(struct server *s, int lfd, int sfd, struct gmca_error *e)
                         if (timeout < 0 || left * 1000 < timeout)
                                 timeout = left * 1000;
                 }
-                if (s->nqueue > 0 && (timeout < 0 || timeout > 1000))
-                        timeout = 1000; /* audit records to retry */
+                if ((s->nqueue > 0 || s->pol->idle != NULL) && (timeout < 0 || timeout > 1000))
+                        timeout = 1000; /* audit records to retry, idle work */
+                if (s->pol->idle != NULL && now >= s->idle_at) {
+                        s->pol->idle(s->pol->arg);
+                        s->idle_at = mono() + 1;
+                }
                 nc = s->nconns;
                 if (poll(pfd, np, timeout) < 0) {
                         if (errno == EINTR)

@@ -133,6 +133,9 @@ struct gmca_engine_policy {
          * are tried again. NULL: not audited (tests). */
         int (*audit)(void *arg, const struct gmca_engine_audit *recs, size_t n,
                      struct gmca_error *e);
+        /* Called about once a second while serving, between requests (background
+         * work of the engine's own, e.g. telling the KM of revocations). NULL: none. */
+        void (*idle)(void *arg);
         void *arg;
 };
 

@@ -27,7 +27,9 @@ static const char SQL_RESET[] =
     "UPDATE publish_state SET last_event = ?, attempts = 0, next_at = 0,"
     " last_error = NULL, updated = ? WHERE channel = ?";
 static const char SQL_NEXT[] = "SELECT id, time, kind, COALESCE(serial, ''), ca_id, number"
-                               " FROM events WHERE id > ? ORDER BY id LIMIT 1";
+                               " FROM events WHERE id > ? AND ((? AND kind = 'cert.issue')"
+                               " OR (? AND kind = 'cert.revoke') OR (? AND kind = 'crl.issue'))"
+                               " ORDER BY id LIMIT 1";
 static const char SQL_PENDING[] = "SELECT COUNT(*) FROM events WHERE id > ?";
 
 const char *gmca_event_kind_name(enum gmca_event_kind k)
@@ -96,8 +98,22 @@ static int in_tx(struct gmca_store *s, int rc, struct gmca_error *e)
         return gmca_store_commit(s, e);
 }
 
+static int next_of(struct gmca_store *s, const char *channel, unsigned kinds, int64_t now,
+                   struct gmca_event *ev, struct gmca_error *e);
+
 int gmca_publish_next(struct gmca_store *s, const char *channel, int64_t now, struct gmca_event *ev,
                       struct gmca_error *e)
+{
+        return next_of(s, channel, 0, now, ev, e);
+}
+
+static int want(unsigned kinds, enum gmca_event_kind k)
+{
+        return kinds == 0 || (kinds & (1u << k)) != 0;
+}
+
+static int next_of(struct gmca_store *s, const char *channel, unsigned kinds, int64_t now,
+                   struct gmca_event *ev, struct gmca_error *e)
 {
         struct gmca_publish_state st;
         struct gmca_q q;
@@ -116,6 +132,9 @@ int gmca_publish_next(struct gmca_store *s, const char *channel, int64_t now, st
         if ((rc = gmca_q_open(s, SQL_NEXT, &q, e)) != 0)
                 return rc;
         gmca_q_int(&q, st.last_event);
+        gmca_q_int(&q, want(kinds, GMCA_EVENT_CERT_ISSUE));
+        gmca_q_int(&q, want(kinds, GMCA_EVENT_CERT_REVOKE));
+        gmca_q_int(&q, want(kinds, GMCA_EVENT_CRL_ISSUE));
         rc = gmca_q_step(&q, e, "next event for %s", channel);
         if (rc == GMCA_DB_ROW) {
                 ev->id = gmca_q_col_int(&q, 0);
@@ -267,7 +286,7 @@ int gmca_publish_pump(struct gmca_store *s, const struct gmca_publisher *p, int 
                 struct gmca_error why = {0};
                 int64_t now = (int64_t)gmca_now();
 
-                rc = gmca_publish_next(s, p->channel, now, &ev, e);
+                rc = next_of(s, p->channel, p->kinds, now, &ev, e);
                 if (rc == GMCA_ERR_NOTFOUND || rc == GMCA_ERR_STATE) {
                         gmca_error_clear(e);
                         return n;

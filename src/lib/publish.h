@@ -101,6 +101,9 @@ struct gmca_publisher {
         int (*deliver)(void *arg, struct gmca_store *s, const struct gmca_event *ev,
                        struct gmca_error *e);
         void *arg;
+        /* The kinds it wants, bits (1u << enum gmca_event_kind); 0: all. The
+         * cursor passes over the others without a delivery. */
+        unsigned kinds;
 };
 
 /*

@@ -182,9 +182,16 @@ check "a new encryption certificate" bash -c "[ -n '$E3' ] && [ '$E3' != '$E1' ]
 g cert show --serial "$E1" --json >"$T/e1.json" 2>/dev/null || true
 check "the old encryption certificate is revoked with the old signature certificate" \
   bash -c "jq -e '.status == \"revoked\"' '$T/e1.json' >/dev/null"
-expect_exit 0 "km list" -- km list
-check "the old key is still escrowed (§7.3.2: old data stays readable)" bash -c \
-  "jq -e '.[] | select(.serial == \"$E1\" and .state != \"destroyed\")' '$T/out' >/dev/null"
+km_state() { "$GMCA" km list --km-dir "$K" | jq -r ".[] | select(.serial == \"$1\") | .state"; }
+wait_state() { # SERIAL STATE: the engine tells the KM between requests, within seconds
+  for _ in $(seq 50); do [ "$(km_state "$1")" = "$2" ] && return 0; sleep 0.2; done
+  return 1
+}
+check "the KM learns of the revoked encryption certificates (RA revocation, rekey)" \
+  bash -c "$(declare -f km_state wait_state); GMCA='$GMCA' K='$K'; wait_state '$E2' revoked && wait_state '$E1' revoked"
+check "the old key is still escrowed (§7.3.2: old data stays readable)" \
+  bash -c "$(declare -f km_state); GMCA='$GMCA' K='$K'; [ \"\$(km_state '$E1')\" = revoked ]"
+check "the new one is active" bash -c "$(declare -f km_state); GMCA='$GMCA' K='$K'; [ \"\$(km_state '$E3')\" = active ]"
 j() { jq -r "$1" "$T/out"; }
 
 stop_serve
