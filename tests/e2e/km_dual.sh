@@ -194,6 +194,43 @@ check "the old key is still escrowed (§7.3.2: old data stays readable)" \
 check "the new one is active" bash -c "$(declare -f km_state); GMCA='$GMCA' K='$K'; [ \"\$(km_state '$E3')\" = active ]"
 j() { jq -r "$1" "$T/out"; }
 
+# ---- a renewal (same signature key, 30 days before the end): a new encryption pair too ----
+echo "TokenPin2028" >"$T/tpin3"
+TK3=(--token "$T/tok3" --pin-file "$T/tpin3")
+expect_exit 0 "a third token" -- "$GMCA" token init --token "$T/tok3"
+expect_exit 0 "its CSR" -- "$GMCA" token csr "${TK3[@]}" --subject "/C=CN/ST=北京市/O=某市政务服务中心/CN=张三" --out "$T/zs3.csr"
+jq -nc --argjson a "$P" --rawfile csr "$T/zs3.csr" --argjson info "$INFO" \
+  '{applicant: $a, profile: "personal-sign", csr: $csr, subject_info: $info, materials: ["申请表"], days: 30}' >"$T/body"
+expect_exit 0 "a 30-day certificate" -- api opA POST /api/v1/applications --data "$(cat "$T/body")"
+expect_exit 0 "vetted and approved" -- vet_approve "$(j .id)"
+S4=$(j .serial)
+E4=$(j .encryption_serial)
+j .certificate >"$T/s4.pem"
+j .encryption_certificate >"$T/e4.pem"
+j .enveloped_key | base64 -d >"$T/e4.env"
+"$GMCA" token import-cert --token "$T/tok3" "$T/s4.pem" >/dev/null
+"$GMCA" token import-cert --token "$T/tok3" "$T/e4.pem" >/dev/null
+expect_exit 0 "the token takes its first encryption key" -- "$GMCA" token import-key "${TK3[@]}" "$T/e4.env"
+expect_exit 0 "data encrypted to the first encryption certificate" -- "$GMCA" token encrypt --token "$T/tok3" \
+  --cert "$T/e4.pem" --in "$T/msg" --out "$T/old.enc"
+expect_exit 0 "the same key asks again (token CSR reuses it)" -- "$GMCA" token csr "${TK3[@]}" \
+  --subject "/C=CN/ST=北京市/O=某市政务服务中心/CN=张三" --out "$T/zs3r.csr"
+jq -nc --rawfile csr "$T/zs3r.csr" --argjson info "$INFO" '{csr: $csr, subject_info: $info}' >"$T/body"
+expect_exit 0 "A asks for the renewal" -- api opA POST "/api/v1/certificates/$S4/renew" --data "$(cat "$T/body")"
+expect_exit 0 "vetted and approved" -- vet_approve "$(j .id)"
+check "renewed" test "$(j .state)" = issued
+E5=$(j .encryption_serial)
+check "a new encryption certificate with the renewal" bash -c "[ -n '$E5' ] && [ '$E5' != '$E4' ]"
+j .encryption_certificate >"$T/e5.pem"
+j .enveloped_key | base64 -d >"$T/e5.env"
+"$GMCA" token import-cert --token "$T/tok3" "$T/e5.pem" >/dev/null
+expect_exit 0 "the token takes the new encryption key" -- "$GMCA" token import-key "${TK3[@]}" "$T/e5.env"
+expect_exit 0 "new data to the new encryption certificate" -- "$GMCA" token encrypt --token "$T/tok3" \
+  --cert "$T/e5.pem" --in "$T/msg" --out "$T/new.enc"
+expect_exit 0 "the token decrypts the new" -- "$GMCA" token decrypt "${TK3[@]}" --in "$T/new.enc" --out "$T/new.dec"
+expect_exit 0 "and still the old (§7.3.2)" -- "$GMCA" token decrypt "${TK3[@]}" --in "$T/old.enc" --out "$T/old.dec"
+check "both come back" bash -c "cmp -s '$T/msg' '$T/new.dec' && cmp -s '$T/msg' '$T/old.dec'"
+
 stop_serve
 stop_km
 expect_exit 0 "the CA's audit chain verifies" -- g audit verify
