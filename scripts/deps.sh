@@ -6,6 +6,9 @@ set -euo pipefail
 want=(build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
       libssl-dev openssl libsqlite3-dev sqlite3 libjansson-dev libcmocka-dev
       libmicrohttpd-dev libcurl4-openssl-dev libldap2-dev libgfshare-dev faketime
+      slapd ldap-utils
+      libpq-dev postgresql
+      chromium
       jq curl python3
       nodejs npm)
 # nodejs from another source may ship npm itself; do not insist on Debian's.
@@ -27,7 +30,8 @@ fi
 top=$(cd "$(dirname "$0")/.." && pwd)
 if [ "${1:-}" = "--with-npm" ] && [ -f "$top/tests/interop/package.json" ]; then
   if [ ! -d "$top/tests/interop/node_modules/sm-crypto" ] ||
-     [ ! -d "$top/tests/interop/node_modules/@peculiar/asn1-x509" ]; then
+     [ ! -d "$top/tests/interop/node_modules/@peculiar/asn1-x509" ] ||
+     [ ! -d "$top/tests/interop/node_modules/playwright-core" ]; then
     echo "deps: installing npm packages for tests/interop"
     (cd "$top/tests/interop" && npm install --no-audit --no-fund --silent)
   fi

@@ -243,6 +243,27 @@ GMCA_EXPORT int gmca_sm2_raw_decrypt(const struct gmca_credential *recipient, in
                                      const void *in, size_t len, uint8_t **out, size_t *outlen,
                                      struct gmca_status *st) GMCA_API_WUR;
 
+/* ---- Certificate and CRL sync (CPS §4.6.1, §4.6.2) --------------------- */
+
+/*
+ * What a downstream e-government system does with each body a gmca CA's
+ * sync push POSTs to it: verify the GM/T 0010 SignedData (SM2, default
+ * ID), that its signer is a sync certificate (digitalSignature and
+ * nonRepudiation, no extKeyUsage) chaining to one of the anchors through
+ * the chain certificates (PEM or DER, at most GMCA_MESSAGE_CERTIFICATES_MAX
+ * each) and valid now (revocation not checked), and that the content is an
+ * event payload (JSON; docs/sync.md). On success *payload is the JSON,
+ * NUL-terminated, *payload_len bytes: free with gmca_buffer_free.
+ * GMCA_RC_VERIFY for a signature or path that does not verify,
+ * GMCA_RC_POLICY for a signer that is no sync certificate, GMCA_RC_INVALID
+ * for a malformed body or payload.
+ */
+GMCA_EXPORT int gmca_sync_body_verify(const void *body, size_t len,
+                                      const struct gmca_bytes *anchors, size_t nanchors,
+                                      const struct gmca_bytes *chain, size_t nchain,
+                                      char **payload, size_t *payload_len,
+                                      struct gmca_status *st) GMCA_API_WUR;
+
 #ifdef __cplusplus
 }
 #endif

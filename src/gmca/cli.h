@@ -123,6 +123,12 @@ int cmd_api(struct cli *cli, int argc, char **argv);     /* cmd_api.c: signed AP
 int cmd_km(struct cli *cli, int argc, char **argv);      /* cmd_km.c: the key management centre */
 int cmd_km_link(struct cli *cli, int argc, char **argv); /* cmd_km_link.c: the CA's side */
 int cmd_token(struct cli *cli, int argc, char **argv);   /* cmd_token.c: the soft token */
+int cmd_stats(struct cli *cli, int argc, char **argv);   /* cmd_stats.c: statistics */
+int cmd_sync(struct cli *cli, int argc, char **argv);    /* cmd_sync.c: sync verify */
+int cmd_publish(struct cli *cli, int argc, char **argv); /* cmd_publish.c: feed cursors */
+int cmd_backup(struct cli *cli, int argc, char **argv);  /* cmd_backup.c: backups */
+int cmd_export(struct cli *cli, int argc, char **argv);  /* cmd_export.c: CA termination */
+int cmd_import(struct cli *cli, int argc, char **argv);  /* cmd_export.c */
 
 /* Start the CA engine process from an activated context (cmd_key.c; activate, serve). */
 int cli_engine_spawn(struct gmca_ctx *c, pid_t *pid, struct gmca_error *e);

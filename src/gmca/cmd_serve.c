@@ -24,6 +24,8 @@
 #include "cli.h"
 #include "ocsp.h"
 #include "serve.h"
+#include "ldap_pub.h"
+#include "sync.h"
 #include "tsa.h"
 #include "util.h"
 #include "x509.h"
@@ -80,9 +82,24 @@ static const char usage[] =
     "                      (at least 30; the profile caps it; default: the profile's)\n"
     "  --ocsp-ca-signed CA answer OCSP for CA with responses signed by the CA key itself\n"
     "                      through the CA engine, which checks each one against the\n"
-    "                      store first. Repeat once per CA\n";
+    "                      store first. Repeat once per CA\n"
+    "  --sync NAME=URL     push every certificate and CRL event, signed, to a downstream\n"
+    "                      system's receiver (CPS 4.6.1, 4.6.2; channel sync:NAME).\n"
+    "                      Repeatable; needs --sync-key and --sync-cert\n"
+    "  --sync-key FILE --sync-cert FILE [--sync-pass-file FILE]\n"
+    "                      the CA's sync signing key (encrypted PEM) and its certificate\n"
+    "                      of profile sync, issued by a CA of this directory\n"
+    "  --sync-ca-file FILE CA bundle for https receivers (default: the system's)\n"
+    "  --ldap-uri URI --ldap-base DN [--ldap-bind-dn DN --ldap-password-file FILE]\n"
+    "                      publish every CA certificate, CRL and subscriber certificate\n"
+    "                      whose profile allows it to this LDAP directory under DN\n"
+    "                      (CPS 3.4.2; channel ldap; layout in src/lib/ldap_pub.h).\n"
+    "                      A simple bind sends the password as is: use ldaps:// or\n"
+    "                      ldapi:// unless the directory is on this host\n";
 
 #define SERVE_OCSP_MAX 16 /* CAs one front answers OCSP for */
+#define SERVE_SYNC_MAX 16 /* sync receivers */
+#define SERVE_PUB_MAX 32  /* change feed channels: sync receivers, the LDAP directory */
 
 struct ocsp_opt {
         const char *cert, *key, *pass;
@@ -110,7 +127,129 @@ struct serve_opts {
         size_t nocsp_auto, nocsp_ca_signed;
         const char *ocsp_auto_pass; /* the --ocsp-pass-file not right after an --ocsp-key */
         int64_t ocsp_rotate_before, ocsp_cert_seconds;
+        const char *sync_key, *sync_cert, *sync_pass, *sync_ca; /* the sync push (sync.h) */
+        const char *sync[SERVE_SYNC_MAX];
+        size_t nsync;
+        const char *ldap_uri, *ldap_base, *ldap_bind_dn, *ldap_pass; /* ldap_pub.h */
 };
+
+/* The change feed's channels given to gmca_serve_run, and what they borrow. */
+struct serve_pubs {
+        struct gmca_publisher p[SERVE_PUB_MAX];
+        size_t n;
+        EVP_PKEY *sync_key;
+        X509 *sync_cert;
+        struct gmca_sync_receiver sync[SERVE_SYNC_MAX];
+        struct gmca_ldap_pub *ldap;
+};
+
+static int sync_option(struct serve_opts *o, int ch, const char *arg)
+{
+        switch (ch) {
+        case 1101:
+                o->sync_key = arg;
+                break;
+        case 1102:
+                o->sync_cert = arg;
+                break;
+        case 1103:
+                o->sync_pass = arg;
+                break;
+        case 1104:
+                if (o->nsync >= SERVE_SYNC_MAX)
+                        return cli_usage_error("--sync: at most %d", SERVE_SYNC_MAX);
+                o->sync[o->nsync++] = arg;
+                break;
+        default:
+                o->sync_ca = arg;
+        }
+        return 0;
+}
+
+/*
+ * The sync signer (a current certificate of profile sync issued here, and
+ * its key) and one publisher per --sync receiver, appended to ps.
+ */
+static int sync_load(struct gmca_ctx *c, const struct serve_opts *o, struct serve_pubs *ps,
+                     struct gmca_error *e)
+{
+        struct gmca_cert_rec rec;
+        char serial[GMCA_SERIAL_HEX_MAX];
+        int rc;
+
+        if (o->nsync == 0)
+                return 0;
+        if ((ps->sync_cert = cli_load_cert(o->sync_cert, e)) == NULL ||
+            (ps->sync_key = cli_load_key(o->sync_key, o->sync_pass, e)) == NULL)
+                return e->code;
+        if ((rc = gmca_sync_check_signer(ps->sync_cert, ps->sync_key, e)) != 0)
+                return rc;
+        memset(&rec, 0, sizeof(rec));
+        if (gmca_serial_hex(ps->sync_cert, serial, sizeof(serial)) != 0 ||
+            gmca_store_cert_get(gmca_ctx_store(c), serial, &rec, e) != 0) {
+                gmca_error_clear(e);
+                return gmca_error_set(e, GMCA_ERR_POLICY, "%s: not issued by this CA",
+                                      o->sync_cert);
+        }
+        rc = strcmp(rec.profile, GMCA_SYNC_PROFILE) != 0 || rec.status != GMCA_CERT_VALID;
+        gmca_cert_rec_clear(&rec);
+        if (rc)
+                return gmca_error_set(e, GMCA_ERR_POLICY,
+                                      "%s: not a valid certificate of profile " GMCA_SYNC_PROFILE,
+                                      o->sync_cert);
+        for (size_t i = 0; i < o->nsync; i++) {
+                if (ps->n >= SERVE_PUB_MAX)
+                        return gmca_error_set(e, GMCA_ERR_LIMIT, "more than %d channels",
+                                              SERVE_PUB_MAX);
+                if ((rc = gmca_sync_receiver_init(&ps->sync[i], o->sync[i], ps->sync_cert,
+                                                  ps->sync_key, o->sync_ca, e)) != 0)
+                        return rc;
+                for (size_t j = 0; j < ps->n; j++)
+                        if (strcmp(ps->p[j].channel, ps->sync[i].pub.channel) == 0)
+                                return gmca_error_set(e, GMCA_ERR_INVALID, "--sync %s: named twice",
+                                                      ps->sync[i].name);
+                ps->p[ps->n++] = ps->sync[i].pub;
+        }
+        return 0;
+}
+
+/* The LDAP directory's channel (--ldap-uri), appended to ps. */
+static int ldap_load(struct cli *cli, const struct serve_opts *o, struct serve_pubs *ps,
+                     struct gmca_error *e)
+{
+        struct gmca_ldap_pub_config lc = {
+            .uri = o->ldap_uri, .base = o->ldap_base, .bind_dn = o->ldap_bind_dn, .dir = cli->dir};
+        char *pass = NULL;
+        size_t len = 0;
+
+        if (o->ldap_uri == NULL && o->ldap_base == NULL)
+                return 0;
+        if (o->ldap_uri == NULL || o->ldap_base == NULL || (o->ldap_pass && !o->ldap_bind_dn))
+                return gmca_error_set(e, GMCA_ERR_INVALID,
+                                      "--ldap-uri and --ldap-base go together; "
+                                      "--ldap-password-file needs --ldap-bind-dn");
+        if (ps->n >= SERVE_PUB_MAX)
+                return gmca_error_set(e, GMCA_ERR_LIMIT, "more than %d channels", SERVE_PUB_MAX);
+        if (o->ldap_pass != NULL &&
+            cli_secret(o->ldap_pass, NULL, "LDAP password", 0, &pass, &len, e) != 0)
+                return e->code;
+        lc.password = pass;
+        lc.password_len = len;
+        ps->ldap = gmca_ldap_pub_new(&lc, e);
+        cli_pass_free(pass, len);
+        if (ps->ldap == NULL)
+                return e->code;
+        gmca_ldap_pub_publisher(ps->ldap, &ps->p[ps->n++]);
+        return 0;
+}
+
+static void pubs_free(struct serve_pubs *ps)
+{
+        gmca_ldap_pub_free(ps->ldap);
+        EVP_PKEY_free(ps->sync_key); /* EC keys clear their private scalar */
+        X509_free(ps->sync_cert);
+        memset(ps, 0, sizeof(*ps));
+}
 
 /*
  * Load each --ocsp-cert/--ocsp-key pair: the key must be the certificate's,
@@ -265,13 +404,23 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
             {"ocsp-ca-signed", required_argument, NULL, 1006},
             {"ocsp-rotate-before", required_argument, NULL, 1007},
             {"ocsp-cert-seconds", required_argument, NULL, 1008},
+            {"sync-key", required_argument, NULL, 1101},
+            {"sync-cert", required_argument, NULL, 1102},
+            {"sync-pass-file", required_argument, NULL, 1103},
+            {"sync", required_argument, NULL, 1104},
+            {"sync-ca-file", required_argument, NULL, 1105},
+            {"ldap-uri", required_argument, NULL, 1201},
+            {"ldap-base", required_argument, NULL, 1202},
+            {"ldap-bind-dn", required_argument, NULL, 1203},
+            {"ldap-password-file", required_argument, NULL, 1204},
             {"help", no_argument, NULL, 'h'},
             {NULL, 0, NULL, 0},
         };
         struct serve_opts o = {.listen = GMCA_SERVE_DEFAULT_LISTEN,
                                .threads = GMCA_SERVE_THREADS_DEFAULT};
         struct gmca_serve_tsa tsa = {0};
-        static struct ocsp_keys ok; /* large; one serve per process */
+        static struct ocsp_keys ok;    /* large; one serve per process */
+        static struct serve_pubs pubs; /* the change feed's channels; outlive gmca_serve_run */
         struct gmca_serve_config cfg;
         struct cli_custody k;
         struct gmca_error e = {0};
@@ -386,6 +535,26 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
                                                        GMCA_OCSP_VALIDITY_MAX);
                         o.ocsp_validity = n;
                         break;
+                case 1101:
+                case 1102:
+                case 1103:
+                case 1104:
+                case 1105:
+                        if (sync_option(&o, ch, optarg) != 0)
+                                return EXIT_USAGE;
+                        break;
+                case 1201:
+                        o.ldap_uri = optarg;
+                        break;
+                case 1202:
+                        o.ldap_base = optarg;
+                        break;
+                case 1203:
+                        o.ldap_bind_dn = optarg;
+                        break;
+                case 1204:
+                        o.ldap_pass = optarg;
+                        break;
                 case 'h':
                         fputs(usage, stdout);
                         return EXIT_OK;
@@ -395,8 +564,17 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
         }
         if (optind != argc)
                 return cli_usage_error("serve: unexpected argument '%s'", argv[optind]);
+        if ((o.nsync > 0) != (o.sync_key != NULL && o.sync_cert != NULL) ||
+            (o.nsync == 0 && (o.sync_key != NULL || o.sync_cert != NULL || o.sync_pass != NULL ||
+                              o.sync_ca != NULL)))
+                return cli_usage_error("serve: --sync needs --sync-key and --sync-cert, and "
+                                       "the other --sync options need --sync");
         if (o.ra == NULL || o.key == NULL || o.cert == NULL)
                 return cli_usage_error("serve: --ra, --ra-key and --ra-cert are required");
+        if ((o.ldap_uri == NULL) != (o.ldap_base == NULL) ||
+            ((o.ldap_pass != NULL || o.ldap_bind_dn != NULL) && o.ldap_uri == NULL))
+                return cli_usage_error("serve: --ldap-uri and --ldap-base go together; "
+                                       "--ldap-bind-dn and --ldap-password-file need them");
         if ((o.tsa_cert == NULL) != (o.tsa_key == NULL) ||
             (o.tsa_cert == NULL &&
              (o.tsa_pass != NULL || o.tsa_policy != NULL || o.tsa_accuracy_ms != 0)))
@@ -430,7 +608,8 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
                         goto fail;
                 }
         }
-        if (ocsp_load(c, &o, &ok, &e) != 0)
+        if (ocsp_load(c, &o, &ok, &e) != 0 || sync_load(c, &o, &pubs, &e) != 0 ||
+            ldap_load(cli, &o, &pubs, &e) != 0)
                 goto fail;
         if (o.ocsp_auto_pass != NULL &&
             cli_secret(o.ocsp_auto_pass, NULL, "OCSP responder key passphrase", 0, &auto_pass,
@@ -459,7 +638,9 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
                                          .ocsp_pass = auto_pass,
                                          .ocsp_pass_len = auto_pass_len,
                                          .ocsp_rotate_before = o.ocsp_rotate_before,
-                                         .ocsp_cert_seconds = o.ocsp_cert_seconds};
+                                         .ocsp_cert_seconds = o.ocsp_cert_seconds,
+                                         .publishers = pubs.p,
+                                         .npublishers = pubs.n};
         if (gmca_serve_run(&cfg, &e) != 0)
                 goto fail;
         rc = EXIT_OK;
@@ -476,6 +657,7 @@ out:
         EVP_PKEY_free(tsa.key);
         X509_free(tsa.cert);
         ocsp_free(&ok);
+        pubs_free(&pubs);
         cli_pass_free(auto_pass, auto_pass_len);
         return rc;
 }

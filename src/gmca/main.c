@@ -38,7 +38,11 @@ static const char usage[] =
     "  operator add|list|disable  the RA's operators and their roles (custodians)\n"
     "  app ...           for applications: certificates, GM/T 0010 messages, SM3/SM4\n"
     "  token ...         a subscriber's software token: keys, CSR, enveloped key import\n"
+    "  sync verify       check a signed certificate/CRL event pushed to a receiver\n"
+    "  publish status|reset  the LDAP directory's and sync receivers' delivery cursors\n"
     "  audit verify|list the hash-chained audit log\n"
+    "  backup setup|create|verify|restore  sealed online backups, full and incremental\n"
+    "  stats             issuance, revocation and service-time statistics (JSON, CSV)\n"
     "  profile list|show certificate profiles\n"
     "\n"
     "global options:\n"
@@ -131,6 +135,12 @@ int main(int argc, char **argv)
                 return cmd_app(&cli, argc, argv);
         if (strcmp(cmd, "token") == 0)
                 return cmd_token(&cli, argc, argv);
+        if (strcmp(cmd, "sync") == 0)
+                return cmd_sync(&cli, argc, argv);
+        if (strcmp(cmd, "publish") == 0)
+                return cmd_publish(&cli, argc, argv);
+        if (strcmp(cmd, "backup") == 0)
+                return cmd_backup(&cli, argc, argv);
         if (strcmp(cmd, "cert") == 0)
                 return cmd_cert(&cli, argc, argv);
         if (strcmp(cmd, "crl") == 0)
@@ -141,6 +151,8 @@ int main(int argc, char **argv)
                 return cmd_audit(&cli, argc, argv);
         if (strcmp(cmd, "profile") == 0)
                 return cmd_profile(&cli, argc, argv);
+        if (strcmp(cmd, "stats") == 0)
+                return cmd_stats(&cli, argc, argv);
         if (strcmp(cmd, "help") == 0) {
                 fputs(usage, stdout);
                 return EXIT_OK;

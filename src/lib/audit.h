@@ -68,6 +68,13 @@
 #define GMCA_EV_KM_EXPIRE "km.expire"
 #define GMCA_EV_KM_DESTROY "km.destroy"
 #define GMCA_EV_PUBLISH_SKIP "publish.skip"
+/* Backups and CA termination (issue 9; CPS §6.9.1, §6.8, §6.11). */
+#define GMCA_EV_BACKUP_CREATE "backup.create"
+#define GMCA_EV_BACKUP_VERIFY "backup.verify"
+#define GMCA_EV_BACKUP_RESTORE "backup.restore" /* in the restored CA's chain */
+#define GMCA_EV_CA_EXPORT "ca.export"
+#define GMCA_EV_CA_IMPORT "ca.import"
+#define GMCA_EV_PUBLISH_RESET "publish.reset" /* gmca publish reset */
 
 #define GMCA_AUDIT_DETAIL_MAX 4096
 

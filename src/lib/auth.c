@@ -90,6 +90,8 @@ static const struct {
     [GMCA_ACT_RECOVERY_REQUEST] = {"recovery.request", BO | BA},
     [GMCA_ACT_RECOVERY_APPROVE] = {"recovery.approve", BA},
     [GMCA_ACT_RECOVERY_READ] = {"recovery.read", BO | BA | AU},
+    /* Decision-support statistics (CPS §4.4.4): for those who run the service, not data entry. */
+    [GMCA_ACT_STATS_READ] = {"stats.read", BA | SY | AU},
 };
 
 /*

@@ -108,6 +108,7 @@ enum gmca_action {
         GMCA_ACT_RECOVERY_REQUEST,    /* business_operator, business_admin (CPS §3.10) */
         GMCA_ACT_RECOVERY_APPROVE,    /* business_admin: approve, reject, deliver */
         GMCA_ACT_RECOVERY_READ,       /* business_operator, business_admin, audit_admin */
+        GMCA_ACT_STATS_READ,          /* business_admin, system_admin, audit_admin (stats.h) */
         GMCA_ACT_COUNT
 };
 

@@ -116,7 +116,8 @@ static int config_load(const char *dir, struct ca_config *cfg, struct gmca_error
         static const char *const known[] = {"version",           "default_ca",     "base_url",
                                             "policy_oid",        "cps_uri",        "crl_hours",
                                             "verify_after_sign", "device_library", "device_config",
-                                            "delta_crl_minutes"};
+                                            "delta_crl_minutes", "database",       "backup_cert",
+                                            "backup_copy"};
         char path[PATH_MAX];
         uint8_t *buf = NULL;
         size_t len;
@@ -157,8 +158,17 @@ static int config_load(const char *dir, struct ca_config *cfg, struct gmca_error
             (rc = config_string(root, "device_library", cfg->device_library,
                                 sizeof(cfg->device_library), e)) != 0 ||
             (rc = config_string(root, "device_config", cfg->device_config,
-                                sizeof(cfg->device_config), e)) != 0)
+                                sizeof(cfg->device_config), e)) != 0 ||
+            (rc = config_string(root, "database", cfg->database, sizeof(cfg->database), e)) != 0)
                 goto out;
+        if (cfg->database[0] != '\0' && (rc = gmca_store_uri_check(cfg->database, e)) != 0) {
+                gmca_error_clear(e);
+                rc = gmca_error_set(e, GMCA_ERR_INVALID,
+                                    "%s: \"database\" must be a postgresql:// URI without a "
+                                    "password",
+                                    path);
+                goto out;
+        }
         /* dlopen of a bare name would search the library path: only absolute paths. */
         if (cfg->device_library[0] != '\0' && cfg->device_library[0] != '/') {
                 rc = gmca_error_set(e, GMCA_ERR_INVALID,
@@ -219,6 +229,8 @@ static int config_write(const char *dir, const struct ca_config *cfg, struct gmc
                 json_object_set_new(root, "device_library", json_string(cfg->device_library));
         if (root != NULL && cfg->device_config[0] != '\0')
                 json_object_set_new(root, "device_config", json_string(cfg->device_config));
+        if (root != NULL && cfg->database[0] != '\0')
+                json_object_set_new(root, "database", json_string(cfg->database));
         if (root == NULL || (text = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS)) == NULL) {
                 json_decref(root);
                 return gmca_error_set(e, GMCA_ERR_NOMEM, "config: out of memory");
@@ -556,6 +568,11 @@ static int init_config(const struct gmca_init_params *p, struct ca_config *cfg, 
                         return gmca_error_set(e, GMCA_ERR_INVALID, "init: CPS URI too long");
                 gmca_strlcpy(cfg->cps_uri, p->cps_uri, sizeof(cfg->cps_uri));
         }
+        if (p->database != NULL) {
+                if (gmca_store_uri_check(p->database, e) != 0)
+                        return GMCA_ERR_INVALID;
+                gmca_strlcpy(cfg->database, p->database, sizeof(cfg->database));
+        }
         if (p->device_library != NULL && p->device_library[0] != '\0') {
                 if (p->device_library[0] != '/' ||
                     strlen(p->device_library) >= sizeof(cfg->device_library))
@@ -576,6 +593,32 @@ static void unlink_shares(const struct gmca_init_params *p)
         for (size_t i = 0; i < p->ncustodians; i++)
                 if (p->custodians[i].path != NULL)
                         unlink(p->custodians[i].path);
+}
+
+/*
+ * A PostgreSQL database outlives the state directory's temporary build (an
+ * interrupted init rolls back its one transaction, but a finished one stays):
+ * init refuses a database that already holds a CA, which is another CA's.
+ * Called inside the init transaction, so two inits cannot both pass.
+ */
+static int count_ca(const struct gmca_ca_rec *r, void *arg)
+{
+        (void)r;
+        (*(int *)arg)++;
+        return 0;
+}
+
+static int init_db_empty(struct gmca_store *s, struct gmca_error *e)
+{
+        int n = 0, rc;
+
+        if ((rc = gmca_store_ca_list(s, count_ca, &n, e)) != 0)
+                return rc;
+        if (n > 0)
+                return gmca_error_set(e, GMCA_ERR_EXISTS,
+                                      "init: the database already holds a CA; refusing to share it "
+                                      "(give an empty database)");
+        return 0;
 }
 
 int gmca_ca_init(const char *dir, const struct gmca_init_params *p, struct gmca_error *e)
@@ -709,13 +752,15 @@ int gmca_ca_init(const char *dir, const struct gmca_init_params *p, struct gmca_
             (rc = config_write(tmp, &cfg, e)) != 0)
                 goto out;
 
-        if ((rc = ca_path_join(path, sizeof(path), tmp, GMCA_DB_FILE, e)) != 0)
+        if (cfg.database[0] != '\0')
+                gmca_strlcpy(path, cfg.database, sizeof(path));
+        else if ((rc = ca_path_join(path, sizeof(path), tmp, GMCA_DB_FILE, e)) != 0)
                 goto out;
         if ((s = gmca_store_open(path, e)) == NULL) {
                 rc = GMCA_ERR_DB;
                 goto out;
         }
-        if ((rc = gmca_store_begin(s, e)) != 0)
+        if ((rc = gmca_store_begin(s, e)) != 0 || (rc = init_db_empty(s, e)) != 0)
                 goto out;
         if ((rc = ca_record_new(s, root.name, root.cert, root.prof->name, root.prof->sm2_id,
                                 root.index, 0, actor, gmca_device_description(dev), &root_id, e)) !=
@@ -790,6 +835,29 @@ out:
 
 /* ---- context ---- */
 
+int gmca_ca_store_uri(const char *dir, char *out, size_t len, struct gmca_error *e)
+{
+        struct ca_config *cfg;
+        int rc;
+
+        /* A ca_config is a few kilobytes: not on the stacks of the front's threads. */
+        if ((cfg = malloc(sizeof(*cfg))) == NULL)
+                return gmca_error_set(e, GMCA_ERR_NOMEM, "out of memory");
+        if ((rc = config_load(dir, cfg, e)) == 0) {
+                if (cfg->database[0] != '\0') {
+                        if (strlen(cfg->database) >= len)
+                                rc = gmca_error_set(e, GMCA_ERR_INVALID,
+                                                    "%s: database URI too long", dir);
+                        else
+                                gmca_strlcpy(out, cfg->database, len);
+                } else {
+                        rc = ca_pathf(out, len, e, "%s/%s", dir, GMCA_DB_FILE);
+                }
+        }
+        free(cfg);
+        return rc;
+}
+
 struct gmca_ctx *gmca_ctx_open(const char *dir, const char *actor, struct gmca_error *e)
 {
         struct gmca_ctx *c;
@@ -807,10 +875,10 @@ struct gmca_ctx *gmca_ctx_open(const char *dir, const char *actor, struct gmca_e
         gmca_strlcpy(c->actor, actor != NULL ? actor : "unknown", sizeof(c->actor));
         if (config_load(dir, &c->cfg, e) != 0)
                 goto fail;
-        if (ca_pathf(path, sizeof(path), e, "%s/%s", dir, GMCA_DB_FILE) != 0)
+        if (gmca_ca_store_uri(dir, path, sizeof(path), e) != 0)
                 goto fail;
-
-        if (access(path, F_OK) != 0) {
+        /* gmca_store_open would create a missing SQLite file: not here. */
+        if (!gmca_store_uri_is_pg(path) && access(path, F_OK) != 0) {
                 gmca_error_set(e, GMCA_ERR_NOTFOUND, "%s: missing database %s", dir, GMCA_DB_FILE);
                 goto fail;
         }

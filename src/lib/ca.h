@@ -7,7 +7,8 @@
  *
  * State directory layout (everything under one --dir):
  *   gmca.json             configuration (written at init)
- *   gmca.db               the store (SQLite)
+ *   gmca.db               the store (SQLite), unless gmca.json names a PostgreSQL
+ *                         "database" (gmca init --db postgresql://...)
  *   keys/device/          the software crypto device's key store (sealed keys)
  *   run/engine.sock       the CA engine's socket while activated
  *   certs/<ca>.pem        CA certificates
@@ -51,6 +52,9 @@ struct gmca_init_params {
         unsigned threshold;                      /* 0: 3 */
         const char *device_library;              /* NULL: the built-in software device */
         const char *device_config;               /* NULL: keys/device in the state directory */
+        /* NULL: gmca.db in the state directory; else a postgresql:// URI without a
+         * password (gmca_store_uri_check) of an existing database holding no CA yet. */
+        const char *database;
 };
 
 /*
@@ -66,6 +70,15 @@ struct gmca_init_params {
  * dir must not exist (or be empty).
  */
 int gmca_ca_init(const char *dir, const struct gmca_init_params *p, struct gmca_error *e) GMCA_WUR;
+
+/*
+ * The store of the CA state directory dir, as gmca_store_open takes it:
+ * gmca.json's "database" when set, else the path of <dir>/gmca.db. Every
+ * process that opens a CA's store (the CLI, the CA engine, the front's
+ * workers, OCSP and publishers) asks here. out holds len bytes (PATH_MAX is
+ * enough). GMCA_ERR_NOTFOUND if dir is not a state directory.
+ */
+int gmca_ca_store_uri(const char *dir, char *out, size_t len, struct gmca_error *e) GMCA_WUR;
 
 /* Open an existing state directory. actor is recorded on every audit record. */
 struct gmca_ctx *gmca_ctx_open(const char *dir, const char *actor, struct gmca_error *e);

@@ -700,7 +700,7 @@ int gmca_ctx_serve_engine(struct gmca_ctx *c, int ready_fd, struct gmca_error *e
          * inherited connection is closed (it is idle: no transaction
          * crosses the fork) and a fresh one takes its place.
          */
-        if ((rc = ca_pathf(db, sizeof(db), e, "%s/%s", c->dir, GMCA_DB_FILE)) != 0)
+        if ((rc = gmca_ca_store_uri(c->dir, db, sizeof(db), e)) != 0)
                 goto out;
         gmca_store_close(c->store);
         if ((c->store = gmca_store_open(db, e)) == NULL) {

@@ -34,6 +34,8 @@
  *                        default "1234567812345678" (GM/T 0009)
  *   "ocsp_nocheck"       boolean, default false; needs OCSPSigning
  *   "extended_key_usage_critical" boolean, default false; needs an EKU
+ *   "publish"            boolean, default true: certificates of this profile
+ *                        go to the LDAP directory (CPS §3.4.2, ldap_pub.h)
  *   "encryption_profile" a "sign" profile's dual pair: the name of the
  *                        "encrypt" profile of the encryption certificate
  *                        issued with it for a KM key pair (km.h)
@@ -441,11 +443,12 @@ static int parse_key(struct pctx *c, const char *k, const json_t *v, unsigned *s
                 return 0;
         }
         if (strcmp(k, "ca") == 0 || strcmp(k, "ocsp_nocheck") == 0 ||
-            strcmp(k, "extended_key_usage_critical") == 0) {
+            strcmp(k, "extended_key_usage_critical") == 0 || strcmp(k, "publish") == 0) {
                 if (!json_is_boolean(v))
                         return bad(c, k, "%s", "must be true or false");
                 *(k[0] == 'c'   ? &p->ca
                   : k[0] == 'o' ? &p->ocsp_nocheck
+                  : k[0] == 'p' ? &p->publish
                                 : &p->eku_critical) = json_is_true(v);
                 return 0;
         }
@@ -554,6 +557,7 @@ static struct gmca_profile *parse(const char *json, size_t len, const char *want
         }
         gmca_strlcpy(p->name, name, sizeof(p->name));
         p->path_len = -1;
+        p->publish = 1;
         gmca_strlcpy(p->sm2_id, GMCA_SM2_DEFAULT_ID, sizeof(p->sm2_id));
         /* calloc left every DN attribute, extension and SAN kind forbidden. */
         c.p = p;

@@ -71,6 +71,7 @@ struct gmca_profile {
         /* a "sign" profile's dual pair (CPS §7.1.1 item 3, km.h): the "encrypt" profile of the
          * encryption certificate issued with it for a KM key pair when the CA has a KM; "" none */
         char encryption_profile[GMCA_PROFILE_NAME_MAX];
+        int publish; /* to the directory (CPS §3.4.2; ldap_pub.h); default true */
 };
 
 /*

@@ -27,8 +27,9 @@ static const char SQL_RESET[] =
     "UPDATE publish_state SET last_event = ?, attempts = 0, next_at = 0,"
     " last_error = NULL, updated = ? WHERE channel = ?";
 static const char SQL_NEXT[] = "SELECT id, time, kind, COALESCE(serial, ''), ca_id, number"
-                               " FROM events WHERE id > ? AND ((? AND kind = 'cert.issue')"
-                               " OR (? AND kind = 'cert.revoke') OR (? AND kind = 'crl.issue'))"
+                               " FROM events WHERE id > ? AND ((? <> 0 AND kind = 'cert.issue')"
+                               " OR (? <> 0 AND kind = 'cert.revoke')"
+                               " OR (? <> 0 AND kind = 'crl.issue'))"
                                " ORDER BY id LIMIT 1";
 static const char SQL_PENDING[] = "SELECT COUNT(*) FROM events WHERE id > ?";
 
@@ -249,6 +250,28 @@ int gmca_publish_state(struct gmca_store *s, const char *channel, struct gmca_pu
         rc = gmca_q_step(&q, e, "pending events of %s", channel);
         if (rc == GMCA_DB_ROW)
                 st->pending = gmca_q_col_int(&q, 0);
+        gmca_q_close(&q);
+        return rc < 0 ? rc : 0;
+}
+
+int gmca_publish_channels(struct gmca_store *s, int (*cb)(const char *channel, void *arg),
+                          void *arg, struct gmca_error *e)
+{
+        static const char sql[] = "SELECT channel FROM publish_state ORDER BY channel";
+        char channel[GMCA_PUBLISH_CHANNEL_MAX];
+        struct gmca_q q;
+        int rc;
+
+        if ((rc = gmca_q_open(s, sql, &q, e)) != 0)
+                return rc;
+        while ((rc = gmca_q_step(&q, e, "publish channels")) == GMCA_DB_ROW) {
+                if ((rc = gmca_q_col_str(&q, 0, channel, sizeof(channel), "channel", e)) != 0)
+                        break;
+                if (cb(channel, arg) != 0) {
+                        rc = GMCA_DB_DONE;
+                        break;
+                }
+        }
         gmca_q_close(&q);
         return rc < 0 ? rc : 0;
 }

@@ -89,6 +89,10 @@ int gmca_publish_reset(struct gmca_store *s, const char *channel, int64_t last,
 int gmca_publish_state(struct gmca_store *s, const char *channel, struct gmca_publish_state *st,
                        struct gmca_error *e) GMCA_WUR;
 
+/* Call cb with each channel that has a cursor, by name; a non-zero return of cb stops. */
+int gmca_publish_channels(struct gmca_store *s, int (*cb)(const char *channel, void *arg),
+                          void *arg, struct gmca_error *e) GMCA_WUR;
+
 /* A delivery channel: its name and how it delivers one event. */
 struct gmca_publisher {
         char channel[GMCA_PUBLISH_CHANNEL_MAX];

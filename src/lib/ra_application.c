@@ -35,6 +35,7 @@ static const char SQL_INSERT[] =
     "submitted_at, "
     "submit_auth) VALUES (?, ?, 'submitted', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
     "?) RETURNING id";
+static const char SQL_NO_PUBLISH[] = "UPDATE applications SET publish_directory = 0 WHERE id = ?";
 static const char SQL_APPLICANT_EXISTS[] = "SELECT id FROM applicants WHERE id = ?";
 static const char SQL_ISSUED_BY[] =
     "SELECT id, applicant_id FROM applications WHERE issued_serial = ? ORDER "
@@ -425,6 +426,12 @@ int gmca_ra_application_submit(const struct gmca_ra_env *env, const struct gmca_
         else if (rc >= 0)
                 rc = gmca_error_set(e, GMCA_ERR_DB, "new application: no id returned");
         gmca_q_close(&q);
+        if (rc >= 0 && sb.b.no_publish &&
+            (rc = gmca_q_open(env->store, SQL_NO_PUBLISH, &q, e)) == 0) {
+                gmca_q_int(&q, id); /* the subscriber agreement: not in the directory (§3.4.2) */
+                rc = gmca_q_step(&q, e, "application %lld", (long long)id);
+                gmca_q_close(&q);
+        }
         if (rc < 0)
                 goto fail;
         app_object(object, id);

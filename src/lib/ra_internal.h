@@ -99,6 +99,7 @@ struct ra_application_body {
         json_t *subject_info; /* borrowed from root; NULL: absent */
         json_t *materials;    /* borrowed array; NULL: absent */
         int affiliation_confirmed;
+        int no_publish; /* "publish_directory": false (CPS §3.4.2, ldap_pub.h) */
 };
 int ra_application_parse(const uint8_t *body, size_t len, enum gmca_app_type type,
                          struct ra_application_body *out, struct gmca_error *e) GMCA_WUR;

@@ -458,7 +458,9 @@ void ra_application_body_clear(struct ra_application_body *b)
  *    "materials": [string <= 1024] <= 32 items (optional: the documents handed
  * in), "carrier": "lost"|"damaged" (reissue only, required there),
  *    "affiliation_confirmed": true|false (renew only; organisation and staff
- *                             certificates need true, CPS §3.6.4)}
+ *                             certificates need true, CPS §3.6.4),
+ *    "publish_directory": false (the subscriber agreement keeps the
+ *                         certificate out of the LDAP directory, §3.4.2)}
  */
 int ra_application_parse(const uint8_t *body, size_t len, enum gmca_app_type type,
                          struct ra_application_body *out, struct gmca_error *e)
@@ -468,7 +470,7 @@ int ra_application_parse(const uint8_t *body, size_t len, enum gmca_app_type typ
             {"ca", J_NAME, GMCA_NAME_MAX - 1},    {"days", J_INT, GMCA_PROFILE_DAYS_MAX},
             {"csr", J_TEXT, RA_CSR_TEXT_CAP},     {"subject_info", J_OBJ, 0},
             {"materials", J_LIST, RA_LIST_CAP},   {"carrier", J_NAME, 16},
-            {"affiliation_confirmed", J_BOOL, 0},
+            {"affiliation_confirmed", J_BOOL, 0}, {"publish_directory", J_BOOL, 0},
         };
         static const char *const carriers[] = {"lost", "damaged"};
         json_t *v;
@@ -493,6 +495,7 @@ int ra_application_parse(const uint8_t *body, size_t len, enum gmca_app_type typ
         out->materials = json_object_get(out->root, "materials");
         out->affiliation_confirmed =
             json_is_true(json_object_get(out->root, "affiliation_confirmed"));
+        out->no_publish = json_is_false(json_object_get(out->root, "publish_directory"));
         if (type == GMCA_APP_NEW && out->applicant == 0) {
                 gmca_error_set(e, rc, "applicant: required");
                 goto fail;

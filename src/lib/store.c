@@ -300,6 +300,18 @@ static const char *const migrations[] = {
     " next_at BIGINT NOT NULL,"
     " last_error TEXT,"
     " updated BIGINT NOT NULL);",
+    /*
+     * 8: the subscriber agreement's word on the directory (CPS §3.4.2, ldap_pub.h): an
+     * application submitted with "publish_directory": false keeps its certificate out of it;
+     * NULL (every older application) follows the profile.
+     */
+    "ALTER TABLE applications ADD COLUMN publish_directory INTEGER;",
+    /*
+     * 9: statistics (stats.h) find the application of each certificate issued, and the
+     * applications issued in a period, without scanning the applications.
+     */
+    "CREATE INDEX applications_issued_serial ON applications (issued_serial);"
+    "CREATE INDEX applications_issued_at ON applications (issued_at);",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -419,7 +431,8 @@ static const char *const sql[ST_COUNT] = {
     [ST_AUDIT_ITER] = "SELECT " AUDIT_COLS " FROM audit"
                       " WHERE (? = 0 OR time >= ?)"
                       " AND (? = 0 OR time <= ?)"
-                      " AND (? = 0 OR (? = 1 AND event = ?) OR (? = 2 AND substr(event, 1, ?) = ?))"
+                      " AND (? = 0 OR (? = 1 AND event = ?)"
+                      "  OR (? = 2 AND substr(event, 1, CAST(? AS INTEGER)) = ?))"
                       " AND (? = 0 OR actor = ?)"
                       " ORDER BY seq LIMIT ?",
     [ST_META_GET] = "SELECT value FROM meta WHERE key = ?",
@@ -869,6 +882,37 @@ fail:
         return rc;
 }
 
+int gmca_store_uri_is_pg(const char *uri)
+{
+        return uri != NULL &&
+               (strncmp(uri, "postgresql://", 13) == 0 || strncmp(uri, "postgres://", 11) == 0);
+}
+
+int gmca_store_uri_check(const char *uri, struct gmca_error *e)
+{
+        size_t n = uri != NULL ? strnlen(uri, GMCA_STORE_URI_MAX) : 0;
+        const char *auth, *end, *at;
+
+        if (!gmca_store_uri_is_pg(uri) || n >= GMCA_STORE_URI_MAX)
+                return gmca_error_set(e, GMCA_ERR_INVALID,
+                                      "database: want a postgresql:// URI under %d bytes",
+                                      GMCA_STORE_URI_MAX);
+        for (size_t i = 0; i < n; i++)
+                if ((unsigned char)uri[i] <= 0x20 || uri[i] == 0x7f)
+                        return gmca_error_set(e, GMCA_ERR_INVALID,
+                                              "database: the URI contains a space or control "
+                                              "character");
+        auth = strstr(uri, "://") + 3;
+        end = auth + strcspn(auth, "/?");
+        at = memchr(auth, '@', (size_t)(end - auth));
+        if ((at != NULL && memchr(auth, ':', (size_t)(at - auth)) != NULL) ||
+            strstr(uri, "password=") != NULL)
+                return gmca_error_set(e, GMCA_ERR_INVALID,
+                                      "database: no password in the URI (it would be stored in "
+                                      "the configuration): use PGPASSFILE or peer authentication");
+        return 0;
+}
+
 struct gmca_store *gmca_store_open(const char *uri, struct gmca_error *e)
 {
         struct gmca_store *s = NULL, *ret = NULL;
@@ -879,8 +923,11 @@ struct gmca_store *gmca_store_open(const char *uri, struct gmca_error *e)
                 goto out;
         }
         path = strncmp(uri, "sqlite:", 7) == 0 ? uri + 7 : uri;
-        if (strstr(uri, "://") != NULL || strncmp(uri, "postgres", 8) == 0) {
-                gmca_error_set(e, GMCA_ERR_INVALID, "store: %s: only SQLite is built in", uri);
+        if (gmca_store_uri_is_pg(uri)) {
+                path = uri; /* libpq's connection URI as given */
+        } else if (strstr(uri, "://") != NULL || strncmp(uri, "postgres", 8) == 0) {
+                gmca_error_set(e, GMCA_ERR_INVALID,
+                               "store: %s: not a file path or a postgresql:// URI", uri);
                 goto out;
         }
         if (path[0] == '\0') {
@@ -891,7 +938,7 @@ struct gmca_store *gmca_store_open(const char *uri, struct gmca_error *e)
                 gmca_error_set(e, GMCA_ERR_NOMEM, "store: out of memory");
                 goto out;
         }
-        s->ops = gmca_db_sqlite();
+        s->ops = gmca_store_uri_is_pg(uri) ? gmca_db_postgresql() : gmca_db_sqlite();
         if (s->ops->open(path, &s->db, e) != 0 || migrate(s, e) != 0)
                 goto out;
         ret = s;

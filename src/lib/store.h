@@ -34,12 +34,24 @@ struct gmca_store;
 
 /*
  * Open (creating if needed, mode 0600) and migrate a store. uri: a file
- * path or "sqlite:PATH". Caller closes with gmca_store_close (NULL is fine),
- * which rolls back a transaction left open. GMCA_ERR_STATE (in e) if the
- * database's schema is newer than this program's.
+ * path or "sqlite:PATH" (SQLite), or a libpq connection URI
+ * "postgresql://..." / "postgres://..." (PostgreSQL, store_pg.c; the
+ * database must exist, the schema is created in it). Caller closes with gmca_store_close (NULL is
+ * fine), which rolls back a transaction left open. GMCA_ERR_STATE (in e) if the database's schema
+ * is newer than this program's.
  */
 struct gmca_store *gmca_store_open(const char *uri, struct gmca_error *e);
 void gmca_store_close(struct gmca_store *s);
+/* 1 if uri names a PostgreSQL database (postgresql:// or postgres://). */
+int gmca_store_uri_is_pg(const char *uri);
+/*
+ * A database URI fit for a configuration file (gmca.json, km.json): a
+ * postgresql:// URI of 1..GMCA_STORE_URI_MAX-1 printable bytes that carries
+ * no password (user:secret@ or password=): libpq finds one in PGPASSFILE,
+ * or a unix socket with peer authentication needs none. GMCA_ERR_INVALID.
+ */
+#define GMCA_STORE_URI_MAX 1024
+int gmca_store_uri_check(const char *uri, struct gmca_error *e) GMCA_WUR;
 
 /* Current schema version after migration. */
 int gmca_store_schema_version(struct gmca_store *s);

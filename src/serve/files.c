@@ -255,3 +255,8 @@ int serve_public(struct serve_worker *w, const struct serve_request *rq, const c
                 ca_crl(w, rq, name, number, out);
         return 1;
 }
+
+int serve_etag_match(const char *list, const char *etag)
+{
+        return etag_match(list, etag);
+}

@@ -178,6 +178,9 @@ static enum MHD_Result send_reply(struct server *srv, struct MHD_Connection *con
             (out->etag[0] != '\0' &&
              MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, out->etag) != MHD_YES) ||
             MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff") != MHD_YES ||
+            (out->csp != NULL &&
+             (MHD_add_response_header(resp, "Content-Security-Policy", out->csp) != MHD_YES ||
+              MHD_add_response_header(resp, "Referrer-Policy", "no-referrer") != MHD_YES)) ||
             (out->allow[0] != '\0' &&
              MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, out->allow) != MHD_YES) ||
             (atomic_load(&srv->stopping) &&

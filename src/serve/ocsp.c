@@ -596,9 +596,9 @@ struct serve_ocsp_fast *serve_ocsp_fast_start(const struct gmca_serve_config *cf
         pthread_mutex_init(&f->lock, NULL);
         pthread_mutex_init(&f->set_lock, NULL);
         pthread_cond_init(&f->wake, NULL);
-        n = snprintf(f->db, sizeof(f->db), "%s/%s", cfg->dir, GMCA_DB_FILE);
-        if (n < 0 || (size_t)n >= sizeof(f->db) ||
-            (n = snprintf(f->sock, sizeof(f->sock), "%s/%s", cfg->dir, GMCA_ENGINE_SOCKET)) < 0 ||
+        if (gmca_ca_store_uri(cfg->dir, f->db, sizeof(f->db), e) != 0)
+                goto fail;
+        if ((n = snprintf(f->sock, sizeof(f->sock), "%s/%s", cfg->dir, GMCA_ENGINE_SOCKET)) < 0 ||
             (size_t)n >= sizeof(f->sock)) {
                 gmca_error_set(e, GMCA_ERR_INVALID, "%s: path too long", cfg->dir);
                 goto fail;

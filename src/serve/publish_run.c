@@ -83,9 +83,8 @@ struct serve_publish *serve_publish_start(const char *dir, const struct gmca_pub
                 gmca_error_set(e, GMCA_ERR_NOMEM, "out of memory");
                 return NULL;
         }
-        if (snprintf(sp->db, sizeof(sp->db), "%s/%s", dir, GMCA_DB_FILE) >= (int)sizeof(sp->db)) {
+        if (gmca_ca_store_uri(dir, sp->db, sizeof(sp->db), e) != 0) {
                 free(sp);
-                gmca_error_set(e, GMCA_ERR_INVALID, "%s: path too long", dir);
                 return NULL;
         }
         pthread_mutex_init(&sp->lock, NULL);

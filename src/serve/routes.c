@@ -23,6 +23,7 @@
 #include "ca.h"
 #include "ocsp.h"
 #include "serve_internal.h"
+#include "stats.h"
 #include "system.h"
 #include "template.h"
 #include "util.h"
@@ -66,6 +67,9 @@ struct call {
         struct query q;
         int64_t now;
         json_t *out;
+        char *text; /* instead of out: a body that is not JSON (free()), of text_type */
+        size_t text_len;
+        const char *text_type;
         struct gmca_error e;
 };
 
@@ -299,6 +303,11 @@ static int pct_decode(const char *in, size_t n, int plus, char *out, size_t cap)
         }
         out[j] = '\0';
         return 0;
+}
+
+int serve_pct_decode(const char *in, size_t n, int plus, char *out, size_t cap)
+{
+        return pct_decode(in, n, plus, out, cap);
 }
 
 /* A decimal id 1..2^53, no sign, no leading zero; -1 otherwise. */
@@ -797,6 +806,32 @@ static int run_system(struct call *c)
         return gmca_system_status(w->store, &c->who, &en, c->now, &c->out, &c->e);
 }
 
+/* Decision-support statistics (stats.h), as JSON or CSV. */
+static int run_stats(struct call *c)
+{
+        const char *by = q_str(&c->q, "by"), *format = q_str(&c->q, "format");
+        struct gmca_stats *st = NULL;
+        int64_t from, to;
+        int b = gmca_stats_by_parse(by != NULL ? by : "type"), csv, rc;
+
+        if (b < 0)
+                return gmca_error_set(&c->e, GMCA_ERR_INVALID,
+                                      "query: 'by': type, profile, region, month or day");
+        if (format != NULL && strcmp(format, "json") != 0 && strcmp(format, "csv") != 0)
+                return gmca_error_set(&c->e, GMCA_ERR_INVALID, "query: 'format': json or csv");
+        csv = format != NULL && strcmp(format, "csv") == 0;
+        if ((rc = gmca_stats_period(q_str(&c->q, "from"), q_str(&c->q, "to"), c->now, &from, &to,
+                                    &c->e)) != 0 ||
+            (rc = gmca_stats_compute(c->w->store, from, to, (enum gmca_stats_by)b, &st, &c->e)) !=
+                0)
+                return rc;
+        rc = csv ? gmca_stats_csv(st, &c->text, &c->text_len, &c->e)
+                 : gmca_stats_json(st, &c->text, &c->text_len, &c->e);
+        gmca_stats_free(st);
+        c->text_type = csv ? "text/csv; charset=utf-8" : "application/json; charset=utf-8";
+        return rc;
+}
+
 /* The API (docs/api.md describes each). */
 static const struct route routes[] = {
     {"GET", "/api/v1/whoami", GMCA_ACT_WHOAMI, NULL, run_whoami, 0, 200},
@@ -859,6 +894,7 @@ static const struct route routes[] = {
     {"POST", "/api/v1/profiles/{name}/enable", GMCA_ACT_PROFILE_WRITE, NULL, run_profile_enable, 1,
      200},
     {"GET", "/api/v1/system", GMCA_ACT_SYSTEM_READ, NULL, run_system, 0, 200},
+    {"GET", "/api/v1/stats", GMCA_ACT_STATS_READ, "from,to,by,format", run_stats, 0, 200},
     {"POST", "/api/v1/crl/{name}", GMCA_ACT_CRL_GENERATE, NULL, run_crl_generate, 0, 201},
 };
 
@@ -1044,6 +1080,10 @@ static void api(struct serve_worker *w, const struct serve_request *rq, char *pa
                         reply_err(out, &c->e);
                 goto done;
         }
+        if (c->text != NULL) {
+                serve_reply_bytes(out, rt->ok, c->text_type, (const uint8_t *)c->text, c->text_len);
+                goto done;
+        }
         if (c->out == NULL) {
                 serve_reply_error(out, 500, "internal", "out of memory");
                 goto done;
@@ -1052,6 +1092,7 @@ static void api(struct serve_worker *w, const struct serve_request *rq, char *pa
         c->out = NULL;
 done:
         json_decref(c->out);
+        free(c->text);
         gmca_auth_result_clear(&c->who);
         OPENSSL_cleanse(c, sizeof(*c));
         free(c);
@@ -1097,6 +1138,8 @@ void serve_dispatch(struct serve_worker *w, const struct serve_request *rq, stru
                 api(w, rq, path, qmark, out);
                 return;
         }
+        if (serve_search(w, rq, path, qmark, out))
+                return;
         if (qmark != NULL) {
                 serve_reply_error(out, 400, "bad_request", "no query string here");
                 return;

@@ -86,6 +86,7 @@ struct serve_reply {
         char last_modified[32];
         char expires[32];
         char etag[80];
+        const char *csp; /* Content-Security-Policy, static; NULL: not sent (search.c sets it) */
 };
 
 /*
@@ -171,5 +172,23 @@ void serve_ocsp_fast_stop(struct serve_ocsp_fast *f);
 /* The public, unsigned downloads: 1 if path is one of them (out filled), else 0. */
 int serve_public(struct serve_worker *w, const struct serve_request *rq, const char *path,
                  struct serve_reply *out);
+
+/* 1 if an If-None-Match list holds etag (files.c; weak comparison, "*" matches). */
+int serve_etag_match(const char *list, const char *etag);
+
+/*
+ * Percent-decode [in, in + n) into out (routes.c): '+' is a space when plus
+ * is set; -1 for a bad escape, a control character or no room.
+ */
+int serve_pct_decode(const char *in, size_t n, int plus, char *out, size_t cap);
+
+/*
+ * The public search (search.c, CPS §1.6.1): GET /certs?query, the
+ * certificate and public key downloads under /certs/, /repository.json,
+ * /cps and the page at /. 1 if path is one of them (out filled), else 0;
+ * query is the query string or NULL. w may be NULL (503, but the page).
+ */
+int serve_search(struct serve_worker *w, const struct serve_request *rq, const char *path,
+                 const char *query, struct serve_reply *out);
 
 #endif

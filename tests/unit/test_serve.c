@@ -25,6 +25,7 @@
 #include "../../src/serve/ocsp.c"
 #include "../../src/serve/ocsp_rotate.c"
 #include "../../src/serve/tsa.c"
+#include "../../src/serve/search.c"
 
 #include "audit.h"
 

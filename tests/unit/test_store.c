@@ -4,6 +4,10 @@
  * functions with their refusals (duplicate, unknown, already revoked,
  * malformed input), list filters, transactions and statement re-use from
  * inside list callbacks.
+ *
+ * With GMCA_TEST_DB set to a postgresql:// URI (tests/pg.bash run), the
+ * same tests run on that PostgreSQL database instead, its schema emptied
+ * before each test; the SQLite-only checks (file mode, journal) are skipped.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,6 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <libpq-fe.h>
 #include <sqlite3.h>
 
 #include "store.h"
@@ -27,7 +32,7 @@
 
 struct fx {
         char dir[64];
-        char path[128];
+        char path[1024]; /* a file, or the PostgreSQL URI */
         struct gmca_store *s;
         int64_t ca1, ca2;
 };
@@ -59,6 +64,41 @@ static int64_t add_ca(struct gmca_store *s, const char *name, int64_t parent)
         return r.id;
 }
 
+/* The PostgreSQL database under test, or NULL for SQLite files. */
+static const char *pg_uri(void)
+{
+        const char *u = getenv("GMCA_TEST_DB");
+
+        return u != NULL && gmca_store_uri_is_pg(u) ? u : NULL;
+}
+
+static void no_notice(void *arg, const PGresult *r)
+{
+        (void)arg;
+        (void)r;
+}
+
+/* Run SQL on the PostgreSQL database from outside the store; first column of the first row. */
+static void pg_outside(const char *uri, const char *q, char *out, size_t len)
+{
+        PGconn *c = PQconnectdb(uri);
+        PGresult *r;
+
+        if (PQstatus(c) != CONNECTION_OK)
+                fail_msg("psql: %s", PQerrorMessage(c));
+        PQsetNoticeReceiver(c, no_notice, NULL);
+        r = PQexec(c, q);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK && PQresultStatus(r) != PGRES_COMMAND_OK)
+                fail_msg("%s: %s", q, PQresultErrorMessage(r));
+        if (out != NULL) {
+                out[0] = '\0';
+                if (PQntuples(r) > 0 && PQnfields(r) > 0)
+                        gmca_strlcpy(out, PQgetvalue(r, 0, 0), len);
+        }
+        PQclear(r);
+        PQfinish(c);
+}
+
 static int setup(void **state)
 {
         struct gmca_error e = {0};
@@ -68,6 +108,13 @@ static int setup(void **state)
         gmca_strlcpy(f->dir, "/tmp/gmca-store-XXXXXX", sizeof(f->dir));
         assert_non_null(mkdtemp(f->dir));
         snprintf(f->path, sizeof(f->path), "%s/gmca.db", f->dir);
+        if (pg_uri() != NULL) {
+                gmca_strlcpy(f->path, pg_uri(), sizeof(f->path));
+                pg_outside(f->path,
+                           "SET client_min_messages = warning;"
+                           " DROP SCHEMA public CASCADE; CREATE SCHEMA public",
+                           NULL, 0);
+        }
         f->s = gmca_store_open(f->path, &e);
         if (f->s == NULL)
                 fail_msg("open: %s", e.msg);
@@ -80,14 +127,16 @@ static int setup(void **state)
 static int teardown(void **state)
 {
         struct fx *f = *state;
-        char p[160];
+        char p[1100];
 
         gmca_store_close(f->s);
-        unlink(f->path);
-        snprintf(p, sizeof(p), "%s-wal", f->path);
-        unlink(p);
-        snprintf(p, sizeof(p), "%s-shm", f->path);
-        unlink(p);
+        if (pg_uri() == NULL) {
+                unlink(f->path);
+                snprintf(p, sizeof(p), "%s-wal", f->path);
+                unlink(p);
+                snprintf(p, sizeof(p), "%s-shm", f->path);
+                unlink(p);
+        }
         rmdir(f->dir);
         free(f);
         return 0;
@@ -121,6 +170,10 @@ static void outside(const char *path, const char *q, char *out, size_t len)
         sqlite3 *db = NULL;
         sqlite3_stmt *st = NULL;
 
+        if (pg_uri() != NULL) {
+                pg_outside(path, q, out, len);
+                return;
+        }
         assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
         assert_int_equal(sqlite3_prepare_v2(db, q, -1, &st, NULL), SQLITE_OK);
         out[0] = '\0';
@@ -138,10 +191,12 @@ static void test_open_mode_wal_migrate(void **state)
         struct stat sb;
         char got[64];
 
-        assert_int_equal(stat(f->path, &sb), 0);
-        assert_int_equal(sb.st_mode & 0777, 0600);
-        outside(f->path, "PRAGMA journal_mode", got, sizeof(got));
-        assert_string_equal(got, "wal");
+        if (pg_uri() == NULL) {
+                assert_int_equal(stat(f->path, &sb), 0);
+                assert_int_equal(sb.st_mode & 0777, 0600);
+                outside(f->path, "PRAGMA journal_mode", got, sizeof(got));
+                assert_string_equal(got, "wal");
+        }
         assert_true(gmca_store_schema_latest() >= 7);
         assert_int_equal(gmca_store_schema_version(f->s), gmca_store_schema_latest());
         /* Opening again (here while the first is open) migrates nothing. */
@@ -156,9 +211,23 @@ static void test_open_mode_wal_migrate(void **state)
         outside(f->path, "SELECT COUNT(*) FROM schema_version", got, sizeof(got));
         assert_int_equal(atoi(got), gmca_store_schema_latest());
         /* Nothing issued may vanish: no cascading deletes anywhere. */
-        outside(f->path, "SELECT COUNT(*) FROM sqlite_master WHERE sql LIKE '%CASCADE%'", got,
-                sizeof(got));
+        outside(f->path,
+                pg_uri() != NULL ? "SELECT COUNT(*) FROM information_schema.referential_constraints"
+                                   " WHERE delete_rule <> 'NO ACTION' OR update_rule <> 'NO ACTION'"
+                                 : "SELECT COUNT(*) FROM sqlite_master WHERE sql LIKE '%CASCADE%'",
+                got, sizeof(got));
         assert_string_equal(got, "0");
+        if (pg_uri() != NULL) {
+                /* The migrations' types were mapped: ids are identities, blobs bytea. */
+                outside(f->path,
+                        "SELECT COUNT(*) FROM information_schema.columns WHERE table_name ="
+                        " 'audit' AND ((column_name = 'seq' AND is_identity = 'YES' AND"
+                        " data_type = 'bigint') OR (column_name = 'hash' AND data_type ="
+                        " 'bytea'))",
+                        got, sizeof(got));
+                assert_string_equal(got, "2");
+                return;
+        }
         /* The file mode did not loosen with use. */
         assert_int_equal(stat(f->path, &sb), 0);
         assert_int_equal(sb.st_mode & 0777, 0600);
@@ -167,7 +236,7 @@ static void test_open_mode_wal_migrate(void **state)
 static void test_open_uris(void **state)
 {
         struct fx *f = *state;
-        char uri[160];
+        char uri[1100];
         static const struct {
                 const char *uri;
                 int ok;
@@ -175,11 +244,15 @@ static void test_open_uris(void **state)
             {NULL, 0},
             {"", 0},
             {"sqlite:", 0},
-            {"postgres://localhost/gmca", 0},
+            {"postgres://127.0.0.1:1/gmca?connect_timeout=2", 0}, /* nobody listens */
+            {"mysql://localhost/gmca", 0},
             {"/nonexistent-dir-gmca/x.db", 0},
         };
 
-        snprintf(uri, sizeof(uri), "sqlite:%s", f->path);
+        if (pg_uri() != NULL)
+                gmca_strlcpy(uri, f->path, sizeof(uri));
+        else
+                snprintf(uri, sizeof(uri), "sqlite:%s", f->path);
         {
                 struct gmca_error e = {0};
                 struct gmca_store *s = gmca_store_open(uri, &e);
@@ -203,11 +276,15 @@ static void test_newer_schema_refused(void **state)
         struct gmca_error e = {0};
         sqlite3 *db = NULL;
 
-        assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-        assert_int_equal(
-            sqlite3_exec(db, "INSERT INTO schema_version VALUES (99, 0)", NULL, NULL, NULL),
-            SQLITE_OK);
-        sqlite3_close(db);
+        if (pg_uri() != NULL) {
+                pg_outside(f->path, "INSERT INTO schema_version VALUES (99, 0)", NULL, 0);
+        } else {
+                assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+                assert_int_equal(
+                    sqlite3_exec(db, "INSERT INTO schema_version VALUES (99, 0)", NULL, NULL, NULL),
+                    SQLITE_OK);
+                sqlite3_close(db);
+        }
         assert_null(gmca_store_open(f->path, &e));
         assert_int_equal(e.code, GMCA_ERR_STATE);
 }
@@ -909,6 +986,63 @@ static void test_bulk_insert(void **state)
         assert_int_equal(count, 2000);
 }
 
+/*
+ * A refused write (a duplicate key) inside a transaction leaves the
+ * transaction usable, as callers audit the refusal in it: SQLite does so by
+ * itself, the PostgreSQL backend through a savepoint per write.
+ */
+static void test_refusal_keeps_transaction(void **state)
+{
+        struct fx *f = *state;
+        struct gmca_error e = {0};
+        struct gmca_cert_rec r = cert("5151", f->ca1, "CN=t", "server", NOW + 10, NOW), got;
+        char buf[16];
+
+        must(gmca_store_begin(f->s, &e), &e);
+        must(gmca_store_cert_insert(f->s, &r, &e), &e);
+        assert_int_equal(gmca_store_cert_insert(f->s, &r, &e), GMCA_ERR_EXISTS);
+        gmca_error_clear(&e);
+        must(gmca_store_meta_set(f->s, "after", "refusal", &e), &e);
+        must(gmca_store_commit(f->s, &e), &e);
+        must(gmca_store_cert_get(f->s, "5151", &got, &e), &e);
+        gmca_cert_rec_clear(&got);
+        must(gmca_store_meta_get(f->s, "after", buf, sizeof(buf), &e), &e);
+        assert_string_equal(buf, "refusal");
+}
+
+/* Blobs come back byte for byte: NULs, 0xff, and a CRL over the 1 MiB copy limit. */
+static void test_blob_binary(void **state)
+{
+        struct fx *f = *state;
+        struct gmca_error e = {0};
+        static const size_t sizes[] = {1, 3, 256, 3 * 1024 * 1024 + 7};
+        struct gmca_crl_rec r, got;
+        uint8_t *buf;
+
+        for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+                assert_non_null(buf = malloc(sizes[i]));
+                for (size_t j = 0; j < sizes[i]; j++)
+                        buf[j] = (uint8_t)(j * 7 + i);
+                buf[0] = 0;
+                buf[sizes[i] - 1] = 0xff;
+                memset(&r, 0, sizeof(r));
+                r.ca_id = f->ca1;
+                r.number = (int64_t)i + 1;
+                r.this_update = NOW;
+                r.next_update = NOW + 86400;
+                r.der = buf;
+                r.der_len = sizes[i];
+                must(gmca_store_crl_insert(f->s, &r, &e), &e);
+                memset(&got, 0, sizeof(got));
+                must(gmca_store_crl_get(f->s, f->ca1, (int64_t)i + 1, &got, &e), &e);
+                assert_int_equal(got.der_len, sizes[i]);
+                assert_memory_equal(got.der, buf, sizes[i]);
+                assert_int_equal(got.next_update, NOW + 86400);
+                gmca_crl_rec_clear(&got);
+                free(buf);
+        }
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -929,6 +1063,8 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_transactions, setup, teardown),
             cmocka_unit_test_setup_teardown(test_reentrant_list, setup, teardown),
             cmocka_unit_test_setup_teardown(test_bulk_insert, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_refusal_keeps_transaction, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_blob_binary, setup, teardown),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
