@@ -6,6 +6,7 @@
  * lookups. The operations themselves live in ra_applicant.c,
  * ra_application.c and ra_revoke.c; the CA engine's re-check in ra_check.c.
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,18 +144,27 @@ char *ra_cert_pem(const uint8_t *der, size_t len)
         return out;
 }
 
-/* base64 of len bytes as a JSON string; NULL when out of memory. */
-static json_t *b64_json(const uint8_t *p, size_t len)
+json_t *ra_b64_json(const uint8_t *p, size_t len)
 {
-        char *t = malloc((len + 2) / 3 * 4 + 1);
+        char *t;
         json_t *j = NULL;
 
-        if (t != NULL) {
+        if (p == NULL || len == 0 || len > INT_MAX / 2)
+                return json_null();
+        if ((t = malloc((len + 2) / 3 * 4 + 1)) != NULL) {
                 EVP_EncodeBlock((unsigned char *)t, p, (int)len);
                 j = json_string(t);
         }
         free(t);
         return j;
+}
+
+int ra_need_proof(const struct gmca_auth_result *who, struct gmca_error *e)
+{
+        if (who->proof == NULL || who->proof_len == 0)
+                return gmca_error_set(e, GMCA_ERR_AUTH,
+                                      "the step needs the operator's signed request (auth.h)");
+        return 0;
 }
 
 static const char SQL_DUAL[] = "SELECT d.enc_serial, d.envelope, d.blob, c.der FROM dual_keys d"
@@ -182,9 +192,9 @@ int ra_dual_json(struct gmca_store *s, const char *sig_serial, json_t *o, struct
                     json_object_set_new(o, "encryption_serial",
                                         json_string(gmca_q_col_text(&q, 0))) != 0 ||
                     json_object_set_new(o, "encryption_certificate", json_string(pem)) != 0 ||
-                    json_object_set_new(o, "enveloped_key", b64_json(env, env_len)) != 0 ||
-                    (blob != NULL &&
-                     json_object_set_new(o, "enveloped_key_blob", b64_json(blob, blob_len)) != 0))
+                    json_object_set_new(o, "enveloped_key", ra_b64_json(env, env_len)) != 0 ||
+                    (blob != NULL && json_object_set_new(o, "enveloped_key_blob",
+                                                         ra_b64_json(blob, blob_len)) != 0))
                         rc = gmca_error_set(e, GMCA_ERR_NOMEM, "out of memory");
         }
         gmca_q_close(&q);

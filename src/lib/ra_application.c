@@ -149,14 +149,6 @@ static int respond(struct gmca_store *s, int64_t id, int64_t now, json_t **out,
         return *out != NULL ? 0 : gmca_error_set(e, GMCA_ERR_NOMEM, "out of memory");
 }
 
-static int need_proof(const struct gmca_auth_result *who, struct gmca_error *e)
-{
-        if (who->proof == NULL || who->proof_len == 0)
-                return gmca_error_set(e, GMCA_ERR_AUTH,
-                                      "the step needs the operator's signed request (auth.h)");
-        return 0;
-}
-
 /*
  * The step names the submission on record (ra_internal.h): a vetting or an
  * approval of what the operator read, not of what the row holds by now.
@@ -391,7 +383,7 @@ int gmca_ra_application_submit(const struct gmca_ra_env *env, const struct gmca_
         }
         if (type != GMCA_APP_NEW)
                 gmca_strlcpy(object, sb.old_serial, sizeof(object));
-        if ((rc = need_proof(who, e)) != 0 ||
+        if ((rc = ra_need_proof(who, e)) != 0 ||
             (rc = ra_application_parse(body, len, type, &sb.b, e)) != 0 ||
             (rc = ra_csr_der(sb.b.csr, &sb.csr, &sb.csr_len, e)) != 0 ||
             (rc = ra_info_text(sb.b.subject_info, &sb.info, e)) != 0)
@@ -561,7 +553,7 @@ int gmca_ra_application_vet(const struct gmca_ra_env *env, const struct gmca_aut
         app_object(object, id);
         if ((rc = ra_allowed(env, who, GMCA_ACT_APPLICATION_VET, GMCA_EV_APP_VET, object, e)) != 0)
                 return rc;
-        if ((rc = need_proof(who, e)) != 0 || (rc = ra_vet_parse(body, len, &b, e)) != 0)
+        if ((rc = ra_need_proof(who, e)) != 0 || (rc = ra_vet_parse(body, len, &b, e)) != 0)
                 goto fail;
         if ((docs = json_dumps(b.documents, JSON_COMPACT)) == NULL) {
                 rc = gmca_error_set(e, GMCA_ERR_NOMEM, "out of memory");
@@ -698,7 +690,7 @@ int gmca_ra_application_decide(const struct gmca_ra_env *env, const struct gmca_
         app_object(object, id);
         if ((rc = ra_allowed(env, who, GMCA_ACT_APPLICATION_DECIDE, event, object, e)) != 0)
                 return rc;
-        if ((rc = need_proof(who, e)) != 0 ||
+        if ((rc = ra_need_proof(who, e)) != 0 ||
             (rc = ra_decide_parse(body, len, approve, &b, e)) != 0)
                 goto fail;
         if ((rc = gmca_store_begin(env->store, e)) != 0 ||

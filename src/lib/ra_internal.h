@@ -195,6 +195,10 @@ int ra_notify(struct gmca_store *s, int64_t applicant_id, int64_t app_id, int64_
               const char *text, int64_t now, struct gmca_error *e) GMCA_WUR;
 /* A certificate DER as PEM text (malloc'd). */
 char *ra_cert_pem(const uint8_t *der, size_t len);
+/* base64 of len bytes as a JSON string (JSON null for none; NULL when out of memory). */
+json_t *ra_b64_json(const uint8_t *p, size_t len);
+/* GMCA_ERR_AUTH unless who carries the operator's signed request (a step's proof). */
+int ra_need_proof(const struct gmca_auth_result *who, struct gmca_error *e) GMCA_WUR;
 /*
  * The encryption half of a dual pair issued with signature certificate
  * sig_serial, added to o: "encryption_serial", "encryption_certificate"

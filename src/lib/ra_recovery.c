@@ -33,8 +33,6 @@
 #include "x509.h"
 
 #define OBJ_MAX 48
-#define B64_MAX (4 * ((GMCA_ENVELOPE_SHOW_MAX + 2) / 3) + 1)
-#define GMCA_ENVELOPE_SHOW_MAX 4096
 
 #define REC_COLS                                                                                   \
         "id, kind, enc_serial, recipient_serial, recipient_key, authority, "                       \
@@ -442,19 +440,6 @@ static json_t *str_or_null(const char *s)
         return s != NULL && s[0] != '\0' ? json_string(s) : json_null();
 }
 
-static json_t *b64_or_null(const uint8_t *p, size_t n)
-{
-        char *b;
-        json_t *j;
-
-        if (p == NULL || n == 0 || n > GMCA_ENVELOPE_SHOW_MAX || (b = malloc(B64_MAX)) == NULL)
-                return json_null();
-        EVP_EncodeBlock((unsigned char *)b, p, (int)n);
-        j = json_string(b);
-        free(b);
-        return j != NULL ? j : json_null();
-}
-
 static json_t *spki_pem(const uint8_t *der, size_t n)
 {
         const unsigned char *p = der;
@@ -501,8 +486,8 @@ static json_t *rec_json(const struct ra_recovery *r)
         json_object_set_new(o, "delivered_at",
                             r->delivered_at > 0 ? json_integer(r->delivered_at) : json_null());
         /* Sealed to the recipient (envelope.h): only its private key opens them. */
-        json_object_set_new(o, "enveloped_key", b64_or_null(r->envelope, r->envelope_len));
-        json_object_set_new(o, "enveloped_key_blob", b64_or_null(r->blob, r->blob_len));
+        json_object_set_new(o, "enveloped_key", ra_b64_json(r->envelope, r->envelope_len));
+        json_object_set_new(o, "enveloped_key_blob", ra_b64_json(r->blob, r->blob_len));
         return o;
 }
 
@@ -516,14 +501,6 @@ static int respond(struct gmca_store *s, int64_t id, json_t **out, struct gmca_e
         *out = rec_json(&r);
         ra_recovery_clear(&r);
         return *out != NULL ? 0 : gmca_error_set(e, GMCA_ERR_NOMEM, "out of memory");
-}
-
-static int need_proof(const struct gmca_auth_result *who, struct gmca_error *e)
-{
-        if (who->proof == NULL || who->proof_len == 0)
-                return gmca_error_set(e, GMCA_ERR_AUTH,
-                                      "the step needs the operator's signed request (auth.h)");
-        return 0;
 }
 
 /* ---- request ---- */
@@ -568,7 +545,7 @@ int gmca_ra_recovery_request(const struct gmca_ra_env *env, const struct gmca_au
         if ((rc = ra_allowed(env, who, GMCA_ACT_RECOVERY_REQUEST, GMCA_EV_RECOVERY_REQUEST, object,
                              e)) != 0)
                 return rc;
-        if ((rc = need_proof(who, e)) != 0 || (rc = ra_recovery_parse(body, len, &b, e)) != 0)
+        if ((rc = ra_need_proof(who, e)) != 0 || (rc = ra_recovery_parse(body, len, &b, e)) != 0)
                 goto fail;
         gmca_strlcpy(object, b.enc_serial, sizeof(object));
         if ((rc = gmca_store_begin(env->store, e)) != 0 ||
@@ -702,7 +679,7 @@ int gmca_ra_recovery_decide(const struct gmca_ra_env *env, const struct gmca_aut
         rec_object(object, id);
         if ((rc = ra_allowed(env, who, GMCA_ACT_RECOVERY_APPROVE, event, object, e)) != 0)
                 return rc;
-        if ((rc = need_proof(who, e)) != 0 ||
+        if ((rc = ra_need_proof(who, e)) != 0 ||
             (rc = ra_decide_parse(body, len, approve, &b, e)) != 0)
                 goto fail;
         if ((rc = gmca_store_begin(env->store, e)) != 0 ||
