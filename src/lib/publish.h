@@ -112,7 +112,8 @@ struct gmca_publisher {
 
 /*
  * Deliver what is due on p's channel now, at most max events: the number
- * delivered (>= 0; 0 when up to date or backing off), or a negative code
+ * it finished with, delivered or skipped (>= 0; 0 when up to date or
+ * backing off), or a negative code
  * for a store failure. Failures of the receiver are recorded with
  * gmca_publish_failed, not returned.
  */
