@@ -1,7 +1,7 @@
 # gmca — the two commands a new user needs:
 #   make run    install what is missing, build, create a demo CA, show it working
 #   make test   install what is missing, build (also under ASan+UBSan), run every test
-.PHONY: all deps build build-asan test run bench bench-crl bench-ocsp fuzz format format-check lint clean install
+.PHONY: all deps build build-asan test test-pg run bench bench-crl bench-ocsp bench-load fuzz format format-check lint clean install
 
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD ?= build
@@ -31,6 +31,11 @@ test:
 	@echo "== all tests (unit, fuzz corpus, end-to-end, interoperability)"
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
+# Only the PostgreSQL runs (a throwaway cluster, tests/pg.bash): the store's unit tests and
+# end-to-end tests with every CA on PostgreSQL; part of `make test` too.
+test-pg: deps build
+	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -R '^pg/|pg_concurrent'
+
 # The gmca command and libgmca (libgmca.so, libgmca.a, include/gmca/gmca.h,
 # gmca.pc) under PREFIX; DESTDIR is honoured for staged installs.
 PREFIX ?= /usr/local
@@ -53,6 +58,11 @@ bench-crl: deps build
 # installs wrk and nginx itself if missing.
 bench-ocsp: deps build
 	@bench/ocsp.sh $(BUILD)
+
+# 100 API clients issuing, revoking and asking OCSP for 60 s, then the records checked
+# (issue 9; tests/e2e/load_short.sh runs it for 10 s in make test). LOAD_CLIENTS, LOAD_SECONDS.
+bench-load: deps build
+	@bench/load.sh $(BUILD)
 
 # libFuzzer on every parser of outside input, FUZZ_SECONDS each (not part of make test,
 # which replays the corpora under the sanitizers).
