@@ -11,7 +11,8 @@
  * request (its submission digest); both operators' records carrying the
  * custodians' tag under K_op before their names and roles count. Then the
  * recipient rule of the kind is checked again against the certificates as
- * the CA signed them, the KM is asked to seal the key to the recipient
+ * the CA signed them — chaining to a CA key this engine holds, since the
+ * front writes the CA rows too — the KM is asked to seal the key to the recipient
  * with who asked and why as restoreInfo, and what it delivered is stored
  * only if it is the encryption certificate's own key pair. One
  * transaction holds the check, the delivery and km.recover; a refusal is
@@ -150,9 +151,123 @@ static int approval_body_ok(const struct ra_recovery *r, const struct gmca_auth_
         return rc;
 }
 
-static int check(struct gmca_store *s, const uint8_t k_op[GMCA_OP_KEY_LEN], int64_t id, int64_t now,
+/* ---- the certificates, as the engine's own keys vouch for them ---- */
+
+#define CHAIN_MAX 4 /* CA certificates between a certificate and a key the engine holds */
+
+/* cert is signed by a CA key this activated engine holds. */
+static int held_key_signed(struct gmca_ctx *c, X509 *cert)
+{
+        struct gmca_error ignored = {0};
+
+        for (size_t i = 0; i < c->ncas; i++) {
+                const struct ca_slot *ca = &c->cas[i];
+
+                if (ca->signer != NULL && ca->cert != NULL &&
+                    X509_NAME_cmp(X509_get_issuer_name(cert), X509_get_subject_name(ca->cert)) ==
+                        0 &&
+                    gmca_cert_verify_signed_by(
+                        cert, X509_get0_pubkey(ca->cert),
+                        ca->rec.sm2_id[0] ? ca->rec.sm2_id : GMCA_SM2_DEFAULT_ID, &ignored) == 0)
+                        return 1;
+        }
+        gmca_ossl_clear();
+        return 0;
+}
+
+/* The key of the stored CA row r, whose certificate is x, is in this engine's device. */
+static int in_device(struct gmca_ctx *c, const struct gmca_ca_rec *r, X509 *x)
+{
+        struct gmca_error ignored = {0};
+        unsigned index = ca_key_index(r);
+        EVP_PKEY *pub;
+        int eq;
+
+        if (c->dev == NULL || index == 0 ||
+            (pub = gmca_device_public_key(c->dev, index, &ignored)) == NULL)
+                return 0;
+        eq = EVP_PKEY_eq(pub, X509_get0_pubkey(x)) == 1;
+        EVP_PKEY_free(pub);
+        return eq;
+}
+
+struct issuer_find {
+        struct gmca_ctx *c;
+        X509 *cert;  /* borrowed: the certificate whose issuer is sought */
+        X509 *found; /* owned: a stored CA certificate that signed it */
+        int held;    /* found's key is in the device */
+};
+
+static int issuer_cb(const struct gmca_ca_rec *r, void *arg)
+{
+        struct issuer_find *f = arg;
+        struct gmca_error ignored = {0};
+        const unsigned char *p = r->cert_der;
+        X509 *x;
+
+        if (f->held || p == NULL || (x = d2i_X509(NULL, &p, (long)r->cert_len)) == NULL) {
+                gmca_ossl_clear();
+                return 0;
+        }
+        if (X509_cmp(x, f->cert) != 0 &&
+            X509_NAME_cmp(X509_get_issuer_name(f->cert), X509_get_subject_name(x)) == 0 &&
+            gmca_cert_verify_signed_by(f->cert, X509_get0_pubkey(x),
+                                       r->sm2_id[0] ? r->sm2_id : GMCA_SM2_DEFAULT_ID,
+                                       &ignored) == 0) {
+                f->held = in_device(f->c, r, x);
+                X509_free(f->found);
+                f->found = x;
+        } else
+                X509_free(x);
+        gmca_ossl_clear();
+        return 0;
+}
+
+/*
+ * The stored CA rows are the front's to write as much as the certificate
+ * rows (ra_recovery.c signed_cert believes them), and a front that put in a
+ * CA of its own and a certificate under the recipient's serial would have
+ * the key sealed to itself. So cert must be signed by a key this engine
+ * holds: an unlocked CA's (its certificate checked against the device at
+ * activation, ca_keys.c unlock_slot), or one in the device still (an
+ * archived CA's, for an old encryption key); else through the stored CA
+ * certificates up to one (a CA whose key was destroyed).
+ */
+static int engine_vouches(struct gmca_ctx *c, const struct checked *k, X509 *cert, const char *what,
+                          const char *serial, struct gmca_error *e)
+{
+        struct issuer_find f = {c, cert, NULL, 0};
+        X509 *owned = NULL;
+        int ok = 0, rc;
+
+        for (int depth = 0; depth < CHAIN_MAX && !ok; depth++) {
+                if ((ok = held_key_signed(c, f.cert)) != 0)
+                        break;
+                f.found = NULL;
+                if ((rc = gmca_store_ca_list(c->store, issuer_cb, &f, e)) != 0) {
+                        X509_free(f.found);
+                        X509_free(owned);
+                        return rc;
+                }
+                ok = f.held;
+                if (f.found == NULL)
+                        break;
+                X509_free(owned);
+                owned = f.cert = f.found;
+        }
+        X509_free(owned);
+        if (!ok)
+                return gmca_error_set(e, GMCA_ERR_TAMPER,
+                                      "recovery %lld: %s %s is not signed by a CA key this "
+                                      "engine holds (a stored certificate or CA was altered)",
+                                      (long long)k->r.id, what, serial);
+        return 0;
+}
+
+static int check(struct gmca_ctx *c, const uint8_t k_op[GMCA_OP_KEY_LEN], int64_t id, int64_t now,
                  struct checked *k, struct gmca_error *e)
 {
+        struct gmca_store *s = c->store;
         struct gmca_auth_proof pr, pa;
         char want[80];
         int rc;
@@ -179,8 +294,13 @@ static int check(struct gmca_store *s, const uint8_t k_op[GMCA_OP_KEY_LEN], int6
                                       "CPS §3.10: recovery %lld was approved by %s, who requested "
                                       "it; the approver must be another",
                                       (long long)id, k->app_op.name);
-        return ra_recovery_rules(s, k->r.kind, k->r.enc_serial, k->r.recipient_serial, now, &k->enc,
-                                 &k->recipient, e);
+        if ((rc = ra_recovery_rules(s, k->r.kind, k->r.enc_serial, k->r.recipient_serial, now,
+                                    &k->enc, &k->recipient, e)) != 0 ||
+            (rc = engine_vouches(c, k, k->enc, "encryption_serial", k->r.enc_serial, e)) != 0)
+                return rc;
+        return k->recipient == NULL ? 0
+                                    : engine_vouches(c, k, k->recipient, "recipient_serial",
+                                                     k->r.recipient_serial, e);
 }
 
 /* ---- the KM ---- */
@@ -309,7 +429,7 @@ int gmca_ra_recover_approved(struct gmca_ctx *c, int64_t id, int64_t now, struct
                 OPENSSL_cleanse(k_op, sizeof(k_op));
                 return ca_reject(c, GMCA_EV_KM_RECOVER, object, rc, e);
         }
-        rc = check(c->store, k_op, id, now, &k, e);
+        rc = check(c, k_op, id, now, &k, e);
         OPENSSL_cleanse(k_op, sizeof(k_op));
         if (rc != 0 || (rc = restore(c, &k, &it, e)) != 0 ||
             (rc = mark_delivered(c->store, id, &it, now, e)) != 0)

@@ -7,7 +7,8 @@
  * context holds) are checked again inside the transaction that issues
  * (gmca_ra_check_approvals), so that a compromised front cannot make the
  * engine sign what the records do not support (DESIGN.md, CPS §3.3.1:
- * "RA 发往 CA 的证书签发请求信息有 RA 的身份鉴别").
+ * "RA 发往 CA 的证书签发请求信息有 RA 的身份鉴别"), nor an encryption
+ * certificate outside a dual pair.
  *
  * One transaction: the check, the certificate with its cert.issue record,
  * for a profile with a dual pair the encryption certificate for a key pair
@@ -63,6 +64,27 @@ static int old_reason(const struct gmca_ra_approved *a, int *reason, struct gmca
         }
         return gmca_error_set(e, GMCA_ERR_INTERNAL, "application %lld: unknown type",
                               (long long)a->app_id);
+}
+
+/*
+ * An encryption certificate is issued only beside its signature
+ * certificate, for a key pair the KM made and escrowed (ca_dual.c, CPS
+ * §7.1.1 item 3): an application for an "encrypt" profile itself would
+ * certify the subscriber's own key, escrowed nowhere.
+ */
+static int profile_ok(struct gmca_ctx *c, const struct gmca_ra_approved *a, struct gmca_error *e)
+{
+        const struct gmca_profile *p = gmca_ctx_profile(c, a->profile, e);
+
+        if (p == NULL)
+                return e->code != 0 ? e->code : GMCA_ERR_NOTFOUND;
+        if (p->purpose == GMCA_PURPOSE_ENCRYPT)
+                return gmca_error_set(e, GMCA_ERR_POLICY,
+                                      "application %lld: profile %s is an encryption profile; its "
+                                      "certificates come only paired with a signature "
+                                      "certificate, for a key the KM escrows (CPS §7.1.1)",
+                                      (long long)a->app_id, a->profile);
+        return 0;
 }
 
 /* Inside the transaction: revoke the replaced certificate, with its cert.revoke record. */
@@ -168,7 +190,7 @@ int gmca_ra_issue_approved(struct gmca_ctx *c, int64_t app_id, int64_t now,
         OPENSSL_cleanse(k_op, sizeof(k_op));
         if (rc != 0)
                 goto fail;
-        if ((rc = old_reason(&a, &reason, e)) != 0)
+        if ((rc = profile_ok(c, &a, e)) != 0 || (rc = old_reason(&a, &reason, e)) != 0)
                 goto fail;
         memset(&r, 0, sizeof(r));
         r.ca = a.ca[0] != '\0' ? a.ca : NULL;

@@ -360,6 +360,37 @@ static int dual(struct gmca_store *s, const char *enc_serial, struct gmca_error 
         return rc < 0 ? rc : 0;
 }
 
+/*
+ * The same subscriber, not a namesake: a DN such as C=CN, CN=王小明 is
+ * shared by many people, so every identity extension the encryption
+ * certificate carries (GM/T 0015 private extensions: identity card,
+ * organisation code, ...) must be on the recipient with the same value.
+ */
+static int same_identity(X509 *enc, X509 *r, const char *serial, struct gmca_error *e)
+{
+        struct gmca_error in = {0};
+        int rc = 0;
+
+        for (int p = 0; p < GMCA_PEXT_COUNT && rc == 0; p++) {
+                char *want = NULL, *got = NULL;
+                int wrc = gmca_cert_get_pext(enc, (enum gmca_pext)p, &want, &in);
+
+                gmca_error_clear(&in);
+                if (wrc == GMCA_ERR_NOTFOUND)
+                        continue;
+                if (wrc != 0 || gmca_cert_get_pext(r, (enum gmca_pext)p, &got, &in) != 0 ||
+                    strcmp(want, got) != 0)
+                        rc = gmca_error_set(e, GMCA_ERR_POLICY,
+                                            "recipient_serial %s: its %s is not the encryption "
+                                            "certificate's (CPS §3.10.1: the subscriber's own)",
+                                            serial, gmca_pext_name((enum gmca_pext)p));
+                OPENSSL_free(want);
+                OPENSSL_free(got);
+        }
+        gmca_ossl_clear();
+        return rc;
+}
+
 /* The subscriber's current signature certificate (CPS §3.10.1). */
 static int recipient_ok(X509 *enc, X509 *r, const char *serial, int revoked, int64_t now,
                         struct gmca_error *e)
@@ -387,7 +418,7 @@ static int recipient_ok(X509 *enc, X509 *r, const char *serial, int revoked, int
                                       "recipient_serial %s: not a signature certificate "
                                       "(digitalSignature key usage)",
                                       serial);
-        return 0;
+        return same_identity(enc, r, serial, e);
 }
 
 int ra_recovery_rules(struct gmca_store *s, const char *kind, const char *enc_serial,

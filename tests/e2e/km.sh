@@ -131,8 +131,13 @@ expect_err "§7.2.1.4"
 kmshares 1 2
 expect_exit 5 "destroy with 2 custodians refused" -- km destroy --serial 0A11 "${KS[@]}"
 kmshares 3 4 5
-expect_exit 0 "destroy past retention (test clock)" -- env GMCA_TEST_KM_NOW=2060-01-01 "$GMCA" km destroy \
-  --km-dir "$KM" --serial 0A11 "${KS[@]}"
+# No clock but the system's: a date in the environment does not shorten §7.2.1.4.
+expect_exit 6 "destroy with GMCA_TEST_KM_NOW far ahead still refused" -- env GMCA_TEST_KM_NOW=2060-01-01 \
+  "$GMCA" km destroy --km-dir "$KM" --serial 0A11 "${KS[@]}"
+expect_err "§7.2.1.4"
+# Its retention date reached (moved into the past in the KM's records):
+db_sql "$KM" "UPDATE km_keys SET retain_until = 1000 WHERE serial = '0A11'" >/dev/null
+expect_exit 0 "destroy past retention" -- km destroy --serial 0A11 "${KS[@]}"
 expect_exit 6 "restore of a destroyed key" -- req --kind restore --serial 0A11 --sig-key "$T/sub1.key"
 check "errno state" test "$(jq -r '.items[0].errno' "$T/out")" = 3
 expect_exit 0 "list" -- km list --state destroyed

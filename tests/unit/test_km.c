@@ -497,6 +497,40 @@ static void test_tamper(void **state)
         sqlite3_close(db);
         request(f, &m, GMCA_KM_RESTORE, 0x11, f->sig_key);
         assert_int_equal(item_errno(f, &m), GMCA_KM_E_INTERNAL);
+        /*
+         * Another key's whole escrow (ciphertext and public key) copied onto
+         * 0x41: the serial in the AAD refuses it; 0x42 itself still restores.
+         */
+        {
+                EVP_PKEY *p41, *p42, *got;
+                struct gmca_km_msg r;
+
+                apply_ok(f, 0x41, &p41);
+                apply_ok(f, 0x42, &p42);
+                assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+                sqlite3_busy_timeout(db, 5000);
+                assert_int_equal(sqlite3_exec(db,
+                                              "UPDATE km_keys SET"
+                                              " enc_priv = (SELECT enc_priv FROM km_keys"
+                                              " WHERE serial = '42'),"
+                                              " pub = (SELECT pub FROM km_keys WHERE serial = '42')"
+                                              " WHERE serial = '41'",
+                                              NULL, NULL, NULL),
+                                 SQLITE_OK);
+                assert_int_equal(sqlite3_changes(db), 1);
+                sqlite3_close(db);
+                request(f, &m, GMCA_KM_RESTORE, 0x41, f->sig_key);
+                assert_int_equal(item_errno(f, &m), GMCA_KM_E_INTERNAL);
+                request(f, &m, GMCA_KM_RESTORE, 0x42, f->sig_key);
+                round_trip(f, &m, &r);
+                got = open_item(&r.items[0], f->sig_key);
+                assert_int_equal(EVP_PKEY_eq(got, p42), 1);
+                EVP_PKEY_free(got);
+                gmca_km_msg_clear(&r);
+                gmca_km_msg_clear(&m);
+                EVP_PKEY_free(p41);
+                EVP_PKEY_free(p42);
+        }
         /* The CA-communication certificate swapped for the impostor's: open refuses. */
         snprintf(path, sizeof(path), "%s/certs/ca-comm.crt", f->dir);
         n = i2d_X509(f->other_comm, &der);

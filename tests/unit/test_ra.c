@@ -1995,6 +1995,47 @@ static void test_operator_records(void **state)
  * K_op comes from the key PIN, not the master key: a custodian change draws a
  * new master key, and the operators' records must still check afterwards.
  */
+/*
+ * An application for an encryption profile itself: the engine signs no
+ * encryption certificate outside a dual pair (its key would be the
+ * subscriber's own, escrowed nowhere).
+ */
+static void test_encryption_profile(void **state)
+{
+        struct fixture *f = *state;
+        struct gmca_error e = {0};
+        json_t *out = NULL;
+        EVP_PKEY *key;
+        int64_t app = 0, certs0, refused;
+        const char *ie;
+        char *body;
+        json_t *j;
+
+        f->now = (int64_t)gmca_now();
+        f->env.issue = t_issue;
+        assert_non_null(key = gmca_sm2_keygen(&e));
+        body = personal_body(person(f, ""), key, "王小明", 0);
+        assert_non_null(j = json_loads(body, 0, NULL));
+        free(body);
+        json_object_set_new(j, "profile", json_string("personal-enc"));
+        assert_non_null(body = json_dumps(j, JSON_COMPACT));
+        json_decref(j);
+        CHECK(submit(f, &f->entry, GMCA_APP_NEW, NULL, body, &app, &e), 0, NULL, "submit");
+        free(body);
+        CHECK(vet(f, &f->vetter, app, "pass", &e), 0, NULL, "vet");
+        certs0 = certs(f);
+        refused = audits(f, GMCA_EV_APP_ISSUE, 0, NULL);
+        CHECK(decide(f, &f->admin, app, 1, NULL, &out, &e), 0, NULL, "approve");
+        ie = json_string_value(json_object_get(out, "issue_error"));
+        assert_string_equal(json_string_value(json_object_get(out, "state")), "approved");
+        if (ie == NULL || strstr(ie, "encryption profile") == NULL)
+                fail_msg("issue_error \"%s\"", ie ? ie : "(none)");
+        assert_int_equal(certs(f), certs0);
+        assert_true(audits(f, GMCA_EV_APP_ISSUE, 0, NULL) > refused);
+        json_decref(out);
+        EVP_PKEY_free(key);
+}
+
 static void test_kop_resplit(void **state)
 {
         static const char *const next_names[5] = {"孙一", "周二", "吴三", "郑四", "冯五"};
@@ -2032,19 +2073,13 @@ static void test_kop_resplit(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_bodies),
-            cmocka_unit_test(test_caps),
-            cmocka_unit_test(test_working_time),
-            cmocka_unit_test(test_reason_codes),
-            cmocka_unit_test(test_applicants),
-            cmocka_unit_test(test_workflow),
-            cmocka_unit_test(test_check_approvals),
-            cmocka_unit_test(test_renewal),
-            cmocka_unit_test(test_org_renewal),
-            cmocka_unit_test(test_revocation),
-            cmocka_unit_test(test_bound_approvals),
-            cmocka_unit_test(test_not_subscribers),
-            cmocka_unit_test(test_operator_records),
+            cmocka_unit_test(test_bodies),           cmocka_unit_test(test_caps),
+            cmocka_unit_test(test_working_time),     cmocka_unit_test(test_reason_codes),
+            cmocka_unit_test(test_applicants),       cmocka_unit_test(test_workflow),
+            cmocka_unit_test(test_check_approvals),  cmocka_unit_test(test_renewal),
+            cmocka_unit_test(test_org_renewal),      cmocka_unit_test(test_revocation),
+            cmocka_unit_test(test_bound_approvals),  cmocka_unit_test(test_not_subscribers),
+            cmocka_unit_test(test_operator_records), cmocka_unit_test(test_encryption_profile),
             cmocka_unit_test(test_kop_resplit), /* last: the custodians change */
         };
 

@@ -702,12 +702,171 @@ static void t_recipient_revoked_later(void **state)
         engine_refuses(f, id, GMCA_ERR_STATE, "revoked", "recipient revoked");
 }
 
+/* A namesake's signature certificate (same DN, another identity card) is not the subscriber's. */
+static void t_namesake(void **state)
+{
+        struct fixture *f = *state;
+        struct gmca_error e = {0};
+        char namesake[GMCA_SERIAL_HEX_MAX];
+        int64_t id = 0, n = recoveries(f);
+
+        issue(f, "personal-sign", NULL, "王小明",
+              "{\"identity_card_number\":\"110105198001010016\"}", 0, namesake, NULL, NULL);
+        expect(subscriber(f, &f->entry, f->enc, namesake, &id, &e), &e, GMCA_ERR_POLICY,
+               "identity_card_number", "namesake");
+        assert_int_equal(recoveries(f), n);
+        /* His own second signature certificate is. */
+        expect(subscriber(f, &f->entry, f->enc, f->sig2, &id, &e), &e, 0, NULL, "own second");
+        assert_int_equal(recoveries(f), n + 1);
+}
+
+/* ---- the front forges a CA of its own ---- */
+
+/* src re-signed by key, with pub (NULL: src's) as its key. */
+static uint8_t *resign(X509 *src, EVP_PKEY *pub, EVP_PKEY *key, size_t *len)
+{
+        struct gmca_error e = {0};
+        X509 *x = X509_dup(src);
+        EVP_MD_CTX *mctx;
+        unsigned char *der = NULL;
+        int n;
+
+        assert_non_null(x);
+        if (pub != NULL)
+                assert_int_equal(X509_set_pubkey(x, pub), 1);
+        assert_non_null(mctx = gmca_sm2_sign_ctx(key, NULL, &e));
+        assert_true(X509_sign_ctx(x, mctx) > 0);
+        assert_true((n = i2d_X509(x, &der)) > 0);
+        *len = (size_t)n;
+        EVP_MD_CTX_free(mctx);
+        X509_free(x);
+        return der;
+}
+
+static const char SQL_T_CA_COPY[] = "CREATE TEMP TABLE evil_ca AS SELECT * FROM cas WHERE id = ?";
+static const char SQL_T_CA_EVIL[] =
+    "UPDATE evil_ca SET id = id + 1000, name = 'evil', cert_der = ?";
+static const char SQL_T_CA_ADD[] = "INSERT INTO cas SELECT * FROM evil_ca";
+static const char SQL_T_CA_DROP[] = "DROP TABLE evil_ca";
+static const char SQL_T_CA_DEL[] = "DELETE FROM cas WHERE name = 'evil'";
+static const char SQL_T_CERT_SET[] = "UPDATE certificates SET der = ?, ca_id = ? WHERE serial = ?";
+
+static void blob_sql(struct fixture *f, const char *stmt, const uint8_t *b, size_t n,
+                     const int64_t *id, const char *text)
+{
+        struct gmca_error e = {0};
+        struct gmca_q q;
+
+        assert_int_equal(gmca_q_open(f->s, stmt, &q, &e), 0);
+        if (b != NULL)
+                gmca_q_blob(&q, b, n);
+        if (id != NULL)
+                gmca_q_int(&q, *id);
+        if (text != NULL)
+                gmca_q_text(&q, text);
+        if (gmca_q_step(&q, &e, "test sql") < 0)
+                fail_msg("%s: %s", stmt, e.msg);
+        gmca_q_close(&q);
+}
+
+/*
+ * The certificate row of serial re-signed by a CA the front added (same
+ * name as the real one, its own key), for key `pub` (NULL: the real
+ * certificate's); undone by unforge.
+ */
+static void forge_under_evil_ca(struct fixture *f, const char *serial, EVP_PKEY *pub,
+                                struct gmca_cert_rec *saved)
+{
+        struct gmca_error e = {0};
+        struct gmca_ca_rec ca;
+        EVP_PKEY *evil;
+        X509 *cacert, *cert;
+        uint8_t *der;
+        size_t len;
+        int64_t evil_id;
+
+        memset(&ca, 0, sizeof(ca));
+        assert_int_equal(gmca_store_cert_get(f->s, serial, saved, &e), 0);
+        assert_int_equal(gmca_store_ca_get_by_id(f->s, saved->ca_id, &ca, &e), 0);
+        assert_non_null(evil = gmca_sm2_keygen(&e));
+        assert_non_null(cacert = gmca_cert_parse(ca.cert_der, ca.cert_len, &e));
+        assert_non_null(cert = gmca_cert_parse(saved->der, saved->der_len, &e));
+        blob_sql(f, SQL_T_CA_COPY, NULL, 0, &saved->ca_id, NULL);
+        der = resign(cacert, evil, evil, &len);
+        blob_sql(f, SQL_T_CA_EVIL, der, len, NULL, NULL);
+        OPENSSL_free(der);
+        blob_sql(f, SQL_T_CA_ADD, NULL, 0, NULL, NULL);
+        blob_sql(f, SQL_T_CA_DROP, NULL, 0, NULL, NULL);
+        evil_id = saved->ca_id + 1000;
+        der = resign(cert, pub, evil, &len);
+        blob_sql(f, SQL_T_CERT_SET, der, len, &evil_id, serial);
+        OPENSSL_free(der);
+        X509_free(cert);
+        X509_free(cacert);
+        EVP_PKEY_free(evil);
+        gmca_ca_rec_clear(&ca);
+}
+
+static void unforge(struct fixture *f, const char *serial, struct gmca_cert_rec *saved)
+{
+        blob_sql(f, SQL_T_CERT_SET, saved->der, saved->der_len, &saved->ca_id, serial);
+        blob_sql(f, SQL_T_CA_DEL, NULL, 0, NULL, NULL);
+        gmca_cert_rec_clear(saved);
+}
+
+/*
+ * A front that writes a CA row of its own and, under the recipient's
+ * serial, a certificate for its own key signed by that CA, would have the
+ * subscriber's key sealed to itself; under the encryption certificate's
+ * serial, one naming whoever it likes. The engine believes only what
+ * chains to a CA key it holds.
+ */
+static void t_forged_ca(void **state)
+{
+        struct fixture *f = *state;
+        struct gmca_cert_rec saved;
+        struct gmca_error e = {0};
+        EVP_PKEY *mine;
+        int64_t id = approved(f);
+
+        assert_non_null(mine = gmca_sm2_keygen(&e));
+        memset(&saved, 0, sizeof(saved));
+        forge_under_evil_ca(f, f->sig, mine, &saved);
+        engine_refuses(f, id, GMCA_ERR_TAMPER, "recipient_serial", "recipient under a forged CA");
+        unforge(f, f->sig, &saved);
+        forge_under_evil_ca(f, f->enc, NULL, &saved);
+        engine_refuses(f, id, GMCA_ERR_TAMPER, "encryption_serial", "encryption under a forged CA");
+        unforge(f, f->enc, &saved);
+        /* Restored, the recovery passes every check again (and stops at the KM). */
+        engine_refuses(f, id, GMCA_ERR_NOTFOUND, NO_KM, "restored");
+        EVP_PKEY_free(mine);
+        /*
+         * An engine activated after its CA was archived holds no signer for
+         * it, yet the key is in its device still: old keys stay recoverable.
+         */
+        {
+                static const char SQL_T_ARCHIVE[] = "UPDATE cas SET key_state = ?";
+                struct gmca_ctx *c2;
+
+                sql(f, SQL_T_ARCHIVE, "archived", NULL, 0);
+                if ((c2 = gmca_ctx_open(f->ca.dir, "unit-engine2", &e)) == NULL ||
+                    gmca_ctx_activate(c2, f->ca.cust, 3, &e) != 0)
+                        fail_msg("second engine: %s", e.msg);
+                gmca_error_clear(&e);
+                expect(gmca_ra_recover_approved(c2, id, f->now, &e), &e, GMCA_ERR_NOTFOUND, NO_KM,
+                       "archived CA");
+                gmca_ctx_close(c2);
+                sql(f, SQL_T_ARCHIVE, "active", NULL, 0);
+        }
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(t_subscriber_flow),  cmocka_unit_test(t_two_people_and_roles),
             cmocka_unit_test(t_request_refusals), cmocka_unit_test(t_judicial_flow),
             cmocka_unit_test(t_tampered),         cmocka_unit_test(t_recipient_revoked_later),
+            cmocka_unit_test(t_forged_ca),        cmocka_unit_test(t_namesake),
         };
 
         return cmocka_run_group_tests(tests, setup, teardown);
