@@ -42,6 +42,8 @@ static const char usage[] =
     "  publish status|reset  the LDAP directory's and sync receivers' delivery cursors\n"
     "  audit verify|list the hash-chained audit log\n"
     "  backup setup|create|verify|restore  sealed online backups, full and incremental\n"
+    "  export            CA termination: the signed history for a successor (custodians)\n"
+    "  import            on a successor: verify and keep a terminated CA's export\n"
     "  stats             issuance, revocation and service-time statistics (JSON, CSV)\n"
     "  profile list|show certificate profiles\n"
     "\n"
@@ -141,6 +143,10 @@ int main(int argc, char **argv)
                 return cmd_publish(&cli, argc, argv);
         if (strcmp(cmd, "backup") == 0)
                 return cmd_backup(&cli, argc, argv);
+        if (strcmp(cmd, "export") == 0)
+                return cmd_export(&cli, argc, argv);
+        if (strcmp(cmd, "import") == 0)
+                return cmd_import(&cli, argc, argv);
         if (strcmp(cmd, "cert") == 0)
                 return cmd_cert(&cli, argc, argv);
         if (strcmp(cmd, "crl") == 0)
