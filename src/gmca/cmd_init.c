@@ -71,7 +71,10 @@ static const char usage[] =
     "  --shares-out DIR    where the share files are written (must exist)\n"
     "  --device-library SO a GM/T 0018 SDF library (default: the software device)\n"
     "  --device-config S   passed to the library (SDFX_Configure); the software\n"
-    "                      device takes its key store directory (default keys/device)\n";
+    "                      device takes its key store directory (default keys/device)\n"
+    "  --db URI            keep the store in PostgreSQL (postgresql://..., an existing\n"
+    "                      empty database; no password in it: PGPASSFILE or peer\n"
+    "                      authentication) instead of gmca.db\n";
 
 static int from_config(const char *path, struct gmca_init_params *p, json_t **keep,
                        struct gmca_error *e)
@@ -153,6 +156,7 @@ int cmd_init(struct cli *cli, int argc, char **argv)
             {"shares-out", required_argument, NULL, 'O'},
             {"device-library", required_argument, NULL, 'L'},
             {"device-config", required_argument, NULL, 'G'},
+            {"db", required_argument, NULL, 'D'},
             {"help", no_argument, NULL, 'h'},
             {NULL, 0, NULL, 0},
         };
@@ -221,6 +225,9 @@ int cmd_init(struct cli *cli, int argc, char **argv)
                         break;
                 case 'G':
                         p.device_config = optarg;
+                        break;
+                case 'D':
+                        p.database = optarg;
                         break;
                 case 'h':
                         fputs(usage, stdout);

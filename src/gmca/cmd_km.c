@@ -14,10 +14,9 @@
  *
  * `gmca km link` (the CA's side) lives in cmd_km_link.c. `test-request` is
  * a test aid standing in for the CA engine (a request signed with a given
- * key, the answer checked and its envelopes opened); so is the environment
- * variable GMCA_TEST_KM_NOW, the time `destroy` takes as now (test only:
- * it can only make destroy refuse more or, on a test KM, let tests reach a
- * retention date ten years away).
+ * key, the answer checked and its envelopes opened). `destroy` takes the
+ * system clock as now, never a time it is given: the retention of
+ * §7.2.1.4 is not for a variable of the environment to shorten.
  */
 #define _GNU_SOURCE /* memmem */
 #include <errno.h>
@@ -52,6 +51,7 @@ static const char usage[] =
     "\n"
     "  init --subject DN --custodian NAME --pin-file F (x5) --shares-out DIR\n"
     "       [--threshold 3] --csr-out FILE     key ceremony; CSR for profile km\n"
+    "       [--db postgresql://...]            the KM's own empty database (else km.db)\n"
     "  trust --km-cert F --ca-cert F --ca-comm-cert F --share F --pin-file F (x3)\n"
     "  serve --share F --pin-file F (x3) [--socket PATH]   until SIGTERM\n"
     "  list [--state active|revoked|expired|destroyed]\n"
@@ -65,7 +65,7 @@ static const char *check_db;
 
 struct km_opts {
         const char *km_dir, *subject, *shares_out, *csr_out, *km_cert, *ca_cert, *comm_cert;
-        const char *socket, *state, *serial, *key, *cert, *sig_key, *kind;
+        const char *socket, *state, *serial, *key, *cert, *sig_key, *kind, *db;
         unsigned threshold;
         int64_t time_offset, days;
         uint64_t task;
@@ -99,6 +99,7 @@ static int parse_opts(int argc, char **argv, struct km_opts *o)
             {"time-offset", required_argument, NULL, 'o'},
             {"days", required_argument, NULL, 'y'},
             {"check-db", required_argument, NULL, 'D'},
+            {"db", required_argument, NULL, 'B'},
             {"help", no_argument, NULL, 'h'},
             {NULL, 0, NULL, 0},
         };
@@ -156,6 +157,9 @@ static int parse_opts(int argc, char **argv, struct km_opts *o)
                 case 'D':
                         check_db = optarg;
                         break;
+                case 'B':
+                        o->db = optarg;
+                        break;
                 case 'n':
                 case 'S':
                 case 'p':
@@ -204,6 +208,7 @@ static int km_init(struct cli *cli, struct km_opts *o)
         if (cli_custody_collect(&o->cust, 1, o->shares_out, &e) != 0)
                 return cli_fail(&e);
         p.subject = o->subject;
+        p.database = o->db;
         p.custodians = o->cust.cust;
         p.ncustodians = o->cust.n;
         p.threshold = o->threshold;
@@ -334,35 +339,19 @@ static int km_expire(struct cli *cli, struct km_opts *o)
         return EXIT_OK;
 }
 
-/* Test aid: GMCA_TEST_KM_NOW ("YYYY-MM-DD" or ISO time) stands in for the clock. */
-static int destroy_now(int64_t *now, struct gmca_error *e)
-{
-        const char *env = getenv("GMCA_TEST_KM_NOW");
-        time_t t;
-
-        *now = gmca_now();
-        if (env == NULL)
-                return 0;
-        if (gmca_time_parse(env, &t) != 0)
-                return gmca_error_set(e, GMCA_ERR_INVALID, "GMCA_TEST_KM_NOW: not a date");
-        *now = t;
-        return 0;
-}
-
 static int km_destroy(struct cli *cli, struct km_opts *o)
 {
         struct gmca_error e = {0};
         struct gmca_km *k;
-        int64_t now;
         int rc;
 
         if (o->serial == NULL)
                 return cli_usage_error("km destroy: --serial HEX is required");
-        if (destroy_now(&now, &e) != 0 || cli_custody_collect(&o->cust, 0, NULL, &e) != 0)
+        if (cli_custody_collect(&o->cust, 0, NULL, &e) != 0)
                 return cli_fail(&e);
         if ((k = gmca_km_open(o->km_dir, o->cust.cust, o->cust.n, &e)) == NULL)
                 return cli_fail(&e);
-        rc = gmca_km_destroy(k, o->serial, now, cli->actor, &e);
+        rc = gmca_km_destroy(k, o->serial, (int64_t)gmca_now(), cli->actor, &e);
         gmca_km_close(k);
         if (rc != 0)
                 return cli_fail(&e);
@@ -611,8 +600,8 @@ static int km_test_request(struct km_opts *o)
 static int dispatch(struct cli *cli, const char *sub, int argc, char **argv, struct km_opts *o)
 {
         if (strcmp(sub, "init") == 0)
-                return cli_only_options(o->seen, "snpOtc", "km init") ? EXIT_USAGE
-                                                                      : km_init(cli, o);
+                return cli_only_options(o->seen, "snpOtcB", "km init") ? EXIT_USAGE
+                                                                       : km_init(cli, o);
         if (strcmp(sub, "trust") == 0)
                 return cli_only_options(o->seen, "kamSp", "km trust") ? EXIT_USAGE
                                                                       : km_trust(cli, o);

@@ -1400,6 +1400,7 @@ static int serve_loop(struct server *s, int lfd, int sfd, struct gmca_error *e)
         struct pollfd pfd[2 + CONN_MAX];
 
         while (!s->stop) {
+                void (*idle)(void *) = NULL;
                 size_t np = 2, nc;
                 time_t now = mono();
                 int timeout = -1;
@@ -1423,10 +1424,11 @@ static int serve_loop(struct server *s, int lfd, int sfd, struct gmca_error *e)
                         if (timeout < 0 || left * 1000 < timeout)
                                 timeout = left * 1000;
                 }
-                if ((s->nqueue > 0 || s->pol->idle != NULL) && (timeout < 0 || timeout > 1000))
+                idle = s->pol != NULL ? s->pol->idle : NULL;
+                if ((s->nqueue > 0 || idle != NULL) && (timeout < 0 || timeout > 1000))
                         timeout = 1000; /* audit records to retry, idle work */
-                if (s->pol->idle != NULL && now >= s->idle_at) {
-                        s->pol->idle(s->pol->arg);
+                if (idle != NULL && now >= s->idle_at) {
+                        idle(s->pol->arg);
                         s->idle_at = mono() + 1;
                 }
                 nc = s->nconns;

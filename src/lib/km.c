@@ -90,6 +90,7 @@ struct km_config {
         int trusted;
         char subject[GMCA_DN_MAX];
         int64_t created;
+        char database[GMCA_STORE_URI_MAX]; /* "": km.db in the KM's directory (SQLite) */
 };
 
 /* ---- paths, hex, configuration ---- */
@@ -157,6 +158,18 @@ static int config_read(const char *dir, struct km_config *c, struct gmca_error *
         c->set.count = (unsigned)json_integer_value(json_object_get(cu, "count"));
         c->created = json_integer_value(json_object_get(root, "created"));
         c->trusted = strcmp(state, "trusted") == 0;
+        if (json_object_get(root, "database") != NULL &&
+            (!json_is_string(json_object_get(root, "database")) ||
+             gmca_store_uri_check(json_string_value(json_object_get(root, "database")), e) != 0 ||
+             gmca_strlcpy(c->database, json_string_value(json_object_get(root, "database")),
+                          sizeof(c->database)) >= sizeof(c->database))) {
+                json_decref(root);
+                gmca_error_clear(e);
+                return gmca_error_set(e, GMCA_ERR_INVALID,
+                                      "km: %s/%s: \"database\" must be a postgresql:// URI "
+                                      "without a password",
+                                      dir, KM_CONFIG);
+        }
         if (c->trusted && unhex_exact(json_string_value(json_object_get(root, "trust_mac")),
                                       c->trust_mac, 32) != 0) {
                 json_decref(root);
@@ -186,6 +199,8 @@ static int config_write(const char *dir, const struct km_config *c, struct gmca_
                 json_object_set_new(root, "trust_mac", hex_json(c->trust_mac, 32));
         if (root != NULL)
                 json_object_set_new(root, "socket", json_string(KM_SOCKET));
+        if (root != NULL && c->database[0] != '\0')
+                json_object_set_new(root, "database", json_string(c->database));
         if (root == NULL || (text = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS)) == NULL)
                 rc = gmca_error_set(e, GMCA_ERR_NOMEM, "out of memory");
         else
@@ -193,6 +208,47 @@ static int config_write(const char *dir, const struct km_config *c, struct gmca_
         free(text);
         json_decref(root);
         return rc;
+}
+
+/* The KM's store as gmca_store_open takes it: km.json's "database", else <dir>/km.db. */
+static int km_db_uri(const char *dir, const struct km_config *c, char *out, size_t len,
+                     struct gmca_error *e)
+{
+        if (c->database[0] == '\0')
+                return path_in(out, len, dir, KM_DB, e);
+        if (gmca_strlcpy(out, c->database, len) >= len)
+                return gmca_error_set(e, GMCA_ERR_INVALID, "km: database URI too long");
+        return 0;
+}
+
+int gmca_km_store_uri(const char *dir, char *out, size_t len, struct gmca_error *e)
+{
+        struct km_config c;
+        int rc;
+
+        if ((rc = config_read(dir, &c, e)) != 0)
+                return rc;
+        return km_db_uri(dir, &c, out, len, e);
+}
+
+/*
+ * A PostgreSQL database is not created with the KM's directory: km init
+ * refuses one that already holds records (a CA's or another KM's), so
+ * escrowed keys never share a database with anything else.
+ */
+static int km_db_empty(struct gmca_store *s, struct gmca_error *e)
+{
+        uint8_t hash[GMCA_SM3_LEN];
+        int64_t seq = 0;
+        int rc;
+
+        if ((rc = gmca_store_audit_last(s, &seq, hash, e)) != 0)
+                return rc;
+        if (seq != 0)
+                return gmca_error_set(e, GMCA_ERR_EXISTS,
+                                      "km init: the database already holds records; the KM "
+                                      "needs an empty database of its own");
+        return 0;
 }
 
 /* ---- the master key and what derives from it ---- */
@@ -403,6 +459,11 @@ int gmca_km_init(const char *dir, const struct gmca_km_init_params *p, uint8_t *
         c.created = gmca_now();
         if (gmca_strlcpy(c.subject, p->subject, sizeof(c.subject)) >= sizeof(c.subject))
                 return gmca_error_set(e, GMCA_ERR_INVALID, "km init: subject too long");
+        if (p->database != NULL) {
+                if (gmca_store_uri_check(p->database, e) != 0)
+                        return GMCA_ERR_INVALID;
+                gmca_strlcpy(c.database, p->database, sizeof(c.database));
+        }
         if ((master = secure_alloc(GMCA_MASTER_LEN, e)) == NULL)
                 return GMCA_ERR_NOMEM;
         if ((rc = gmca_rand_bytes(master, GMCA_MASTER_LEN, e)) != 0 ||
@@ -431,11 +492,13 @@ int gmca_km_init(const char *dir, const struct gmca_km_init_params *p, uint8_t *
                 rc = gmca_error_ossl(e, GMCA_ERR_CRYPTO, "km: cannot make the CSR");
                 goto out;
         }
-        if ((rc = path_in(path, sizeof(path), dir, KM_DB, e)) != 0 ||
+        if ((rc = km_db_uri(dir, &c, path, sizeof(path), e)) != 0 ||
             (s = gmca_store_open(path, e)) == NULL) {
                 rc = rc != 0 ? rc : e->code;
                 goto out;
         }
+        if (c.database[0] != '\0' && (rc = km_db_empty(s, e)) != 0)
+                goto out;
         if ((rc = audit_ok(s, GMCA_EV_KM_INIT, p->actor, "km",
                            json_pack("{s:s, s:i, s:i}", "subject", p->subject, "threshold",
                                      (int)c.set.threshold, "custodians", (int)c.set.count),
@@ -533,7 +596,7 @@ int gmca_km_trust(const char *dir, const struct gmca_custodian *cust, size_t n, 
 
         if ((rc = config_read(dir, &c, e)) != 0)
                 return rc;
-        if ((rc = path_in(path, sizeof(path), dir, KM_DB, e)) != 0)
+        if ((rc = km_db_uri(dir, &c, path, sizeof(path), e)) != 0)
                 return rc;
         if ((s = gmca_store_open(path, e)) == NULL)
                 return e->code;
@@ -650,7 +713,7 @@ struct gmca_km *gmca_km_open(const char *dir, const struct gmca_custodian *cust,
                 return NULL;
         }
         if (gmca_strlcpy(k->dir, dir, sizeof(k->dir)) >= sizeof(k->dir) ||
-            path_in(path, sizeof(path), dir, KM_DB, e) != 0 ||
+            km_db_uri(dir, &c, path, sizeof(path), e) != 0 ||
             (k->store = gmca_store_open(path, e)) == NULL)
                 goto fail;
         if (!c.trusted) {

@@ -97,6 +97,9 @@ struct gmca_km_init_params {
         size_t ncustodians;                      /* 5 */
         unsigned threshold;                      /* 0: 3 */
         const char *actor;
+        /* NULL: km.db in dir; else a postgresql:// URI (no password) of an empty database
+         * of the KM's own, kept in km.json. */
+        const char *database;
 };
 /*
  * Create dir (which must not exist or be empty): the master key split to
@@ -114,6 +117,9 @@ int gmca_km_init(const char *dir, const struct gmca_km_init_params *p, uint8_t *
  */
 int gmca_km_trust(const char *dir, const struct gmca_custodian *cust, size_t n, X509 *km_cert,
                   X509 *ca_cert, X509 *comm_cert, const char *actor, struct gmca_error *e) GMCA_WUR;
+
+/* The KM's store URI: km.json's "database", else the path of <dir>/km.db. */
+int gmca_km_store_uri(const char *dir, char *out, size_t len, struct gmca_error *e) GMCA_WUR;
 
 /* The KM's store (km.db) without custodians: for list, expire, audit. */
 struct gmca_store *gmca_km_store_open(const char *dir, struct gmca_error *e);

@@ -41,7 +41,8 @@ struct gmca_store *gmca_km_store_open(const char *dir, struct gmca_error *e)
                 gmca_error_set(e, GMCA_ERR_NOTFOUND, "km: %s: no KM here (gmca km init)", dir);
                 return NULL;
         }
-        snprintf(path, sizeof(path), "%s/km.db", dir);
+        if (gmca_km_store_uri(dir, path, sizeof(path), e) != 0)
+                return NULL;
         return gmca_store_open(path, e);
 }
 

@@ -60,13 +60,37 @@ custodian_args() {
   local i
   for i in 1 2 3 4 5; do printf '%s\n' --custodian "${CUSTODIANS[$((i - 1))]}" --pin-file "$T/pin$i"; done
 }
+# On PostgreSQL (issue 9): with GMCA_TEST_PG naming a running cluster
+# (tests/pg.bash, the CTest fixture pg), every CA made by init_ca and every KM
+# given $(db_opt) gets a fresh database of its own there.
+if [ -n "${GMCA_TEST_PG:-}" ]; then
+  # shellcheck source=../pg.bash
+  source "$GMCA_SRC/tests/pg.bash"
+fi
+# db_opt: "--db URI" of a new database on PostgreSQL runs, nothing on SQLite runs.
+db_opt() { [ -z "${GMCA_TEST_PG:-}" ] || printf '%s\n' --db "$(pg_createdb gmca)"; }
+# db_sql DIR SQL: run SQL on the store of the CA (or KM) in DIR, whichever backend.
+db_sql() {
+  local f uri=""
+  for f in "$1/gmca.json" "$1/km.json"; do
+    if [ -z "$uri" ] && [ -f "$f" ]; then uri=$(jq -r '.database // empty' "$f"); fi
+  done
+  if [ -n "$uri" ]; then pg_psql "$uri" "$2"
+  elif [ -f "$1/gmca.json" ]; then sqlite3 "$1/gmca.db" "$2"
+  else sqlite3 "$1/km.db" "$2"; fi
+}
+# db_hex COLUMN: SQL for the upper-case hex of a blob column in the backend of db_sql.
+db_hex() { if [ -n "${GMCA_TEST_PG:-}" ]; then echo "upper(encode($1, 'hex'))"; else echo "hex($1)"; fi; }
+# db_blob HEX: an SQL literal of the bytes HEX in the backend of db_sql.
+db_blob() { if [ -n "${GMCA_TEST_PG:-}" ]; then echo "decode('$1', 'hex')"; else echo "X'$1'"; fi; }
 # init_ca DIR [init options...]: the key ceremony; shares go to DIR.shares/.
 init_ca() {
   local d=$1; shift
   make_pins
   mkdir -p "$d.shares"
   mapfile -t cargs < <(custodian_args)
-  "$GMCA" --dir "$d" init "${cargs[@]}" --shares-out "$d.shares" "$@"
+  mapfile -t dbargs < <(db_opt)
+  "$GMCA" --dir "$d" init "${cargs[@]}" --shares-out "$d.shares" "${dbargs[@]}" "$@"
 }
 # activate DIR [i j k]: start the CA engine with custodians i j k (default 1 2 3),
 # allowing CLI issuance for this run (--direct-issue): most tests issue that way.

@@ -160,7 +160,7 @@ check "sub CA on the root CRL" bash -c "openssl crl -inform DER -in '$D/crl/root
 expect_exit 0 "a revoked CA still signs its CRL" -- g crl generate
 
 # A corrupted serial in the store stops CRL generation as an integrity fault.
-sqlite3 "$D/gmca.db" "UPDATE certificates SET serial='ZZ' WHERE serial='$S2'"
+db_sql "$D" "UPDATE certificates SET serial='ZZ' WHERE serial='$S2'"
 expect_exit 7 "CRL refuses a non-hex serial in the store" -- g crl generate
 expect_err "not hex"
 

@@ -76,7 +76,12 @@ expect_exit 0 "A records an individual" -- api opA POST /api/v1/applicants \
   --data "{\"kind\":\"individual\",\"name\":\"张三\",\"id_type\":\"resident_id\",\"id_number\":\"$ID\",\"contact\":\"zhangsan@example.cn\"}"
 P=$(j .id)
 check "the identity number is masked" bash -c "jq -e '.id_masked and (.id_number == null)' '$T/out' >/dev/null && ! grep -q '$ID' '$T/out'"
-check "the identity number is sealed in the database" bash -c "! sqlite3 '$D/gmca.db' 'SELECT quote(id_sealed), id_masked FROM applicants' | grep -q '$ID'"
+id_sealed_only() {
+  local rows
+  rows=$(db_sql "$D" "SELECT $(db_hex id_sealed), id_masked FROM applicants") && [ -n "$rows" ] &&
+    ! grep -q "$ID" <<<"$rows"
+}
+check "the identity number is sealed in the database" id_sealed_only
 INFO_P="{\"identity_card_number\":\"$ID\"}"
 
 # --- apply, with the two-person rule ---
@@ -284,23 +289,23 @@ TA=$(j .id)
 expect_exit 0 "vetted" -- api adminB POST "/api/v1/applications/$TA/vet" --data "$(vet_body "$TA")"
 # Behind the front: another key and subject in the row than the operator signed for.
 openssl req -in "$T/t2.csr" -outform DER -out "$T/t2.der"
-sqlite3 "$D/gmca.db" "UPDATE applications SET csr = X'$(xxd -p "$T/t2.der" | tr -d '\n')' WHERE id = $TA"
+db_sql "$D" "UPDATE applications SET csr = $(db_blob "$(xxd -p "$T/t2.der" | tr -d '\n')") WHERE id = $TA"
 expect_exit 0 "approval goes through the front" -- api adminC POST "/api/v1/applications/$TA/approve" --data "$(ok_body "$TA")"
 check "but the CA engine refuses to issue" test "$(j .state)" = approved
 check "and says why" test -n "$(j .issue_error)"
 expect_exit 0 "another one" -- api opA POST /api/v1/applications --data "$(body_app "$P" personal-sign "$T/t1.csr" "$INFO_P" '{"days":30}')"
 TB=$(j .id)
 # Marked approved in the database without vetting or approval.
-sqlite3 "$D/gmca.db" "UPDATE applications SET state = 'approved' WHERE id = $TB"
+db_sql "$D" "UPDATE applications SET state = 'approved' WHERE id = $TB"
 api adminC POST "/api/v1/applications/$TB/issue" >"$T/out" 2>"$T/err" || true
 check "the CA engine refuses an application nobody vetted" bash -c "! jq -e '.state == \"issued\"' '$T/out' >/dev/null 2>&1"
 # An issued application made to look approved again: its approvals are spent.
-sqlite3 "$D/gmca.db" "UPDATE applications SET state = 'approved', issued_serial = NULL, issued_at = NULL WHERE id = $APPD1"
+db_sql "$D" "UPDATE applications SET state = 'approved', issued_serial = NULL, issued_at = NULL WHERE id = $APPD1"
 api adminC POST "/api/v1/applications/$APPD1/issue" >"$T/out" 2>"$T/err" || true
 check "the CA engine refuses to issue an application twice" grep -q "issued from this CSR already" "$T/err"
 # The operators table is the front's to write too: a role given behind the custodians'
 # back lets A approve through the front, but the engine checks the custodians' tag.
-sqlite3 "$D/gmca.db" "UPDATE operators SET roles = 'business_admin' WHERE name = 'opA'"
+db_sql "$D" "UPDATE operators SET roles = 'business_admin' WHERE name = 'opA'"
 sm2_csr t3 "/C=CN/CN=赵六"
 expect_exit 0 "C applies" -- api adminC POST /api/v1/applications --data "$(body_app "$P" personal-sign "$T/t3.csr" "$INFO_P" '{"days":30}')"
 TC=$(j .id)
@@ -308,7 +313,7 @@ expect_exit 0 "B vets" -- api adminB POST "/api/v1/applications/$TC/vet" --data 
 expect_exit 0 "A, a business admin in the database only, approves through the front" -- api opA POST "/api/v1/applications/$TC/approve" --data "$(ok_body "$TC")"
 check "the CA engine refuses to issue" test "$(j .state)" = approved
 check "naming A's record" bash -c "jq -r .issue_error '$T/out' | grep -qF 'operator opA: record not made by the custodians (tag)'"
-sqlite3 "$D/gmca.db" "UPDATE operators SET roles = 'business_operator' WHERE name = 'opA'"
+db_sql "$D" "UPDATE operators SET roles = 'business_operator' WHERE name = 'opA'"
 check "nothing was issued by any" test "$(cert_count "$D")" = "$n_certs"
 expect_exit 0 "the engine's refusals are audited" -- g audit list --json --event ra.application.issue
 check "four refusals recorded" test "$(jq '[.[] | select(.outcome == "failure")] | length' "$T/out")" -ge 4

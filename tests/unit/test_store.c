@@ -209,7 +209,7 @@ static void test_open_mode_wal_migrate(void **state)
         assert_non_null(s2);
         gmca_store_close(s2);
         outside(f->path, "SELECT COUNT(*) FROM schema_version", got, sizeof(got));
-        assert_int_equal(atoi(got), gmca_store_schema_latest());
+        assert_int_equal(strtol(got, NULL, 10), gmca_store_schema_latest());
         /* Nothing issued may vanish: no cascading deletes anywhere. */
         outside(f->path,
                 pg_uri() != NULL ? "SELECT COUNT(*) FROM information_schema.referential_constraints"
@@ -1043,6 +1043,36 @@ static void test_blob_binary(void **state)
         }
 }
 
+/*
+ * PostgreSQL: a session lost between transactions (a server restart, here
+ * its backend terminated) is opened again; reads and transactions go on.
+ */
+static void test_pg_session_lost(void **state)
+{
+        struct fx *f = *state;
+        struct gmca_error e = {0};
+        char buf[16];
+
+        if (pg_uri() == NULL)
+                skip();
+        must(gmca_store_meta_set(f->s, "k", "before", &e), &e);
+        pg_outside(f->path,
+                   "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                   " WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                   NULL, 0);
+        must(gmca_store_meta_get(f->s, "k", buf, sizeof(buf), &e), &e);
+        assert_string_equal(buf, "before");
+        pg_outside(f->path,
+                   "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                   " WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                   NULL, 0);
+        must(gmca_store_begin(f->s, &e), &e);
+        must(gmca_store_meta_set(f->s, "k", "after", &e), &e);
+        must(gmca_store_commit(f->s, &e), &e);
+        must(gmca_store_meta_get(f->s, "k", buf, sizeof(buf), &e), &e);
+        assert_string_equal(buf, "after");
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -1065,6 +1095,7 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_bulk_insert, setup, teardown),
             cmocka_unit_test_setup_teardown(test_refusal_keeps_transaction, setup, teardown),
             cmocka_unit_test_setup_teardown(test_blob_binary, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_pg_session_lost, setup, teardown),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
