@@ -159,6 +159,33 @@ json_t *ra_b64_json(const uint8_t *p, size_t len)
         return j;
 }
 
+int ra_list_collect(struct gmca_q *q, const char *what,
+                    int (*row)(struct gmca_q *q, void *arg, json_t **o, struct gmca_error *e),
+                    void *arg, int64_t total, json_t **out, struct gmca_error *e)
+{
+        json_t *items = json_array(), *o = NULL;
+        int rc = 0;
+
+        while (items != NULL && (rc = gmca_q_step(q, e, "%s", what)) == GMCA_DB_ROW) {
+                if ((rc = row(q, arg, &o, e)) != 0)
+                        break;
+                if (o == NULL || json_array_append_new(items, o) != 0) {
+                        rc = gmca_error_set(e, GMCA_ERR_NOMEM, "out of memory");
+                        break;
+                }
+        }
+        gmca_q_close(q);
+        if (items == NULL)
+                return gmca_error_set(e, GMCA_ERR_NOMEM, "out of memory");
+        if (rc < 0) {
+                json_decref(items);
+                return rc;
+        }
+        *out = total >= 0 ? json_pack("{s:o, s:I}", "items", items, "total", (json_int_t)total)
+                          : json_pack("{s:o}", "items", items);
+        return *out != NULL ? 0 : gmca_error_set(e, GMCA_ERR_NOMEM, "out of memory");
+}
+
 int ra_need_proof(const struct gmca_auth_result *who, struct gmca_error *e)
 {
         if (who->proof == NULL || who->proof_len == 0)

@@ -371,12 +371,24 @@ static char *like_pattern(const char *s)
         return p;
 }
 
+/* One row of the listing, masked. */
+static int applicant_item(struct gmca_q *q, void *arg, json_t **o, struct gmca_error *e)
+{
+        struct applicant a;
+        int rc;
+
+        (void)arg;
+        if ((rc = applicant_row(q, &a, e)) == 0)
+                *o = applicant_json(&a, NULL);
+        applicant_clear(&a);
+        return rc;
+}
+
 int gmca_ra_applicant_list(const struct gmca_ra_env *env, const struct gmca_auth_result *who,
                            const char *kind, const char *name, int64_t limit, int64_t offset,
                            json_t **out, struct gmca_error *e)
 {
         struct gmca_q q;
-        json_t *items = NULL;
         char *pattern = NULL;
         int64_t total = 0;
         int rc;
@@ -399,7 +411,7 @@ int gmca_ra_applicant_list(const struct gmca_ra_env *env, const struct gmca_auth
                                       GMCA_RA_LIST_MAX);
         if (limit == 0)
                 limit = GMCA_RA_LIST_MAX;
-        if ((pattern = like_pattern(name)) == NULL || (items = json_array()) == NULL) {
+        if ((pattern = like_pattern(name)) == NULL) {
                 rc = gmca_error_set(e, GMCA_ERR_NOMEM, "out of memory");
                 goto out;
         }
@@ -420,33 +432,8 @@ int gmca_ra_applicant_list(const struct gmca_ra_env *env, const struct gmca_auth
         gmca_q_text(&q, pattern);
         gmca_q_int(&q, limit);
         gmca_q_int(&q, offset);
-        while ((rc = gmca_q_step(&q, e, "list applicants")) == GMCA_DB_ROW) {
-                struct applicant a;
-                json_t *o;
-
-                if ((rc = applicant_row(&q, &a, e)) != 0) {
-                        applicant_clear(&a);
-                        break;
-                }
-                o = applicant_json(&a, NULL);
-                applicant_clear(&a);
-                if (o == NULL || json_array_append_new(items, o) != 0) {
-                        rc = gmca_error_set(e, GMCA_ERR_NOMEM, "out of memory");
-                        break;
-                }
-        }
-        gmca_q_close(&q);
-        if (rc < 0)
-                goto out;
-        if ((*out = json_pack("{s:o, s:I}", "items", items, "total", (json_int_t)total)) == NULL) {
-                rc = gmca_error_set(e, GMCA_ERR_NOMEM, "out of memory");
-                items = NULL;
-                goto out;
-        }
-        items = NULL;
-        rc = 0;
+        rc = ra_list_collect(&q, "list applicants", applicant_item, NULL, total, out, e);
 out:
-        json_decref(items);
         free(pattern);
         return rc;
 }

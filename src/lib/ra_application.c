@@ -469,12 +469,24 @@ static int valid_state(const char *s)
         return 0;
 }
 
+/* One row of the listing; arg: the time now. */
+static int app_item(struct gmca_q *q, void *arg, json_t **o, struct gmca_error *e)
+{
+        struct ra_app a;
+        int rc;
+
+        if ((rc = ra_app_from_row(q, &a, e)) != 0)
+                return rc;
+        *o = app_json(&a, *(const int64_t *)arg);
+        ra_app_clear(&a);
+        return 0;
+}
+
 int gmca_ra_application_list(const struct gmca_ra_env *env, const struct gmca_auth_result *who,
                              const char *state, int64_t applicant, int64_t limit, int64_t offset,
                              int64_t now, json_t **out, struct gmca_error *e)
 {
         struct gmca_q q;
-        json_t *items = NULL;
         int64_t total = 0;
         int rc;
 
@@ -493,10 +505,8 @@ int gmca_ra_application_list(const struct gmca_ra_env *env, const struct gmca_au
                                       GMCA_RA_LIST_MAX);
         if (limit == 0)
                 limit = GMCA_RA_LIST_MAX;
-        if ((items = json_array()) == NULL)
-                return gmca_error_set(e, GMCA_ERR_NOMEM, "out of memory");
         if ((rc = gmca_q_open(env->store, SQL_COUNT, &q, e)) != 0)
-                goto out;
+                return rc;
         gmca_q_text(&q, state);
         gmca_q_text(&q, state);
         gmca_q_int(&q, applicant);
@@ -505,35 +515,14 @@ int gmca_ra_application_list(const struct gmca_ra_env *env, const struct gmca_au
                 total = gmca_q_col_int(&q, 0);
         gmca_q_close(&q);
         if (rc < 0 || (rc = gmca_q_open(env->store, SQL_LIST, &q, e)) != 0)
-                goto out;
+                return rc;
         gmca_q_text(&q, state);
         gmca_q_text(&q, state);
         gmca_q_int(&q, applicant);
         gmca_q_int(&q, applicant);
         gmca_q_int(&q, limit);
         gmca_q_int(&q, offset);
-        while ((rc = gmca_q_step(&q, e, "list applications")) == GMCA_DB_ROW) {
-                struct ra_app a;
-                json_t *o;
-
-                if ((rc = ra_app_from_row(&q, &a, e)) != 0)
-                        break;
-                o = app_json(&a, now);
-                ra_app_clear(&a);
-                if (o == NULL || json_array_append_new(items, o) != 0) {
-                        rc = gmca_error_set(e, GMCA_ERR_NOMEM, "out of memory");
-                        break;
-                }
-        }
-        gmca_q_close(&q);
-        if (rc < 0)
-                goto out;
-        *out = json_pack("{s:o, s:I}", "items", items, "total", (json_int_t)total);
-        items = NULL;
-        rc = *out != NULL ? 0 : gmca_error_set(e, GMCA_ERR_NOMEM, "out of memory");
-out:
-        json_decref(items);
-        return rc;
+        return ra_list_collect(&q, "list applications", app_item, &now, total, out, e);
 }
 
 /* ---- vetting ---- */
@@ -811,11 +800,26 @@ int gmca_ra_application_issue(const struct gmca_ra_env *env, const struct gmca_a
 
 /* ---- notifications, certificates ---- */
 
+/* One notification record. */
+static int note_item(struct gmca_q *q, void *arg, json_t **o, struct gmca_error *e)
+{
+        (void)arg;
+        (void)e;
+        *o = json_pack(
+            "{s:I, s:o, s:o, s:s, s:o, s:s, s:I}", "id", (json_int_t)gmca_q_col_int(q, 0),
+            "application", gmca_q_col_null(q, 1) ? json_null() : json_integer(gmca_q_col_int(q, 1)),
+            "revocation", gmca_q_col_null(q, 2) ? json_null() : json_integer(gmca_q_col_int(q, 2)),
+            "channel", gmca_q_col_text(q, 3) ? gmca_q_col_text(q, 3) : "", "recipient",
+            str_or_null(gmca_q_col_text(q, 4)), "text",
+            gmca_q_col_text(q, 5) ? gmca_q_col_text(q, 5) : "", "time",
+            (json_int_t)gmca_q_col_int(q, 6));
+        return 0;
+}
+
 int gmca_ra_notifications(const struct gmca_ra_env *env, const struct gmca_auth_result *who,
                           int64_t application, json_t **out, struct gmca_error *e)
 {
         struct gmca_q q;
-        json_t *items;
         int rc;
 
         if ((rc = ra_allowed(env, who, GMCA_ACT_APPLICATION_READ, GMCA_EV_AUTH_REQUEST,
@@ -823,39 +827,12 @@ int gmca_ra_notifications(const struct gmca_ra_env *env, const struct gmca_auth_
                 return rc;
         if (application < 0)
                 return gmca_error_set(e, GMCA_ERR_INVALID, "application: an id");
-        if ((items = json_array()) == NULL)
-                return gmca_error_set(e, GMCA_ERR_NOMEM, "out of memory");
         if ((rc = gmca_q_open(env->store, SQL_NOTES, &q, e)) != 0)
-                goto out;
+                return rc;
         gmca_q_int(&q, application);
         gmca_q_int(&q, application);
         gmca_q_int(&q, GMCA_RA_LIST_MAX);
-        while ((rc = gmca_q_step(&q, e, "notifications")) == GMCA_DB_ROW) {
-                json_t *o = json_pack(
-                    "{s:I, s:o, s:o, s:s, s:o, s:s, s:I}", "id", (json_int_t)gmca_q_col_int(&q, 0),
-                    "application",
-                    gmca_q_col_null(&q, 1) ? json_null() : json_integer(gmca_q_col_int(&q, 1)),
-                    "revocation",
-                    gmca_q_col_null(&q, 2) ? json_null() : json_integer(gmca_q_col_int(&q, 2)),
-                    "channel", gmca_q_col_text(&q, 3) ? gmca_q_col_text(&q, 3) : "", "recipient",
-                    str_or_null(gmca_q_col_text(&q, 4)), "text",
-                    gmca_q_col_text(&q, 5) ? gmca_q_col_text(&q, 5) : "", "time",
-                    (json_int_t)gmca_q_col_int(&q, 6));
-
-                if (o == NULL || json_array_append_new(items, o) != 0) {
-                        rc = gmca_error_set(e, GMCA_ERR_NOMEM, "out of memory");
-                        break;
-                }
-        }
-        gmca_q_close(&q);
-        if (rc < 0)
-                goto out;
-        *out = json_pack("{s:o}", "items", items);
-        items = NULL;
-        rc = *out != NULL ? 0 : gmca_error_set(e, GMCA_ERR_NOMEM, "out of memory");
-out:
-        json_decref(items);
-        return rc;
+        return ra_list_collect(&q, "notifications", note_item, NULL, -1, out, e);
 }
 
 int gmca_ra_certificate_get(const struct gmca_ra_env *env, const struct gmca_auth_result *who,

@@ -197,6 +197,15 @@ int ra_notify(struct gmca_store *s, int64_t applicant_id, int64_t app_id, int64_
 char *ra_cert_pem(const uint8_t *der, size_t len);
 /* base64 of len bytes as a JSON string (JSON null for none; NULL when out of memory). */
 json_t *ra_b64_json(const uint8_t *p, size_t len);
+/*
+ * A listing's rows: step q (bound, open) to its end, each row made into an
+ * item by row, then close q; *out = {"items": [...]} with "total" when
+ * total >= 0. A row's failure stops the listing with its code.
+ */
+struct gmca_q;
+int ra_list_collect(struct gmca_q *q, const char *what,
+                    int (*row)(struct gmca_q *q, void *arg, json_t **o, struct gmca_error *e),
+                    void *arg, int64_t total, json_t **out, struct gmca_error *e) GMCA_WUR;
 /* GMCA_ERR_AUTH unless who carries the operator's signed request (a step's proof). */
 int ra_need_proof(const struct gmca_auth_result *who, struct gmca_error *e) GMCA_WUR;
 /*

@@ -789,13 +789,26 @@ int gmca_ra_recovery_get(const struct gmca_ra_env *env, const struct gmca_auth_r
         return respond(env->store, id, out, e);
 }
 
+/* One recovery record (envelopes only: they open with the recipient's key alone). */
+static int rec_item(struct gmca_q *q, void *arg, json_t **o, struct gmca_error *e)
+{
+        struct ra_recovery r;
+        int rc;
+
+        (void)arg;
+        if ((rc = rec_row(q, &r, e)) != 0)
+                return rc;
+        *o = rec_json(&r);
+        ra_recovery_clear(&r);
+        return 0;
+}
+
 int gmca_ra_recovery_list(const struct gmca_ra_env *env, const struct gmca_auth_result *who,
                           const char *state, json_t **out, struct gmca_error *e)
 {
         static const char *const states[] = {RA_REC_REQUESTED, RA_REC_APPROVED, RA_REC_REJECTED,
                                              RA_REC_DELIVERED};
         struct gmca_q q;
-        json_t *items;
         size_t i = 0;
         int rc;
 
@@ -809,33 +822,10 @@ int gmca_ra_recovery_list(const struct gmca_ra_env *env, const struct gmca_auth_
         if (i == 4)
                 return gmca_error_set(e, GMCA_ERR_INVALID,
                                       "state: one of requested, approved, rejected, delivered");
-        if ((items = json_array()) == NULL)
-                return gmca_error_set(e, GMCA_ERR_NOMEM, "out of memory");
         if ((rc = gmca_q_open(env->store, SQL_LIST, &q, e)) != 0)
-                goto out;
+                return rc;
         gmca_q_text(&q, state);
         gmca_q_text(&q, state);
         gmca_q_int(&q, GMCA_RA_LIST_MAX);
-        while ((rc = gmca_q_step(&q, e, "list recoveries")) == GMCA_DB_ROW) {
-                struct ra_recovery r;
-                json_t *o;
-
-                if ((rc = rec_row(&q, &r, e)) != 0)
-                        break;
-                o = rec_json(&r);
-                ra_recovery_clear(&r);
-                if (o == NULL || json_array_append_new(items, o) != 0) {
-                        rc = gmca_error_set(e, GMCA_ERR_NOMEM, "out of memory");
-                        break;
-                }
-        }
-        gmca_q_close(&q);
-        if (rc < 0)
-                goto out;
-        *out = json_pack("{s:o}", "items", items);
-        items = NULL;
-        rc = *out != NULL ? 0 : gmca_error_set(e, GMCA_ERR_NOMEM, "out of memory");
-out:
-        json_decref(items);
-        return rc;
+        return ra_list_collect(&q, "list recoveries", rec_item, NULL, -1, out, e);
 }

@@ -387,11 +387,21 @@ fail:
         return ra_refuse(env->store, who->op.name, GMCA_EV_REVOKE_COMPLETE, object, rc, e);
 }
 
+/* One revocation request; arg: the time now (for its deadline). */
+static int rev_item(struct gmca_q *q, void *arg, json_t **o, struct gmca_error *e)
+{
+        struct revreq r;
+        int rc;
+
+        if ((rc = rev_row(q, &r, e)) == 0)
+                *o = rev_json(&r, *(const int64_t *)arg);
+        return rc;
+}
+
 int gmca_ra_revocation_list(const struct gmca_ra_env *env, const struct gmca_auth_result *who,
                             const char *state, int64_t now, json_t **out, struct gmca_error *e)
 {
         struct gmca_q q;
-        json_t *items;
         int rc;
 
         if ((rc = ra_allowed(env, who, GMCA_ACT_REVOCATION_READ, GMCA_EV_AUTH_REQUEST,
@@ -402,31 +412,10 @@ int gmca_ra_revocation_list(const struct gmca_ra_env *env, const struct gmca_aut
         if (state[0] != '\0' && strcmp(state, RA_REV_PENDING) != 0 &&
             strcmp(state, RA_REV_COMPLETED) != 0)
                 return gmca_error_set(e, GMCA_ERR_INVALID, "state: pending or completed");
-        if ((items = json_array()) == NULL)
-                return gmca_error_set(e, GMCA_ERR_NOMEM, "out of memory");
         if ((rc = gmca_q_open(env->store, SQL_LIST, &q, e)) != 0)
-                goto out;
+                return rc;
         gmca_q_text(&q, state);
         gmca_q_text(&q, state);
         gmca_q_int(&q, GMCA_RA_LIST_MAX);
-        while ((rc = gmca_q_step(&q, e, "revocation requests")) == GMCA_DB_ROW) {
-                struct revreq r;
-                json_t *o;
-
-                if ((rc = rev_row(&q, &r, e)) != 0)
-                        break;
-                if ((o = rev_json(&r, now)) == NULL || json_array_append_new(items, o) != 0) {
-                        rc = gmca_error_set(e, GMCA_ERR_NOMEM, "out of memory");
-                        break;
-                }
-        }
-        gmca_q_close(&q);
-        if (rc < 0)
-                goto out;
-        *out = json_pack("{s:o}", "items", items);
-        items = NULL;
-        rc = *out != NULL ? 0 : gmca_error_set(e, GMCA_ERR_NOMEM, "out of memory");
-out:
-        json_decref(items);
-        return rc;
+        return ra_list_collect(&q, "revocation requests", rev_item, &now, -1, out, e);
 }
