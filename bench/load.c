@@ -481,6 +481,17 @@ static void write_list(const char *name, struct client *cl, int n, int revoked)
                 die(path, strerror(errno));
 }
 
+/* A positive decimal of at most 9 digits; -1 for anything else. */
+static long number(const char *s)
+{
+        char *end;
+        long v;
+
+        errno = 0;
+        v = strtol(s, &end, 10);
+        return errno == 0 && end != s && *end == '\0' && v > 0 && v < 1000000000L ? v : -1;
+}
+
 int main(int argc, char **argv)
 {
         struct client *cl;
@@ -488,11 +499,14 @@ int main(int argc, char **argv)
         long errors[OP_N] = {0}, inconsistent = 0;
         char path[4096];
         FILE *f;
-        int n;
+        long clients = 0, seconds = 0;
         double secs, t0;
+        int n;
 
-        if (argc != 5 || (n = atoi(argv[3])) < 1 || n > CLIENTS_MAX || atoi(argv[4]) < 1)
+        if (argc != 5 || (clients = number(argv[3])) < 1 || clients > CLIENTS_MAX ||
+            (seconds = number(argv[4])) < 1)
                 die("usage", "bench_load DIR URL CLIENTS(1..1000) SECONDS");
+        n = (int)clients;
         G.dir = argv[1];
         G.url = argv[2];
         load_who(&G.op_a, "opA");
@@ -511,7 +525,7 @@ int main(int argc, char **argv)
             (cl = calloc((size_t)n, sizeof(*cl))) == NULL)
                 die("start", "out of memory");
         t0 = now_mono();
-        G.deadline = t0 + atoi(argv[4]);
+        G.deadline = t0 + (double)seconds;
         for (int i = 0; i < n; i++) {
                 cl[i].id = i;
                 if ((cl[i].curl = curl_easy_init()) == NULL ||

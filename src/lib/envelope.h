@@ -37,7 +37,7 @@
 
 #include "err.h"
 
-#define GMCA_ENVELOPE_MAX 1024     /* bytes of an SM2EnvelopedKey we parse */
+#define GMCA_ENVELOPE_MAX 1024 /* bytes of an SM2EnvelopedKey we parse */
 /* bytes of an ENVELOPEDKEYBLOB with the 16-byte SM4 key as Cipher: 12 + 64 + 132 + 180 */
 #define GMCA_ENVELOPE_BLOB_LEN 388
 #define GMCA_SGD_SM4_ECB 0x00000401u

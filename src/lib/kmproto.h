@@ -35,11 +35,10 @@
  *                            respondList SEQUENCE OF Respond,
  *                            respondTime GeneralizedTime, taskNO INTEGER }  -- taskNO echoed
  *   Respond   ::= CHOICE { retKeyRespond [0] RetKeyRespond, retRestoreKeyRespond [1] RetKeyRespond,
- *                          revokeKeyRespond [2] RevokeKeyRespond, errorPkgRespond [3] ErrorPkgRespond }
- *   RetKeyRespond ::= SEQUENCE { userCertNo INTEGER, retPubKey SubjectPublicKeyInfo,
- *                                retPriKey SM2EnvelopedKey,                 -- envelope.h
- *                                envelopedKeyBlob [0] IMPLICIT OCTET STRING OPTIONAL }
- *   RevokeKeyRespond ::= SEQUENCE { userCertNo INTEGER }
+ *                          revokeKeyRespond [2] RevokeKeyRespond, errorPkgRespond [3]
+ * ErrorPkgRespond } RetKeyRespond ::= SEQUENCE { userCertNo INTEGER, retPubKey
+ * SubjectPublicKeyInfo, retPriKey SM2EnvelopedKey,                 -- envelope.h envelopedKeyBlob
+ * [0] IMPLICIT OCTET STRING OPTIONAL } RevokeKeyRespond ::= SEQUENCE { userCertNo INTEGER }
  *   ErrorPkgRespond  ::= SEQUENCE { errNo INTEGER, errDesc UTF8String OPTIONAL }
  *
  * Choices where the public implementations differ (GMT-REFERENCE §5.4),
