@@ -904,8 +904,9 @@ void gmca_ctx_close(struct gmca_ctx *c)
 {
         if (c == NULL)
                 return;
-        gmca_km_link_close(c->km);
         ca_ceremony_end(c);
+        gmca_km_link_close(c->km);
+        c->km = NULL;
         for (size_t i = 0; i < c->ncas; i++) {
                 X509_free(c->cas[i].cert);
                 gmca_ca_rec_clear(&c->cas[i].rec);

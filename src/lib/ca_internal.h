@@ -134,6 +134,9 @@ int ca_issue_in_tx(struct gmca_ctx *c, const struct gmca_issue_req *r,
 int ca_within_issuer(const char *issuer, time_t issuer_end, time_t not_after, struct gmca_error *e);
 int ca_publish_crl(struct gmca_ctx *c, const char *ca, int64_t number, int delta,
                    const uint8_t *der, size_t len, struct gmca_error *e);
+/* Wipe the master key and key PIN (gmca_ctx_forget_secrets without opening the KM link). */
+void ca_forget_secrets(struct gmca_ctx *c);
+
 /* ---- dual certificates (ca_dual.c, km.h) ---- */
 struct ca_pair {
         uint8_t serial[GMCA_SERIAL_LEN];      /* the encryption certificate's */

@@ -325,6 +325,14 @@ static int secrets_alloc(struct gmca_ctx *c, struct gmca_error *e)
         return 0;
 }
 
+void ca_forget_secrets(struct gmca_ctx *c)
+{
+        if (c == NULL || c->secrets == NULL)
+                return;
+        OPENSSL_secure_clear_free(c->secrets, SECRETS_LEN);
+        c->secrets = NULL;
+}
+
 void gmca_ctx_forget_secrets(struct gmca_ctx *c)
 {
         if (c == NULL || c->secrets == NULL)
@@ -336,8 +344,7 @@ void gmca_ctx_forget_secrets(struct gmca_ctx *c)
                     c->km_error.code == GMCA_ERR_NOTFOUND)
                         gmca_error_clear(&c->km_error);
         }
-        OPENSSL_secure_clear_free(c->secrets, SECRETS_LEN);
-        c->secrets = NULL;
+        ca_forget_secrets(c);
 }
 
 int ca_have_secrets(const struct gmca_ctx *c)
@@ -491,7 +498,7 @@ int ca_open_master(struct gmca_ctx *c, const struct gmca_custodian *cust, size_t
         if ((rc = gmca_custody_combine(&m->set, cust, n, CTX_MASTER(c), c->custodians,
                                        sizeof(c->custodians), e)) != 0 ||
             (rc = ca_custody_unwrap(m, CTX_MASTER(c), CTX_KEYPIN(c), e)) != 0) {
-                gmca_ctx_forget_secrets(c);
+                ca_forget_secrets(c);
                 return rc;
         }
         return 0;
@@ -528,7 +535,7 @@ fail:
         free(detail);
         json_decref(unlocked);
         ca_release_keys(c);
-        gmca_ctx_forget_secrets(c);
+        ca_forget_secrets(c);
         return ca_reject(c, GMCA_EV_KEY_ACTIVATE, "ca", rc, e);
 }
 
@@ -724,7 +731,7 @@ out:
         for (size_t i = 0; i < n; i++)
                 OPENSSL_free(subjects[i]);
         ca_release_keys(c);
-        gmca_ctx_forget_secrets(c);
+        ca_forget_secrets(c);
         return rc;
 }
 
@@ -745,7 +752,7 @@ int gmca_ctx_authorise(struct gmca_ctx *c, const struct gmca_custodian *cust, si
         if ((rc = ca_open_master(c, cust, n, &m, e)) != 0 ||
             (rc = engine_keys_derive(c, 0, e)) != 0)
                 goto fail;
-        gmca_ctx_forget_secrets(c); /* K_authz is all the engine's clients need */
+        ca_forget_secrets(c); /* K_authz is all the engine's clients need */
         for (size_t i = 0; i < c->ncas; i++)
                 if (c->cas[i].signer == &c->cas[i].esigner.base)
                         c->cas[i].esigner.authz = CTX_AUTHZ(c);
@@ -761,7 +768,7 @@ fail:
         engine_keys_wipe(c);
         for (size_t i = 0; i < c->ncas; i++)
                 c->cas[i].esigner.authz = NULL;
-        gmca_ctx_forget_secrets(c);
+        ca_forget_secrets(c);
         return ca_reject(c, GMCA_EV_KEY_ACTIVATE, "ca", rc, e);
 }
 
@@ -836,7 +843,7 @@ int ca_ceremony_begin(struct gmca_ctx *c, const struct gmca_custodian *cust, siz
 void ca_ceremony_end(struct gmca_ctx *c)
 {
         ca_release_keys(c);
-        gmca_ctx_forget_secrets(c);
+        ca_forget_secrets(c);
         if (c->ceremony_lock != 0) {
                 close(c->ceremony_lock - 1); /* releases the lock */
                 c->ceremony_lock = 0;

@@ -628,7 +628,7 @@ static int link_pass(struct gmca_ctx *c, const struct gmca_custodian *cust, size
         }
         rc = comm_pass(c, pass, e);
         if (opened)
-                gmca_ctx_forget_secrets(c);
+                ca_forget_secrets(c);
         OPENSSL_cleanse(&m, sizeof(m));
         return rc;
 }
