@@ -54,7 +54,7 @@ SERVE_PID=
 activate "$D" >/dev/null
 expect_exit 0 "a CRL" -- g crl generate
 g cert list --json >"$T/certs.json"
-db() { sqlite3 "$D/gmca.db" "$1"; }
+db() { db_sql "$D" "$1"; }
 check "no serial twice in the store" test "$(jq '[.[].serial] | unique | length' "$T/certs.json")" = \
   "$(jq length "$T/certs.json")"
 check "no serial told twice" test "$(sort -u "$T/told" | wc -l)" = "$told"

@@ -35,12 +35,14 @@ static const char usage[] =
     "           open and check an archive without restoring it; --base: the id of\n"
     "           the archive an incremental must build on\n"
     "  restore  --in FULL [--in INCR ...] --key KEY [--pass-file P] [--to NEWDIR]\n"
+    "           [--db URI|sqlite]\n"
     "           rebuild a CA directory (NEWDIR, else the global --dir; absent or\n"
     "           empty) from a full archive and its incrementals in order; the\n"
-    "           restored audit chain is verified\n";
+    "           restored audit chain is verified. --db: the restored store, an empty\n"
+    "           PostgreSQL database or the SQLite file (default: the archived CA's)\n";
 
 struct bopts {
-        const char *cert, *copy, *out, *key, *pass, *base, *to;
+        const char *cert, *copy, *out, *key, *pass, *base, *to, *db;
         const char *in[ARCHIVES_MAX];
         size_t nin;
         int incremental;
@@ -59,6 +61,7 @@ static int parse(int argc, char **argv, struct bopts *o)
             {"pass-file", required_argument, NULL, 'p'},
             {"base", required_argument, NULL, 'b'},
             {"to", required_argument, NULL, 't'},
+            {"db", required_argument, NULL, 'd'},
             {"help", no_argument, NULL, 'h'},
             {NULL, 0, NULL, 0},
         };
@@ -91,6 +94,9 @@ static int parse(int argc, char **argv, struct bopts *o)
                         break;
                 case 't':
                         o->to = optarg;
+                        break;
+                case 'd':
+                        o->db = optarg;
                         break;
                 case 'i':
                         if (o->nin == ARCHIVES_MAX)
@@ -247,13 +253,13 @@ static int do_restore(const struct cli *cli, const struct bopts *o)
         size_t i;
         int rc;
 
-        if (cli_only_options(o->seen, "ikpt", "backup restore") != 0)
+        if (cli_only_options(o->seen, "ikptd", "backup restore") != 0)
                 return EXIT_USAGE;
         if (o->nin == 0 || o->key == NULL)
                 return cli_usage_error("backup restore: --in FILE and --key KEY are required");
         if ((k = backup_key(o, &e)) == NULL)
                 return cli_fail(&e);
-        rc = gmca_backup_restore(o->in, o->nin, k, to, &info, &e);
+        rc = gmca_backup_restore_db(o->in, o->nin, k, to, o->db, &info, &e);
         EVP_PKEY_free(k);
         if (rc != 0)
                 return cli_fail(&e);

@@ -333,45 +333,19 @@ static void create_free(struct create_state *s)
         chain_free(&s->base);
 }
 
-/* The store is not the SQLite file of the state directory (gmca.json
- * "database"). */
-static int other_store(const char *dir, struct gmca_error *e)
-{
-        char path[PATH_MAX];
-        json_t *root = NULL, *v;
-        int rc;
-
-        if ((rc = load_config(dir, &root, path, sizeof(path), e)) != 0)
-                return rc;
-        v = json_object_get(root, "database");
-        if (v != NULL && json_is_string(v) && strncmp(json_string_value(v), "postgres", 8) == 0)
-                rc = gmca_error_set(e, GMCA_ERR_STATE,
-                                    "%s keeps its store in PostgreSQL: back the database up with "
-                                    "pg_dump (this archive format holds SQLite stores)",
-                                    dir);
-        json_decref(root);
-        return rc;
-}
-
-/* Snapshot the database, take its blocks, and its bytes (full) or delta
+/* Snapshot the database (a PostgreSQL store as a SQLite file of the same
+ * schema, backup_pg.c), take its blocks, and its bytes (full) or delta
  * (incremental). */
 static int take_db(const char *dir, int incremental, struct create_state *s, struct gmca_error *e)
 {
-        char db[PATH_MAX], snap[PATH_MAX], side[PATH_MAX + 8];
+        char snap[PATH_MAX], side[PATH_MAX + 8];
         sqlite3 *h = NULL;
         uint8_t *buf = NULL;
         size_t len = 0;
         int rc;
 
-        if ((rc = other_store(dir, e)) != 0)
-                return rc;
-        snprintf(db, sizeof(db), "%s/%s", dir, GMCA_DB_FILE);
-        if (access(db, F_OK) != 0)
-                return gmca_error_set(e, GMCA_ERR_STATE,
-                                      "%s has no %s: a PostgreSQL store is backed up with pg_dump",
-                                      dir, GMCA_DB_FILE);
         snprintf(snap, sizeof(snap), "%s/%s/snap.%ld.db", dir, GMCA_BACKUP_DIR, (long)getpid());
-        if ((rc = bk_snapshot(db, snap, e)) != 0)
+        if ((rc = bk_snapshot_dir(dir, snap, e)) != 0)
                 return rc;
         if (sqlite3_open_v2(snap, &h, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK)
                 rc = gmca_error_set(e, GMCA_ERR_DB, "backup: cannot open the snapshot");

@@ -15,7 +15,8 @@
  * the GCM additional data, so it cannot be changed either.
  *
  * What a backup holds: the database as a consistent online snapshot (the
- * SQLite online backup API; a PostgreSQL store is backed up with pg_dump),
+ * SQLite online backup API; a PostgreSQL store copied in one REPEATABLE
+ * READ transaction into a SQLite file of the same schema, backup_pg.c),
  * and every file of the state directory but the database, run/ and
  * backups/ (configuration, profiles, the sealed key store, certificates,
  * every CRL). An incremental holds only what changed since the previous
@@ -146,8 +147,8 @@ struct gmca_backup_opts {
 /*
  * Take a backup of opts->dir sealed to the backup certificate configured
  * in gmca.json, write it to opts->out (0600, exclusive) and make it the
- * chain's head. GMCA_ERR_STATE without "backup_cert", for a PostgreSQL
- * store (use pg_dump), or for an incremental without a previous archive.
+ * chain's head. GMCA_ERR_STATE without "backup_cert" or for an incremental
+ * without a previous archive.
  */
 int gmca_backup_create(const struct gmca_backup_opts *opts, struct gmca_backup_info *info,
                        struct gmca_error *e) GMCA_WUR;
@@ -171,6 +172,17 @@ int gmca_backup_verify(const char *path, EVP_PKEY *key, const char *base_id,
  */
 int gmca_backup_restore(const char *const *paths, size_t n, EVP_PKEY *key, const char *to,
                         struct gmca_backup_info *info, struct gmca_error *e) GMCA_WUR;
+/*
+ * The same, choosing the restored CA's store: db NULL keeps the backend the
+ * archive was taken from (its gmca.json "database"), "sqlite" makes it the
+ * SQLite file <to>/gmca.db, a postgresql:// URI loads an empty PostgreSQL
+ * database (GMCA_ERR_EXISTS if it has tables) and checks it read back. So a
+ * CA moves between the backends through a backup. A failure while loading
+ * PostgreSQL leaves that database's schema behind, without rows.
+ */
+int gmca_backup_restore_db(const char *const *paths, size_t n, EVP_PKEY *key, const char *to,
+                           const char *db, struct gmca_backup_info *info,
+                           struct gmca_error *e) GMCA_WUR;
 
 /*
  * The configured backup certificate of dir and the off-site copy target

@@ -677,7 +677,11 @@ static int insert_sql(sqlite3 *db, const char *table, char *sql, size_t len, uns
         return 0;
 }
 
-static int apply_block(sqlite3 *db, struct dcur *c, struct gmca_error *e)
+/* Phase 0: delete the rows of the block's rowid range (its rows skipped);
+ * phase 1: insert its rows. Every range is emptied before any row goes in,
+ * so a row whose rowid moved to an earlier block (a store copied in key
+ * order, backup_pg.c) does not meet its old self. */
+static int apply_block(sqlite3 *db, struct dcur *c, int phase, struct gmca_error *e)
 {
         char table[BK_TABLE_MAX], sql[SQL_MAX];
         sqlite3_stmt *del = NULL, *ins = NULL;
@@ -690,20 +694,22 @@ static int apply_block(sqlite3 *db, struct dcur *c, struct gmca_error *e)
                 return gmca_error_set(e, GMCA_ERR_INVALID, "backup: malformed delta block");
         if ((rc = insert_sql(db, table, sql, sizeof(sql), &want, e)) != 0)
                 return rc;
-        if (sqlite3_prepare_v2(db, sql, -1, &ins, NULL) != SQLITE_OK) {
+        if (phase == 1 && sqlite3_prepare_v2(db, sql, -1, &ins, NULL) != SQLITE_OK) {
                 rc = db_fail(db, e, table);
                 goto out;
         }
         snprintf(sql, sizeof(sql), "DELETE FROM \"%s\" WHERE rowid >= ? AND rowid < ?", table);
-        if (sqlite3_prepare_v2(db, sql, -1, &del, NULL) != SQLITE_OK) {
+        if (phase == 0 && sqlite3_prepare_v2(db, sql, -1, &del, NULL) != SQLITE_OK) {
                 rc = db_fail(db, e, table);
                 goto out;
         }
-        sqlite3_bind_int64(del, 1, no * (1 << BK_BLOCK_SHIFT));
-        sqlite3_bind_int64(del, 2, (no + 1) * (1 << BK_BLOCK_SHIFT));
-        if (sqlite3_step(del) != SQLITE_DONE) {
-                rc = db_fail(db, e, table);
-                goto out;
+        if (del != NULL) {
+                sqlite3_bind_int64(del, 1, no * (1 << BK_BLOCK_SHIFT));
+                sqlite3_bind_int64(del, 2, (no + 1) * (1 << BK_BLOCK_SHIFT));
+                if (sqlite3_step(del) != SQLITE_DONE) {
+                        rc = db_fail(db, e, table);
+                        goto out;
+                }
         }
         for (i = 0; i < n; i++) {
                 if (read_row(c, ins, &rowid, &ncols) != 0 || ncols != want ||
@@ -713,6 +719,8 @@ static int apply_block(sqlite3 *db, struct dcur *c, struct gmca_error *e)
                                            "backup: delta row of %s does not fit the table", table);
                         goto out;
                 }
+                if (ins == NULL)
+                        continue;
                 if (sqlite3_step(ins) != SQLITE_DONE) {
                         rc = db_fail(db, e, table);
                         goto out;
@@ -737,11 +745,12 @@ int bk_delta_apply(sqlite3 *db, const uint8_t *p, size_t len, struct gmca_error 
                 return rc;
         if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
                 return db_fail(db, e, "begin");
-        while (c.off < c.len)
-                if ((rc = apply_block(db, &c, e)) != 0) {
-                        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-                        return rc;
-                }
+        for (int phase = 0; phase < 2; phase++)
+                for (c.off = 8; c.off < c.len;)
+                        if ((rc = apply_block(db, &c, phase, e)) != 0) {
+                                sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+                                return rc;
+                        }
         if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
                 return db_fail(db, e, "commit");
         return 0;

@@ -1,8 +1,9 @@
 /*
  * backup_internal: the database side of backups (backup_db.c) for
  * backup.c — the online snapshot, the per-table blocks of rows and their
- * digests, and the deltas of an incremental archive. SQLite only: this is
- * file-level work the store's portable statement API does not cover.
+ * digests, and the deltas of an incremental archive. They work on a SQLite
+ * file (file-level work the store's portable statement API does not cover);
+ * a PostgreSQL store becomes such a file first (backup_pg.c).
  */
 #ifndef GMCA_BACKUP_INTERNAL_H
 #define GMCA_BACKUP_INTERNAL_H
@@ -63,6 +64,21 @@ int bk_delta_make(sqlite3 *db, const struct bk_blocks *base, const struct bk_blo
 int bk_delta_apply(sqlite3 *db, const uint8_t *p, size_t len, struct gmca_error *e) GMCA_WUR;
 /* Parse a delta without a database (verify, fuzzing): *nblocks records. */
 int bk_delta_check(const uint8_t *p, size_t len, size_t *nblocks, struct gmca_error *e) GMCA_WUR;
+
+/* ---- PostgreSQL stores (backup_pg.c) ---- */
+/* Snapshot the store of the state directory dir, either backend, into a new
+ * SQLite file dst of gmca's schema. */
+int bk_snapshot_dir(const char *dir, const char *dst, struct gmca_error *e) GMCA_WUR;
+/* Copy the PostgreSQL database uri, in one REPEATABLE READ transaction, into
+ * a new SQLite file dst made by the store's migrations. (uri may name a
+ * SQLite store too: the unit tests run the copy so.) */
+int bk_pg_snapshot(const char *uri, const char *dst, struct gmca_error *e) GMCA_WUR;
+/* Load the SQLite file src into the empty PostgreSQL database uri. */
+int bk_pg_load(const char *src, const char *uri, struct gmca_error *e) GMCA_WUR;
+/* gmca.json "database" of dir into uri ("" for none) when uri is not NULL;
+ * then, when set is not NULL, set it to set ("" removes it). */
+int bk_config_db(const char *dir, char *uri, size_t len, const char *set,
+                 struct gmca_error *e) GMCA_WUR;
 
 /* ---- files (backup_files.c) ---- */
 struct bk_file {

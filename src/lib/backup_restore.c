@@ -22,6 +22,7 @@
 #include "backup.h"
 #include "backup_internal.h"
 #include "ca.h"
+#include "store.h"
 #include "util.h"
 
 int gmca_backup_parse_outer(const uint8_t *buf, size_t len, struct gmca_backup_outer *o,
@@ -469,8 +470,88 @@ static int restore_finish(struct restore *r, struct gmca_error *e)
         return rc != 0 ? rc : files_match(r->stage, &r->files, e);
 }
 
+/* Rows per table of the blocks a and b agree (the rowids of tables without an
+ * integer key are not kept between backends). */
+static int same_counts(const struct bk_blocks *a, const struct bk_blocks *b, struct gmca_error *e)
+{
+        size_t i = 0, j = 0;
+
+        while (i < a->n || j < b->n) {
+                const char *t = i < a->n ? a->v[i].table : b->v[j].table;
+                int64_t na = 0, nb = 0;
+                if (j < b->n && i < a->n && strcmp(b->v[j].table, t) < 0)
+                        t = b->v[j].table;
+                for (; i < a->n && strcmp(a->v[i].table, t) == 0; i++)
+                        na += a->v[i].rows;
+                for (; j < b->n && strcmp(b->v[j].table, t) == 0; j++)
+                        nb += b->v[j].rows;
+                if (na != nb)
+                        return gmca_error_set(e, GMCA_ERR_TAMPER,
+                                              "restore: table %s has %lld rows in the database, "
+                                              "%lld in the archive",
+                                              t, (long long)nb, (long long)na);
+        }
+        return 0;
+}
+
+/* Read the PostgreSQL database uri back and check it against the archive:
+ * block for block when the archive came from PostgreSQL too (the same row
+ * order), else table by table. */
+static int pg_check(struct restore *r, const char *uri, int from_pg, struct gmca_error *e)
+{
+        char snap[PATH_MAX + 16];
+        struct bk_blocks now = {0};
+        sqlite3 *h = NULL;
+        int rc;
+
+        snprintf(snap, sizeof(snap), "%s/check.db", r->stage);
+        if ((rc = bk_pg_snapshot(uri, snap, e)) != 0)
+                return rc;
+        if (sqlite3_open_v2(snap, &h, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
+                rc = gmca_error_set(e, GMCA_ERR_DB, "restore: cannot open %s", snap);
+        else if ((rc = bk_db_blocks(h, &now, e)) == 0)
+                rc = from_pg ? bk_blocks_same(&now, &r->blocks, e)
+                             : same_counts(&r->blocks, &now, e);
+        sqlite3_close(h);
+        unlink(snap);
+        bk_blocks_free(&now);
+        return rc;
+}
+
+/* Put the restored store where it belongs: db NULL keeps the archive's
+ * backend (gmca.json "database"), "sqlite" the SQLite file, a PostgreSQL URI
+ * that (empty) database. */
+static int restore_store(struct restore *r, const char *db, struct gmca_error *e)
+{
+        char was[PATH_MAX], lite[PATH_MAX + 16];
+        const char *target;
+        int rc;
+
+        if ((rc = bk_config_db(r->stage, was, sizeof(was), NULL, e)) != 0)
+                return rc;
+        target = db == NULL ? was : strcmp(db, "sqlite") == 0 ? "" : db;
+        if (!gmca_store_uri_is_pg(target)) {
+                if (target[0] != '\0' && !gmca_store_uri_is_pg(was))
+                        return 0;
+                return was[0] != '\0' ? bk_config_db(r->stage, NULL, 0, "", e) : 0;
+        }
+        snprintf(lite, sizeof(lite), "%s/%s", r->stage, GMCA_DB_FILE);
+        if ((rc = bk_pg_load(lite, target, e)) != 0 ||
+            (rc = pg_check(r, target, gmca_store_uri_is_pg(was), e)) != 0)
+                return rc;
+        if (unlink(lite) != 0)
+                return gmca_error_set(e, GMCA_ERR_IO, "restore: %s: %s", lite, strerror(errno));
+        return bk_config_db(r->stage, NULL, 0, target, e);
+}
+
 int gmca_backup_restore(const char *const *paths, size_t n, EVP_PKEY *key, const char *to,
                         struct gmca_backup_info *info, struct gmca_error *e)
+{
+        return gmca_backup_restore_db(paths, n, key, to, NULL, info, e);
+}
+
+int gmca_backup_restore_db(const char *const *paths, size_t n, EVP_PKEY *key, const char *to,
+                           const char *db, struct gmca_backup_info *info, struct gmca_error *e)
 {
         struct restore r;
         struct gmca_backup_info last;
@@ -498,6 +579,8 @@ int gmca_backup_restore(const char *const *paths, size_t n, EVP_PKEY *key, const
         if (rc == 0)
                 rc = restore_finish(&r, e);
         sqlite3_close(r.db);
+        if (rc == 0)
+                rc = restore_store(&r, db, e);
         if (rc == 0 && exists == 1 && rmdir(dir) != 0)
                 rc = gmca_error_set(e, GMCA_ERR_IO, "restore: %s: %s", dir, strerror(errno));
         if (rc == 0 && rename(r.stage, dir) != 0)

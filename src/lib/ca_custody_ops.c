@@ -19,6 +19,7 @@
 #include <openssl/crypto.h>
 
 #include "audit.h"
+#include "backup_internal.h"
 #include "ca_internal.h"
 #include "crypto.h"
 #include "keybackup.h"
@@ -875,8 +876,10 @@ int gmca_key_restore(const struct gmca_restore_params *p, struct gmca_error *e)
                                     r.have_db ? GMCA_CONFIG_FILE : GMCA_DB_FILE);
                 goto out;
         }
-        /* The archive is whole and authentic: now the device. */
-        if ((rc = set_device(tmp, p, e)) != 0)
+        /* The archive is whole and authentic: now the device. The restored CA
+         * runs on the backup's store file, never on a PostgreSQL database its
+         * configuration names (the live CA's). */
+        if ((rc = set_device(tmp, p, e)) != 0 || (rc = bk_config_db(tmp, NULL, 0, "", e)) != 0)
                 goto out;
         if ((c = gmca_ctx_open(tmp, p->actor, e)) == NULL) {
                 rc = e && e->code ? e->code : GMCA_ERR_INVALID;

@@ -1,6 +1,7 @@
 /*
  * export: the terminating CA's side of export.h. The tables are read from
- * an online snapshot of the store (backup_db.c), one JSON object per row
+ * an online snapshot of the store (backup_db.c; a PostgreSQL store through
+ * backup_pg.c), one JSON object per row
  * with the columns in table order (blobs as {"base64": ...}), so that a
  * successor that is not gmca can read them too; export.json lists every
  * table with its columns and row count and names the signer and the audit
@@ -283,7 +284,7 @@ static int export_locked(struct gmca_ctx *c, const char *ca, const char *out,
                          struct gmca_export_info *info, struct gmca_error *e)
 {
         struct exp_state s;
-        char db[PATH_MAX], snap[PATH_MAX];
+        char snap[PATH_MAX];
         uint8_t *pkg = NULL, id[GMCA_SM3_LEN];
         size_t pkglen = 0;
         int rc;
@@ -295,16 +296,10 @@ static int export_locked(struct gmca_ctx *c, const char *ca, const char *out,
                 return gmca_error_set(e, GMCA_ERR_STATE, "export: CA %s has no key that signs (%s)",
                                       s.signer->rec.name, s.signer->rec.key_state);
         gmca_strlcpy(info->signer, s.signer->rec.name, sizeof(info->signer));
-        if (snprintf(db, sizeof(db), "%s/%s", c->dir, GMCA_DB_FILE) >= (int)sizeof(db) ||
-            snprintf(snap, sizeof(snap), "%s/export.%ld.db", c->dir, (long)getpid()) >=
-                (int)sizeof(snap))
+        if (snprintf(snap, sizeof(snap), "%s/export.%ld.db", c->dir, (long)getpid()) >=
+            (int)sizeof(snap))
                 return gmca_error_set(e, GMCA_ERR_LIMIT, "export: path too long");
-        if (access(db, F_OK) != 0)
-                return gmca_error_set(e, GMCA_ERR_STATE,
-                                      "export: %s has no %s: an export reads a SQLite store (for "
-                                      "PostgreSQL, export from a restored pg_dump copy)",
-                                      c->dir, GMCA_DB_FILE);
-        if ((rc = bk_snapshot(db, snap, e)) != 0)
+        if ((rc = bk_snapshot_dir(c->dir, snap, e)) != 0)
                 return rc;
         rc = build(c, &s, snap, &pkg, &pkglen, info, e);
         unlink(snap);

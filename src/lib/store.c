@@ -1217,9 +1217,8 @@ int gmca_store_snapshot(struct gmca_store *s, const char *path, struct gmca_erro
 
         if (s->in_tx)
                 return gmca_error_set(e, GMCA_ERR_STATE, "store: snapshot inside a transaction");
-        if (strcmp(s->ops->name, "sqlite") != 0)
-                return gmca_error_set(e, GMCA_ERR_STATE, "store: %s has no file snapshot",
-                                      s->ops->name);
+        if (strcmp(s->ops->name, "sqlite") != 0) /* PostgreSQL: table by table */
+                return gmca_db_copy_to_sqlite(s->ops, s->db, path, e);
         if ((rc = s->ops->prepare(s->db, "VACUUM INTO ?", &st)) != 0)
                 return gmca_error_set(e, rc, "store: snapshot: %s", s->ops->errmsg(s->db));
         if ((rc = s->ops->bind_text(st, 1, path)) == 0) {

@@ -300,7 +300,8 @@ int gmca_store_audit_iter(struct gmca_store *s, const struct gmca_audit_filter *
 /*
  * A consistent copy of the whole database in a new file at path (which must
  * not exist), taken outside any transaction while others keep writing
- * (SQLite: VACUUM INTO). For backups of keys and state.
+ * (SQLite: VACUUM INTO; PostgreSQL: copied into a SQLite file of the same
+ * schema, backup_pg.c). For backups of keys and state.
  */
 int gmca_store_snapshot(struct gmca_store *s, const char *path, struct gmca_error *e) GMCA_WUR;
 

@@ -87,4 +87,13 @@ const struct gmca_db_ops *gmca_db_sqlite(void);
 /* The PostgreSQL backend (libpq), for postgresql:// and postgres:// URIs. */
 const struct gmca_db_ops *gmca_db_postgresql(void);
 
+/*
+ * Copy the database db of backend ops, outside any transaction of its
+ * caller, in one read-only snapshot transaction, into a new SQLite file dst
+ * (must not exist) of gmca's schema: the file snapshot of a store that is
+ * not a file (backup_pg.c, for gmca_store_snapshot and backups).
+ */
+int gmca_db_copy_to_sqlite(const struct gmca_db_ops *ops, struct gmca_db *db, const char *dst,
+                           struct gmca_error *e) GMCA_WUR;
+
 #endif

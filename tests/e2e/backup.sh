@@ -74,18 +74,19 @@ for n in b1 b2; do check "issue $n" issue $n; done
 check "revoke a1 (a row of the full backup changes)" g cert revoke --serial "$(cat "$T/a1.serial")" --reason superseded
 check "CRL 2" g crl generate
 # What the incremental must bring back (taken just before it).
-dump() { # DB OUT: every table that holds the CA's history, rows in order
+# (through db_sql: the store is SQLite or, on PostgreSQL runs, a database there)
+dump() { # DIR OUT: every table that holds the CA's history, rows in order
   local t
   for t in cas certificates crls requests reissues applicants applications revocation_requests \
     operators notifications events dual_keys; do
     echo "== $t"
-    sqlite3 "$1" "SELECT * FROM $t ORDER BY rowid" 2>/dev/null | od -c || true
+    db_sql "$1" "SELECT * FROM $t ORDER BY 1, 2" 2>/dev/null | od -c || true
   done >"$2"
   # The metadata but the audit chain's head (the restore record moves it).
-  sqlite3 "$1" "SELECT * FROM meta WHERE key NOT LIKE 'audit.head%' ORDER BY key" >>"$2"
-  sqlite3 "$1" "SELECT seq, time, event, actor, success, object, quote(detail), hex(prev), hex(hash) FROM audit ORDER BY seq" >"$2.audit"
+  db_sql "$1" "SELECT * FROM meta WHERE key NOT LIKE 'audit.head%' ORDER BY key" >>"$2"
+  db_sql "$1" "SELECT seq, time, event, actor, success, object, coalesce(detail, 'NULL'), $(db_hex prev), $(db_hex hash) FROM audit ORDER BY seq" >"$2.audit"
 }
-dump "$D/gmca.db" "$T/orig"
+dump "$D" "$T/orig"
 cp -r "$D/crl" "$T/orig.crl"
 expect_exit 0 "incremental backup" -- g backup create --incremental --out "$T/inc1.gbk"
 INC_ID=$(j .id)
@@ -145,15 +146,39 @@ expect_err "not empty"
 
 # ---- restore: the full chain up to the incremental ----
 mkdir "$R"
-expect_exit 0 "restore full + incremental" -- rst --in "$T/full.gbk" --in "$T/inc1.gbk" --to "$R/"
+mapfile -t dbargs < <(db_opt) # on PostgreSQL runs: into a new, empty database
+expect_exit 0 "restore full + incremental" -- rst --in "$T/full.gbk" --in "$T/inc1.gbk" --to "$R/" "${dbargs[@]}"
 check "restore reports the incremental" test "$(j .id)" = "$INC_ID"
-dump "$R/gmca.db" "$T/rest"
+if [ -n "${GMCA_TEST_PG:-}" ]; then
+  check "restored into the PostgreSQL database" bash -c "test \"\$(jq -r .database '$R/gmca.json')\" = '${dbargs[1]}' && test ! -e '$R/gmca.db'"
+  expect_exit 6 "a database that is not empty: refused" -- rst --in "$T/full.gbk" --to "$T/r5" \
+    --db "$(jq -r .database "$D/gmca.json")"
+  expect_err "not empty"
+  check "nothing left" test ! -e "$T/r5"
+fi
+dump "$R" "$T/rest"
 check "every certificate, revocation, CRL and RA record equal" diff "$T/orig" "$T/rest"
 check "restore recorded last in the restored chain" bash -c "tail -n 1 '$T/rest.audit' | grep -q '|backup.restore|'"
 check "every earlier audit record equal" diff "$T/orig.audit" <(head -n -1 "$T/rest.audit")
 check "CRL files equal (bytes)" diff -r "$T/orig.crl" "$R/crl"
-check "the revocation after the incremental is not there" bash -c "test \"\$(sqlite3 '$R/gmca.db' \"SELECT status FROM certificates WHERE serial = '$(cat "$T/a3.serial")'\")\" = 0"
-check "the revocation in the incremental is" bash -c "test \"\$(sqlite3 '$R/gmca.db' \"SELECT status FROM certificates WHERE serial = '$(cat "$T/a1.serial")'\")\" = 1"
+check "the revocation after the incremental is not there" test "$(db_sql "$R" "SELECT status FROM certificates WHERE serial = '$(cat "$T/a3.serial")'")" = 0
+check "the revocation in the incremental is" test "$(db_sql "$R" "SELECT status FROM certificates WHERE serial = '$(cat "$T/a1.serial")'")" = 1
+# The same chain onto the SQLite file (from a PostgreSQL CA: a move between the backends).
+expect_exit 0 "restore into SQLite" -- rst --in "$T/full.gbk" --in "$T/inc1.gbk" --to "$T/moved" --db sqlite
+check "the SQLite copy has no database URI" bash -c "! jq -e .database '$T/moved/gmca.json' >/dev/null"
+check "the SQLite copy holds every certificate and status" diff \
+  <(sqlite3 "$T/moved/gmca.db" "SELECT serial, status, hex(der) FROM certificates ORDER BY serial") \
+  <(db_sql "$R" "SELECT serial, status, $(db_hex der) FROM certificates ORDER BY serial")
+expect_exit 0 "the SQLite copy's audit chain verifies" -- "$GMCA" --dir "$T/moved" audit verify
+if [ -n "${GMCA_TEST_PG:-}" ]; then # and back: a SQLite CA onto PostgreSQL
+  expect_exit 0 "a backup of the SQLite copy" -- "$GMCA" --dir "$T/moved" backup create --out "$T/moved.gbk"
+  mapfile -t dbargs2 < <(db_opt)
+  expect_exit 0 "restored onto PostgreSQL" -- rst --in "$T/moved.gbk" --to "$T/back" "${dbargs2[@]}"
+  check "every certificate and status back on PostgreSQL" diff \
+    <(sqlite3 "$T/moved/gmca.db" "SELECT serial, status, hex(der) FROM certificates ORDER BY serial") \
+    <(db_sql "$T/back" "SELECT serial, status, hex(der) FROM certificates ORDER BY serial")
+  expect_exit 0 "its audit chain verifies" -- "$GMCA" --dir "$T/back" audit verify
+fi
 check "key store equal" diff -r "$D/keys" "$R/keys"
 expect_exit 0 "restored audit chain verifies" -- "$GMCA" --dir "$R" audit verify
 # The restored CA activates with the same custodians, issues and serves.

@@ -100,7 +100,7 @@ expect_exit 2 "no PIN option" -- "$GMCA" --dir "$D" activate --pass secret
 expect_exit 0 "audit chain still verifies" -- g audit verify
 
 # Tampering with the audit table is found, naming the record.
-sqlite3 "$D/gmca.db" "UPDATE audit SET actor='mallory' WHERE seq=3"
+db_sql "$D" "UPDATE audit SET actor='mallory' WHERE seq=3" >/dev/null
 expect_exit 7 "tampered audit record" -- g audit verify
 expect_err "3"
 finish

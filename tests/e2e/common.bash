@@ -70,12 +70,15 @@ fi
 # db_opt: "--db URI" of a new database on PostgreSQL runs, nothing on SQLite runs.
 db_opt() { [ -z "${GMCA_TEST_PG:-}" ] || printf '%s\n' --db "$(pg_createdb gmca)"; }
 # db_sql DIR SQL: run SQL on the store of the CA (or KM) in DIR, whichever backend.
+# On PostgreSQL, SQLite's hex(X) is rewritten to upper(encode(X, 'hex')) (X a column).
 db_sql() {
-  local f uri=""
+  local f uri="" sql
   for f in "$1/gmca.json" "$1/km.json"; do
     if [ -z "$uri" ] && [ -f "$f" ]; then uri=$(jq -r '.database // empty' "$f"); fi
   done
-  if [ -n "$uri" ]; then pg_psql "$uri" "$2"
+  if [ -n "$uri" ]; then
+    sql=$(sed -E "s/(^|[^_a-zA-Z0-9])hex\(([a-z_]+)\)/\1upper(encode(\2, 'hex'))/g" <<<"$2")
+    pg_psql "$uri" "$sql"
   elif [ -f "$1/gmca.json" ]; then sqlite3 "$1/gmca.db" "$2"
   else sqlite3 "$1/km.db" "$2"; fi
 }

@@ -226,7 +226,8 @@ rm -f "$T/stop"
 check "$KILLS kills done" test "$(wc -l <"$T/kills")" = "$KILLS"
 echo "crash: $(wc -l <"$T/told") issuances told, $(wc -l <"$T/revoked") revocations acknowledged," \
   "$(wc -l <"$T/kills") kills in $(($(date +%s) - t0)) s"
-check "the client got work done between the kills" test "$(wc -l <"$T/told")" -ge 10
+# (one issuance told per five kills: 10 for the default 50)
+check "the client got work done between the kills" test "$(wc -l <"$T/told")" -ge $((KILLS / 5))
 grep -v "^$" "$T/client1.log" | head -n 5 >&2 || true
 
 # ---- after: the front and engine up, a CRL generated, OCSP asked ----
@@ -261,7 +262,7 @@ nv=0
 for f in "${PEMS[@]}"; do node "$VERIFY" cert "$f" "$T/sub.pem" >/dev/null 2>&1 || nv=$((nv + 1)); done
 check "the independent SM2 verifier too ($nv fail)" test "$nv" = 0
 # One issuance per application, one application per issued certificate.
-sqlite3 "$D/gmca.db" "SELECT issued_serial FROM applications WHERE issued_serial IS NOT NULL" | sort >"$T/app_serials"
+db_sql "$D" "SELECT issued_serial FROM applications WHERE issued_serial IS NOT NULL" | sort >"$T/app_serials"
 check "no application issued twice (audit)" bash -c "[ -z \"\$(g() { '$GMCA' --dir '$D' \"\$@\"; }; g audit list \
   --event ra.application.issue --json | jq -r '.[] | select(.outcome == \"success\") | .object' | sort | uniq -d)\" ]"
 check "each issued serial belongs to one application" test "$(uniq -d "$T/app_serials" | wc -l)" = 0
@@ -270,7 +271,7 @@ check "every personal-sign certificate came from an application" test \
 check "every application the client saw issued is recorded issued" bash -c \
   "cut -d' ' -f2 '$T/told' | sort -u | comm -23 - '$T/app_serials' | grep -q . && exit 1 || exit 0"
 # The change feed: exactly one cert.issue per certificate.
-feed() { sqlite3 "$D/gmca.db" "$1"; }
+feed() { db_sql "$D" "$1"; }
 check "one cert.issue event per certificate" test \
   "$(feed "SELECT count(*) FROM events WHERE kind = 'cert.issue'"),$(feed "SELECT count(DISTINCT serial) FROM events WHERE kind = 'cert.issue'")" = \
   "$(jq length "$T/certs.json"),$(jq length "$T/certs.json")"
@@ -293,8 +294,12 @@ while read -r s _; do
 done <"$T/revoked"
 check "every acknowledged revocation is on the CRL ($nocrl missing)" test "$nocrl" = 0
 check "and revoked in OCSP ($noocsp not)" test "$noocsp" = 0
-check "revocations by the command and the API both acknowledged" bash -c \
-  "grep -q ' cli\$' '$T/revoked' && grep -q ' api\$' '$T/revoked'"
+if [ "$KILLS" -ge 50 ]; then # a short run (CRASH_KILLS=10) revokes too few to be sure of both
+  check "revocations by the command and the API both acknowledged" bash -c \
+    "grep -q ' cli\$' '$T/revoked' && grep -q ' api\$' '$T/revoked'"
+else
+  check "a revocation acknowledged" test -s "$T/revoked"
+fi
 check "OCSP says good for a certificate not revoked" bash -c "$(declare -f ocsp_revoked); T='$T'; \
   s=\$(cut -d' ' -f2 '$T/told' | grep -vxFf <(cut -d' ' -f1 '$T/revoked') | head -n 1); [ -n \"\$s\" ] && \
   openssl ocsp -issuer '$T/sub.pem' -serial 0x\$s -no_nonce -reqout '$T/oreq.der' >/dev/null 2>&1 && \
@@ -355,7 +360,7 @@ check "dual issuances between the KM kills" test "$(wc -l <"$T/told")" -ge 3
 check "up again" restart
 
 # Every encryption certificate of the CA has its key escrowed at the KM.
-db() { sqlite3 "$D/gmca.db" "$1"; }
+db() { db_sql "$D" "$1"; }
 db "SELECT enc_serial FROM dual_keys" | sort -u >"$T/enc"
 km list >"$T/kmlist.json"
 jq -r '.[] | select(.escrowed == 1 or .escrowed == true) | .serial' "$T/kmlist.json" | sort -u >"$T/escrowed"

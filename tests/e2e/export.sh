@@ -53,8 +53,8 @@ AUDIT_BEFORE=$(audit_count "$D")
 expect_exit 0 "export" -- g export --out "$T/old.gmx" "${CUST[@]}"
 EXP_ID=$(j .id)
 check "signed by the operational CA" test "$(j .signer)" = sub
-check "every certificate" test "$(j .certificates)" = "$(sqlite3 "$D/gmca.db" 'SELECT count(*) FROM certificates')"
-check "every CRL" test "$(j .crls)" = "$(sqlite3 "$D/gmca.db" 'SELECT count(*) FROM crls')"
+check "every certificate" test "$(j .certificates)" = "$(db_sql "$D" 'SELECT count(*) FROM certificates')"
+check "every CRL" test "$(j .crls)" = "$(db_sql "$D" 'SELECT count(*) FROM crls')"
 check "the audit chain up to the export" test "$(j .audit_records)" = "$AUDIT_BEFORE"
 check "export audited" bash -c "\"$GMCA\" --dir '$D' audit list --event ca.export --json | grep -q '$EXP_ID'"
 failures() { "$GMCA" --dir "$1" audit list --event "$2" --json | grep -c '"failure"'; }
@@ -110,13 +110,15 @@ check "import names the export" test "$(j .id)" = "$EXP_ID"
 check "history directory" test -f "$H/history.db" -a -f "$H/export.gmx" -a -f "$H/cas/sub.pem"
 check "every CRL byte for byte" bash -c "cmp '$H/crl/sub/1.crl' '$D/crl/sub/1.crl' && cmp '$H/crl/sub/2.crl' '$D/crl/sub/2.crl'"
 same() { # SQL: the same rows in the old store and the history
-  diff <(sqlite3 "$D/gmca.db" "$1") <(sqlite3 "$H/history.db" "$1")
+  diff <(db_sql "$D" "$1") <(sqlite3 "$H/history.db" "$1")
 }
 check "certificates and revocations equal" same "SELECT serial, status, revoked_at, reason, hex(der) FROM certificates ORDER BY serial"
 check "the applicant's identity number stays sealed" bash -c "! sqlite3 '$H/history.db' 'SELECT * FROM applicants' | grep -q '$ID'"
 check "applicants equal (sealed)" same "SELECT id, name, hex(id_sealed) FROM applicants ORDER BY id"
-check "applications equal" same "SELECT * FROM applications ORDER BY id"
-check "audit records equal" diff <(sqlite3 "$D/gmca.db" "SELECT seq, event, hex(hash) FROM audit WHERE seq <= $AUDIT_BEFORE ORDER BY seq") \
+check "applications equal" same "SELECT id, applicant_id, type, state, ca, profile, hex(csr), info_json, \
+  materials, submitted_by, submitted_at, hex(submit_auth), vetted_by, vet_result, hex(vet_auth), \
+  decided_by, hex(decide_auth), issued_serial FROM applications ORDER BY id"
+check "audit records equal" diff <(db_sql "$D" "SELECT seq, event, hex(hash) FROM audit WHERE seq <= $AUDIT_BEFORE ORDER BY seq") \
   <(sqlite3 "$H/history.db" "SELECT seq, event, hex(hash) FROM audit ORDER BY seq")
 expect_exit 6 "a second import" -- s import --in "$T/old.gmx" --anchor "$T/oldroot.pem"
 expect_err "already"

@@ -167,7 +167,7 @@ KM_PID=
 check "socket removed" test ! -e "$SOCK"
 expect_exit 0 "KM audit chain" -- km audit verify
 km expire >/dev/null
-refusals() { sqlite3 "$KM/km.db" "SELECT COUNT(*) FROM audit WHERE event='$1' AND success=0"; }
+refusals() { db_sql "$KM" "SELECT COUNT(*) FROM audit WHERE event='$1' AND success=0"; }
 check "request refusals on the KM chain" test "$(refusals km.request)" -ge 4
 check "activation refusals on the KM chain" test "$(refusals km.activate)" -ge 3
 check "trust refusals on the KM chain" test "$(refusals km.trust)" -ge 3

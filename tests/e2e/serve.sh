@@ -121,7 +121,7 @@ expect_exit 5 "a business operator may not read the audit log" -- api eve GET /a
 expect_exit 5 "a business admin may not list operators" -- api alice GET /api/v1/operators
 expect_exit 0 "audit list" -- g audit list --json --event auth.request --actor bob
 check "bob's 403 audited" bash -c "jq -e '.[-1].outcome == \"failure\" and .[-1].object == \"applicant.create\"' '$T/out' >/dev/null"
-check "nothing was created by the refusal" test "$(sqlite3 "$D/gmca.db" 'SELECT count(*) FROM applicants')" = 0
+check "nothing was created by the refusal" test "$(db_sql "$D" 'SELECT count(*) FROM applicants')" = 0
 
 # ---- the audit admin reads the log through the API ----
 expect_exit 0 "audit through the API" -- api bob GET '/api/v1/audit?event=auth.request&limit=3'

@@ -23,6 +23,7 @@
 #include "backup.h"
 #include "backup_internal.h"
 #include "crypto.h"
+#include "store.h"
 #include "util.h"
 #include "testutil.h"
 
@@ -390,6 +391,91 @@ static void test_delta_between_states(void **state)
         unlink(bpath);
 }
 
+/* A row of a table keyed by text that moved to an earlier block (a store
+ * copied in key order renumbers its rows): every block's range is emptied
+ * before any row goes back, so the key does not meet its old self. */
+static void test_delta_moved_row(void **state)
+{
+        char a[] = "/tmp/gmca-test-bk-m.XXXXXX", bpath[64];
+        struct bk_blocks before, after, now;
+        struct bk_buf delta = {0};
+        struct gmca_error e = {0};
+        sqlite3 *db, *copy;
+        size_t nb = 0;
+        int fd, i;
+
+        (void)state;
+        assert_true((fd = mkstemp(a)) >= 0);
+        close(fd);
+        snprintf(bpath, sizeof(bpath), "%s.copy", a);
+        assert_non_null(db = db_at(a));
+        exec(db, "CREATE TABLE kv (k TEXT PRIMARY KEY, v TEXT); BEGIN");
+        for (i = 1; i <= 300; i++) {
+                char sql[96];
+                snprintf(sql, sizeof(sql), "INSERT INTO kv (rowid, k, v) VALUES (%d, 'k%03d', 'v')",
+                         i, i);
+                exec(db, sql);
+        }
+        exec(db, "COMMIT");
+        expect(bk_db_blocks(db, &before, &e), &e, 0, NULL, "blocks before");
+        assert_int_equal(bk_snapshot(a, bpath, &e), 0);
+        exec(db, "DELETE FROM kv WHERE k = 'k010'; UPDATE kv SET rowid = 10 WHERE k = 'k300'");
+        expect(bk_db_blocks(db, &after, &e), &e, 0, NULL, "blocks after");
+        expect(bk_delta_make(db, &before, &after, &delta, &nb, &e), &e, 0, NULL, "delta");
+        assert_int_equal(nb, 2);
+        assert_int_equal(sqlite3_open(bpath, &copy), SQLITE_OK);
+        expect(bk_delta_apply(copy, delta.p, delta.len, &e), &e, 0, NULL, "apply");
+        expect(bk_db_blocks(copy, &now, &e), &e, 0, NULL, "blocks of the copy");
+        expect(bk_blocks_same(&now, &after, &e), &e, 0, NULL, "same");
+        bk_blocks_free(&before);
+        bk_blocks_free(&after);
+        bk_blocks_free(&now);
+        bk_buf_free(&delta);
+        sqlite3_close(copy);
+        sqlite3_close(db);
+        unlink(a);
+        unlink(bpath);
+}
+
+/* The store copy of backup_pg.c, run from a SQLite store (the same code
+ * reads PostgreSQL): every value, NULLs and a text key out of insertion
+ * order included, lands in a file of the same schema with the same
+ * blocks; a target that exists is refused. */
+static void test_store_copy(void **state)
+{
+        char src[] = "/tmp/gmca-test-bk-s.XXXXXX", dst[64];
+        struct bk_blocks a, b;
+        struct gmca_error e = {0};
+        struct gmca_store *st;
+        sqlite3 *db;
+        int fd;
+
+        (void)state;
+        assert_true((fd = mkstemp(src)) >= 0);
+        close(fd);
+        unlink(src);
+        snprintf(dst, sizeof(dst), "%s.snap", src);
+        assert_non_null(st = gmca_store_open(src, &e));
+        gmca_store_close(st);
+        assert_int_equal(sqlite3_open(src, &db), SQLITE_OK);
+        exec(db, "INSERT INTO meta VALUES ('b', 'two'), ('a', 'one');"
+                 "INSERT INTO events VALUES (1, 1700000000000000, 'cert.issue', NULL, 1, 5),"
+                 " (7, 1700000000000001, 'crl.issue', '0A', 2, -3)");
+        expect(bk_pg_snapshot(src, dst, &e), &e, 0, NULL, "copy");
+        expect(bk_db_blocks(db, &a, &e), &e, 0, NULL, "blocks of the store");
+        sqlite3_close(db);
+        assert_int_equal(sqlite3_open(dst, &db), SQLITE_OK);
+        expect(bk_db_blocks(db, &b, &e), &e, 0, NULL, "blocks of the copy");
+        assert_int_equal(a.n, b.n);
+        assert_memory_equal(a.schema, b.schema, sizeof(a.schema));
+        sqlite3_close(db);
+        expect(bk_pg_snapshot(src, dst, &e), &e, GMCA_ERR_EXISTS, "exists", "existing target");
+        bk_blocks_free(&a);
+        bk_blocks_free(&b);
+        unlink(src);
+        unlink(dst);
+}
+
 static void test_delta_bad(void **state)
 {
         struct gmca_error e = {0};
@@ -432,6 +518,8 @@ int main(void)
             cmocka_unit_test(test_files_parse),
             cmocka_unit_test(test_delta_between_states),
             cmocka_unit_test(test_delta_bad),
+            cmocka_unit_test(test_delta_moved_row),
+            cmocka_unit_test(test_store_copy),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
