@@ -260,9 +260,8 @@ GMCA_EXPORT int gmca_sm2_raw_decrypt(const struct gmca_credential *recipient, in
  */
 GMCA_EXPORT int gmca_sync_body_verify(const void *body, size_t len,
                                       const struct gmca_bytes *anchors, size_t nanchors,
-                                      const struct gmca_bytes *chain, size_t nchain,
-                                      char **payload, size_t *payload_len,
-                                      struct gmca_status *st) GMCA_API_WUR;
+                                      const struct gmca_bytes *chain, size_t nchain, char **payload,
+                                      size_t *payload_len, struct gmca_status *st) GMCA_API_WUR;
 
 #ifdef __cplusplus
 }
