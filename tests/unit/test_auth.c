@@ -18,6 +18,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+#include "testcsr.h"
 #include "audit.h"
 #include "auth.h"
 #include "ca.h"
@@ -57,29 +58,7 @@ static void op_key_free(struct op_key *k)
 /* A DER CSR for C=CN, O=..., CN=cn signed with key (default SM2 ID). */
 static uint8_t *csr_for(EVP_PKEY *key, const char *cn, size_t *len)
 {
-        struct gmca_error e = {0};
-        X509_REQ *req = X509_REQ_new();
-        X509_NAME *name = X509_NAME_new();
-        EVP_MD_CTX *mctx;
-        unsigned char *der = NULL;
-        int n;
-
-        X509_NAME_add_entry_by_txt(name, "C", MBSTRING_ASC, (const unsigned char *)"CN", -1, -1, 0);
-        X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8, (const unsigned char *)"单元测试局",
-                                   -1, -1, 0);
-        X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1, 0);
-        X509_REQ_set_subject_name(req, name);
-        X509_REQ_set_pubkey(req, key);
-        mctx = gmca_sm2_sign_ctx(key, NULL, &e);
-        assert_non_null(mctx);
-        assert_true(X509_REQ_sign_ctx(req, mctx) > 0);
-        n = i2d_X509_REQ(req, &der);
-        assert_true(n > 0);
-        *len = (size_t)n;
-        EVP_MD_CTX_free(mctx);
-        X509_NAME_free(name);
-        X509_REQ_free(req);
-        return der;
+        return test_csr_key(key, "单元测试局", NULL, cn, len);
 }
 
 /* Issue a certificate under profile for a fresh key (the certificate re-parsed from DER). */

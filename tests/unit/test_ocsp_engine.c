@@ -20,6 +20,7 @@
 #include <openssl/ocsp.h>
 #include <openssl/x509.h>
 
+#include "testcsr.h"
 #include "ca.h"
 #include "ca_ocsp.h"
 #include "crypto.h"
@@ -42,29 +43,7 @@ struct fixture {
 /* A DER CSR for key with C, O and CN. */
 static uint8_t *csr_for(EVP_PKEY *key, const char *cn, size_t *len)
 {
-        struct gmca_error e = {0};
-        X509_REQ *req = X509_REQ_new();
-        X509_NAME *name = X509_NAME_new();
-        EVP_MD_CTX *mctx;
-        unsigned char *der = NULL;
-        int n;
-
-        X509_NAME_add_entry_by_txt(name, "C", MBSTRING_ASC, (const unsigned char *)"CN", -1, -1, 0);
-        X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8,
-                                   (const unsigned char *)"单元测试认证中心", -1, -1, 0);
-        X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1, 0);
-        X509_REQ_set_subject_name(req, name);
-        X509_REQ_set_pubkey(req, key);
-        mctx = gmca_sm2_sign_ctx(key, NULL, &e);
-        assert_non_null(mctx);
-        assert_true(X509_REQ_sign_ctx(req, mctx) > 0);
-        n = i2d_X509_REQ(req, &der);
-        assert_true(n > 0);
-        *len = (size_t)n;
-        EVP_MD_CTX_free(mctx);
-        X509_NAME_free(name);
-        X509_REQ_free(req);
-        return der;
+        return test_csr_key(key, "单元测试认证中心", NULL, cn, len);
 }
 
 static void issue(struct fixture *f, const char *profile, const char *cn, char *serial)

@@ -22,6 +22,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+#include "testcsr.h"
 #include "audit.h"
 #include "auth.h"
 #include "ca.h"
@@ -123,33 +124,7 @@ static int t_issue(void *arg, int64_t app_id, char serial[GMCA_SERIAL_HEX_MAX],
 /* DER CSR for "C=CN[, O=o][, OU=ou], CN=cn" signed with key. */
 static uint8_t *csr_der(EVP_PKEY *key, const char *o, const char *ou, const char *cn, size_t *len)
 {
-        struct gmca_error e = {0};
-        X509_REQ *req = X509_REQ_new();
-        X509_NAME *name = X509_NAME_new();
-        EVP_MD_CTX *mctx;
-        unsigned char *der = NULL;
-        int n;
-
-        X509_NAME_add_entry_by_txt(name, "C", MBSTRING_ASC, (const unsigned char *)"CN", -1, -1, 0);
-        if (o != NULL)
-                X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8, (const unsigned char *)o, -1,
-                                           -1, 0);
-        if (ou != NULL)
-                X509_NAME_add_entry_by_txt(name, "OU", MBSTRING_UTF8, (const unsigned char *)ou, -1,
-                                           -1, 0);
-        X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1, 0);
-        X509_REQ_set_subject_name(req, name);
-        X509_REQ_set_pubkey(req, key);
-        mctx = gmca_sm2_sign_ctx(key, NULL, &e);
-        assert_non_null(mctx);
-        assert_true(X509_REQ_sign_ctx(req, mctx) > 0);
-        n = i2d_X509_REQ(req, &der);
-        assert_true(n > 0);
-        *len = (size_t)n;
-        EVP_MD_CTX_free(mctx);
-        X509_NAME_free(name);
-        X509_REQ_free(req);
-        return der;
+        return test_csr_key(key, o, ou, cn, len);
 }
 
 /* The CSR as the API takes it: base64 of its DER (malloc'd). */

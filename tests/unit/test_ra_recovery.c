@@ -21,6 +21,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "testcsr.h"
 #include "audit.h"
 #include "auth.h"
 #include "ca.h"
@@ -76,28 +77,7 @@ static int t_recover(void *arg, int64_t id, struct gmca_error *e)
 
 static uint8_t *csr_der(EVP_PKEY *key, const char *o, const char *cn, size_t *len)
 {
-        struct gmca_error e = {0};
-        X509_REQ *req = X509_REQ_new();
-        X509_NAME *name = X509_NAME_new();
-        EVP_MD_CTX *mctx;
-        unsigned char *der = NULL;
-        int n;
-
-        X509_NAME_add_entry_by_txt(name, "C", MBSTRING_ASC, (const unsigned char *)"CN", -1, -1, 0);
-        if (o != NULL)
-                X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8, (const unsigned char *)o, -1,
-                                           -1, 0);
-        X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1, 0);
-        X509_REQ_set_subject_name(req, name);
-        X509_REQ_set_pubkey(req, key);
-        assert_non_null(mctx = gmca_sm2_sign_ctx(key, NULL, &e));
-        assert_true(X509_REQ_sign_ctx(req, mctx) > 0);
-        assert_true((n = i2d_X509_REQ(req, &der)) > 0);
-        *len = (size_t)n;
-        EVP_MD_CTX_free(mctx);
-        X509_NAME_free(name);
-        X509_REQ_free(req);
-        return der;
+        return test_csr_key(key, o, NULL, cn, len);
 }
 
 /* A certificate of profile for a fresh key; *key (may be NULL) keeps the key.

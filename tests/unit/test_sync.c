@@ -17,6 +17,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+#include "testcsr.h"
 #include "gmca/message.h"
 
 #include "ca.h"
@@ -44,14 +45,9 @@ struct fixture {
 static uint8_t *csr_with_key(const char *o, const char *cn, EVP_PKEY **key, size_t *len)
 {
         struct gmca_error e = {0};
-        X509_REQ *req = X509_REQ_new();
-        X509_NAME *name = X509_NAME_new();
-        EVP_MD_CTX *mctx;
         EVP_PKEY *fresh;
-        unsigned char *der = NULL;
         char *pem = NULL;
         size_t pemlen = 0;
-        int n;
 
         /* Through the encrypted PEM, as the sync key comes from its file (gmca serve). */
         assert_non_null(fresh = gmca_sm2_keygen(&e));
@@ -59,21 +55,7 @@ static uint8_t *csr_with_key(const char *o, const char *cn, EVP_PKEY **key, size
         assert_non_null(*key = gmca_key_from_pem(pem, pemlen, "sync-pass", 9, &e));
         OPENSSL_free(pem);
         EVP_PKEY_free(fresh);
-        X509_NAME_add_entry_by_txt(name, "C", MBSTRING_ASC, (const unsigned char *)"CN", -1, -1, 0);
-        if (o != NULL)
-                X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8, (const unsigned char *)o, -1,
-                                           -1, 0);
-        X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1, 0);
-        X509_REQ_set_subject_name(req, name);
-        X509_REQ_set_pubkey(req, *key);
-        assert_non_null(mctx = gmca_sm2_sign_ctx(*key, NULL, &e));
-        assert_true(X509_REQ_sign_ctx(req, mctx) > 0);
-        assert_true((n = i2d_X509_REQ(req, &der)) > 0);
-        *len = (size_t)n;
-        EVP_MD_CTX_free(mctx);
-        X509_NAME_free(name);
-        X509_REQ_free(req);
-        return der;
+        return test_csr_key(*key, o, NULL, cn, len);
 }
 
 static X509 *issue(struct fixture *f, const char *profile, const char *o, const char *cn,
