@@ -89,6 +89,7 @@ int gmca_km_list(struct gmca_store *s, const char *state,
                                       "km: state must be active, revoked, expired or destroyed");
         if ((rc = gmca_q_open(s, state != NULL ? SQL_LIST_STATE : SQL_LIST, &q, e)) != 0)
                 return rc;
+        gmca_q_stream(&q);
         if (state != NULL)
                 gmca_q_text(&q, state);
         while ((rc = gmca_q_step(&q, e, "km: list keys")) == GMCA_DB_ROW) {

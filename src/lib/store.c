@@ -509,6 +509,13 @@ static void q_close(struct q *q)
         q->st = NULL;
 }
 
+/* A SELECT whose rows may be too many to hold at once (store_db.h stream). */
+static void q_stream(struct q *q)
+{
+        if (q->s->ops->stream != NULL)
+                q->s->ops->stream(q->st);
+}
+
 static void q_int(struct q *q, int64_t v)
 {
         q->idx++;
@@ -659,6 +666,13 @@ static struct q as_q(struct gmca_q *g)
         struct q q = {
             .s = g->s, .st = g->st, .id = ST_COUNT, .owned = 1, .idx = g->idx, .rc = g->rc};
         return q;
+}
+
+void gmca_q_stream(struct gmca_q *g)
+{
+        struct q q = as_q(g);
+
+        q_stream(&q);
 }
 
 void gmca_q_int(struct gmca_q *g, int64_t v)
@@ -1528,6 +1542,7 @@ int gmca_store_cert_list(struct gmca_store *s, const struct gmca_cert_filter *f,
                 like_pattern(f->subject, pattern, sizeof(pattern));
         if ((rc = q_open(s, ST_CERT_LIST, &q, e)) != 0)
                 return rc;
+        q_stream(&q);
         q_int(&q, f->ca_id);
         q_int(&q, f->ca_id);
         q_int(&q, f->subject != NULL);
@@ -1570,6 +1585,7 @@ int gmca_store_revoked_since(struct gmca_store *s, int64_t ca_id, int64_t since,
 
         if ((rc = q_open(s, ST_REVOKED_LIST, &q, e)) != 0)
                 return rc;
+        q_stream(&q);
         q_int(&q, ca_id);
         q_int(&q, since);
         while ((rc = q_step(&q, e, "revoked list of CA %lld", (long long)ca_id)) == GMCA_DB_ROW) {
@@ -1861,6 +1877,7 @@ int gmca_store_crl_list(struct gmca_store *s, int64_t ca_id,
 
         if ((rc = q_open(s, ST_CRL_LIST, &q, e)) != 0)
                 return rc;
+        q_stream(&q);
         q_int(&q, ca_id);
         while ((rc = q_step(&q, e, "CRL list of CA %lld", (long long)ca_id)) == GMCA_DB_ROW) {
                 crl_row(&q, &r);
@@ -2037,6 +2054,7 @@ int gmca_store_audit_iter(struct gmca_store *s, const struct gmca_audit_filter *
                 return gmca_error_set(e, GMCA_ERR_INVALID, "store: audit filter: actor too long");
         if ((rc = q_open(s, ST_AUDIT_ITER, &q, e)) != 0)
                 return rc;
+        q_stream(&q);
         q_int(&q, f->since);
         q_int(&q, f->since);
         q_int(&q, f->until);

@@ -71,6 +71,14 @@ struct gmca_db_ops {
         const void *(*column_blob)(struct gmca_db_stmt *st, int col);
         size_t (*column_bytes)(struct gmca_db_stmt *st, int col);
         int (*column_is_null)(struct gmca_db_stmt *st, int col);
+        /*
+         * Mark st, before its first step, as a SELECT whose result may be too
+         * large to hold at once (a CRL's revoked list, the audit log, a table a
+         * backup copies): the backend then fetches its rows in batches, and
+         * other statements may still run between its steps. NULL when the
+         * backend never holds a result whole (SQLite steps through the table).
+         */
+        void (*stream)(struct gmca_db_stmt *st);
         /* Ready the statement to run again and clear its bindings. */
         void (*reset)(struct gmca_db_stmt *st);
         void (*finalize)(struct gmca_db_stmt *st); /* NULL is fine */

@@ -38,6 +38,10 @@ int gmca_q_open(struct gmca_store *s, const char *sql, struct gmca_q *q,
                 struct gmca_error *e) GMCA_WUR;
 void gmca_q_close(struct gmca_q *q); /* safe to call twice */
 
+/* Before the first step: a SELECT whose rows may be too many to hold at once
+ * (store_db.h stream); its rows are then fetched in batches. */
+void gmca_q_stream(struct gmca_q *q);
+
 /* Bind the next parameter (numbered in call order from 1). */
 void gmca_q_int(struct gmca_q *q, int64_t v);
 void gmca_q_text(struct gmca_q *q, const char *v);           /* NULL binds NULL */

@@ -28,9 +28,16 @@
  *
  * The connection string is libpq's (postgresql://user@/db?host=/run/sock);
  * gmca.json names it, so a password never belongs in it: use a unix socket
- * with peer authentication or PGPASSFILE. A result set is read whole by
- * libpq, which bounds nothing but memory: the largest (a CRL's revoked
- * list) is a few hundred bytes a row.
+ * with peer authentication or PGPASSFILE.
+ *
+ * A result set is read whole by libpq, except for the statements store.c
+ * marks as streamed (a CRL's revoked list, the audit log, the tables a backup
+ * copies: a million rows of a few hundred bytes each would otherwise sit in
+ * memory twice). Those run as a server-side cursor fetched PG_BATCH rows at
+ * a time: NO SCROLL inside a transaction, WITH HOLD outside one (the server
+ * then keeps the result, spilling to disk, until the cursor is closed at the
+ * last row, a reset or a finalize). Other statements may run between the
+ * fetches, as between SQLite's steps.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -49,6 +56,7 @@
 #define BYTEA_OID 17
 #define BOOL_OID 16
 #define INT8_OID 20
+#define PG_BATCH 1000 /* rows per FETCH of a streamed statement */
 
 struct gmca_db {
         PGconn *conn;
@@ -80,6 +88,8 @@ struct gmca_db_stmt {
         char **vals;           /* nparams values (NULL: SQL NULL), owned */
         int *lens;             /* lengths of binary values */
         int *fmts;             /* 0 text, 1 binary */
+        int stream;            /* fetch rows through a cursor (pg_stream) */
+        char cursor[32];       /* the open cursor's name, "" when none */
         PGresult *res;         /* NULL until the first step after a reset */
         int row;               /* the current row of res */
         struct pg_blob *blobs; /* one per column of res */
@@ -436,12 +446,29 @@ static void clear_params(struct gmca_db_stmt *st)
         }
 }
 
+/* Close the statement's cursor, if open; best effort (a cursor of an aborted
+ * transaction is gone with it, a held one with the session). */
+static void close_cursor(struct gmca_db_stmt *st)
+{
+        char sql[64];
+
+        if (st->cursor[0] == '\0')
+                return;
+        if (!forked(st->db) && PQstatus(st->db->conn) == CONNECTION_OK &&
+            PQtransactionStatus(st->db->conn) != PQTRANS_INERROR) {
+                snprintf(sql, sizeof(sql), "CLOSE %s", st->cursor);
+                PQclear(PQexec(st->db->conn, sql));
+        }
+        st->cursor[0] = '\0';
+}
+
 static void pg_finalize(struct gmca_db_stmt *st)
 {
         char sql[64];
 
         if (st == NULL)
                 return;
+        close_cursor(st);
         clear_result(st);
         clear_params(st);
         /* A server-side statement outlives nothing but this connection; best effort. */
@@ -640,6 +667,77 @@ static int exec_guarded(struct gmca_db_stmt *st, PGresult **out)
         return rc;
 }
 
+/* Make res the statement's current result, at its first row. */
+static int take_result(struct gmca_db_stmt *st, PGresult *res)
+{
+        clear_result(st);
+        st->res = res;
+        st->row = 0;
+        if (PQnfields(res) > 0 &&
+            (st->blobs = calloc((size_t)PQnfields(res), sizeof(*st->blobs))) == NULL)
+                return GMCA_ERR_NOMEM;
+        return PQntuples(res) > 0 ? GMCA_DB_ROW : GMCA_DB_DONE;
+}
+
+/* The next batch of a streamed statement's rows; the cursor is closed after the last. */
+static int fetch_batch(struct gmca_db_stmt *st)
+{
+        char sql[64];
+        PGresult *res;
+        int rc;
+
+        snprintf(sql, sizeof(sql), "FETCH %d FROM %s", PG_BATCH, st->cursor);
+        res = PQexec(st->db->conn, sql);
+        if (!res_ok(res)) {
+                rc = fail_res(st->db, res);
+                PQclear(res);
+                st->cursor[0] = '\0'; /* gone with the failed transaction or session */
+                return rc;
+        }
+        if ((rc = take_result(st, res)) != GMCA_DB_ROW || PQntuples(res) < PG_BATCH)
+                close_cursor(st);
+        return rc;
+}
+
+/*
+ * Open a cursor over the statement with its binds and fetch the first batch.
+ * The text is sent as is (no server-side statement: a cursor is run rarely
+ * and reads much).
+ */
+static int open_cursor(struct gmca_db_stmt *st)
+{
+        struct gmca_db *db = st->db;
+        PGresult *res;
+        char *sql;
+        size_t n;
+        int hold, rc;
+
+        if (forked(db))
+                return run(db, ""); /* the refusal, worded once */
+        revive(db);
+        hold = PQtransactionStatus(db->conn) == PQTRANS_IDLE;
+        snprintf(st->cursor, sizeof(st->cursor), "gmca_c%lu", ++db->next_name);
+        n = strlen(st->text) + 96;
+        if ((sql = malloc(n)) == NULL) {
+                st->cursor[0] = '\0';
+                return GMCA_ERR_NOMEM;
+        }
+        snprintf(sql, n, "DECLARE %s NO SCROLL CURSOR %s FOR %s", st->cursor,
+                 hold ? "WITH HOLD" : "WITHOUT HOLD", st->text);
+        res = PQexecParams(db->conn, sql, st->nparams, st->types, (const char *const *)st->vals,
+                           st->lens, st->fmts, 0);
+        free(sql);
+        if (!res_ok(res)) {
+                rc = fail_res(db, res);
+                PQclear(res);
+                st->cursor[0] = '\0';
+                return rc;
+        }
+        PQclear(res);
+        db->changes = 0;
+        return fetch_batch(st);
+}
+
 static int pg_step(struct gmca_db_stmt *st)
 {
         PGresult *res = NULL;
@@ -654,18 +752,17 @@ static int pg_step(struct gmca_db_stmt *st)
                         }
                 if (st->row < PQntuples(st->res))
                         st->row++;
-                return st->row < PQntuples(st->res) ? GMCA_DB_ROW : GMCA_DB_DONE;
+                if (st->row < PQntuples(st->res))
+                        return GMCA_DB_ROW;
+                return st->cursor[0] != '\0' ? fetch_batch(st) : GMCA_DB_DONE;
         }
+        if (st->stream && !st->write)
+                return open_cursor(st);
         if ((rc = exec_guarded(st, &res)) != 0)
                 return rc;
         n = PQcmdTuples(res);
         st->db->changes = n != NULL && *n ? strtoll(n, NULL, 10) : 0;
-        st->res = res;
-        st->row = 0;
-        if (PQnfields(res) > 0 &&
-            (st->blobs = calloc((size_t)PQnfields(res), sizeof(*st->blobs))) == NULL)
-                return GMCA_ERR_NOMEM;
-        return PQntuples(res) > 0 ? GMCA_DB_ROW : GMCA_DB_DONE;
+        return take_result(st, res);
 }
 
 static int have(struct gmca_db_stmt *st, int col)
@@ -759,8 +856,14 @@ static size_t pg_column_bytes(struct gmca_db_stmt *st, int col)
         return (b = blob_of(st, col)) != NULL ? b->n : 0;
 }
 
+static void pg_stream(struct gmca_db_stmt *st)
+{
+        st->stream = 1;
+}
+
 static void pg_reset(struct gmca_db_stmt *st)
 {
+        close_cursor(st);
         clear_result(st);
         clear_params(st);
 }
@@ -798,6 +901,7 @@ static const struct gmca_db_ops pg_ops = {
     .column_blob = pg_column_blob,
     .column_bytes = pg_column_bytes,
     .column_is_null = pg_column_is_null,
+    .stream = pg_stream,
     .reset = pg_reset,
     .finalize = pg_finalize,
     .changes = pg_changes,

@@ -26,6 +26,7 @@
 #include <sqlite3.h>
 
 #include "store.h"
+#include "store_internal.h"
 #include "util.h"
 
 #define NOW 1700000000
@@ -1043,6 +1044,92 @@ static void test_blob_binary(void **state)
         }
 }
 
+/* Open cursors of the store's own session (pg_cursors is per session); -1 on SQLite. */
+static int64_t open_cursors(struct gmca_store *s)
+{
+        static const char SQL[] = "SELECT count(*) FROM pg_cursors WHERE name LIKE 'gmca_c%'";
+        struct gmca_error e = {0};
+        struct gmca_q q;
+        int64_t n;
+
+        if (pg_uri() == NULL)
+                return -1;
+        must(gmca_q_open(s, SQL, &q, &e), &e);
+        assert_int_equal(gmca_q_step(&q, &e, "cursors"), GMCA_DB_ROW);
+        n = gmca_q_col_int(&q, 0);
+        gmca_q_close(&q);
+        return n;
+}
+
+struct walk {
+        struct gmca_store *s;
+        int64_t rows, last_at, stop_at, cursors;
+};
+
+/* In key order, with other statements (a read and a write) run in the middle. */
+static int walk_row(const struct gmca_cert_rec *r, void *arg)
+{
+        struct walk *w = arg;
+        struct gmca_error e = {0};
+        struct gmca_cert_rec again;
+        char buf[32];
+
+        assert_true(r->revoked_at > w->last_at);
+        w->last_at = r->revoked_at;
+        if (++w->rows % 700 == 1) {
+                must(gmca_store_cert_get(w->s, r->serial, &again, &e), &e);
+                assert_string_equal(again.serial, r->serial);
+                gmca_cert_rec_clear(&again);
+                snprintf(buf, sizeof(buf), "%lld", (long long)w->rows);
+                must(gmca_store_meta_set(w->s, "walked", buf, &e), &e);
+                if (open_cursors(w->s) > w->cursors)
+                        w->cursors =
+                            open_cursors(w->s); /* the list's own, while it has rows left */
+        }
+        return w->rows == w->stop_at ? GMCA_ERR_STATE : 0;
+}
+
+/*
+ * A list of more rows than the PostgreSQL backend fetches at once (a CRL's
+ * revoked list) comes whole and in order through its cursor, outside and
+ * inside a transaction, while other statements run between its rows; a
+ * walk stopped early or finished leaves no cursor open.
+ */
+static void test_stream_large(void **state)
+{
+        struct fx *f = *state;
+        struct gmca_error e = {0};
+        const int n = 2345;
+        char serial[GMCA_SERIAL_HEX_MAX];
+        struct walk w;
+
+        must(gmca_store_begin(f->s, &e), &e);
+        for (int i = 0; i < n; i++) {
+                struct gmca_cert_rec r;
+
+                snprintf(serial, sizeof(serial), "7%07X", (unsigned)i);
+                r = cert(serial, f->ca1, "CN=many", "server", NOW + 100, NOW);
+                must(gmca_store_cert_insert(f->s, &r, &e), &e);
+                must(gmca_store_cert_revoke(f->s, serial, NOW + n - i, 1, 0, &e), &e);
+        }
+        must(gmca_store_commit(f->s, &e), &e);
+        for (int in_tx = 0; in_tx < 2; in_tx++) {
+                w = (struct walk){.s = f->s, .cursors = -1};
+                if (in_tx)
+                        must(gmca_store_begin(f->s, &e), &e);
+                must(gmca_store_revoked_list(f->s, f->ca1, walk_row, &w, &e), &e);
+                if (in_tx)
+                        must(gmca_store_commit(f->s, &e), &e);
+                assert_int_equal(w.rows, n);
+                assert_int_equal(w.cursors, pg_uri() != NULL ? 1 : -1);
+                assert_int_equal(open_cursors(f->s), pg_uri() != NULL ? 0 : -1);
+        }
+        w = (struct walk){.s = f->s, .stop_at = 1500};
+        assert_int_equal(gmca_store_revoked_list(f->s, f->ca1, walk_row, &w, &e), GMCA_ERR_STATE);
+        assert_int_equal(w.rows, 1500);
+        assert_int_equal(open_cursors(f->s), pg_uri() != NULL ? 0 : -1);
+}
+
 /*
  * PostgreSQL: a session lost between transactions (a server restart, here
  * its backend terminated) is opened again; reads and transactions go on.
@@ -1095,6 +1182,7 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_bulk_insert, setup, teardown),
             cmocka_unit_test_setup_teardown(test_refusal_keeps_transaction, setup, teardown),
             cmocka_unit_test_setup_teardown(test_blob_binary, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_stream_large, setup, teardown),
             cmocka_unit_test_setup_teardown(test_pg_session_lost, setup, teardown),
         };
 
