@@ -763,6 +763,35 @@ static void test_requests(void **state)
                 must(gmca_store_request_insert(f->s, &r, &e), &e);
                 assert_true(r.id > first);
         }
+        /* A CSR far over a btree key's limit on PostgreSQL, found by its bytes (ra_check.c). */
+        {
+                static const char SQL_BY_CSR[] = "SELECT id FROM requests WHERE csr_der = ?";
+                const size_t big = 64 * 1024;
+                uint8_t *der = malloc(big);
+                struct gmca_q q;
+                char def[256];
+
+                assert_non_null(der);
+                for (size_t i = 0; i < big; i++)
+                        der[i] = (uint8_t)(i * 131 + i / 251);
+                r.csr_der = der;
+                r.csr_len = big;
+                must(gmca_store_request_insert(f->s, &r, &e), &e);
+                must(gmca_q_open(f->s, SQL_BY_CSR, &q, &e), &e);
+                gmca_q_blob(&q, der, big);
+                assert_int_equal(gmca_q_step(&q, &e, "by CSR"), GMCA_DB_ROW);
+                assert_int_equal(gmca_q_col_int(&q, 0), r.id);
+                gmca_q_close(&q);
+                free(der);
+                r.csr_der = csr;
+                r.csr_len = sizeof(csr);
+                if (pg_uri() != NULL) {
+                        outside(f->path,
+                                "SELECT indexdef FROM pg_indexes WHERE indexname = 'requests_csr'",
+                                def, sizeof(def));
+                        assert_non_null(strstr(def, "USING hash (csr_der)"));
+                }
+        }
         r.ca_id = 555;
         assert_int_equal(gmca_store_request_insert(f->s, &r, &e), GMCA_ERR_NOTFOUND);
         gmca_error_clear(&e);
