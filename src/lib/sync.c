@@ -330,6 +330,14 @@ out:
         return rc;
 }
 
+/*
+ * A CRL whose payload would pass the receivers' limit (GMCA_SYNC_BODY_MAX,
+ * less room for the JSON around it and the signature) is refused for good:
+ * retrying it would never succeed, and receivers fetch it from the CRL
+ * distribution point instead. The pump audits the skip.
+ */
+#define SYNC_WRAP_ROOM (16u << 10)
+
 static int crl_part(struct gmca_store *s, const struct gmca_event *ev, json_t *o,
                     struct gmca_error *e)
 {
@@ -339,6 +347,15 @@ static int crl_part(struct gmca_store *s, const struct gmca_event *ev, json_t *o
         memset(&r, 0, sizeof(r));
         if ((rc = gmca_store_crl_get(s, ev->ca_id, ev->number, &r, e)) != 0)
                 return rc;
+        if (r.der_len > (GMCA_SYNC_BODY_MAX - SYNC_WRAP_ROOM) / 4 * 3) {
+                rc = gmca_error_set(e, GMCA_ERR_POLICY,
+                                    "CRL %lld of %zu bytes is too large for a sync payload (at "
+                                    "most %u bytes signed); receivers fetch it from the CRL "
+                                    "distribution point",
+                                    (long long)r.number, r.der_len, GMCA_SYNC_BODY_MAX);
+                gmca_crl_rec_clear(&r);
+                return rc;
+        }
         if (json_object_set_new(o, "business_type", json_string("crl")) != 0 ||
             json_object_set_new(
                 o, "crl",
@@ -470,6 +487,11 @@ static int deliver(void *arg, struct gmca_store *s, const struct gmca_event *ev,
         if (rc == 0)
                 rc = gmca_gmt0010_sign(r->cert, r->key, NULL, (const uint8_t *)json, strlen(json),
                                        &body, &len, e);
+        if (rc == 0 && len > GMCA_SYNC_BODY_MAX) /* refused by every receiver: never sendable */
+                rc = gmca_error_set(e, GMCA_ERR_POLICY,
+                                    "event %lld: signed body of %zu bytes, over the %u receivers "
+                                    "accept",
+                                    (long long)ev->id, len, GMCA_SYNC_BODY_MAX);
         if (rc == 0)
                 rc = post(r, body, len, ev->id, e);
         free(json);

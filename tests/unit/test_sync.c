@@ -417,13 +417,82 @@ static void test_unreachable(void **state)
         assert_non_null(strstr(st.last_error, "127.0.0.1:9"));
 }
 
+static const struct gmca_audit_filter skip_filter = {.event = "publish.skip"};
+
+static int count_big_skip(const struct gmca_audit_rec *a, void *arg)
+{
+        if (a->detail != NULL && strstr(a->detail, "too large for a sync payload") != NULL)
+                ++*(int64_t *)arg;
+        return 0;
+}
+
+/*
+ * A CRL too large for any receiver (its payload over GMCA_SYNC_BODY_MAX) is
+ * refused for good before sending: the cursor moves past it with an audited
+ * publish.skip instead of retrying it for ever.
+ */
+static void test_oversized_crl(void **state)
+{
+        struct fixture *f = *state;
+        struct gmca_store *s = gmca_ctx_store(f->c);
+        struct gmca_sync_receiver r;
+        struct gmca_publish_state st;
+        struct gmca_ca_rec ca;
+        struct gmca_crl_rec crl;
+        struct gmca_event ev;
+        struct gmca_error e = {0};
+        int64_t last = 0, skips = 0, number = 0;
+        int kind = -1;
+        const size_t big = 7u << 20;
+        uint8_t *der;
+
+        memset(&ca, 0, sizeof(ca));
+        assert_int_equal(gmca_store_ca_get(s, "sub", &ca, &e), 0);
+        assert_non_null(der = calloc(1, big));
+        der[0] = 0x30;
+        memset(&crl, 0, sizeof(crl));
+        crl.ca_id = ca.id;
+        assert_int_equal(gmca_store_crl_next_number(s, ca.id, &crl.number, &e), 0);
+        crl.this_update = (int64_t)gmca_now();
+        crl.next_update = crl.this_update + 86400;
+        crl.der = der;
+        crl.der_len = big;
+        assert_int_equal(gmca_store_begin(s, &e), 0);
+        assert_int_equal(gmca_store_crl_insert(s, &crl, &e), 0);
+        assert_int_equal(gmca_store_commit(s, &e), 0);
+        free(der);
+        gmca_ca_rec_clear(&ca);
+        /* The newest event is the big CRL's. */
+        assert_int_equal(gmca_publish_reset(s, "probe", 0, &e), 0);
+        while (gmca_publish_next(s, "probe", (int64_t)gmca_now(), &ev, &e) == 0) {
+                last = ev.id;
+                kind = ev.kind;
+                number = ev.number;
+                assert_int_equal(gmca_publish_done(s, "probe", ev.id, (int64_t)gmca_now(), &e), 0);
+        }
+        assert_int_equal(kind, GMCA_EVENT_CRL_ISSUE);
+        assert_int_equal(number, crl.number);
+
+        assert_int_equal(
+            gmca_sync_receiver_init(&r, "big=http://127.0.0.1:9/", f->sync, f->sync_key, NULL, &e),
+            0);
+        r.timeout = 2;
+        assert_int_equal(gmca_publish_reset(s, r.pub.channel, last - 1, &e), 0);
+        assert_int_equal(gmca_publish_pump(s, &r.pub, 10, &e), 1); /* finished with it */
+        assert_int_equal(gmca_publish_state(s, r.pub.channel, &st, &e), 0);
+        assert_int_equal(st.last_event, last);
+        assert_int_equal(st.pending, 0);
+        assert_int_equal(gmca_store_audit_iter(s, &skip_filter, count_big_skip, &skips, &e), 0);
+        assert_int_equal(skips, 1);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_payloads),      cmocka_unit_test(test_verify),
             cmocka_unit_test(test_public_verify), cmocka_unit_test(test_check_signer),
             cmocka_unit_test(test_payload_check), cmocka_unit_test(test_receiver_spec),
-            cmocka_unit_test(test_unreachable),
+            cmocka_unit_test(test_unreachable),   cmocka_unit_test(test_oversized_crl),
         };
 
         return cmocka_run_group_tests(tests, setup, teardown);
