@@ -775,6 +775,14 @@ static const char SQL_KEY_DESTROY[] =
     "WHERE serial = ?";
 static const char SQL_TASK_INSERT[] =
     "INSERT INTO km_tasks (requester, task_no, time) VALUES (?, ?, ?)";
+/*
+ * A task number needs remembering only while its request could still pass
+ * the time check: accepted at t with a requestTime within GMCA_KM_SKEW of t,
+ * the same request is refused for its time after t + 2 * GMCA_KM_SKEW. Older
+ * rows go (with a margin), so km_tasks stays a few minutes of requests.
+ */
+static const char SQL_TASK_PRUNE[] = "DELETE FROM km_tasks WHERE time < ?";
+#define KM_TASK_KEEP (3 * GMCA_KM_SKEW)
 
 /* A row of km_keys as handled here; pub and enc are OPENSSL_malloc'd. */
 struct key_row {
@@ -1199,6 +1207,13 @@ static int task_take(struct gmca_km *k, const struct gmca_km_msg *m, struct gmca
                 gmca_q_text(&q, task);
                 gmca_q_int(&q, gmca_now());
                 rc = gmca_q_step(&q, e, "km: task %s", task);
+                gmca_q_close(&q);
+                if (rc == GMCA_DB_DONE)
+                        rc = 0;
+        }
+        if (rc == 0 && (rc = gmca_q_open(k->store, SQL_TASK_PRUNE, &q, e)) == 0) {
+                gmca_q_int(&q, gmca_now() - KM_TASK_KEEP);
+                rc = gmca_q_step(&q, e, "km: forget old task numbers");
                 gmca_q_close(&q);
                 if (rc == GMCA_DB_DONE)
                         rc = 0;

@@ -413,6 +413,30 @@ static void refused(struct fx *f, const uint8_t *der, size_t len, int code)
         assert_int_equal(refusals(f), before + 1);
 }
 
+/* Rows of km_tasks where cond holds (from outside the KM, as the store's file);
+ * "UPDATE" moves every row's time to 1 instead. */
+static int64_t tasks(struct fx *f, const char *cond)
+{
+        char path[1100], sql[160];
+        sqlite3 *db = NULL;
+        sqlite3_stmt *st = NULL;
+        int64_t n = 0;
+
+        snprintf(path, sizeof(path), "%s/km.db", f->dir);
+        if (strcmp(cond, "UPDATE") == 0)
+                snprintf(sql, sizeof(sql), "UPDATE km_tasks SET time = 1");
+        else
+                snprintf(sql, sizeof(sql), "SELECT count(*) FROM km_tasks WHERE %s", cond);
+        assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+        sqlite3_busy_timeout(db, 5000);
+        assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+        if (sqlite3_step(st) == SQLITE_ROW)
+                n = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+        sqlite3_close(db);
+        return n;
+}
+
 static void test_request_refusals(void **state)
 {
         struct fx *f = *state;
@@ -442,6 +466,26 @@ static void test_request_refusals(void **state)
         refused(f, der, len, GMCA_ERR_EXISTS);
         OPENSSL_free(der);
         gmca_km_msg_clear(&m);
+        /* Task numbers too old to pass the time check again are forgotten at the next
+         * request; recent ones stay. */
+        assert_int_equal(tasks(f, "time < 0"), 0);
+        assert_true(tasks(f, "1 = 1") >= 1);
+        assert_int_equal(tasks(f, "UPDATE"), 0);
+        assert_true(tasks(f, "time < 1000") >= 1);
+        {
+                struct gmca_error e = {0};
+                uint8_t *resp = NULL;
+                size_t resp_len = 0;
+
+                request(f, &m, GMCA_KM_APPLY, 0x33, f->sig_key);
+                assert_int_equal(sign_with(&m, f->comm, &f->comm_signer, &der, &len), 0);
+                assert_int_equal(gmca_km_handle(f->k, der, len, &resp, &resp_len, &e), 0);
+                OPENSSL_free(resp);
+                OPENSSL_free(der);
+                gmca_km_msg_clear(&m);
+        }
+        assert_int_equal(tasks(f, "time < 1000"), 0);
+        assert_int_equal(tasks(f, "1 = 1"), 1);
         /* Old time. */
         request(f, &m, GMCA_KM_APPLY, 0x32, f->sig_key);
         m.time = gmca_now() - GMCA_KM_SKEW - 60;
