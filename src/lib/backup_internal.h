@@ -73,8 +73,24 @@ int bk_snapshot_dir(const char *dir, const char *dst, struct gmca_error *e) GMCA
  * a new SQLite file dst made by the store's migrations. (uri may name a
  * SQLite store too: the unit tests run the copy so.) */
 int bk_pg_snapshot(const char *uri, const char *dst, struct gmca_error *e) GMCA_WUR;
-/* Load the SQLite file src into the empty PostgreSQL database uri. */
-int bk_pg_load(const char *src, const char *uri, struct gmca_error *e) GMCA_WUR;
+/* Names of the tables gmca's migrations make (bk_names_free). */
+struct bk_names {
+        char (*v)[BK_TABLE_MAX];
+        size_t n;
+};
+void bk_names_free(struct bk_names *t);
+/* Load the SQLite file src into the empty PostgreSQL database uri (a scratch
+ * file src".schema" comes and goes). Unlike other out-parameters, *made is
+ * set on failure too: from the moment the database was found empty, it names
+ * the tables this load may have created, which the caller drops with
+ * bk_pg_unload if the load or anything after it fails; it stays empty when
+ * the database was not empty or could not be reached. */
+int bk_pg_load(const char *src, const char *uri, struct bk_names *made,
+               struct gmca_error *e) GMCA_WUR;
+/* Undo a failed restore into uri, whose cause e holds: drop the tables made
+ * (those that exist; nothing else) in one transaction. When that fails too,
+ * e's message says the database still holds the partial restore. */
+void bk_pg_unload(const char *uri, const struct bk_names *made, struct gmca_error *e);
 /* gmca.json "database" of dir into uri ("" for none) when uri is not NULL;
  * then, when set is not NULL, set it to set ("" removes it). */
 int bk_config_db(const char *dir, char *uri, size_t len, const char *set,

@@ -21,6 +21,16 @@
  * sequence is moved past the largest key. A restore can thus move a CA
  * between the backends either way. The copy goes through the store's own
  * backends (store_db.h), so PostgreSQL sees the statements store.c sends.
+ *
+ * A restore an operator runs in an emergency must be one they can simply
+ * run again: whatever fails after the database was found empty (the
+ * schema, the fill, the check that reads it back, the renaming of the
+ * directory), the tables the restore made are dropped again. The
+ * migrations commit on a connection of their own (store.c), so the schema
+ * and the fill cannot share one transaction; the drop names exactly the
+ * tables gmca's migrations make — taken from a scratch SQLite file made by
+ * the same migrations, so that an archive of an older schema does not leave
+ * the newer tables behind — and nothing else in the database.
  */
 #include <limits.h>
 #include <stdio.h>
@@ -221,6 +231,8 @@ static int copy_table(const struct side *s, const struct side *d, const struct t
         select_sql(t, sql);
         if (s->ops->prepare(s->db, sql, &row) != 0)
                 return side_fail(s, e, t->name);
+        if (s->ops->stream != NULL)
+                s->ops->stream(row); /* a table of a million certificates, a batch at a time */
         insert_sql(t, sql);
         if (d->ops->prepare(d->db, sql, &ins) != 0) {
                 s->ops->finalize(row);
@@ -287,6 +299,18 @@ static void side_close(struct side *s)
         s->db = NULL;
 }
 
+/* Remove the SQLite file path and its journal files. */
+static void unlink_db(const char *path)
+{
+        char side[PATH_MAX + 8];
+
+        unlink(path);
+        snprintf(side, sizeof(side), "%s-wal", path);
+        unlink(side);
+        snprintf(side, sizeof(side), "%s-shm", path);
+        unlink(side);
+}
+
 int gmca_db_copy_to_sqlite(const struct gmca_db_ops *ops, struct gmca_db *db, const char *dst,
                            struct gmca_error *e)
 {
@@ -321,14 +345,8 @@ int gmca_db_copy_to_sqlite(const struct gmca_db_ops *ops, struct gmca_db *db, co
 out:
         free(v);
         side_close(&lite);
-        if (rc != 0) {
-                char side[PATH_MAX + 8];
-                unlink(dst);
-                snprintf(side, sizeof(side), "%s-wal", dst);
-                unlink(side);
-                snprintf(side, sizeof(side), "%s-shm", dst);
-                unlink(side);
-        }
+        if (rc != 0)
+                unlink_db(dst);
         return rc;
 }
 
@@ -396,15 +414,54 @@ static int pg_sequences(const struct side *pg, const struct table *v, size_t n,
         return 0;
 }
 
-int bk_pg_load(const char *src, const char *uri, struct gmca_error *e)
+void bk_names_free(struct bk_names *t)
 {
-        struct side pg = {0}, lite = {0};
+        free(t->v);
+        t->v = NULL;
+        t->n = 0;
+}
+
+/* The tables gmca's migrations make: those of a new SQLite file of the schema
+ * at scratch (made and removed here; the backends share the migrations). */
+static int schema_names(const char *scratch, struct bk_names *out, struct gmca_error *e)
+{
+        struct side lite = {0};
         struct table *v = NULL;
         size_t n = 0;
         int rc;
 
-        if ((rc = side_open(&pg, uri, e)) != 0 || (rc = pg_empty(&pg, uri, e)) != 0 ||
-            (rc = make_schema(uri, e)) != 0 || (rc = side_open(&lite, src, e)) != 0 ||
+        if (access(scratch, F_OK) == 0)
+                return gmca_error_set(e, GMCA_ERR_EXISTS, "restore: %s exists", scratch);
+        if ((rc = make_schema(scratch, e)) == 0 && (rc = side_open(&lite, scratch, e)) == 0 &&
+            (rc = tables(&lite, &v, &n, e)) == 0) {
+                if (n == 0 || (out->v = calloc(n, sizeof(*out->v))) == NULL)
+                        rc = gmca_error_set(e, GMCA_ERR_NOMEM, "restore: the schema's tables");
+                for (out->n = 0; rc == 0 && out->n < n; out->n++)
+                        gmca_strlcpy(out->v[out->n], v[out->n].name, BK_TABLE_MAX);
+        }
+        free(v);
+        side_close(&lite);
+        unlink_db(scratch);
+        return rc;
+}
+
+int bk_pg_load(const char *src, const char *uri, struct bk_names *made, struct gmca_error *e)
+{
+        struct side pg = {0}, lite = {0};
+        struct bk_names names = {0};
+        struct table *v = NULL;
+        char scratch[PATH_MAX + 16];
+        size_t n = 0;
+        int rc;
+
+        snprintf(scratch, sizeof(scratch), "%s.schema", src);
+        if ((rc = schema_names(scratch, &names, e)) != 0 || (rc = side_open(&pg, uri, e)) != 0 ||
+            (rc = pg_empty(&pg, uri, e)) != 0)
+                goto out;
+        /* From here on, a failure leaves tables for the caller to drop. */
+        *made = names;
+        memset(&names, 0, sizeof(names));
+        if ((rc = make_schema(uri, e)) != 0 || (rc = side_open(&lite, src, e)) != 0 ||
             (rc = tables(&lite, &v, &n, e)) != 0)
                 goto out;
         if (pg.ops->exec(pg.db, "BEGIN") != 0) {
@@ -418,9 +475,69 @@ int bk_pg_load(const char *src, const char *uri, struct gmca_error *e)
                 (void)pg.ops->exec(pg.db, "ROLLBACK");
 out:
         free(v);
+        bk_names_free(&names);
         side_close(&lite);
         side_close(&pg);
         return rc;
+}
+
+/* DROP TABLE IF EXISTS of every name of made, CASCADE (their indexes, keys
+ * and identity sequences go with them); 0, or -1 if it does not fit. */
+static int drop_sql(const struct bk_names *made, char *sql, size_t len)
+{
+        size_t off = (size_t)snprintf(sql, len, "DROP TABLE IF EXISTS ");
+
+        for (size_t i = 0; i < made->n && off < len; i++)
+                off +=
+                    (size_t)snprintf(sql + off, len - off, "%s\"%s\"", i ? ", " : "", made->v[i]);
+        if (off < len)
+                off += (size_t)snprintf(sql + off, len - off, " CASCADE");
+        return off < len ? 0 : -1;
+}
+
+/* Append note to e's message whole (it says what the operator must do),
+ * cutting the cause before it if both do not fit. */
+static void note_append(struct gmca_error *e, const char *note)
+{
+        size_t cap = sizeof(e->msg), l = strnlen(e->msg, cap), nl = strlen(note);
+
+        if (l + nl >= cap && nl + 3 < cap) {
+                l = cap - 1 - nl - 3;
+                while (l > 0 && ((unsigned char)e->msg[l] & 0xc0) == 0x80)
+                        l--; /* not inside a UTF-8 character */
+                memcpy(e->msg + l, "...", 3);
+                l += 3;
+        }
+        snprintf(e->msg + l, cap - l, "%s", note);
+}
+
+void bk_pg_unload(const char *uri, const struct bk_names *made, struct gmca_error *e)
+{
+        struct side pg = {0};
+        struct gmca_error oe = {0};
+        char sql[SQL_LEN], why[GMCA_ERROR_MSG_MAX], note[GMCA_ERROR_MSG_MAX];
+        int ok = 0;
+
+        if (made->n == 0)
+                return;
+        if (drop_sql(made, sql, sizeof(sql)) != 0)
+                gmca_strlcpy(why, "too many tables", sizeof(why));
+        else if (side_open(&pg, uri, &oe) != 0)
+                gmca_strlcpy(why, oe.msg, sizeof(why));
+        else if (pg.ops->exec(pg.db, "BEGIN") != 0 || pg.ops->exec(pg.db, sql) != 0 ||
+                 pg.ops->exec(pg.db, "COMMIT") != 0) {
+                gmca_strlcpy(why, pg.ops->errmsg(pg.db), sizeof(why));
+                (void)pg.ops->exec(pg.db, "ROLLBACK");
+        } else
+                ok = 1;
+        side_close(&pg);
+        if (ok || e == NULL)
+                return;
+        snprintf(note, sizeof(note),
+                 "; and the database %s still holds the partial restore: drop its tables before "
+                 "retrying (%.120s)",
+                 uri, why);
+        note_append(e, note);
 }
 
 int bk_snapshot_dir(const char *dir, const char *dst, struct gmca_error *e)

@@ -5,7 +5,10 @@
  * until the GCM tag, the manifest and its MAC have been checked, and a
  * restore is built in a staging directory beside the target that is renamed
  * into place only after the database's blocks and every file match the
- * last archive's digests: a refused restore leaves nothing behind.
+ * last archive's digests: a refused restore leaves nothing behind. A
+ * restore into PostgreSQL fills a database beyond that directory: any
+ * failure once the database was found empty drops the tables it made there
+ * again (bk_pg_unload), so that the operator can run the same restore again.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -349,6 +352,8 @@ struct restore {
         struct bk_blocks blocks;
         char last_id[65];
         int64_t last_seq;
+        char pg[PATH_MAX];    /* the PostgreSQL database restored into, if any */
+        struct bk_names made; /* the tables to drop there if the restore fails */
 };
 
 /* Take in archive i of the chain. */
@@ -536,7 +541,8 @@ static int restore_store(struct restore *r, const char *db, struct gmca_error *e
                 return was[0] != '\0' ? bk_config_db(r->stage, NULL, 0, "", e) : 0;
         }
         snprintf(lite, sizeof(lite), "%s/%s", r->stage, GMCA_DB_FILE);
-        if ((rc = bk_pg_load(lite, target, e)) != 0 ||
+        gmca_strlcpy(r->pg, target, sizeof(r->pg));
+        if ((rc = bk_pg_load(lite, target, &r->made, e)) != 0 ||
             (rc = pg_check(r, target, gmca_store_uri_is_pg(was), e)) != 0)
                 return rc;
         if (unlink(lite) != 0)
@@ -557,7 +563,7 @@ int gmca_backup_restore_db(const char *const *paths, size_t n, EVP_PKEY *key, co
         struct gmca_backup_info last;
         char dir[PATH_MAX];
         size_t i, dl;
-        int rc, exists;
+        int rc;
 
         memset(&r, 0, sizeof(r));
         if (n == 0)
@@ -567,8 +573,8 @@ int gmca_backup_restore_db(const char *const *paths, size_t n, EVP_PKEY *key, co
                 return gmca_error_set(e, GMCA_ERR_INVALID, "restore: bad target directory");
         while (dl > 1 && dir[dl - 1] == '/')
                 dir[--dl] = '\0';
-        if ((exists = target_free(dir, e)) < 0)
-                return exists;
+        if ((rc = target_free(dir, e)) < 0)
+                return rc;
         if (snprintf(r.stage, sizeof(r.stage), "%s.restore.%ld", dir, (long)getpid()) >=
                 (int)sizeof(r.stage) ||
             mkdir(r.stage, 0700) != 0)
@@ -581,16 +587,18 @@ int gmca_backup_restore_db(const char *const *paths, size_t n, EVP_PKEY *key, co
         sqlite3_close(r.db);
         if (rc == 0)
                 rc = restore_store(&r, db, e);
-        if (rc == 0 && exists == 1 && rmdir(dir) != 0)
-                rc = gmca_error_set(e, GMCA_ERR_IO, "restore: %s: %s", dir, strerror(errno));
+        /* An empty directory dir is replaced by the rename (rename(2)): it is
+         * never gone while the restore can still fail. */
         if (rc == 0 && rename(r.stage, dir) != 0)
                 rc = gmca_error_set(e, GMCA_ERR_IO, "restore: rename into %s: %s", dir,
                                     strerror(errno));
-        if (rc != 0)
+        if (rc != 0) {
+                bk_pg_unload(r.pg, &r.made, e);
                 rm_tree(r.stage);
-        else if (info != NULL)
+        } else if (info != NULL)
                 *info = last;
         bk_files_free(&r.files);
         bk_blocks_free(&r.blocks);
+        bk_names_free(&r.made);
         return rc;
 }

@@ -155,6 +155,50 @@ if [ -n "${GMCA_TEST_PG:-}" ]; then
     --db "$(jq -r .database "$D/gmca.json")"
   expect_err "not empty"
   check "nothing left" test ! -e "$T/r5"
+  # A restore that fails after the database was found empty leaves it as it was,
+  # so that the operator can run it again. The failures come from the test
+  # cluster's superuser: event triggers that change the tables gmca creates.
+  ntables() { pg_psql "$1" "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema()"; }
+  on_create() { # URI NAME TABLE SQL: event trigger NAME runs SQL once TABLE is created
+    pg_psql "$1" "CREATE FUNCTION $2() RETURNS event_trigger LANGUAGE plpgsql AS \$\$ BEGIN
+      IF EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands() WHERE objid = to_regclass('$3'))
+      THEN $4; END IF; END \$\$;
+      CREATE EVENT TRIGGER $2 ON ddl_command_end WHEN TAG IN ('CREATE TABLE') EXECUTE FUNCTION $2()"
+  }
+  gone() { test ! -e "$T/$1" && ! ls -d "$T/$1".restore.* 2>/dev/null; }
+  # 1. In the fill (one transaction): every certificate row breaks a CHECK.
+  F1=$(pg_createdb gmca)
+  check "a trap for the fill" on_create "$F1" no_certs certificates \
+    "ALTER TABLE certificates ADD CONSTRAINT drill CHECK (false) NOT VALID"
+  expect_exit 1 "a restore failing in the fill" -- rst --in "$T/full.gbk" --to "$T/f1" --db "$F1"
+  expect_err 'relation "certificates" violates check constraint "drill"'
+  check "no target, no staging directory" gone f1
+  check "the database holds no table again" test "$(ntables "$F1")" = 0
+  check "untrap" pg_psql "$F1" "DROP EVENT TRIGGER no_certs"
+  expect_exit 0 "the same restore again, into the same database" -- rst --in "$T/full.gbk" \
+    --to "$T/f1" --db "$F1"
+  check "holds the certificates" test "$(db_sql "$T/f1" "SELECT count(*) FROM certificates")" -ge 4
+  # 2. After the fill's commit: the read-back finds rows missing (a trigger
+  # silently skips every row of events) and the committed tables are dropped.
+  F2=$(pg_createdb gmca)
+  check "a trap past the commit" pg_psql "$F2" "CREATE FUNCTION skip_row() RETURNS trigger LANGUAGE plpgsql AS \$\$ BEGIN RETURN NULL; END \$\$"
+  check "on events" on_create "$F2" skip_events events \
+    "CREATE TRIGGER skip BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION skip_row()"
+  expect_exit 7 "a restore failing after its commit" -- rst --in "$T/full.gbk" --to "$T/f2" --db "$F2"
+  expect_err "differ from the archive's digests"
+  check "no target, no staging directory" gone f2
+  check "the database holds no table again" test "$(ntables "$F2")" = 0
+  # 3. The clean-up itself refused: the error says what is left to do.
+  F3=$(pg_createdb gmca)
+  check "a trap for the fill" on_create "$F3" no_certs certificates \
+    "ALTER TABLE certificates ADD CONSTRAINT drill CHECK (false) NOT VALID"
+  check "no drops" pg_psql "$F3" "CREATE FUNCTION no_drop() RETURNS event_trigger LANGUAGE plpgsql AS \$\$ BEGIN RAISE EXCEPTION 'drill: no drops'; END \$\$;
+    CREATE EVENT TRIGGER no_drop ON ddl_command_start WHEN TAG IN ('DROP TABLE') EXECUTE FUNCTION no_drop()"
+  expect_exit 1 "a failed restore whose clean-up fails" -- rst --in "$T/full.gbk" --to "$T/f3" --db "$F3"
+  expect_err "still holds the partial restore: drop its tables before retrying"
+  expect_err "drill: no drops"
+  check "no target, no staging directory" gone f3
+  check "the tables are still there" test "$(ntables "$F3")" -gt 0
 fi
 dump "$R" "$T/rest"
 check "every certificate, revocation, CRL and RA record equal" diff "$T/orig" "$T/rest"
