@@ -153,7 +153,7 @@ serve_front() {
   local d=$1; shift
   "$GMCA" --dir "$d" "$@" >"$T/serve.out" 2>"$T/serve.err" &
   SERVE_PID=$!
-  for _ in $(seq 100); do
+  for _ in $(seq 300); do # up to 30 s: an engine start on a loaded 2-core machine
     grep -q '^gmca: serving on ' "$T/serve.out" 2>/dev/null && break
     kill -0 "$SERVE_PID" 2>/dev/null || break
     sleep 0.1
