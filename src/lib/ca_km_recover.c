@@ -264,6 +264,36 @@ static int engine_vouches(struct gmca_ctx *c, const struct checked *k, X509 *cer
         return 0;
 }
 
+/*
+ * One approval, one delivery: the row's state is the front's to write, so a
+ * front that set a delivered recovery back to approved would have the key
+ * sealed again. The engine's own km.recover record of a delivery (audit rows
+ * are appended, never changed: a deleted one breaks the chain) says it was.
+ */
+static const char SQL_DELIVERED_BEFORE[] =
+    "SELECT seq FROM audit WHERE event = '" GMCA_EV_KM_RECOVER
+    "' AND object = ? AND success = 1 LIMIT 1";
+
+static int delivered_before(struct gmca_store *s, int64_t id, struct gmca_error *e)
+{
+        char object[32];
+        struct gmca_q q;
+        int rc;
+
+        snprintf(object, sizeof(object), "recovery:%lld", (long long)id);
+        if ((rc = gmca_q_open(s, SQL_DELIVERED_BEFORE, &q, e)) != 0)
+                return rc;
+        gmca_q_text(&q, object);
+        rc = gmca_q_step(&q, e, "deliveries of recovery %lld", (long long)id);
+        if (rc == GMCA_DB_ROW)
+                rc = gmca_error_set(e, GMCA_ERR_STATE,
+                                    "recovery %lld was delivered already (audit record %lld): an "
+                                    "approval delivers once",
+                                    (long long)id, (long long)gmca_q_col_int(&q, 0));
+        gmca_q_close(&q);
+        return rc == GMCA_DB_DONE ? 0 : rc;
+}
+
 static int check(struct gmca_ctx *c, const uint8_t k_op[GMCA_OP_KEY_LEN], int64_t id, int64_t now,
                  struct checked *k, struct gmca_error *e)
 {
@@ -277,6 +307,8 @@ static int check(struct gmca_ctx *c, const uint8_t k_op[GMCA_OP_KEY_LEN], int64_
         if (strcmp(k->r.state, RA_REC_APPROVED) != 0)
                 return gmca_error_set(e, GMCA_ERR_STATE, "recovery %lld is %s, not approved",
                                       (long long)id, k->r.state);
+        if ((rc = delivered_before(s, id, e)) != 0)
+                return rc;
         if ((rc = step(s, k_op, &k->r, "request", k->r.request_auth, k->r.request_auth_len,
                        k->r.requested_by, GMCA_ACT_RECOVERY_REQUEST, "/api/v1/recoveries", now, &pr,
                        &k->req_op, e)) != 0 ||

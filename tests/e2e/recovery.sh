@@ -143,6 +143,12 @@ check "the ENVELOPEDKEYBLOB is 388 bytes" test "$(stat -c %s "$T/r1.blob")" = 38
 check "no private key in the answer" bash -c "! grep -qi 'PRIVATE' '$T/out'"
 expect_exit 6 "approved once" -- api adminC POST "/api/v1/recoveries/$R1/approve" --data "$(appr "$SUB1")"
 expect_exit 6 "delivered once" -- api adminC POST "/api/v1/recoveries/$R1/deliver"
+# A front that sets the delivered row back to approved gets nothing: the engine's own
+# km.recover record says it was delivered.
+db_sql "$D" "UPDATE key_recoveries SET state = 'approved' WHERE id = $R1"
+expect_exit 6 "a reset delivery is not delivered again" -- api adminC POST "/api/v1/recoveries/$R1/deliver"
+expect_err "delivered already"
+db_sql "$D" "UPDATE key_recoveries SET state = 'delivered' WHERE id = $R1"
 "$GMCA" token import-cert --token "$T/tok2" "$T/s2.pem" >/dev/null 2>&1 || true
 expect_exit 0 "the new token imports the old encryption certificate" -- "$GMCA" token import-cert --token "$T/tok2" "$T/e1.pem"
 expect_exit 0 "the new token opens the recovered key" -- "$GMCA" token import-key --token "$T/tok2" --pin-file "$T/tpin" "$T/r1.env"

@@ -840,6 +840,29 @@ static void t_forged_ca(void **state)
         }
 }
 
+/*
+ * One approval, one delivery: a recovery the engine has a km.recover record of
+ * delivering is refused when a front sets it back to approved (here: the row
+ * is approved and the record appended, as after a reset).
+ */
+static void t_delivered_once(void **state)
+{
+        struct fixture *f = *state;
+        struct gmca_error e = {0};
+        struct gmca_audit_event ev;
+        char object[32];
+        int64_t id = approved(f);
+
+        snprintf(object, sizeof(object), "recovery:%lld", (long long)id);
+        ev = (struct gmca_audit_event){GMCA_EV_KM_RECOVER, "engine", 1, object, NULL};
+        assert_int_equal(gmca_store_begin(f->s, &e), 0);
+        assert_int_equal(gmca_audit_append(f->s, &ev, &e), 0);
+        assert_int_equal(gmca_store_commit(f->s, &e), 0);
+        expect(gmca_ra_recover_approved(f->c, id, f->now, &e), &e, GMCA_ERR_STATE,
+               "delivered already", "engine");
+        state_is(f, id, "approved");
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -847,6 +870,7 @@ int main(void)
             cmocka_unit_test(t_request_refusals), cmocka_unit_test(t_judicial_flow),
             cmocka_unit_test(t_tampered),         cmocka_unit_test(t_recipient_revoked_later),
             cmocka_unit_test(t_forged_ca),        cmocka_unit_test(t_namesake),
+            cmocka_unit_test(t_delivered_once),
         };
 
         return cmocka_run_group_tests(tests, setup, teardown);
