@@ -126,6 +126,7 @@ int cmd_token(struct cli *cli, int argc, char **argv);   /* cmd_token.c: the sof
 int cmd_stats(struct cli *cli, int argc, char **argv);   /* cmd_stats.c: statistics */
 int cmd_sync(struct cli *cli, int argc, char **argv);    /* cmd_sync.c: sync verify */
 int cmd_publish(struct cli *cli, int argc, char **argv); /* cmd_publish.c: feed cursors */
+int cmd_db(struct cli *cli, int argc, char **argv);      /* cmd_db.c: the front's database role */
 int cmd_backup(struct cli *cli, int argc, char **argv);  /* cmd_backup.c: backups */
 int cmd_export(struct cli *cli, int argc, char **argv);  /* cmd_export.c: CA termination */
 int cmd_import(struct cli *cli, int argc, char **argv);  /* cmd_export.c */

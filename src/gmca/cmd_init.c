@@ -74,7 +74,10 @@ static const char usage[] =
     "                      device takes its key store directory (default keys/device)\n"
     "  --db URI            keep the store in PostgreSQL (postgresql://..., an existing\n"
     "                      empty database; no password in it: PGPASSFILE or peer\n"
-    "                      authentication) instead of gmca.db\n";
+    "                      authentication) instead of gmca.db\n"
+    "  --front-db URI      with --db: the same database as a restricted role for\n"
+    "                      gmca serve (see gmca db front-role --help); its rights\n"
+    "                      are granted here. Not for SQLite\n";
 
 static int from_config(const char *path, struct gmca_init_params *p, json_t **keep,
                        struct gmca_error *e)
@@ -157,6 +160,7 @@ int cmd_init(struct cli *cli, int argc, char **argv)
             {"device-library", required_argument, NULL, 'L'},
             {"device-config", required_argument, NULL, 'G'},
             {"db", required_argument, NULL, 'D'},
+            {"front-db", required_argument, NULL, 'F'},
             {"help", no_argument, NULL, 'h'},
             {NULL, 0, NULL, 0},
         };
@@ -228,6 +232,9 @@ int cmd_init(struct cli *cli, int argc, char **argv)
                         break;
                 case 'D':
                         p.database = optarg;
+                        break;
+                case 'F':
+                        p.front_database = optarg;
                         break;
                 case 'h':
                         fputs(usage, stdout);

@@ -40,6 +40,7 @@ static const char usage[] =
     "  token ...         a subscriber's software token: keys, CSR, enveloped key import\n"
     "  sync verify       check a signed certificate/CRL event pushed to a receiver\n"
     "  publish status|reset  the LDAP directory's and sync receivers' delivery cursors\n"
+    "  db front-role     PostgreSQL: the front's restricted database role\n"
     "  audit verify|list the hash-chained audit log\n"
     "  backup setup|create|verify|restore  sealed online backups, full and incremental\n"
     "  export            CA termination: the signed history for a successor (custodians)\n"
@@ -141,6 +142,8 @@ int main(int argc, char **argv)
                 return cmd_sync(&cli, argc, argv);
         if (strcmp(cmd, "publish") == 0)
                 return cmd_publish(&cli, argc, argv);
+        if (strcmp(cmd, "db") == 0)
+                return cmd_db(&cli, argc, argv);
         if (strcmp(cmd, "backup") == 0)
                 return cmd_backup(&cli, argc, argv);
         if (strcmp(cmd, "export") == 0)

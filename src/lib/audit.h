@@ -75,6 +75,7 @@
 #define GMCA_EV_CA_EXPORT "ca.export"
 #define GMCA_EV_CA_IMPORT "ca.import"
 #define GMCA_EV_PUBLISH_RESET "publish.reset" /* gmca publish reset */
+#define GMCA_EV_DB_FRONT_ROLE "db.front_role" /* the front's database role (store_roles.h) */
 
 #define GMCA_AUDIT_DETAIL_MAX 4096
 

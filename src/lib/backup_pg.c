@@ -587,6 +587,9 @@ int bk_config_db(const char *dir, char *uri, size_t len, const char *set, struct
                         json_object_del(root, "database");
                 else
                         json_object_set_new(root, "database", json_string(set));
+                /* The front's role was granted rights in the database left behind:
+                 * gmca db front-role names one again for the new one (docs/db-roles.md). */
+                json_object_del(root, "front_database");
                 if ((txt = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER)) == NULL)
                         rc = gmca_error_set(e, GMCA_ERR_NOMEM, "restore: out of memory");
                 else

@@ -25,6 +25,7 @@
 #include "audit.h"
 #include "crl.h"
 #include "km.h"
+#include "store_roles.h"
 #include "crypto.h"
 #include "util.h"
 #include "x509.h"
@@ -117,7 +118,7 @@ static int config_load(const char *dir, struct ca_config *cfg, struct gmca_error
                                             "policy_oid",        "cps_uri",        "crl_hours",
                                             "verify_after_sign", "device_library", "device_config",
                                             "delta_crl_minutes", "database",       "backup_cert",
-                                            "backup_copy"};
+                                            "backup_copy",       "front_database"};
         char path[PATH_MAX];
         uint8_t *buf = NULL;
         size_t len;
@@ -159,8 +160,19 @@ static int config_load(const char *dir, struct ca_config *cfg, struct gmca_error
                                 sizeof(cfg->device_library), e)) != 0 ||
             (rc = config_string(root, "device_config", cfg->device_config,
                                 sizeof(cfg->device_config), e)) != 0 ||
-            (rc = config_string(root, "database", cfg->database, sizeof(cfg->database), e)) != 0)
+            (rc = config_string(root, "database", cfg->database, sizeof(cfg->database), e)) != 0 ||
+            (rc = config_string(root, "front_database", cfg->front_database,
+                                sizeof(cfg->front_database), e)) != 0)
                 goto out;
+        if (cfg->front_database[0] != '\0' &&
+            (cfg->database[0] == '\0' || gmca_store_uri_check(cfg->front_database, e) != 0)) {
+                gmca_error_clear(e);
+                rc = gmca_error_set(e, GMCA_ERR_INVALID,
+                                    "%s: \"front_database\" must be a postgresql:// URI without a "
+                                    "password, beside a PostgreSQL \"database\"",
+                                    path);
+                goto out;
+        }
         if (cfg->database[0] != '\0' && (rc = gmca_store_uri_check(cfg->database, e)) != 0) {
                 gmca_error_clear(e);
                 rc = gmca_error_set(e, GMCA_ERR_INVALID,
@@ -231,6 +243,8 @@ static int config_write(const char *dir, const struct ca_config *cfg, struct gmc
                 json_object_set_new(root, "device_config", json_string(cfg->device_config));
         if (root != NULL && cfg->database[0] != '\0')
                 json_object_set_new(root, "database", json_string(cfg->database));
+        if (root != NULL && cfg->front_database[0] != '\0')
+                json_object_set_new(root, "front_database", json_string(cfg->front_database));
         if (root == NULL || (text = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS)) == NULL) {
                 json_decref(root);
                 return gmca_error_set(e, GMCA_ERR_NOMEM, "config: out of memory");
@@ -573,6 +587,16 @@ static int init_config(const struct gmca_init_params *p, struct ca_config *cfg, 
                         return GMCA_ERR_INVALID;
                 gmca_strlcpy(cfg->database, p->database, sizeof(cfg->database));
         }
+        if (p->front_database != NULL) {
+                if (p->database == NULL)
+                        return gmca_error_set(e, GMCA_ERR_INVALID,
+                                              "init: --front-db needs the store on PostgreSQL "
+                                              "(--db postgresql://...): a SQLite store is one file "
+                                              "that the front and the CA engine both write");
+                if (gmca_store_uri_check(p->front_database, e) != 0)
+                        return GMCA_ERR_INVALID;
+                gmca_strlcpy(cfg->front_database, p->front_database, sizeof(cfg->front_database));
+        }
         if (p->device_library != NULL && p->device_library[0] != '\0') {
                 if (p->device_library[0] != '/' ||
                     strlen(p->device_library) >= sizeof(cfg->device_library))
@@ -619,6 +643,26 @@ static int init_db_empty(struct gmca_store *s, struct gmca_error *e)
                                       "init: the database already holds a CA; refusing to share it "
                                       "(give an empty database)");
         return 0;
+}
+
+/* Inside the init transaction: the front's database role, if one is named (store_roles.h). */
+static int init_front_role(struct gmca_store *s, const struct ca_config *cfg, const char *actor,
+                           struct gmca_error *e)
+{
+        char role[GMCA_STORE_ROLE_MAX];
+        struct gmca_audit_event ev;
+        char *detail;
+        int rc;
+
+        if (cfg->front_database[0] == '\0')
+                return 0;
+        if ((rc = gmca_store_front_role_set(s, cfg->front_database, role, e)) != 0)
+                return rc;
+        detail = ca_detail_json(json_pack("{s:s}", "front_role", role));
+        ev = (struct gmca_audit_event){GMCA_EV_DB_FRONT_ROLE, actor, 1, "database", detail};
+        rc = gmca_audit_append(s, &ev, e);
+        free(detail);
+        return rc;
 }
 
 int gmca_ca_init(const char *dir, const struct gmca_init_params *p, struct gmca_error *e)
@@ -760,8 +804,11 @@ int gmca_ca_init(const char *dir, const struct gmca_init_params *p, struct gmca_
                 rc = GMCA_ERR_DB;
                 goto out;
         }
-        if ((rc = gmca_store_begin(s, e)) != 0 || (rc = init_db_empty(s, e)) != 0)
+        if ((rc = gmca_store_begin(s, e)) != 0 || (rc = init_db_empty(s, e)) != 0 ||
+            (rc = init_front_role(s, &cfg, actor, e)) != 0) {
+                gmca_store_rollback(s);
                 goto out;
+        }
         if ((rc = ca_record_new(s, root.name, root.cert, root.prof->name, root.prof->sm2_id,
                                 root.index, 0, actor, gmca_device_description(dev), &root_id, e)) !=
                 0 ||
@@ -835,7 +882,7 @@ out:
 
 /* ---- context ---- */
 
-int gmca_ca_store_uri(const char *dir, char *out, size_t len, struct gmca_error *e)
+static int store_uri(const char *dir, int front, char *out, size_t len, struct gmca_error *e)
 {
         struct ca_config *cfg;
         int rc;
@@ -844,12 +891,15 @@ int gmca_ca_store_uri(const char *dir, char *out, size_t len, struct gmca_error 
         if ((cfg = malloc(sizeof(*cfg))) == NULL)
                 return gmca_error_set(e, GMCA_ERR_NOMEM, "out of memory");
         if ((rc = config_load(dir, cfg, e)) == 0) {
-                if (cfg->database[0] != '\0') {
-                        if (strlen(cfg->database) >= len)
+                const char *uri =
+                    front && cfg->front_database[0] != '\0' ? cfg->front_database : cfg->database;
+
+                if (uri[0] != '\0') {
+                        if (strlen(uri) >= len)
                                 rc = gmca_error_set(e, GMCA_ERR_INVALID,
                                                     "%s: database URI too long", dir);
                         else
-                                gmca_strlcpy(out, cfg->database, len);
+                                gmca_strlcpy(out, uri, len);
                 } else {
                         rc = ca_pathf(out, len, e, "%s/%s", dir, GMCA_DB_FILE);
                 }
@@ -858,7 +908,18 @@ int gmca_ca_store_uri(const char *dir, char *out, size_t len, struct gmca_error 
         return rc;
 }
 
-struct gmca_ctx *gmca_ctx_open(const char *dir, const char *actor, struct gmca_error *e)
+int gmca_ca_store_uri(const char *dir, char *out, size_t len, struct gmca_error *e)
+{
+        return store_uri(dir, 0, out, len, e);
+}
+
+int gmca_ca_front_store_uri(const char *dir, char *out, size_t len, struct gmca_error *e)
+{
+        return store_uri(dir, 1, out, len, e);
+}
+
+static struct gmca_ctx *ctx_open(const char *dir, const char *actor, int front,
+                                 struct gmca_error *e)
 {
         struct gmca_ctx *c;
         char path[PATH_MAX];
@@ -875,7 +936,7 @@ struct gmca_ctx *gmca_ctx_open(const char *dir, const char *actor, struct gmca_e
         gmca_strlcpy(c->actor, actor != NULL ? actor : "unknown", sizeof(c->actor));
         if (config_load(dir, &c->cfg, e) != 0)
                 goto fail;
-        if (gmca_ca_store_uri(dir, path, sizeof(path), e) != 0)
+        if (store_uri(dir, front, path, sizeof(path), e) != 0)
                 goto fail;
         /* gmca_store_open would create a missing SQLite file: not here. */
         if (!gmca_store_uri_is_pg(path) && access(path, F_OK) != 0) {
@@ -898,6 +959,81 @@ struct gmca_ctx *gmca_ctx_open(const char *dir, const char *actor, struct gmca_e
 fail:
         gmca_ctx_close(c);
         return NULL;
+}
+
+struct gmca_ctx *gmca_ctx_open(const char *dir, const char *actor, struct gmca_error *e)
+{
+        return ctx_open(dir, actor, 0, e);
+}
+
+struct gmca_ctx *gmca_ctx_open_front(const char *dir, const char *actor, struct gmca_error *e)
+{
+        return ctx_open(dir, actor, 1, e);
+}
+
+/* gmca.json with "front_database" set to uri, replaced atomically. */
+static int config_set_front(const char *dir, const char *uri, struct gmca_error *e)
+{
+        char path[PATH_MAX], *text = NULL;
+        uint8_t *buf = NULL;
+        json_t *root = NULL;
+        size_t len;
+        int rc;
+
+        if ((rc = ca_path_join(path, sizeof(path), dir, GMCA_CONFIG_FILE, e)) != 0 ||
+            (rc = gmca_read_file(path, CONFIG_MAX, &buf, &len, e)) != 0)
+                return rc;
+        root = json_loadb((const char *)buf, len, JSON_REJECT_DUPLICATES, NULL);
+        free(buf);
+        if (!json_is_object(root)) {
+                rc = gmca_error_set(e, GMCA_ERR_INVALID, "%s: not a JSON object", path);
+                goto out;
+        }
+        json_object_set_new(root, "front_database", json_string(uri));
+        if ((text = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS)) == NULL) {
+                rc = gmca_error_set(e, GMCA_ERR_NOMEM, "config: out of memory");
+                goto out;
+        }
+        rc = gmca_write_file_atomic(path, text, strlen(text), 0644, e);
+out:
+        free(text);
+        json_decref(root);
+        return rc;
+}
+
+int gmca_ca_front_role(struct gmca_ctx *c, const char *front_uri, struct gmca_error *e)
+{
+        char role[GMCA_STORE_ROLE_MAX];
+        struct gmca_audit_event ev;
+        char *detail = NULL;
+        int rc;
+
+        if (c->cfg.database[0] == '\0') {
+                rc = gmca_error_set(e, GMCA_ERR_INVALID,
+                                    "--front-db: a separate front role needs the store on "
+                                    "PostgreSQL; this CA's store is SQLite (%s), one file that "
+                                    "the front and the CA engine both write",
+                                    GMCA_DB_FILE);
+                return ca_reject(c, GMCA_EV_DB_FRONT_ROLE, "database", rc, e);
+        }
+        if ((rc = gmca_store_begin(c->store, e)) != 0)
+                return ca_reject(c, GMCA_EV_DB_FRONT_ROLE, "database", rc, e);
+        if ((rc = gmca_store_front_role_set(c->store, front_uri, role, e)) != 0)
+                goto fail;
+        detail = ca_detail_json(json_pack("{s:s}", "front_role", role));
+        ev = (struct gmca_audit_event){GMCA_EV_DB_FRONT_ROLE, c->actor, 1, "database", detail};
+        if ((rc = gmca_audit_append(c->store, &ev, e)) != 0 ||
+            (rc = gmca_store_commit(c->store, e)) != 0)
+                goto fail;
+        free(detail);
+        if ((rc = config_set_front(c->dir, front_uri, e)) != 0)
+                return rc;
+        gmca_strlcpy(c->cfg.front_database, front_uri, sizeof(c->cfg.front_database));
+        return 0;
+fail:
+        free(detail);
+        gmca_store_rollback(c->store);
+        return ca_reject(c, GMCA_EV_DB_FRONT_ROLE, "database", rc, e);
 }
 
 void gmca_ctx_close(struct gmca_ctx *c)

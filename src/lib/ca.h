@@ -55,6 +55,9 @@ struct gmca_init_params {
         /* NULL: gmca.db in the state directory; else a postgresql:// URI without a
          * password (gmca_store_uri_check) of an existing database holding no CA yet. */
         const char *database;
+        /* NULL: the front uses database too; else a postgresql:// URI of the same database
+         * as a restricted role (store_roles.h), granted its rights here. Needs database. */
+        const char *front_database;
 };
 
 /*
@@ -80,8 +83,25 @@ int gmca_ca_init(const char *dir, const struct gmca_init_params *p, struct gmca_
  */
 int gmca_ca_store_uri(const char *dir, char *out, size_t len, struct gmca_error *e) GMCA_WUR;
 
+/*
+ * The store of the service zone (the front, `gmca serve`): gmca.json's
+ * "front_database" when set (PostgreSQL, a role that cannot change what the
+ * CA engine signs; store_roles.h), else as gmca_ca_store_uri. The CA engine,
+ * the KM link and every CLI ceremony use gmca_ca_store_uri.
+ */
+int gmca_ca_front_store_uri(const char *dir, char *out, size_t len, struct gmca_error *e) GMCA_WUR;
+
 /* Open an existing state directory. actor is recorded on every audit record. */
 struct gmca_ctx *gmca_ctx_open(const char *dir, const char *actor, struct gmca_error *e);
+/* The same for the front's own uses (its CRL schedule): through gmca_ca_front_store_uri. */
+struct gmca_ctx *gmca_ctx_open_front(const char *dir, const char *actor, struct gmca_error *e);
+/*
+ * Name the front's database role of a CA on PostgreSQL (store_roles.h):
+ * checks front_uri, grants the role its rights and records it, audited (a
+ * refusal too), then writes "front_database" into gmca.json. c must be
+ * opened with gmca_ctx_open (the owner's connection).
+ */
+int gmca_ca_front_role(struct gmca_ctx *c, const char *front_uri, struct gmca_error *e) GMCA_WUR;
 /* Wipes any activated key. NULL is fine. */
 void gmca_ctx_close(struct gmca_ctx *c);
 

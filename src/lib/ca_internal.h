@@ -53,9 +53,10 @@ struct ca_config {
         int crl_hours;
         int delta_crl_minutes; /* 0: no delta CRLs; else their interval (RFC 5280 §5.2.4) */
         int verify_after_sign; /* check each fresh signature (one SM2 verify) */
-        char device_library[PATH_MAX];     /* "" : the built-in software device */
-        char device_config[PATH_MAX];      /* "" : keys/device under the state directory */
-        char database[GMCA_STORE_URI_MAX]; /* "": gmca.db in the state directory (SQLite) */
+        char device_library[PATH_MAX];           /* "" : the built-in software device */
+        char device_config[PATH_MAX];            /* "" : keys/device under the state directory */
+        char database[GMCA_STORE_URI_MAX];       /* "": gmca.db in the state directory (SQLite) */
+        char front_database[GMCA_STORE_URI_MAX]; /* "": the front uses database too */
 };
 
 struct gmca_ctx {

@@ -22,6 +22,7 @@
 #include "store.h"
 #include "store_db.h"
 #include "store_internal.h"
+#include "store_roles.h"
 #include "util.h"
 
 #define DER_MAX (1024 * 1024)          /* a certificate or a CSR */
@@ -857,15 +858,20 @@ static int migrate(struct gmca_store *s, struct gmca_error *e)
 {
         struct q q;
         char what[48];
-        int rc, v;
+        int rc, v, from;
 
-        if ((rc = exec_sql(s,
-                           "CREATE TABLE IF NOT EXISTS schema_version ("
-                           " version BIGINT PRIMARY KEY, applied BIGINT NOT NULL)",
-                           "schema_version", e)) != 0)
-                return rc;
-        if ((rc = version_get(s, &v, e)) != 0)
-                return rc;
+        /* Look before creating: the front's PostgreSQL role may not create tables
+         * (store_roles.h), not even IF NOT EXISTS. */
+        if (version_get(s, &v, NULL) != 0) {
+                if ((rc = exec_sql(s,
+                                   "CREATE TABLE IF NOT EXISTS schema_version ("
+                                   " version BIGINT PRIMARY KEY, applied BIGINT NOT NULL)",
+                                   "schema_version", e)) != 0)
+                        return rc;
+                if ((rc = version_get(s, &v, e)) != 0)
+                        return rc;
+        }
+        from = v;
         for (int next = v + 1; next <= NMIGRATIONS; next++) {
                 if ((rc = gmca_store_begin(s, e)) != 0)
                         return rc;
@@ -897,6 +903,9 @@ static int migrate(struct gmca_store *s, struct gmca_error *e)
                                       "gmca's (%d)",
                                       v, NMIGRATIONS);
         s->version = v;
+        /* New tables start with no rights for the front's role: grant its list again. */
+        if (v > from)
+                return gmca_store_front_role_reapply(s, e);
         return 0;
 fail:
         gmca_store_rollback(s);
@@ -990,6 +999,16 @@ int gmca_store_schema_latest(void)
 int gmca_store_schema_version(struct gmca_store *s)
 {
         return s->version;
+}
+
+int gmca_store_is_pg(struct gmca_store *s)
+{
+        return s->ops == gmca_db_postgresql();
+}
+
+int gmca_store_exec(struct gmca_store *s, const char *text, struct gmca_error *e)
+{
+        return exec_sql(s, text, "statement", e);
 }
 
 int gmca_store_begin(struct gmca_store *s, struct gmca_error *e)

@@ -68,4 +68,9 @@ int gmca_q_col_dup(struct gmca_q *q, int col, uint8_t **p, size_t *len,
 /* Rows changed by the last INSERT, UPDATE or DELETE of this store. */
 int64_t gmca_q_changes(struct gmca_q *q);
 
+/* 1 if s is on PostgreSQL. */
+int gmca_store_is_pg(struct gmca_store *s);
+/* Run statements without parameters or rows (DDL: store_roles.c's grants). */
+int gmca_store_exec(struct gmca_store *s, const char *text, struct gmca_error *e) GMCA_WUR;
+
 #endif

@@ -45,7 +45,7 @@ static int64_t pass(struct serve_crl_sched *s, struct gmca_ctx **ctx, int force)
                 retry = 1;
         if (retry > RETRY_MAX)
                 retry = RETRY_MAX;
-        if (*ctx == NULL && (*ctx = gmca_ctx_open(s->dir, "scheduler", &e)) == NULL) {
+        if (*ctx == NULL && (*ctx = gmca_ctx_open_front(s->dir, "scheduler", &e)) == NULL) {
                 fprintf(stderr, "gmca serve: CRL schedule: %s\n", e.msg);
                 return now + retry;
         }

@@ -83,7 +83,7 @@ struct serve_publish *serve_publish_start(const char *dir, const struct gmca_pub
                 gmca_error_set(e, GMCA_ERR_NOMEM, "out of memory");
                 return NULL;
         }
-        if (gmca_ca_store_uri(dir, sp->db, sizeof(sp->db), e) != 0) {
+        if (gmca_ca_front_store_uri(dir, sp->db, sizeof(sp->db), e) != 0) {
                 free(sp);
                 return NULL;
         }
