@@ -12,19 +12,30 @@
  * keys are handled the same way. With --ocsp-auto the front keeps and
  * rotates a responder per CA itself (src/serve/ocsp_rotate.c); with
  * --ocsp-ca-signed the CA key answers through the engine's op 'O'.
+ *
+ * With --responder (issue 9) it is a stand-alone OCSP and CRL responder
+ * for another host, reading a database that may be a hot-standby replica
+ * (--db): no RA identity, no CA engine, no API, no TSA, no publishing, no
+ * CRL schedule, only the delegated responder keys given; nothing it does
+ * writes to the store (docs/responders.md).
  */
+#include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 #include <openssl/x509.h>
 
+#include "ca.h"
 #include "cli.h"
 #include "ocsp.h"
 #include "serve.h"
 #include "ldap_pub.h"
+#include "store.h"
 #include "sync.h"
 #include "tsa.h"
 #include "util.h"
@@ -32,6 +43,8 @@
 
 static const char usage[] =
     "usage: gmca [--dir DIR] serve --ra NAME --ra-key FILE --ra-cert FILE [options]\n"
+    "       gmca [--dir DIR] serve --responder [--db URI] [--ocsp-cert FILE --ocsp-key FILE]...\n"
+    "                  [--listen ADDR:PORT] [--threads N] [--ocsp-validity SECONDS]\n"
     "\n"
     "Runs the RA front: the signed operator API (/api/v1, see docs/api.md) and\n"
     "the public downloads (/ca/NAME.crt, /crl/NAME.crl, /healthz). It holds no\n"
@@ -95,7 +108,20 @@ static const char usage[] =
     "                      whose profile allows it to this LDAP directory under DN\n"
     "                      (CPS 3.4.2; channel ldap; layout in src/lib/ldap_pub.h).\n"
     "                      A simple bind sends the password as is: use ldaps:// or\n"
-    "                      ldapi:// unless the directory is on this host\n";
+    "                      ldapi:// unless the directory is on this host\n"
+    "\n"
+    "Responder mode (--responder): a read-only OCSP and CRL responder, e.g. on another\n"
+    "host reading a PostgreSQL hot-standby replica. It answers OCSP with the delegated\n"
+    "responders given (--ocsp-cert/--ocsp-key; none: CRLs only) and serves /ca/, /crl/,\n"
+    "/certs, / and /healthz (with the replica's replay lag); /api/v1 is 404. It needs\n"
+    "no RA identity, never starts or contacts the CA engine, and never writes to the\n"
+    "database. --ocsp-auto, --ocsp-ca-signed, --ra*, --share, --tsa-*, --crl-interval*,\n"
+    "--sync* and --ldap-* are refused. Writes DIR/run/responder.pid.\n"
+    "  --responder         run as such a responder\n"
+    "  --db URI            the database to read (postgresql://, no password: libpq's\n"
+    "                      PGPASSFILE or peer authentication), e.g. a replica; default:\n"
+    "                      the one gmca.json of DIR names. With --db, DIR needs no file\n"
+    "                      at all (gmca.json only for base_url/cps_uri of the page)\n";
 
 #define SERVE_OCSP_MAX 16 /* CAs one front answers OCSP for */
 #define SERVE_SYNC_MAX 16 /* sync receivers */
@@ -131,6 +157,8 @@ struct serve_opts {
         const char *sync[SERVE_SYNC_MAX];
         size_t nsync;
         const char *ldap_uri, *ldap_base, *ldap_bind_dn, *ldap_pass; /* ldap_pub.h */
+        int responder;                                               /* --responder */
+        const char *db;                                              /* --db */
 };
 
 /* The change feed's channels given to gmca_serve_run, and what they borrow. */
@@ -255,7 +283,7 @@ static void pubs_free(struct serve_pubs *ps)
  * Load each --ocsp-cert/--ocsp-key pair: the key must be the certificate's,
  * the certificate an OCSP signer issued by a CA of the store, one per CA.
  */
-static int ocsp_load(struct gmca_ctx *c, const struct serve_opts *o, struct ocsp_keys *ok,
+static int ocsp_load(struct gmca_store *s, const struct serve_opts *o, struct ocsp_keys *ok,
                      struct gmca_error *e)
 {
         for (int i = 0; i < o->nocsp_cert; i++) {
@@ -271,8 +299,8 @@ static int ocsp_load(struct gmca_ctx *c, const struct serve_opts *o, struct ocsp
                                               p->cert);
                 }
                 if ((rc = gmca_pkey_signer_init(&ok->signer[i], ok->key[i], NULL, e)) != 0 ||
-                    (rc = gmca_ocsp_responder_init(&ok->r[i], gmca_ctx_store(c), ok->cert[i],
-                                                   &ok->signer[i].base, gmca_now(), e)) != 0) {
+                    (rc = gmca_ocsp_responder_init(&ok->r[i], s, ok->cert[i], &ok->signer[i].base,
+                                                   gmca_now(), e)) != 0) {
                         struct gmca_error cause = *e;
 
                         return gmca_error_set(e, rc, "%s: %s", p->cert, cause.msg);
@@ -320,6 +348,79 @@ static int check_ra(struct gmca_ctx *c, const struct serve_opts *o, EVP_PKEY *ke
                                       "not of '%s'",
                                       o->cert, owner, o->ra);
         return 0;
+}
+
+/*
+ * --responder takes only what reads: everything that needs the RA identity,
+ * the CA engine or a key other than a delegated OCSP responder's, or that
+ * writes to the store, is a usage error rather than silently ignored.
+ */
+static int responder_usage(const struct serve_opts *o, const struct cli_custody *k)
+{
+        if (!o->responder)
+                return o->db == NULL ? 0 : cli_usage_error("serve: --db needs --responder");
+        if (o->nocsp_auto > 0 || o->nocsp_ca_signed > 0 || o->ocsp_auto_pass != NULL ||
+            o->ocsp_rotate_before != 0 || o->ocsp_cert_seconds != 0)
+                return cli_usage_error("serve --responder: no --ocsp-auto or --ocsp-ca-signed "
+                                       "(they need the CA engine); give the delegated responders "
+                                       "with --ocsp-cert and --ocsp-key");
+        if (o->ra != NULL || o->key != NULL || o->cert != NULL || o->pass != NULL ||
+            k->nshares > 0 || k->npins > 0 || k->nnames > 0)
+                return cli_usage_error("serve --responder: no RA identity (--ra, --ra-key, "
+                                       "--ra-cert) and no custodians: it never uses the CA engine");
+        if (o->tsa_cert != NULL || o->tsa_key != NULL || o->crl_interval != 0 || o->nsync > 0 ||
+            o->sync_key != NULL || o->ldap_uri != NULL || o->ldap_base != NULL)
+                return cli_usage_error("serve --responder: no --tsa-*, --crl-interval*, --sync* "
+                                       "or --ldap-*: a responder only reads");
+        return 0;
+}
+
+/*
+ * The responder's store: --db, else the directory's front store. Opened
+ * read-only in effect: the schema must be current (a migration would write)
+ * and a missing SQLite file is not created.
+ */
+static struct gmca_store *responder_store(struct cli *cli, const struct serve_opts *o, char *uri,
+                                          size_t len, struct gmca_error *e)
+{
+        if (o->db != NULL) {
+                if (gmca_store_uri_check(o->db, e) != 0)
+                        return NULL;
+                gmca_strlcpy(uri, o->db, len);
+        } else if (gmca_ca_front_store_uri(cli->dir, uri, len, e) != 0) {
+                return NULL;
+        }
+        if (!gmca_store_uri_is_pg(uri) && access(uri, R_OK) != 0) {
+                gmca_error_set(e, GMCA_ERR_NOTFOUND, "%s: %s", uri, strerror(errno));
+                return NULL;
+        }
+        return gmca_store_open(uri, e);
+}
+
+/* gmca serve --responder: load the delegated responders, then serve until a signal. */
+static int run_responder(struct cli *cli, const struct serve_opts *o, struct ocsp_keys *ok)
+{
+        struct gmca_serve_config cfg;
+        struct gmca_error e = {0};
+        struct gmca_store *s = NULL;
+        char uri[GMCA_STORE_URI_MAX + PATH_MAX];
+
+        if (gmca_serve_check_listen(o->listen, &e) != 0 ||
+            (s = responder_store(cli, o, uri, sizeof(uri), &e)) == NULL ||
+            ocsp_load(s, o, ok, &e) != 0) {
+                gmca_store_close(s);
+                return cli_fail(&e);
+        }
+        gmca_store_close(s);
+        cfg = (struct gmca_serve_config){.dir = cli->dir,
+                                         .listen = o->listen,
+                                         .threads = (unsigned)o->threads,
+                                         .ocsp = ok->r,
+                                         .nocsp = ok->n,
+                                         .ocsp_validity = o->ocsp_validity,
+                                         .responder = 1,
+                                         .db = uri};
+        return gmca_serve_run(&cfg, &e) != 0 ? cli_fail(&e) : EXIT_OK;
 }
 
 /* Start the CA engine with the custodians; *started tells whether we did. */
@@ -413,6 +514,8 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
             {"ldap-base", required_argument, NULL, 1202},
             {"ldap-bind-dn", required_argument, NULL, 1203},
             {"ldap-password-file", required_argument, NULL, 1204},
+            {"responder", no_argument, NULL, 1301},
+            {"db", required_argument, NULL, 1302},
             {"help", no_argument, NULL, 'h'},
             {NULL, 0, NULL, 0},
         };
@@ -555,6 +658,12 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
                 case 1204:
                         o.ldap_pass = optarg;
                         break;
+                case 1301:
+                        o.responder = 1;
+                        break;
+                case 1302:
+                        o.db = optarg;
+                        break;
                 case 'h':
                         fputs(usage, stdout);
                         return EXIT_OK;
@@ -569,6 +678,16 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
                               o.sync_ca != NULL)))
                 return cli_usage_error("serve: --sync needs --sync-key and --sync-cert, and "
                                        "the other --sync options need --sync");
+        if (responder_usage(&o, &k) != 0)
+                return EXIT_USAGE;
+        if (o.responder) {
+                if (o.nocsp_cert != o.nocsp_key || (o.nocsp_cert == 0 && o.ocsp_validity != 0))
+                        return cli_usage_error("serve: each --ocsp-cert needs its --ocsp-key, and "
+                                               "--ocsp-validity needs a responder");
+                rc = run_responder(cli, &o, &ok);
+                ocsp_free(&ok);
+                return rc;
+        }
         if (o.ra == NULL || o.key == NULL || o.cert == NULL)
                 return cli_usage_error("serve: --ra, --ra-key and --ra-cert are required");
         if ((o.ldap_uri == NULL) != (o.ldap_base == NULL) ||
@@ -608,7 +727,7 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
                         goto fail;
                 }
         }
-        if (ocsp_load(c, &o, &ok, &e) != 0 || sync_load(c, &o, &pubs, &e) != 0 ||
+        if (ocsp_load(gmca_ctx_store(c), &o, &ok, &e) != 0 || sync_load(c, &o, &pubs, &e) != 0 ||
             ldap_load(cli, &o, &pubs, &e) != 0)
                 goto fail;
         if (o.ocsp_auto_pass != NULL &&

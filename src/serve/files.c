@@ -7,14 +7,31 @@
  * parties and the URLs in issued certificates (CRL distribution point,
  * caIssuers); and GET /healthz for whoever watches the service. All read
  * the store only.
+ *
+ * A responder (gmca serve --responder) may read a hot-standby replica: its
+ * /healthz then asks the database how far behind the primary it is
+ * (responder_health) and answers 503 when the store cannot be read.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "ca.h"
 #include "crypto.h"
 #include "serve_internal.h"
+#include "store_internal.h"
 #include "util.h"
+
+int serve_store_uri(const struct gmca_serve_config *cfg, char *out, size_t len,
+                    struct gmca_error *e)
+{
+        if (cfg->db == NULL)
+                return gmca_ca_front_store_uri(cfg->dir, out, len, e);
+        if (gmca_strlcpy(out, cfg->db, len) >= len)
+                return gmca_error_set(e, GMCA_ERR_INVALID, "database URI too long");
+        return 0;
+}
 
 /* A CA name from the path: [A-Za-z0-9._-], 1..GMCA_NAME_MAX-1 bytes, then suffix. */
 static int name_from(const char *path, const char *prefix, const char *suffix,
@@ -189,6 +206,76 @@ static void ca_crl(struct serve_worker *w, const struct serve_request *rq, const
         gmca_ca_rec_clear(&ca);
 }
 
+/*
+ * On PostgreSQL: whether the server is a standby in recovery, how long ago
+ * the last transaction it replayed was committed on the primary (NULL on a
+ * primary; it also grows while the primary commits nothing), and whether it
+ * has replayed all the WAL it received.
+ */
+static const char SQL_REPLICA[] =
+    "SELECT pg_is_in_recovery()::int,"
+    " (EXTRACT(EPOCH FROM (clock_timestamp() - pg_last_xact_replay_timestamp())) * 1000)::bigint,"
+    " (pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn())::int";
+
+/* The replica fields of a responder's /healthz into o; 0, or an error code. */
+static int replica_state(struct gmca_store *s, json_t *o, struct gmca_error *e)
+{
+        struct gmca_q q;
+        int rc, standby;
+
+        if (!gmca_store_is_pg(s)) {
+                json_object_set_new(o, "standby", json_false());
+                json_object_set_new(o, "replay_lag_seconds", json_null());
+                return 0;
+        }
+        if ((rc = gmca_q_open(s, SQL_REPLICA, &q, e)) != 0)
+                return rc;
+        if ((rc = gmca_q_step(&q, e, "replica state")) != GMCA_DB_ROW) {
+                gmca_q_close(&q);
+                return rc < 0 ? rc : gmca_error_set(e, GMCA_ERR_DB, "replica state: no row");
+        }
+        standby = gmca_q_col_int(&q, 0) != 0;
+        json_object_set_new(o, "standby", json_boolean(standby));
+        json_object_set_new(o, "replay_lag_seconds",
+                            standby && !gmca_q_col_null(&q, 1)
+                                ? json_real((double)gmca_q_col_int(&q, 1) / 1000.0)
+                                : json_null());
+        if (standby)
+                json_object_set_new(o, "replay_caught_up", json_boolean(gmca_q_col_int(&q, 2)));
+        gmca_q_close(&q);
+        return 0;
+}
+
+static void responder_health(struct serve_worker *w, struct serve_reply *out)
+{
+        struct gmca_error e = {0};
+        json_t *o;
+        char *text;
+
+        if (w == NULL) {
+                serve_reply_error(out, 503, "unavailable", "no worker free; try again");
+                return;
+        }
+        if ((o = json_pack("{s:s, s:s}", "status", "ok", "mode", "responder")) == NULL) {
+                serve_reply_error(out, 500, "internal", "out of memory");
+                return;
+        }
+        if (replica_state(w->store, o, &e) != 0) {
+                json_decref(o);
+                serve_reply_error(out, 503, "unavailable", "store: %s", e.msg);
+                return;
+        }
+        text = json_dumps(o, JSON_COMPACT);
+        json_decref(o);
+        if (text == NULL) {
+                serve_reply_error(out, 500, "internal", "out of memory");
+                return;
+        }
+        serve_reply_bytes(out, 200, "application/json; charset=utf-8", (const uint8_t *)text,
+                          strlen(text));
+        free(text);
+}
+
 /* /crl/{name}/{number}.crl: number 1..2^53 in decimal without leading zeros; -1 for
  * /crl/{name}/delta.crl. */
 static int numbered_crl(const char *path, char name[GMCA_NAME_MAX], int64_t *number)
@@ -236,6 +323,10 @@ int serve_public(struct serve_worker *w, const struct serve_request *rq, const c
                 gmca_strlcpy(out->allow, "GET, HEAD", sizeof(out->allow));
                 serve_reply_error(out, 405, "method_not_allowed",
                                   "%s is not allowed here (allowed: GET, HEAD)", method);
+                return 1;
+        }
+        if (healthz && w != NULL && w->cfg != NULL && w->cfg->responder) {
+                responder_health(w, out);
                 return 1;
         }
         if (healthz) {

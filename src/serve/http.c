@@ -312,15 +312,17 @@ int gmca_serve_check_listen(const char *listen, struct gmca_error *e)
         return serve_parse_listen(listen, &ss, host, sizeof(host), e);
 }
 
-/* <dir>/run/serve.pid, locked while we serve: a second front on the directory is refused. */
-static int pid_lock(const char *dir, char *path, size_t len, int *fd, struct gmca_error *e)
+/* <dir>/run/serve.pid (responder.pid), locked while we serve: a second one on the directory is
+ * refused. */
+static int pid_lock(const char *dir, const char *name, char *path, size_t len, int *fd,
+                    struct gmca_error *e)
 {
         char run[PATH_MAX], buf[32];
         int n, f;
 
         n = snprintf(run, sizeof(run), "%s/run", dir);
         if (n < 0 || (size_t)n >= sizeof(run) ||
-            (n = snprintf(path, len, "%s/%s", dir, GMCA_SERVE_PID_FILE)) < 0 || (size_t)n >= len)
+            (n = snprintf(path, len, "%s/%s", dir, name)) < 0 || (size_t)n >= len)
                 return gmca_error_set(e, GMCA_ERR_INVALID, "%s: path too long", dir);
         if (mkdir(run, 0700) != 0 && errno != EEXIST)
                 return gmca_error_set(e, GMCA_ERR_IO, "%s: %s", run, strerror(errno));
@@ -361,6 +363,22 @@ static void raise_nofile(void)
         (void)setrlimit(RLIMIT_NOFILE, &rl);
 }
 
+/*
+ * A responder only reads (serve.h): what would write to the store, hold a
+ * key of its own or need the CA engine is refused rather than ignored.
+ */
+static int responder_check(const struct gmca_serve_config *cfg, struct gmca_error *e)
+{
+        if (!cfg->responder)
+                return 0;
+        if (cfg->tsa != NULL || cfg->nocsp_auto > 0 || cfg->nocsp_ca_signed > 0 ||
+            cfg->npublishers > 0)
+                return gmca_error_set(e, GMCA_ERR_INVALID,
+                                      "responder mode: no TSA, no --ocsp-auto or --ocsp-ca-signed, "
+                                      "no publishing");
+        return 0;
+}
+
 int gmca_serve_run(const struct gmca_serve_config *cfg, struct gmca_error *e)
 {
         struct server srv;
@@ -384,7 +402,10 @@ int gmca_serve_run(const struct gmca_serve_config *cfg, struct gmca_error *e)
                 goto out;
         }
         if ((rc = serve_parse_listen(cfg->listen, &ss, host, sizeof(host), e)) != 0 ||
-            (rc = pid_lock(cfg->dir, pid_path, sizeof(pid_path), &pid_fd, e)) != 0)
+            (rc = responder_check(cfg, e)) != 0 ||
+            (rc = pid_lock(cfg->dir,
+                           cfg->responder ? GMCA_SERVE_RESPONDER_PID_FILE : GMCA_SERVE_PID_FILE,
+                           pid_path, sizeof(pid_path), &pid_fd, e)) != 0)
                 goto out;
         if ((srv.workers = calloc(cfg->threads, sizeof(*srv.workers))) == NULL) {
                 rc = gmca_error_set(e, GMCA_ERR_NOMEM, "out of memory");
@@ -404,8 +425,10 @@ int gmca_serve_run(const struct gmca_serve_config *cfg, struct gmca_error *e)
                 goto out;
         }
         masked = 1;
-        /* After the pid lock (one schedule per state directory) and with the signals blocked. */
-        if ((srv.crl = serve_crl_sched_start(cfg->dir, cfg->crl_interval, e)) == NULL) {
+        /* After the pid lock (one schedule per state directory) and with the signals blocked.
+         * A responder generates nothing: the CRLs it serves come from the store. */
+        if (!cfg->responder &&
+            (srv.crl = serve_crl_sched_start(cfg->dir, cfg->crl_interval, e)) == NULL) {
                 rc = e && e->code ? e->code : GMCA_ERR_INTERNAL;
                 goto out;
         }

@@ -596,7 +596,7 @@ struct serve_ocsp_fast *serve_ocsp_fast_start(const struct gmca_serve_config *cf
         pthread_mutex_init(&f->lock, NULL);
         pthread_mutex_init(&f->set_lock, NULL);
         pthread_cond_init(&f->wake, NULL);
-        if (gmca_ca_store_uri(cfg->dir, f->db, sizeof(f->db), e) != 0)
+        if (serve_store_uri(cfg, f->db, sizeof(f->db), e) != 0)
                 goto fail;
         if ((n = snprintf(f->sock, sizeof(f->sock), "%s/%s", cfg->dir, GMCA_ENGINE_SOCKET)) < 0 ||
             (size_t)n >= sizeof(f->sock)) {

@@ -711,7 +711,7 @@ static int run_crl_generate(struct call *c)
         int rc;
 
         memset(&r, 0, sizeof(r));
-        if ((ctx = gmca_ctx_open(c->w->cfg->dir, c->who.op.name, &c->e)) == NULL)
+        if ((ctx = gmca_ctx_open_front(c->w->cfg->dir, c->who.op.name, &c->e)) == NULL)
                 return c->e.code != 0 ? c->e.code : GMCA_ERR_INTERNAL;
         if ((rc = gmca_ctx_use_engine(ctx, &c->e)) != 0) {
                 c->w->engine_down = 1;
@@ -1135,7 +1135,11 @@ void serve_dispatch(struct serve_worker *w, const struct serve_request *rq, stru
         if ((qmark = strchr(path, '?')) != NULL)
                 *qmark++ = '\0';
         if (strncmp(path, "/api/", 5) == 0 || strcmp(path, "/api") == 0) {
-                api(w, rq, path, qmark, out);
+                if (w != NULL && w->cfg != NULL && w->cfg->responder)
+                        serve_reply_error(out, 404, "not_found",
+                                          "no API here: this is an OCSP and CRL responder");
+                else
+                        api(w, rq, path, qmark, out);
                 return;
         }
         if (serve_search(w, rq, path, qmark, out))

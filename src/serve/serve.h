@@ -24,7 +24,8 @@
 #define GMCA_SERVE_DEFAULT_LISTEN "127.0.0.1:8080"
 #define GMCA_SERVE_THREADS_DEFAULT 4
 #define GMCA_SERVE_THREADS_MAX 64
-#define GMCA_SERVE_PID_FILE "run/serve.pid" /* relative to the state directory */
+#define GMCA_SERVE_PID_FILE "run/serve.pid"               /* relative to the state directory */
+#define GMCA_SERVE_RESPONDER_PID_FILE "run/responder.pid" /* the same in responder mode */
 
 /*
  * The time-stamping authority of POST /tsa (RFC 3161 over HTTP, §3.4). Its
@@ -97,6 +98,19 @@ struct gmca_serve_config {
          */
         const struct gmca_publisher *publishers;
         size_t npublishers;
+        /*
+         * Responder mode (issue 9, gmca serve --responder): a front that only
+         * reads, so that it can run on a hot-standby replica. It answers OCSP
+         * with the delegated responders of ocsp[] and serves the CA
+         * certificates, the CRLs, the search and /healthz (which then reports
+         * the replica's replay lag); /api is 404. No RA identity, no CA
+         * engine, no CRL schedule, and tsa, ocsp_auto, ocsp_ca_signed and
+         * publishers must be empty (GMCA_ERR_INVALID). Nothing is written to
+         * the store; the pid file is GMCA_SERVE_RESPONDER_PID_FILE.
+         */
+        int responder;
+        /* The store read, a database URI; NULL: the directory's (gmca_ca_front_store_uri). */
+        const char *db;
 };
 
 /*

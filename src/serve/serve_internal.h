@@ -49,6 +49,10 @@ struct serve_worker {
         struct serve_ocsp_fast *ocsp;       /* the responders (ocsp.c); NULL: no OCSP */
 };
 
+/* The store the front reads and writes: cfg->db, else the directory's front store (files.c). */
+int serve_store_uri(const struct gmca_serve_config *cfg, char *out, size_t len,
+                    struct gmca_error *e) GMCA_WUR;
+
 int serve_worker_init(struct serve_worker *w, const struct gmca_serve_config *cfg,
                       struct gmca_error *e) GMCA_WUR;
 void serve_worker_free(struct serve_worker *w);

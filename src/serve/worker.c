@@ -103,7 +103,7 @@ int serve_worker_init(struct serve_worker *w, const struct gmca_serve_config *cf
 
         memset(w, 0, sizeof(*w));
         w->cfg = cfg;
-        if (gmca_ca_store_uri(cfg->dir, db, sizeof(db), e) != 0)
+        if (serve_store_uri(cfg, db, sizeof(db), e) != 0)
                 return e != NULL && e->code != 0 ? e->code : GMCA_ERR_INVALID;
         n = snprintf(w->sock, sizeof(w->sock), "%s/%s", cfg->dir, GMCA_ENGINE_SOCKET);
         if (n < 0 || (size_t)n >= sizeof(w->sock))
