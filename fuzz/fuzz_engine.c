@@ -5,7 +5,8 @@
  * the custodians' MAC) through gmca_engine_check_tbs against a fixed CA
  * subject, so that the strict DER walk, the algorithm check and the issuer
  * comparison all run; the payload of an RA request ('R') through
- * gmca_engine_parse_ra. Results are ignored; the sanitizers judge.
+ * gmca_engine_parse_ra; a CRL request ('C') is parsed only (its kind,
+ * flags, argument and actor). Results are ignored; the sanitizers judge.
  */
 #include <stddef.h>
 #include <stdint.h>

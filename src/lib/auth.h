@@ -230,6 +230,16 @@ int gmca_operator_add(struct gmca_ctx *c, const struct gmca_operator_add_req *r,
 /* gmca_operator_disable by the custodians who authorised c (named in the audit record). */
 int gmca_operator_disable_ctx(struct gmca_ctx *c, const char *name, struct gmca_error *e) GMCA_WUR;
 
+/*
+ * In the CA engine process (c activated; ca_op_disable.c): gmca_operator_disable
+ * of operator name by the super admin whose signed request proof (POST
+ * /api/v1/operators/{name}/disable, within GMCA_AUTH_SKEW of now) checks, their
+ * record carrying the custodians' tag; audited under their name. GMCA_ERR_AUTH
+ * otherwise, audited.
+ */
+int gmca_operator_disable_signed(struct gmca_ctx *c, const char *name, const uint8_t *proof,
+                                 size_t len, int64_t now, struct gmca_error *e) GMCA_WUR;
+
 /* ---- signed requests ---- */
 
 struct gmca_auth_headers {

@@ -1857,6 +1857,42 @@ out:
         return rc;
 }
 
+/* Tenths of a second the engine waits for the clock to pass its last CRL's thisUpdate. */
+#define PACE_STEPS 15
+
+/*
+ * At most one CRL of a kind per CA a second when the engine makes them on
+ * request: one asked for in the same second as the CA's last waits for the
+ * next, so no caller can burn cRLNumbers (and disk) faster than that, and
+ * no two CRLs of a kind share a thisUpdate. A clock behind the last CRL is
+ * not waited for (that would stop CRLs until it caught up).
+ */
+static int crl_pace(struct gmca_ctx *c, const struct ca_slot *ca, int delta, struct gmca_error *e)
+{
+        struct gmca_crl_rec last;
+        int64_t made;
+        int rc;
+
+        memset(&last, 0, sizeof(last));
+        rc = delta ? gmca_store_crl_latest_delta(c->store, ca->rec.id, &last, e)
+                   : gmca_store_crl_latest(c->store, ca->rec.id, &last, e);
+        made = last.this_update;
+        gmca_crl_rec_clear(&last);
+        if (rc == GMCA_ERR_NOTFOUND) {
+                gmca_error_clear(e);
+                return 0;
+        }
+        if (rc != 0)
+                return rc;
+        for (int i = 0; i < PACE_STEPS && (int64_t)gmca_now() == made; i++)
+                nanosleep(&(struct timespec){.tv_nsec = 100 * 1000 * 1000}, NULL);
+        if ((int64_t)gmca_now() == made)
+                return gmca_error_set(e, GMCA_ERR_LIMIT,
+                                      "crl: %s made a %sCRL this second; one a second at most",
+                                      ca->rec.name, delta ? "delta " : "");
+        return 0;
+}
+
 static int crl_generate(struct gmca_ctx *c, const char *ca_name, int64_t next_seconds, int delta,
                         struct gmca_crl_rec *out, struct gmca_error *e)
 {
@@ -1877,6 +1913,8 @@ static int crl_generate(struct gmca_ctx *c, const char *ca_name, int64_t next_se
         if (ca_need_signer(c, j.ca, 0, e) != 0)
                 return ca_reject(c, GMCA_EV_CRL_GENERATE, j.ca->rec.name,
                                  e && e->code ? e->code : GMCA_ERR_STATE, e);
+        if (c->crl_requester != NULL && (rc = crl_pace(c, j.ca, delta, e)) != 0)
+                return ca_reject(c, GMCA_EV_CRL_GENERATE, j.ca->rec.name, rc, e);
         if ((rc = gmca_store_begin(c->store, e)) != 0)
                 return ca_reject(c, GMCA_EV_CRL_GENERATE, j.ca->rec.name, rc, e);
         if ((rc = crl_build(c, &j, &rec, e)) != 0)
@@ -1887,6 +1925,8 @@ static int crl_generate(struct gmca_ctx *c, const char *ca_name, int64_t next_se
                            "next_update", (json_int_t)rec.next_update)) != NULL &&
             delta)
                 json_object_set_new(o, "delta_of", json_integer(rec.base_number));
+        if (o != NULL && c->crl_requester != NULL)
+                json_object_set_new(o, "requested_by", json_string(c->crl_requester));
         detail = ca_detail_json(o);
         ev = (struct gmca_audit_event){GMCA_EV_CRL_GENERATE, c->actor, 1, object, detail};
         if ((rc = gmca_store_crl_insert(c->store, &rec, e)) != 0 ||
@@ -1937,6 +1977,59 @@ static int crl_generate_pair(struct gmca_ctx *c, const char *ca_name, int64_t ne
         return crl_generate(c, ca_name, delta_seconds(c), 1, NULL, e);
 }
 
+/*
+ * A context that signs through the CA engine has its CRLs made there (op
+ * 'C'): it says which and when, the engine builds them from its own store,
+ * so a compromised caller cannot leave a revocation out or pick the
+ * validity. A context holding the keys itself (the engine's own, a
+ * ceremony's) builds them here.
+ */
+static int crl_by_engine(const struct gmca_ctx *c)
+{
+        return c->engine != NULL && c->dev == NULL;
+}
+
+static void engine_crl_req(const struct gmca_ctx *c, char kind, uint32_t arg,
+                           struct gmca_engine_crl_req *q)
+{
+        memset(q, 0, sizeof(*q));
+        q->kind = kind;
+        q->arg = arg;
+        gmca_strlcpy(q->actor, c->actor[0] != '\0' ? c->actor : "?", sizeof(q->actor));
+        for (char *p = q->actor; *p != '\0'; p++)
+                if ((unsigned char)*p < 0x20 || *p == 0x7f)
+                        *p = '?';
+}
+
+/* Op 'C' 'F' or 'D' for CA ca_name; *out (may be NULL) read back from the store. */
+static int engine_crl_ask(struct gmca_ctx *c, const char *ca_name, char kind, uint32_t arg,
+                          struct gmca_crl_rec *out, struct gmca_error *e)
+{
+        struct gmca_engine_crl_req q;
+        struct gmca_engine_crl_res res;
+        struct gmca_crl_rec rec;
+        struct ca_slot *ca;
+        int rc;
+
+        /* An unknown CA is refused (and audited) here, as without an engine, */
+        if ((ca = ca_find(c, ca_name, e)) == NULL)
+                return ca_reject(c, GMCA_EV_CRL_GENERATE, ca_name,
+                                 e && e->code ? e->code : GMCA_ERR_NOTFOUND, e);
+        /* So is a key that signs nothing any more (archived, destroyed). */
+        if (ca_need_signer(c, ca, 0, e) != 0)
+                return ca_reject(c, GMCA_EV_CRL_GENERATE, ca->rec.name,
+                                 e && e->code ? e->code : GMCA_ERR_STATE, e);
+        engine_crl_req(c, kind, arg, &q);
+        /* The engine audits what it makes and what it refuses. */
+        if ((rc = gmca_engine_crl(c->engine, ca->rec.name, &q, &res, e)) != 0 || out == NULL)
+                return rc;
+        memset(&rec, 0, sizeof(rec));
+        if ((rc = gmca_store_crl_get(c->store, ca->rec.id, res.number, &rec, e)) != 0)
+                return rc;
+        *out = rec;
+        return 0;
+}
+
 int gmca_ca_crl_generate(struct gmca_ctx *c, const char *ca_name, int next_hours,
                          struct gmca_crl_rec *out, struct gmca_error *e)
 {
@@ -1945,6 +2038,9 @@ int gmca_ca_crl_generate(struct gmca_ctx *c, const char *ca_name, int next_hours
                 return ca_reject(c, GMCA_EV_CRL_GENERATE, ca_name ? ca_name : c->cfg.default_ca,
                                  GMCA_ERR_INVALID, e);
         }
+        if (crl_by_engine(c))
+                return engine_crl_ask(c, ca_name, GMCA_ENGINE_CRL_FULL, (uint32_t)next_hours, out,
+                                      e);
         if (next_hours == 0)
                 next_hours = c->cfg.crl_hours;
         return crl_generate_pair(c, ca_name, (int64_t)next_hours * 3600, out, e);
@@ -1953,6 +2049,8 @@ int gmca_ca_crl_generate(struct gmca_ctx *c, const char *ca_name, int next_hours
 int gmca_ca_crl_generate_delta(struct gmca_ctx *c, const char *ca_name, struct gmca_crl_rec *out,
                                struct gmca_error *e)
 {
+        if (crl_by_engine(c))
+                return engine_crl_ask(c, ca_name, GMCA_ENGINE_CRL_DELTA, 0, out, e);
         if (c->cfg.delta_crl_minutes == 0) {
                 gmca_error_set(e, GMCA_ERR_STATE,
                                "crl: delta CRLs are not configured (delta_crl_minutes in %s)",
@@ -2004,6 +2102,98 @@ static int64_t delta_due(struct gmca_ctx *c, int64_t ca_id, int64_t base, int64_
         return at;
 }
 
+/* Op 'C' 'P': the schedule's pass, run by the engine. */
+static int engine_crl_pass(struct gmca_ctx *c, int64_t interval, int force, int64_t *next_due,
+                           size_t *made, struct gmca_error *e)
+{
+        struct gmca_engine_crl_req q;
+        struct gmca_engine_crl_res res;
+        int rc;
+
+        engine_crl_req(c, GMCA_ENGINE_CRL_PASS, (uint32_t)interval, &q);
+        q.force = force;
+        memset(&res, 0, sizeof(res));
+        rc = gmca_engine_crl(c->engine, GMCA_ENGINE_CRL_ALL, &q, &res, e);
+        if (next_due != NULL)
+                *next_due = res.next_due;
+        if (made != NULL)
+                *made = res.made > 0 ? (size_t)res.made : 0;
+        return rc;
+}
+
+/* A pass's interval as the engine takes it: the caller's, but no longer than crl_hours. */
+static int64_t engine_interval(const struct gmca_ctx *c, uint32_t asked)
+{
+        int64_t cap = (int64_t)c->cfg.crl_hours * 3600;
+
+        if (cap < 1 || cap > GMCA_CRL_INTERVAL_MAX)
+                cap = GMCA_CRL_INTERVAL_MAX;
+        return asked == 0 || (int64_t)asked > cap ? cap : (int64_t)asked;
+}
+
+/*
+ * The engine reads what CRLs depend on (crl_hours, delta_crl_minutes,
+ * base_url) from the configuration again before it makes any, as the CLI
+ * did when it made them: an administrator's change applies without a new
+ * activation. A configuration that does not load stops CRLs, with the cause.
+ */
+static int crl_config_reload(struct gmca_ctx *c, struct gmca_error *e)
+{
+        struct ca_config fresh;
+        int rc;
+
+        if ((rc = config_load(c->dir, &fresh, e)) != 0)
+                return rc;
+        c->cfg.crl_hours = fresh.crl_hours;
+        c->cfg.delta_crl_minutes = fresh.delta_crl_minutes;
+        memcpy(c->cfg.base_url, fresh.base_url, sizeof(c->cfg.base_url));
+        return 0;
+}
+
+int ca_engine_crl(void *arg, const char *ca, const struct gmca_engine_crl_req *q,
+                  struct gmca_engine_crl_res *res, struct gmca_error *e)
+{
+        struct gmca_ctx *c = arg;
+        struct gmca_crl_rec rec;
+        char actor[GMCA_ACTOR_MAX];
+        size_t made = 0;
+        int rc;
+
+        memset(&rec, 0, sizeof(rec));
+        if ((rc = crl_config_reload(c, e)) != 0)
+                return rc;
+        memcpy(actor, c->actor, sizeof(actor));
+        gmca_strlcpy(c->actor, "engine", sizeof(c->actor));
+        c->crl_requester = q->actor;
+        switch (q->kind) {
+        case GMCA_ENGINE_CRL_FULL:
+                rc = gmca_ca_crl_generate(c, ca, (int)q->arg, &rec, e);
+                break;
+        case GMCA_ENGINE_CRL_DELTA:
+                rc = gmca_ca_crl_generate_delta(c, ca, &rec, e);
+                break;
+        case GMCA_ENGINE_CRL_PASS:
+                rc = gmca_ca_crl_refresh(c, engine_interval(c, q->arg), q->force, &res->next_due,
+                                         &made, e);
+                res->made = (int64_t)made;
+                break;
+        default:
+                rc = gmca_error_set(e, GMCA_ERR_INVALID, "crl: request of kind 0x%02x",
+                                    (unsigned char)q->kind);
+        }
+        if (rc == 0 && q->kind != GMCA_ENGINE_CRL_PASS) {
+                res->number = rec.number;
+                res->base_number = rec.base_number;
+                res->this_update = rec.this_update;
+                res->next_update = rec.next_update;
+                res->entries = rec.entries;
+        }
+        gmca_crl_rec_clear(&rec);
+        c->crl_requester = NULL;
+        memcpy(c->actor, actor, sizeof(actor));
+        return rc;
+}
+
 int gmca_ca_crl_refresh(struct gmca_ctx *c, int64_t interval, int force, int64_t *next_due,
                         size_t *made, struct gmca_error *e)
 {
@@ -2013,6 +2203,11 @@ int gmca_ca_crl_refresh(struct gmca_ctx *c, int64_t interval, int force, int64_t
         size_t count = 0;
         int rc, first = 0;
 
+        if (interval < 0 || interval > GMCA_CRL_INTERVAL_MAX)
+                return gmca_error_set(e, GMCA_ERR_INVALID,
+                                      "crl: the interval must be 1 s .. 744 hours (CPS §3.9.10)");
+        if (crl_by_engine(c))
+                return engine_crl_pass(c, interval, force, next_due, made, e);
         if (interval == 0)
                 interval = (int64_t)c->cfg.crl_hours * 3600;
         if (interval < 1 || interval > GMCA_CRL_INTERVAL_MAX)

@@ -83,6 +83,9 @@ struct gmca_ctx {
         uint8_t *engine_keys;
         int engine_pii;   /* 1: engine_keys holds K_pii too */
         int direct_issue; /* gmca_ctx_set_direct_issue */
+        /* While the CA engine makes CRLs on request (op 'C', ca_engine_crl): who asked,
+         * for the audit detail; CRLs are then paced to one of a kind per CA a second. */
+        const char *crl_requester;
 };
 #define CTX_AUTHZ(c) ((c)->engine_keys)
 #define CTX_PII(c) ((c)->engine_keys + GMCA_ENGINE_AUTHZ_LEN)
@@ -135,6 +138,15 @@ int ca_issue_in_tx(struct gmca_ctx *c, const struct gmca_issue_req *r,
 int ca_within_issuer(const char *issuer, time_t issuer_end, time_t not_after, struct gmca_error *e);
 int ca_publish_crl(struct gmca_ctx *c, const char *ca, int64_t number, int delta,
                    const uint8_t *der, size_t len, struct gmca_error *e);
+/*
+ * The CA engine's op 'C' (engine.h policy hook crl; arg: the engine's
+ * context, which holds the keys): the CRLs q asks for, built here from the
+ * store with this process's clock and configuration, audited with actor
+ * "engine" and q->actor as requested_by. A pass's interval is bounded by
+ * crl_hours and GMCA_CRL_INTERVAL_MAX.
+ */
+int ca_engine_crl(void *arg, const char *ca, const struct gmca_engine_crl_req *q,
+                  struct gmca_engine_crl_res *res, struct gmca_error *e);
 /* Wipe the master key and key PIN (gmca_ctx_forget_secrets without opening the KM link). */
 void ca_forget_secrets(struct gmca_ctx *c);
 

@@ -625,6 +625,17 @@ static int hook_ra_recover(void *arg, int64_t id, struct gmca_error *e)
         return gmca_ra_recover_approved(arg, id, (int64_t)gmca_now(), e);
 }
 
+static int hook_ra_revoke(void *arg, int64_t id, struct gmca_error *e)
+{
+        return gmca_ra_revoke_approved(arg, id, (int64_t)gmca_now(), e);
+}
+
+static int hook_op_disable(void *arg, const char *name, const uint8_t *proof, size_t len,
+                           struct gmca_error *e)
+{
+        return gmca_operator_disable_signed(arg, name, proof, len, (int64_t)gmca_now(), e);
+}
+
 /* RA SUBOP ocsp and op 'O' (ca_ocsp.h). */
 static int hook_ocsp_issue(void *arg, const char *ca, const uint8_t *csr, size_t len,
                            int64_t seconds, const char *actor, uint8_t **der, size_t *derlen,
@@ -721,8 +732,11 @@ int gmca_ctx_serve_engine(struct gmca_ctx *c, int ready_fd, struct gmca_error *e
         pol.ra_cert = hook_ra_cert;
         pol.ra_issue = hook_ra_issue;
         pol.ra_recover = hook_ra_recover;
+        pol.ra_revoke = hook_ra_revoke;
+        pol.op_disable = hook_op_disable;
         pol.ocsp_issue = hook_ocsp_issue;
         pol.ocsp_check = hook_ocsp_check;
+        pol.crl = ca_engine_crl;
         pol.audit = hook_audit;
         pol.idle = hook_idle;
         pol.arg = c;

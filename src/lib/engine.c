@@ -1,8 +1,9 @@
 /*
  * The CA engine process (engine.h): a single-threaded poll() server on a
  * Unix socket that signs, with keys it alone holds, the TBS of certificates
- * and CRLs that name its CA as issuer, and the client other gmca processes
- * use to reach it. The engine trusts nothing it receives: every frame is
+ * that name its CA as issuer, makes the CRLs of its CAs itself (op 'C':
+ * callers say when, never what), and the client other gmca processes use
+ * to reach it. The engine trusts nothing it receives: every frame is
  * length-capped, every request parsed strictly, and every TBS walked as
  * DER (definite minimal lengths, no trailing bytes, bounded depth) before
  * its algorithm and issuer are compared byte for byte with what the CA may
@@ -51,6 +52,7 @@
 #define AUDIT_QUEUE_MAX 1024  /* records waiting to be written */
 #define SIG_MIN 8             /* bytes of the shortest DER SM2 signature */
 
+static const char crl_refused[] = "CRLs are made by the engine: op C";
 static const char direct_refused[] =
     "certificates are issued for approved applications only (RA); or with the custodians' "
     "authorisation";
@@ -101,6 +103,65 @@ static int parse_name(const uint8_t *p, size_t n, char op, struct gmca_engine_re
         return 0;
 }
 
+/* The actor of a 'C' request: 1..GMCA_ENGINE_ACTOR_MAX-1 bytes, no control character. */
+static int actor_ok(const uint8_t *p, size_t n)
+{
+        if (n == 0 || n >= GMCA_ENGINE_ACTOR_MAX)
+                return 0;
+        for (size_t i = 0; i < n; i++)
+                if (p[i] < 0x20 || p[i] == 0x7f)
+                        return 0;
+        return 1;
+}
+
+/* 'C': u16 namelen, name, kind, flags, u32 arg, u16 actorlen, actor; nothing after. */
+static int parse_crl(const uint8_t *buf, size_t len, struct gmca_engine_request *r,
+                     struct gmca_error *e)
+{
+        struct gmca_engine_request q = {0};
+        struct gmca_engine_crl_req *c = &q.crl;
+        size_t used = 0, actorlen;
+        const uint8_t *p;
+        int rc;
+
+        if ((rc = parse_name(buf + 1, len - 1, 'C', &q, &used, e)) != 0)
+                return rc;
+        used += 1;
+        if (len - used < 8)
+                return gmca_error_set(e, GMCA_ERR_INVALID, "engine: CRL request cut short");
+        p = buf + used;
+        c->kind = (char)p[0];
+        c->force = p[1] & 1;
+        c->arg = gmca_get_be32(p + 2);
+        actorlen = (size_t)p[6] << 8 | p[7];
+        if (len - used - 8 != actorlen || !actor_ok(p + 8, actorlen))
+                return gmca_error_set(e, GMCA_ERR_INVALID,
+                                      "engine: CRL request: the actor is not 1..%d printable "
+                                      "bytes ending the request",
+                                      GMCA_ENGINE_ACTOR_MAX - 1);
+        memcpy(c->actor, p + 8, actorlen);
+        c->actor[actorlen] = '\0';
+        if (c->kind != GMCA_ENGINE_CRL_FULL && c->kind != GMCA_ENGINE_CRL_DELTA &&
+            c->kind != GMCA_ENGINE_CRL_PASS)
+                return gmca_error_set(e, GMCA_ERR_INVALID, "engine: CRL request of kind 0x%02x",
+                                      p[0]);
+        if (p[1] & ~(c->kind == GMCA_ENGINE_CRL_PASS ? 1u : 0u))
+                return gmca_error_set(e, GMCA_ERR_INVALID, "engine: CRL request: flags 0x%02x",
+                                      p[1]);
+        if ((c->kind == GMCA_ENGINE_CRL_PASS) != (strcmp(q.name, GMCA_ENGINE_CRL_ALL) == 0))
+                return gmca_error_set(e, GMCA_ERR_INVALID,
+                                      "engine: CRL request: a pass names \"%s\", nothing else does",
+                                      GMCA_ENGINE_CRL_ALL);
+        if ((c->kind == GMCA_ENGINE_CRL_DELTA && c->arg != 0) ||
+            (c->kind == GMCA_ENGINE_CRL_FULL && c->arg > GMCA_ENGINE_CRL_HOURS_MAX))
+                return gmca_error_set(e, GMCA_ERR_INVALID, "engine: CRL request: %s of %u (%s)",
+                                      c->kind == GMCA_ENGINE_CRL_FULL ? "hours" : "argument",
+                                      c->arg,
+                                      c->kind == GMCA_ENGINE_CRL_FULL ? "0..744" : "0 only");
+        *r = q;
+        return 0;
+}
+
 int gmca_engine_parse_request(const uint8_t *buf, size_t len, struct gmca_engine_request *r,
                               struct gmca_error *e)
 {
@@ -127,6 +188,8 @@ int gmca_engine_parse_request(const uint8_t *buf, size_t len, struct gmca_engine
         case 'T':
         case 'O':
                 break;
+        case 'C':
+                return parse_crl(buf, len, r, e);
         case 'R':
                 if (len < 5)
                         return gmca_error_set(e, GMCA_ERR_INVALID,
@@ -238,6 +301,26 @@ static int parse_ra_ocsp(const uint8_t *p, size_t n, struct gmca_engine_ra_req *
         return 0;
 }
 
+/* ARGS of SUBOP disable: operator name '\n' signed request (auth.h proof). */
+static int parse_ra_disable(const uint8_t *p, size_t n, struct gmca_engine_ra_req *q,
+                            struct gmca_engine_ra_req *r, struct gmca_error *e)
+{
+        const char *l;
+        size_t len;
+
+        if (next_line(&p, &n, GMCA_ENGINE_NAME_MAX - 1, &l, &len) != 0 || !name_ok(l, len))
+                return gmca_error_set(e, GMCA_ERR_INVALID,
+                                      "RA request: disable takes an operator name line");
+        memcpy(q->op_name, l, len);
+        if (n == 0)
+                return gmca_error_set(e, GMCA_ERR_INVALID,
+                                      "RA request: disable without the signed request");
+        q->value = p;
+        q->value_len = n;
+        *r = *q;
+        return 0;
+}
+
 int gmca_engine_parse_ra(const uint8_t *p, size_t n, struct gmca_engine_ra_req *r,
                          struct gmca_error *e)
 {
@@ -284,20 +367,31 @@ int gmca_engine_parse_ra(const uint8_t *p, size_t n, struct gmca_engine_ra_req *
                 q.subop = GMCA_RA_OP_OCSP;
         else if (len == 7 && memcmp(l, "recover", 7) == 0)
                 q.subop = GMCA_RA_OP_RECOVER;
+        else if (len == 6 && memcmp(l, "revoke", 6) == 0)
+                q.subop = GMCA_RA_OP_REVOKE;
+        else if (len == 7 && memcmp(l, "disable", 7) == 0)
+                q.subop = GMCA_RA_OP_DISABLE;
         else
                 return gmca_error_set(e, GMCA_ERR_INVALID,
                                       "RA request: unknown operation (issue, seal, unseal, ocsp, "
-                                      "recover)");
+                                      "recover, revoke, disable)");
         if (q.subop == GMCA_RA_OP_OCSP)
                 return parse_ra_ocsp(p, n, &q, r, e);
-        if (q.subop == GMCA_RA_OP_ISSUE || q.subop == GMCA_RA_OP_RECOVER) {
+        if (q.subop == GMCA_RA_OP_DISABLE)
+                return parse_ra_disable(p, n, &q, r, e);
+        if (q.subop == GMCA_RA_OP_ISSUE || q.subop == GMCA_RA_OP_RECOVER ||
+            q.subop == GMCA_RA_OP_REVOKE) {
                 if (decimal((const char *)p, n, 18, &q.app_id) != 0)
                         return gmca_error_set(e, GMCA_ERR_INVALID,
                                               "RA request: %s takes %s id "
                                               "(decimal, 1..18 digits, nothing after it)",
-                                              q.subop == GMCA_RA_OP_ISSUE ? "issue" : "recover",
-                                              q.subop == GMCA_RA_OP_ISSUE ? "an application"
-                                                                          : "a recovery");
+                                              q.subop == GMCA_RA_OP_ISSUE     ? "issue"
+                                              : q.subop == GMCA_RA_OP_RECOVER ? "recover"
+                                                                              : "revoke",
+                                              q.subop == GMCA_RA_OP_ISSUE     ? "an application"
+                                              : q.subop == GMCA_RA_OP_RECOVER ? "a recovery"
+                                                                              : "a revocation "
+                                                                                "request");
                 *r = q;
                 return 0;
         }
@@ -839,24 +933,28 @@ static void handle_sign(struct server *s, struct conn *c, const struct gmca_engi
         rc = check_tbs(r->tbs, r->tbs_len, k->subject_der, k->subject_len, k->name, &is_cert, &le);
         if (rc == 0 && is_cert && k->crl_only)
                 rc = gmca_error_set(&le, GMCA_ERR_POLICY,
-                                    "CA %s: superseded key signs CRLs only (CPS §6.8)", k->name);
+                                    "CA %s: superseded key signs CRLs only (CPS §6.8), and those "
+                                    "the engine makes (op C)",
+                                    k->name);
         if (rc != 0) {
                 gmca_ossl_clear();
                 reply_err(c, rc, le.msg);
                 return;
         }
-        if (is_cert) {
-                cert_facts(r->tbs, r->tbs_len, serial, subject, sizeof(subject));
-                if (r->op == 'S' && (s->pol == NULL || !s->pol->direct_issue)) {
-                        refuse(s, c, "engine", serial, op, GMCA_ERR_POLICY, direct_refused);
-                        return;
-                }
-                if (s->pol != NULL && s->pol->audit != NULL && s->nqueue == AUDIT_QUEUE_MAX) {
-                        reply_err(c, GMCA_ERR_DB,
-                                  "the audit log cannot be written: no certificate is signed "
-                                  "until it can");
-                        return;
-                }
+        if (!is_cert) {
+                refuse(s, c, "engine", k->name, op, GMCA_ERR_POLICY, crl_refused);
+                return;
+        }
+        cert_facts(r->tbs, r->tbs_len, serial, subject, sizeof(subject));
+        if (r->op == 'S' && (s->pol == NULL || !s->pol->direct_issue)) {
+                refuse(s, c, "engine", serial, op, GMCA_ERR_POLICY, direct_refused);
+                return;
+        }
+        if (s->pol != NULL && s->pol->audit != NULL && s->nqueue == AUDIT_QUEUE_MAX) {
+                reply_err(c, GMCA_ERR_DB,
+                          "the audit log cannot be written: no certificate is signed until it "
+                          "can");
+                return;
         }
         rc = k->signer->sign(k->signer->arg, r->tbs, r->tbs_len, sig, &siglen, &le);
         if (rc == 0 && (siglen == 0 || siglen > GMCA_SM2_SIG_MAX))
@@ -869,11 +967,10 @@ static void handle_sign(struct server *s, struct conn *c, const struct gmca_engi
                 reply_err(c, rc, le.msg);
                 return;
         }
-        if (is_cert)
-                (void)audit_queue(s, GMCA_EV_ENGINE_SIGN, "engine", 1, serial,
-                                  json_pack("{s:s, s:s, s:s, s:s}", "ca", k->name, "serial", serial,
-                                            "subject", subject, "authorisation",
-                                            r->op == 'T' ? "custodians" : "direct"));
+        (void)audit_queue(s, GMCA_EV_ENGINE_SIGN, "engine", 1, serial,
+                          json_pack("{s:s, s:s, s:s, s:s}", "ca", k->name, "serial", serial,
+                                    "subject", subject, "authorisation",
+                                    r->op == 'T' ? "custodians" : "direct"));
         reply(c, ST_OK, sig, siglen, NULL, 0);
         OPENSSL_cleanse(sig, sizeof(sig));
 }
@@ -970,6 +1067,8 @@ static const char *subop_name(enum gmca_engine_subop op)
                : op == GMCA_RA_OP_SEAL    ? "seal"
                : op == GMCA_RA_OP_OCSP    ? "ocsp"
                : op == GMCA_RA_OP_RECOVER ? "recover"
+               : op == GMCA_RA_OP_REVOKE  ? "revoke"
+               : op == GMCA_RA_OP_DISABLE ? "disable"
                                           : "unseal";
 }
 
@@ -1057,22 +1156,50 @@ static void ra_ocsp(struct server *s, struct conn *c, const struct gmca_engine_r
         OPENSSL_free(der);
 }
 
-/* SUBOP recover: the recovery audits its own outcome (km.recover). */
+/*
+ * SUBOP recover and revoke: the recovery (km.recover) and the revocation
+ * (cert.revoke, ra.revocation.complete) audit their own outcome.
+ */
 static void ra_recover(struct server *s, struct conn *c, const struct gmca_engine_ra_req *q,
                        const char *actor)
 {
+        int revoke = q->subop == GMCA_RA_OP_REVOKE;
+        int (*hook)(void *, int64_t, struct gmca_error *) =
+            revoke ? s->pol->ra_revoke : s->pol->ra_recover;
         struct gmca_error le;
         char id[24];
         int rc;
 
         snprintf(id, sizeof(id), "%lld", (long long)q->app_id);
-        if (s->pol->ra_recover == NULL) {
-                refuse(s, c, actor, id, "recover", GMCA_ERR_STATE,
-                       "this engine carries out no key recoveries");
+        if (hook == NULL) {
+                refuse(s, c, actor, id, subop_name(q->subop), GMCA_ERR_STATE,
+                       revoke ? "this engine carries out no RA revocations"
+                              : "this engine carries out no key recoveries");
                 return;
         }
         gmca_error_clear(&le);
-        if ((rc = s->pol->ra_recover(s->pol->arg, q->app_id, &le)) != 0) {
+        if ((rc = hook(s->pol->arg, q->app_id, &le)) != 0) {
+                gmca_ossl_clear();
+                reply_err(c, rc, le.msg[0] ? le.msg : gmca_err_name(rc));
+                return;
+        }
+        reply(c, ST_OK, NULL, 0, NULL, 0);
+}
+
+/* SUBOP disable: the disable audits its own outcome (operator.disable). */
+static void ra_disable(struct server *s, struct conn *c, const struct gmca_engine_ra_req *q,
+                       const char *actor)
+{
+        struct gmca_error le;
+        int rc;
+
+        if (s->pol->op_disable == NULL) {
+                refuse(s, c, actor, q->op_name, "disable", GMCA_ERR_STATE,
+                       "this engine disables no operators");
+                return;
+        }
+        gmca_error_clear(&le);
+        if ((rc = s->pol->op_disable(s->pol->arg, q->op_name, q->value, q->value_len, &le)) != 0) {
                 gmca_ossl_clear();
                 reply_err(c, rc, le.msg[0] ? le.msg : gmca_err_name(rc));
                 return;
@@ -1137,8 +1264,12 @@ static void handle_ra(struct server *s, struct conn *c, const struct gmca_engine
                 ra_ocsp(s, c, &q, actor);
                 goto out;
         }
-        if (q.subop == GMCA_RA_OP_RECOVER) {
+        if (q.subop == GMCA_RA_OP_RECOVER || q.subop == GMCA_RA_OP_REVOKE) {
                 ra_recover(s, c, &q, actor);
+                goto out;
+        }
+        if (q.subop == GMCA_RA_OP_DISABLE) {
+                ra_disable(s, c, &q, actor);
                 goto out;
         }
         if (q.subop != GMCA_RA_OP_ISSUE) {
@@ -1241,6 +1372,64 @@ static void handle_ocsp(struct server *s, struct conn *c, const struct gmca_engi
         OPENSSL_cleanse(sig, sizeof(sig));
 }
 
+static void put64(uint8_t *p, int64_t v)
+{
+        gmca_put_be32(p, (uint32_t)((uint64_t)v >> 32));
+        gmca_put_be32(p + 4, (uint32_t)v);
+}
+
+/*
+ * 'C': CRLs made here, from the engine's store, clock and configuration
+ * (the policy hook runs the library's CRL code with the engine's keys). The
+ * caller picks the CA and the kind; the content is the engine's. The hook
+ * audits what it makes and what it refuses (crl.generate, actor "engine",
+ * requested_by the caller's claim).
+ */
+static void handle_crl(struct server *s, struct conn *c, const struct gmca_engine_request *r)
+{
+        const struct gmca_engine_crl_req *q = &r->crl;
+        struct gmca_engine_crl_res res;
+        struct gmca_error le;
+        uint8_t out[5 * 8 + 4];
+        char msg[160];
+        int rc, found = q->kind == GMCA_ENGINE_CRL_PASS;
+
+        for (size_t i = 0; i < s->nkeys && !found; i++)
+                found = strcmp(s->keys[i].name, r->name) == 0;
+        if (!found) {
+                snprintf(msg, sizeof(msg), "no CA %s in this engine", r->name);
+                reply_err(c, GMCA_ERR_NOTFOUND, msg);
+                return;
+        }
+        if (s->pol == NULL || s->pol->crl == NULL) {
+                refuse(s, c, "engine", r->name, "C", GMCA_ERR_STATE, "this engine makes no CRLs");
+                return;
+        }
+        memset(&res, 0, sizeof(res));
+        gmca_error_clear(&le);
+        rc = s->pol->crl(s->pol->arg, r->name, q, &res, &le);
+        gmca_ossl_clear();
+        if (q->kind == GMCA_ENGINE_CRL_PASS) {
+                /* A pass reports how far it got even when one CA failed. */
+                put64(out, res.made);
+                put64(out + 8, res.next_due);
+                gmca_put_be32(out + 16, (uint32_t)(int32_t)rc);
+                reply(c, ST_OK, out, 20, rc != 0 ? le.msg : NULL,
+                      rc != 0 ? strnlen(le.msg, MSG_WIRE_MAX) : 0);
+                return;
+        }
+        if (rc != 0) {
+                reply_err(c, rc, le.msg[0] ? unprefixed(le.msg) : gmca_err_name(rc));
+                return;
+        }
+        put64(out, res.number);
+        put64(out + 8, res.base_number);
+        put64(out + 16, res.this_update);
+        put64(out + 24, res.next_update);
+        put64(out + 32, res.entries);
+        reply(c, ST_OK, out, 40, NULL, 0);
+}
+
 /* A whole frame is in c->in: answer it. */
 static void handle(struct server *s, struct conn *c)
 {
@@ -1263,6 +1452,9 @@ static void handle(struct server *s, struct conn *c)
                 break;
         case 'O':
                 handle_ocsp(s, c, &r);
+                break;
+        case 'C':
+                handle_crl(s, c, &r);
                 break;
         case 'L':
                 handle_list(s, c);
@@ -2088,6 +2280,60 @@ int gmca_engine_deactivate(struct gmca_engine_client *c, struct gmca_error *e)
         return 0;
 }
 
+static int64_t get64(const uint8_t *p)
+{
+        return (int64_t)((uint64_t)gmca_get_be32(p) << 32 | gmca_get_be32(p + 4));
+}
+
+int gmca_engine_crl(struct gmca_engine_client *c, const char *ca,
+                    const struct gmca_engine_crl_req *q, struct gmca_engine_crl_res *res,
+                    struct gmca_error *e)
+{
+        uint8_t head[4 + 3 + GMCA_ENGINE_NAME_MAX + 8 + GMCA_ENGINE_ACTOR_MAX], *b = NULL, *p;
+        size_t nl, al, n = 0, want;
+        int rc;
+
+        if (c == NULL || ca == NULL || q == NULL || res == NULL)
+                return gmca_error_set(e, GMCA_ERR_INVALID, "engine: incomplete CRL request");
+        nl = strlen(ca);
+        al = strnlen(q->actor, GMCA_ENGINE_ACTOR_MAX);
+        if (!name_ok(ca, nl) || !actor_ok((const uint8_t *)q->actor, al))
+                return gmca_error_set(e, GMCA_ERR_INVALID, "engine: bad CA name or actor");
+        gmca_put_be32(head, (uint32_t)(3 + nl + 8 + al));
+        head[4] = 'C';
+        head[5] = (uint8_t)(nl >> 8);
+        head[6] = (uint8_t)nl;
+        memcpy(head + 7, ca, nl);
+        p = head + 7 + nl;
+        p[0] = (uint8_t)q->kind;
+        p[1] = q->force ? 1 : 0;
+        gmca_put_be32(p + 2, q->arg);
+        p[6] = (uint8_t)(al >> 8);
+        p[7] = (uint8_t)al;
+        memcpy(p + 8, q->actor, al);
+        if ((rc = request(c, 'C', head, 7 + nl + 8 + al, NULL, 0, &b, &n, e)) != 0)
+                return rc;
+        want = q->kind == GMCA_ENGINE_CRL_PASS ? 20 : 40;
+        if (n < want || (q->kind != GMCA_ENGINE_CRL_PASS && n != want)) {
+                free(b);
+                return gmca_error_set(e, GMCA_ERR_INVALID, "engine: CRL reply of %zu bytes", n);
+        }
+        memset(res, 0, sizeof(*res));
+        if (q->kind == GMCA_ENGINE_CRL_PASS) {
+                res->made = get64(b);
+                res->next_due = get64(b + 8);
+                rc = gmca_get_be32(b + 16) == 0 ? 0 : reply_error(b + 16, n - 16, e);
+        } else {
+                res->number = get64(b);
+                res->base_number = get64(b + 8);
+                res->this_update = get64(b + 16);
+                res->next_update = get64(b + 24);
+                res->entries = get64(b + 32);
+        }
+        free(b);
+        return rc;
+}
+
 static int engine_signer_sign(void *arg, const uint8_t *tbs, size_t len,
                               uint8_t sig[GMCA_SM2_SIG_MAX], size_t *siglen, struct gmca_error *e)
 {
@@ -2209,6 +2455,44 @@ int gmca_engine_ra_recover(struct gmca_engine_ra *ra, int64_t id, struct gmca_er
 int gmca_engine_ra_recover_cb(void *arg, int64_t id, struct gmca_error *e)
 {
         return gmca_engine_ra_recover(arg, id, e);
+}
+
+int gmca_engine_ra_revoke(struct gmca_engine_ra *ra, int64_t id, struct gmca_error *e)
+{
+        char arg[24];
+        uint8_t *b = NULL;
+        size_t n = 0;
+        int rc;
+
+        if (id <= 0)
+                return gmca_error_set(e, GMCA_ERR_INVALID, "engine: revocation request id %lld",
+                                      (long long)id);
+        snprintf(arg, sizeof(arg), "%lld", (long long)id);
+        if ((rc = ra_request(ra, "revoke", arg, strlen(arg), NULL, 0, &b, &n, e)) != 0)
+                return rc;
+        free(b);
+        return n == 0 ? 0 : gmca_error_set(e, GMCA_ERR_INVALID, "engine: revoke: unexpected reply");
+}
+
+int gmca_engine_ra_disable(struct gmca_engine_ra *ra, const char *name, const uint8_t *proof,
+                           size_t len, struct gmca_error *e)
+{
+        char line[GMCA_ENGINE_NAME_MAX + 1];
+        size_t nl = name != NULL ? strlen(name) : 0;
+        uint8_t *b = NULL;
+        size_t n = 0;
+        int rc;
+
+        if (!name_ok(name != NULL ? name : "", nl) || proof == NULL || len == 0)
+                return gmca_error_set(e, GMCA_ERR_INVALID,
+                                      "engine: disable: operator name and signed request");
+        memcpy(line, name, nl);
+        line[nl] = '\n';
+        if ((rc = ra_request(ra, "disable", line, nl + 1, proof, len, &b, &n, e)) != 0)
+                return rc;
+        free(b);
+        return n == 0 ? 0
+                      : gmca_error_set(e, GMCA_ERR_INVALID, "engine: disable: unexpected reply");
 }
 
 int gmca_engine_ra_ocsp(struct gmca_engine_ra *ra, const char *ca, const uint8_t *csr, size_t len,

@@ -39,7 +39,9 @@
  * Revocation (§3.9): reasons A–I of §3.9.1 (gmca_ra_reason_code), by the
  * requesters of §3.9.2, each request with a 24-hour deadline (§3.9.6). A
  * business admin's request is carried out at once; a business operator's
- * waits for a business admin to complete it.
+ * waits for a business admin to complete it. The front records the request
+ * and the completion with their proofs; the CA engine carries it out
+ * (env->revoke, gmca_ra_revoke_approved) after checking them again.
  */
 #ifndef GMCA_RA_H
 #define GMCA_RA_H
@@ -94,6 +96,14 @@ struct gmca_ra_env {
         /* Ask the CA engine to carry out approved recovery id (gmca_ra_recover_approved);
          * same rules as issue; shares issue_arg. NULL: recoveries stay approved. */
         int (*recover)(void *arg, int64_t id, struct gmca_error *e);
+        /* Ask the CA engine to carry out revocation request id (gmca_ra_revoke_approved);
+         * shares issue_arg. NULL, or a failure: the request stays pending. */
+        int (*revoke)(void *arg, int64_t id, struct gmca_error *e);
+        /* Ask the CA engine to disable operator name on the super admin's signed request
+         * proof (auth.h gmca_operator_disable_signed; the API's operator disable); shares
+         * issue_arg. NULL: refused. */
+        int (*disable)(void *arg, const char *name, const uint8_t *proof, size_t len,
+                       struct gmca_error *e);
 };
 
 /* ---- applicants (§2.2.2–§2.2.4, §3.1.1) ---- */
@@ -189,6 +199,24 @@ int gmca_ra_revocation_complete(const struct gmca_ra_env *env, const struct gmca
 /* GET /api/v1/revocations?state= : each with deadline and overdue. */
 int gmca_ra_revocation_list(const struct gmca_ra_env *env, const struct gmca_auth_result *who,
                             const char *state, int64_t now, json_t **out,
+                            struct gmca_error *e) GMCA_WUR;
+
+/*
+ * In the CA engine process (c activated): carry out pending revocation
+ * request id, checked from the store alone (ca_ra_revoke.c): the
+ * requester's signed POST /api/v1/revocations, whose body is the row's,
+ * by the operator the row names, with a role that may ask; unless that
+ * role may also complete (a business admin: at once, §3.9.6), the signed
+ * POST /api/v1/revocations/{id}/complete by another operator whose role
+ * may complete; both operators' records carrying the custodians' tag under
+ * K_op; the certificate still one the RA may revoke (ra_revocation_target);
+ * the request not completed before. Then, in one transaction: the
+ * certificate revoked (with its encryption pair), cert.revoke (the engine
+ * the actor, who asked and who completed in the detail), the request
+ * completed, the subscriber notified, ra.revocation.complete (the
+ * completing operator the actor). A refusal is audited and changes nothing.
+ */
+int gmca_ra_revoke_approved(struct gmca_ctx *c, int64_t id, int64_t now,
                             struct gmca_error *e) GMCA_WUR;
 
 /* ---- key recovery (§3.10; the KM, km.h) ----

@@ -293,6 +293,43 @@ int ra_recovery_rules(struct gmca_store *s, const char *kind, const char *enc_se
                       const char *recipient_serial, int64_t now, X509 **enc, X509 **recipient,
                       struct gmca_error *e) GMCA_WUR;
 
+/* ---- revocation requests (ra_revoke.c; the engine's side ca_ra_revoke.c) ---- */
+
+struct ra_revocation {
+        int64_t id;
+        char serial[GMCA_SERIAL_HEX_MAX];
+        char reason[4]; /* "A".."I" */
+        int reason_code;
+        char requester[32];
+        char authority[RA_NAME_CAP + 1];
+        char document_ref[RA_NAME_CAP + 1];
+        char note[RA_TEXT_CAP + 1];
+        char state[16];
+        char requested_by[GMCA_NAME_MAX];
+        int64_t requested_at;
+        int64_t deadline;
+        char completed_by[GMCA_NAME_MAX];
+        int64_t completed_at;
+        /* The signed requests (auth.h proofs), OPENSSL_malloc'd: the requester's and the
+         * completing business admin's (NULL: none yet, or a business admin's request, which
+         * needs none). Read by ra_revocation_load only; NULL in listings. */
+        uint8_t *request_auth, *complete_auth;
+        size_t request_auth_len, complete_auth_len;
+};
+/* GMCA_ERR_NOTFOUND "revocation request N: no such request". */
+int ra_revocation_load(struct gmca_store *s, int64_t id, struct ra_revocation *out,
+                       struct gmca_error *e) GMCA_WUR;
+void ra_revocation_clear(struct ra_revocation *r);
+/*
+ * The rules of §3.9 that the store answers, checked at the request and by
+ * the CA engine before it revokes: serial is a certificate of this CA
+ * (GMCA_ERR_NOTFOUND), not revoked (GMCA_ERR_STATE), not a CA's nor one the
+ * custodians manage (GMCA_ERR_POLICY), and an organisation's representative
+ * asks only for organisation, staff and device certificates (§3.9.2).
+ */
+int ra_revocation_target(struct gmca_store *s, const char *serial, const char *requester,
+                         struct gmca_error *e) GMCA_WUR;
+
 /* ---- applications (ra_application.c, ra_check.c) ---- */
 
 struct ra_app {

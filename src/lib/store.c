@@ -320,6 +320,12 @@ static const char *const migrations[] = {
      */
     "DROP INDEX requests_csr;"
     "CREATE INDEX requests_csr ON requests (csr_der);",
+    /*
+     * 11: the completing business admin's signed request (auth.h proof) of a revocation
+     * request, beside the requester's (request_auth): the CA engine checks both before it
+     * revokes (ca_ra_revoke.c), so a front cannot revoke on its own word.
+     */
+    "ALTER TABLE revocation_requests ADD COLUMN complete_auth BLOB;",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

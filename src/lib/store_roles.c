@@ -9,10 +9,12 @@
  *    lives in meta (audit.c); a row policy lets it write those two keys
  *    and no other (the RA certificates the engine trusts, the custody
  *    record and the default CA are meta keys too);
- *  - certificates: an RA revocation is completed by the front today
- *    (ra_revoke.c), so it may set the four revocation columns; a trigger
- *    refuses, for every role but the owner, any update that is not a
- *    revocation of a certificate not yet revoked.
+ *  - certificates: the front only reads them. RA revocations and the
+ *    revocation of a disabled operator's certificate are carried out by the
+ *    CA engine after it checked the signed requests (ca_ra_revoke.c,
+ *    ca_op_disable.c). The trigger that refuses, for every role but the
+ *    owner, any update that is not a revocation of a certificate not yet
+ *    revoked stays, as defence in depth against a grant made by hand.
  * Role names are SQL identifiers that cannot be bound as parameters: the
  * name comes from the database itself (current_user of the front's
  * connection), is checked against a strict pattern and quoted.
@@ -37,11 +39,14 @@ static const struct table_rights rights[] = {
      "the front appends audit records, whose chain head is kept here: a row policy limits it to "
      "the audit.head.* keys; RA certificates, custody, default CA are the ceremonies'"},
     {"cas", "SELECT", "CA records: init, rollover, compromise ceremonies"},
-    {"certificates", "SELECT, UPDATE (status, revoked_at, reason, invalidity_date)",
-     "issued by the CA engine only; the RA's revocation completes in the front (ra_revoke.c), "
-     "and a trigger lets no one but the owner undo or rewrite a revocation"},
+    {"certificates", "SELECT",
+     "issued and revoked by the CA engine only, RA revocations too (it checks the signed request "
+     "and completion, ca_ra_revoke.c); a trigger lets no one but the owner undo or rewrite a "
+     "revocation"},
     {"requests", "SELECT", "certification requests: the CA engine's issuance"},
-    {"crls", "SELECT, INSERT", "the front's CRL schedule stores the CRLs the engine signs"},
+    {"crls", "SELECT",
+     "made and stored by the CA engine only (op C, engine.h): the front's schedule and API ask "
+     "for a CRL, the engine builds it from its own records"},
     {"audit", "SELECT, INSERT", "every zone appends; no one but the owner updates or deletes"},
     {"reissues", "SELECT", "re-issuance after a compromise: a ceremony"},
     {"operators", "SELECT, UPDATE (status, status_time)",
@@ -52,13 +57,16 @@ static const struct table_rights rights[] = {
     {"applications", "SELECT, INSERT, UPDATE",
      "RA workflow (submit, vet, decide): the front's; the engine re-checks the signed steps"},
     {"notifications", "SELECT, INSERT", "notices to applicants: the front's"},
-    {"revocation_requests", "SELECT, INSERT, UPDATE", "RA revocation workflow: the front's"},
+    {"revocation_requests", "SELECT, INSERT, UPDATE",
+     "RA revocation workflow (CPS §3.9); the engine carries it out after re-checking"},
     {"km_keys", "", "the KM's tables (its own database): nobody in the service zone"},
     {"km_tasks", "", "the KM's tables (its own database): nobody in the service zone"},
     {"dual_keys", "SELECT", "written by the CA engine when it issues a dual certificate"},
     {"key_recoveries", "SELECT, INSERT, UPDATE",
      "RA key recovery workflow (CPS §3.10); the engine carries it out after re-checking"},
-    {"events", "SELECT, INSERT", "the change feed: the front's revocations and CRLs add to it"},
+    {"events", "SELECT, INSERT",
+     "the change feed; crl.issue is the CA engine's now (op C): INSERT stays until no front "
+     "action writes events"},
     {"publish_state", "SELECT, INSERT, UPDATE", "publishing cursors of the front's publishers"},
 };
 #define NRIGHTS (sizeof(rights) / sizeof(rights[0]))

@@ -1,10 +1,10 @@
 /*
  * The worker context of the front: one store connection and one CA engine
  * connection per libmicrohttpd thread, and the ra.h environment over them.
- * The sealer and issue callbacks go to the CA engine signed with the RA
- * communication key (gmca_engine_ra_*); they connect on first use and note
- * when the engine cannot be reached, so that the front answers 503 rather
- * than blaming the request.
+ * The sealer and the issue, recover, revoke and disable callbacks go to the
+ * CA engine signed with the RA communication key (gmca_engine_ra_*); they
+ * connect on first use and note when the engine cannot be reached, so that
+ * the front answers 503 rather than blaming the request.
  */
 #include <stdio.h>
 #include <string.h>
@@ -95,6 +95,33 @@ static int recover(void *arg, int64_t id, struct gmca_error *e)
         return rc;
 }
 
+static int revoke(void *arg, int64_t id, struct gmca_error *e)
+{
+        struct serve_worker *w = arg;
+        struct gmca_engine_ra *ra;
+        int rc;
+
+        if ((ra = engine(w, e)) == NULL)
+                return e != NULL && e->code != 0 ? e->code : GMCA_ERR_STATE;
+        if ((rc = gmca_engine_ra_revoke(ra, id, e)) != 0)
+                note_failure(w, rc);
+        return rc;
+}
+
+static int disable(void *arg, const char *name, const uint8_t *proof, size_t len,
+                   struct gmca_error *e)
+{
+        struct serve_worker *w = arg;
+        struct gmca_engine_ra *ra;
+        int rc;
+
+        if ((ra = engine(w, e)) == NULL)
+                return e != NULL && e->code != 0 ? e->code : GMCA_ERR_STATE;
+        if ((rc = gmca_engine_ra_disable(ra, name, proof, len, e)) != 0)
+                note_failure(w, rc);
+        return rc;
+}
+
 int serve_worker_init(struct serve_worker *w, const struct gmca_serve_config *cfg,
                       struct gmca_error *e)
 {
@@ -113,7 +140,8 @@ int serve_worker_init(struct serve_worker *w, const struct gmca_serve_config *cf
         w->era.key = cfg->ra_key;
         w->era.cert = cfg->ra_cert;
         w->sealer = (struct gmca_pii_sealer){seal, unseal, w};
-        w->env = (struct gmca_ra_env){w->store, cfg->dir, &w->sealer, issue, w, recover};
+        w->env = (struct gmca_ra_env){w->store, cfg->dir, &w->sealer, issue,
+                                      w,        recover,  revoke,     disable};
         return 0;
 }
 

@@ -2,7 +2,8 @@
 # The front's database role on PostgreSQL (issue 9, DESIGN.md trust zones):
 # a CA whose front (gmca serve) connects as a restricted role runs the whole
 # RA flow through it (apply, vet, approve and issue through the engine, a
-# revocation completed, OCSP answered by the engine from its own records, a
+# revocation completed (carried out by the engine), an operator disabled
+# (the engine revokes its certificate), OCSP answered by the engine from its own records, a
 # CRL, the search page, statistics, the sync publisher's cursor), and then
 # that role, connected with psql, may not un-revoke, rewrite or add a
 # certificate, nor delete or rewrite the audit log, nor touch the RA
@@ -131,6 +132,11 @@ check "one issued" bash -c "jq -e '[.. | numbers] | add > 0' '$T/out' >/dev/null
 
 expect_exit 0 "the super admin disables an operator through the front" -- api superS POST /api/v1/operators/opZ/disable
 check "disabled" test "$(j .status)" = disabled
+ZSERIAL=$(db_sql "$D" "SELECT cert_serial FROM operators WHERE name = 'opZ'")
+check "its certificate revoked by the engine (privilegeWithdrawn)" test \
+  "$(db_sql "$D" "SELECT status || ',' || reason FROM certificates WHERE serial = '$ZSERIAL'")" = 1,9
+check "the RA revocation carried out by the engine, B's completion on record" test \
+  "$(db_sql "$D" "SELECT count(*) FROM audit WHERE event = 'ra.revocation.complete' AND actor = 'adminB' AND success = 1")" = 1
 
 EVENTS=$(db_sql "$D" "SELECT max(id) FROM events")
 moved() {
@@ -154,13 +160,18 @@ denied() { # SQL: refused for lack of rights (a privilege, or meta's row policy)
 }
 check "UPDATE certificates SET status = 0: denied" denied "UPDATE certificates SET status = 0 WHERE serial = '$S1'"
 check "nor any other column" denied "UPDATE certificates SET subject = 'x' WHERE serial = '$S1'"
+check "nor revoke one: the CA engine revokes (RA revocations included)" denied \
+  "UPDATE certificates SET status = 1, revoked_at = 1, reason = 1 WHERE status = 0"
+check "no UPDATE right on certificates at all" test \
+  "$(as_front "SELECT has_table_privilege('certificates', 'UPDATE')::int + has_any_column_privilege('certificates', 'UPDATE')::int")" = 0
 check "INSERT INTO certificates: denied" denied \
   "INSERT INTO certificates SELECT 'AB' || serial, ca_id, subject, profile, not_before, not_after, issued_at, 0, 0, 0, 0, fingerprint, request_id, der FROM certificates WHERE serial = '$S1'"
 check "DELETE FROM certificates: denied" denied "DELETE FROM certificates"
 check "DELETE FROM audit: denied" denied "DELETE FROM audit"
 check "UPDATE audit: denied" denied "UPDATE audit SET actor = 'nobody'"
 check "TRUNCATE audit: denied" denied "TRUNCATE audit"
-check "INSERT INTO crls: denied at most to what is not a CRL" denied "DELETE FROM crls"
+check "INSERT INTO crls: denied (the CA engine makes CRLs)" denied "INSERT INTO crls (ca_id, number, this_update, next_update, entries, der) SELECT ca_id, number + 1000, this_update, next_update, entries, der FROM crls LIMIT 1"
+check "DELETE FROM crls: denied" denied "DELETE FROM crls"
 check "UPDATE cas: denied" denied "UPDATE cas SET key_state = 'active'"
 check "INSERT INTO dual_keys: denied" denied "DELETE FROM dual_keys"
 check "UPDATE requests: denied" denied "UPDATE requests SET status = 0"

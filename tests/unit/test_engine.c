@@ -43,9 +43,13 @@
 #include <openssl/asn1.h>
 #include <openssl/x509.h>
 
+#include "audit.h"
 #include "crl.h"
 #include "crypto.h"
 #include "engine.h"
+#include "store_internal.h"
+#include "testca.h"
+#include "testcsr.h"
 #include "ra.h"
 #include "signer.h"
 #include "util.h"
@@ -870,7 +874,13 @@ static void test_sign_cert(void **state)
         gmca_engine_disconnect(c);
 }
 
-static void test_sign_crl(void **state)
+/*
+ * A TBSCertList is never signed as sent: not with 'S', not with the
+ * custodians' 'T', not for the CRL-only key. CRLs are the engine's to make
+ * (op 'C'); a caller that could have one signed could leave a revocation
+ * out. Each refusal is audited.
+ */
+static void test_crl_tbs_refused(void **state)
 {
         struct fixture *f = *state;
         struct gmca_engine_client *c = client(f);
@@ -885,19 +895,26 @@ static void test_sign_crl(void **state)
         gmca_engine_signer_init(&s, c, "ca1");
         gmca_engine_signer_init(&old, c, "old");
         gmca_error_clear(&e);
-        expect(gmca_x509_crl_sign(crl, &s.base, &e), &e, 0, NULL, "sign a CRL");
-        expect(gmca_crl_verify(crl, f->key, GMCA_SM2_DEFAULT_ID, &e), &e, 0, NULL,
-               "verify the CRL");
-        /* The superseded key still signs its CRLs. */
-        expect(gmca_x509_crl_sign(old_crl, &old.base, &e), &e, 0, NULL, "old key signs a CRL");
-        expect(gmca_crl_verify(old_crl, f->old_key, GMCA_SM2_DEFAULT_ID, &e), &e, 0, NULL,
-               "verify the old key's CRL");
-
+        expect(gmca_x509_crl_sign(crl, &s.base, &e), &e, GMCA_ERR_POLICY,
+               "CRLs are made by the engine: op C", "sign a CRL through the signer");
+        expect(gmca_x509_crl_sign(old_crl, &old.base, &e), &e, GMCA_ERR_POLICY,
+               "CRLs are made by the engine", "old key signs a CRL");
         assert_true((n = i2d_re_X509_CRL_tbs(crl, &tbs)) > 0);
-        expect(gmca_engine_sign(c, "ca1", tbs, (size_t)n, sig, &siglen, &e), &e, 0, NULL,
-               "sign the TBSCertList");
-        expect(gmca_sm2_verify(f->key, GMCA_SM2_DEFAULT_ID, tbs, (size_t)n, sig, siglen, &e), &e, 0,
-               NULL, "verify the CRL signature with ID 1234567812345678");
+        expect(gmca_engine_sign(c, "ca1", tbs, (size_t)n, sig, &siglen, &e), &e, GMCA_ERR_POLICY,
+               "engine: CRLs are made by the engine: op C", "S: a TBSCertList");
+        expect(gmca_engine_sign_authorised(c, "ca1", f->authz, tbs, (size_t)n, sig, &siglen, &e),
+               &e, GMCA_ERR_POLICY, "op C", "T: a TBSCertList with the custodians' MAC");
+        expect_audit(f, "engine.request|engine|failure|ca1|", "op C", "the refusal audited");
+        /* The connection still signs a certificate. */
+        {
+                const enum part good[PARTS_MAX] = {CERT_OK};
+                struct der d;
+
+                build_tbs(f, good, &d);
+                gmca_error_clear(&e);
+                expect(gmca_engine_sign(c, "ca1", d.b, d.n, sig, &siglen, &e), &e, 0, NULL,
+                       "a certificate after the refusals");
+        }
         OPENSSL_free(tbs);
         X509_CRL_free(crl);
         X509_CRL_free(old_crl);
@@ -1221,11 +1238,15 @@ static void test_many_clients(void **state)
                         int cr = (round + i) % 2;
 
                         gmca_error_clear(&e);
-                        expect(gmca_engine_sign(c[i], cr ? "old" : "ca1", cr ? dl.b : dc.b,
-                                                cr ? dl.n : dc.n, sig, &siglen, &e),
-                               &e, 0, NULL, "round-robin sign");
-                        expect(gmca_sm2_verify(cr ? f->old_key : f->key, GMCA_SM2_DEFAULT_ID,
-                                               cr ? dl.b : dc.b, cr ? dl.n : dc.n, sig, siglen, &e),
+                        if (cr) { /* a refusal between signatures leaves every client usable */
+                                expect(gmca_engine_sign(c[i], "old", dl.b, dl.n, sig, &siglen, &e),
+                                       &e, GMCA_ERR_POLICY, "op C", "round-robin CRL refused");
+                                continue;
+                        }
+                        expect(gmca_engine_sign(c[i], "ca1", dc.b, dc.n, sig, &siglen, &e), &e, 0,
+                               NULL, "round-robin sign");
+                        expect(gmca_sm2_verify(f->key, GMCA_SM2_DEFAULT_ID, dc.b, dc.n, sig, siglen,
+                                               &e),
                                &e, 0, NULL, "round-robin verify");
                 }
         for (int i = 0; i < 4; i++)
@@ -1495,6 +1516,15 @@ static const struct ra_case {
     {"unseal shorter than IV and tag",
      "gmca-ra-v1\n0A01\n1735689600\n" NONCE_A "\nunseal\naad\n0123456789abcdef0123456789ab", 0,
      GMCA_ERR_INVALID, "IV, ciphertext and tag"},
+    {"revoke", "gmca-ra-v1\n0A01\n1735689600\n" NONCE_A "\nrevoke\n12", 0, 0, NULL},
+    {"revoke without an id", "gmca-ra-v1\n0A01\n1735689600\n" NONCE_A "\nrevoke\n", 0,
+     GMCA_ERR_INVALID, "a revocation request id"},
+    {"disable", "gmca-ra-v1\n0A01\n1735689600\n" NONCE_A "\ndisable\nopZ\nPROOF", 0, 0, NULL},
+    {"disable without the signed request",
+     "gmca-ra-v1\n0A01\n1735689600\n" NONCE_A "\ndisable\nopZ\n", 0, GMCA_ERR_INVALID,
+     "without the signed request"},
+    {"disable a name with a slash", "gmca-ra-v1\n0A01\n1735689600\n" NONCE_A "\ndisable\na/b\nP", 0,
+     GMCA_ERR_INVALID, "operator name"},
 };
 
 static void test_parse_ra(void **state)
@@ -1638,7 +1668,7 @@ static struct gmca_engine_client *client_at(const char *sock)
         return c;
 }
 
-/* Without --direct-issue: certificates only with the custodians' MAC; CRLs for anyone. */
+/* Without --direct-issue: certificates only with the custodians' MAC; CRL bodies for no one. */
 static void test_authorisation(void **state)
 {
         struct fixture *f = *state;
@@ -1671,12 +1701,11 @@ static void test_authorisation(void **state)
         expect_audit(f, "engine.request|engine|failure|0123456789ABCDEF|", "\"op\":\"S\"",
                      "S refusal audited");
         gmca_error_clear(&e);
-        expect(gmca_engine_sign(c, "ca1", dl.b, dl.n, sig, &siglen, &e), &e, 0, NULL,
-               "S CRL without direct issue");
-        expect(gmca_sm2_verify(f->key, GMCA_SM2_DEFAULT_ID, dl.b, dl.n, sig, siglen, &e), &e, 0,
-               NULL, "verify the CRL signature");
+        expect(gmca_engine_sign(c, "ca1", dl.b, dl.n, sig, &siglen, &e), &e, GMCA_ERR_POLICY,
+               "op C", "S CRL without direct issue");
 
         /* The custodians' MAC opens certificates, and the signature is audited. */
+        gmca_error_clear(&e);
         expect(gmca_engine_sign_authorised(c, "ca1", f->authz, dc.b, dc.n, sig, &siglen, &e), &e, 0,
                NULL, "T with the right key");
         expect(gmca_sm2_verify(f->key, GMCA_SM2_DEFAULT_ID, dc.b, dc.n, sig, siglen, &e), &e, 0,
@@ -1706,8 +1735,16 @@ static void test_authorisation(void **state)
         expect(gmca_engine_sign(bare, "ca1", dc.b, dc.n, sig, &siglen, &e), &e, GMCA_ERR_POLICY,
                "approved applications only", "S certificate to an engine without policy");
         gmca_error_clear(&e);
-        expect(gmca_engine_sign(bare, "ca1", dl.b, dl.n, sig, &siglen, &e), &e, 0, NULL,
-               "S CRL to an engine without policy");
+        expect(gmca_engine_sign(bare, "ca1", dl.b, dl.n, sig, &siglen, &e), &e, GMCA_ERR_POLICY,
+               "op C", "S CRL to an engine without policy");
+        {
+                struct gmca_engine_crl_req q = {.kind = GMCA_ENGINE_CRL_FULL, .actor = "unit"};
+                struct gmca_engine_crl_res res;
+
+                gmca_error_clear(&e);
+                expect(gmca_engine_crl(bare, "ca1", &q, &res, &e), &e, GMCA_ERR_STATE,
+                       "makes no CRLs", "C to an engine without policy");
+        }
         gmca_error_clear(&e);
         expect(gmca_engine_sign_authorised(c, "ca1", NULL, dc.b, dc.n, sig, &siglen, &e), &e,
                GMCA_ERR_INVALID, NULL, "client: no key");
@@ -1909,18 +1946,382 @@ static void test_seal(void **state)
         gmca_engine_disconnect(ra.client);
 }
 
+/* ---- op 'C': CRLs the engine makes ---- */
+
+/* A 'C' frame: name, kind, flags, arg, actor. */
+struct crl_frame {
+        uint8_t b[512];
+        size_t n;
+};
+
+static void crl_frame(struct crl_frame *f, const char *name, char kind, uint8_t flags, uint32_t arg,
+                      const char *actor, size_t actorlen)
+{
+        size_t nl = strlen(name);
+
+        f->b[0] = 'C';
+        f->b[1] = (uint8_t)(nl >> 8);
+        f->b[2] = (uint8_t)nl;
+        memcpy(f->b + 3, name, nl);
+        f->n = 3 + nl;
+        f->b[f->n++] = (uint8_t)kind;
+        f->b[f->n++] = flags;
+        gmca_put_be32(f->b + f->n, arg);
+        f->n += 4;
+        f->b[f->n++] = (uint8_t)(actorlen >> 8);
+        f->b[f->n++] = (uint8_t)actorlen;
+        memcpy(f->b + f->n, actor, strlen(actor));
+        f->n += strlen(actor);
+}
+
+static const struct crl_parse_case {
+        const char *what;
+        const char *name;
+        char kind;
+        uint8_t flags;
+        uint32_t arg;
+        const char *actor;
+        int actorlen; /* -1: strlen(actor) */
+        int cut;      /* bytes taken off the end */
+        int rc;
+} crl_parse_cases[] = {
+    {"complete CRL", "ca1", 'F', 0, 0, "op:张三", -1, 0, 0},
+    {"complete CRL, 744 hours", "ca1", 'F', 0, 744, "cli", -1, 0, 0},
+    {"delta CRL", "ca1", 'D', 0, 0, "scheduler", -1, 0, 0},
+    {"forced pass", "*", 'P', 1, 14400, "scheduler", -1, 0, 0},
+    {"pass, any interval (the engine bounds it)", "*", 'P', 0, 0xffffffffu, "x", -1, 0, 0},
+    {"complete CRL, 745 hours", "ca1", 'F', 0, 745, "cli", -1, 0, GMCA_ERR_INVALID},
+    {"delta with an argument", "ca1", 'D', 0, 1, "cli", -1, 0, GMCA_ERR_INVALID},
+    {"complete CRL forced", "ca1", 'F', 1, 0, "cli", -1, 0, GMCA_ERR_INVALID},
+    {"pass with other flags", "*", 'P', 3, 0, "cli", -1, 0, GMCA_ERR_INVALID},
+    {"unknown kind", "ca1", 'X', 0, 0, "cli", -1, 0, GMCA_ERR_INVALID},
+    {"pass naming a CA", "ca1", 'P', 0, 0, "cli", -1, 0, GMCA_ERR_INVALID},
+    {"complete CRL of every CA", "*", 'F', 0, 0, "cli", -1, 0, GMCA_ERR_INVALID},
+    {"no actor", "ca1", 'F', 0, 0, "", -1, 0, GMCA_ERR_INVALID},
+    {"actor with a newline", "ca1", 'F', 0, 0, "a\nb", -1, 0, GMCA_ERR_INVALID},
+    {"actor longer than sent", "ca1", 'F', 0, 0, "abc", 2, 0, GMCA_ERR_INVALID},
+    {"actor shorter than said", "ca1", 'F', 0, 0, "abc", 4, 0, GMCA_ERR_INVALID},
+    {"cut in the fixed fields", "ca1", 'F', 0, 0, "", 0, 3, GMCA_ERR_INVALID},
+};
+
+static void test_parse_crl(void **state)
+{
+        (void)state;
+        for (size_t i = 0; i < sizeof(crl_parse_cases) / sizeof(crl_parse_cases[0]); i++) {
+                const struct crl_parse_case *c = &crl_parse_cases[i];
+                struct gmca_engine_request r;
+                struct crl_frame f;
+                struct gmca_error e;
+
+                crl_frame(&f, c->name, c->kind, c->flags, c->arg, c->actor,
+                          c->actorlen < 0 ? strlen(c->actor) : (size_t)c->actorlen);
+                f.n -= (size_t)c->cut;
+                memset(&r, 0x5a, sizeof(r));
+                gmca_error_clear(&e);
+                expect(gmca_engine_parse_request(f.b, f.n, &r, &e), &e, c->rc, NULL, c->what);
+                if (c->rc != 0)
+                        continue;
+                assert_int_equal(r.op, 'C');
+                assert_string_equal(r.name, c->name);
+                assert_int_equal(r.crl.kind, c->kind);
+                assert_int_equal(r.crl.force, c->flags & 1);
+                assert_int_equal(r.crl.arg, c->arg);
+                assert_string_equal(r.crl.actor, c->actor);
+                assert_null(r.tbs);
+        }
+}
+
+/* The engine of a real test CA (gmca_ctx_serve_engine) in a child; its pid. */
+static pid_t ca_engine(const struct test_ca *t)
+{
+        int p[2];
+        pid_t pid;
+        uint8_t b;
+        ssize_t r;
+
+        assert_int_equal(pipe(p), 0);
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                struct gmca_error e = {0};
+                struct gmca_ctx *c;
+                int rc = GMCA_ERR_INTERNAL;
+
+                close(p[0]);
+                alarm(120);
+                if ((c = gmca_ctx_open(t->dir, "unit-engine", &e)) != NULL &&
+                    (rc = gmca_ctx_activate(c, t->cust, 3, &e)) == 0)
+                        rc = gmca_ctx_serve_engine(c, p[1], &e);
+                if (rc != 0)
+                        fprintf(stderr, "engine: %s\n", e.msg);
+                gmca_ctx_close(c);
+                _exit(rc == 0 ? 0 : 1);
+        }
+        close(p[1]);
+        do
+                r = read(p[0], &b, 1);
+        while (r < 0 && errno == EINTR);
+        close(p[0]);
+        assert_int_equal(r, 1);
+        return pid;
+}
+
+/* Issue a certificate of the default CA (in-process keys); its serial. */
+static void ca_issue(struct gmca_ctx *c, const char *cn, char sn[GMCA_SERIAL_HEX_MAX])
+{
+        struct gmca_issue_req r = {0};
+        struct gmca_error e = {0};
+        EVP_PKEY *key = gmca_sm2_keygen(&e);
+        size_t len = 0;
+        uint8_t *csr;
+
+        assert_non_null(key);
+        csr = test_csr_key(key, "单元测试认证中心", NULL, cn, &len);
+        assert_non_null(csr);
+        r.profile = "operator";
+        r.csr = csr;
+        r.csr_len = len;
+        if (gmca_ca_issue(c, &r, sn, NULL, &e) != 0)
+                fail_msg("issue %s: %s", cn, e.msg);
+        OPENSSL_free(csr);
+        EVP_PKEY_free(key);
+}
+
+/* The CRL of rec parsed and verified with CA sub's key; caller frees. */
+static X509_CRL *crl_checked(struct gmca_ctx *c, const struct gmca_crl_rec *rec)
+{
+        struct gmca_ca_rec ca;
+        struct gmca_error e = {0};
+        const uint8_t *p;
+        X509 *cert;
+        X509_CRL *crl;
+
+        memset(&ca, 0, sizeof(ca));
+        expect(gmca_store_ca_get(gmca_ctx_store(c), "sub", &ca, &e), &e, 0, NULL, "CA sub");
+        p = ca.cert_der;
+        assert_non_null(cert = d2i_X509(NULL, &p, (long)ca.cert_len));
+        assert_non_null(crl = gmca_crl_parse(rec->der, rec->der_len, &e));
+        expect(gmca_crl_verify(crl, X509_get0_pubkey(cert), NULL, &e), &e, 0, NULL,
+               "the CRL verifies with the CA's key");
+        X509_free(cert);
+        gmca_ca_rec_clear(&ca);
+        return crl;
+}
+
+/* 1 if the CRL lists serial (hex). */
+static int crl_lists(X509_CRL *crl, const char *sn)
+{
+        STACK_OF(X509_REVOKED) *rv = X509_CRL_get_REVOKED(crl);
+
+        for (int i = 0; i < sk_X509_REVOKED_num(rv); i++) {
+                BIGNUM *bn = ASN1_INTEGER_to_BN(
+                    X509_REVOKED_get0_serialNumber(sk_X509_REVOKED_value(rv, i)), NULL);
+                char *hex = BN_bn2hex(bn);
+                int same = hex != NULL && strcmp(hex, sn) == 0;
+
+                OPENSSL_free(hex);
+                BN_free(bn);
+                if (same)
+                        return 1;
+        }
+        return 0;
+}
+
+/* How many audit records have event, actor and detail containing needle. */
+static int64_t audit_count(struct gmca_ctx *c, const char *event, const char *actor,
+                           const char *needle)
+{
+        static const char sql[] =
+            "SELECT COUNT(*) FROM audit WHERE event = ? AND actor = ? AND detail LIKE ?";
+        struct gmca_error e = {0};
+        char like[256];
+        struct gmca_q q;
+        int64_t n = -1;
+
+        snprintf(like, sizeof(like), "%%%s%%", needle);
+        assert_int_equal(gmca_q_open(gmca_ctx_store(c), sql, &q, &e), 0);
+        gmca_q_text(&q, event);
+        gmca_q_text(&q, actor);
+        gmca_q_text(&q, like);
+        if (gmca_q_step(&q, &e, "audit") == GMCA_DB_ROW)
+                n = gmca_q_col_int(&q, 0);
+        gmca_q_close(&q);
+        return n;
+}
+
+/*
+ * Op 'C' against the engine of a real CA: a context that signs through the
+ * engine gets its CRLs made there, from the store (the revocations, the
+ * next number, the configured validity), audited as the engine's with the
+ * caller named; a hostile interval is bounded; rapid requests are paced;
+ * the engine will not sign a CRL body it is sent.
+ */
+static void test_crl_by_engine(void **state)
+{
+        struct test_ca t;
+        struct gmca_ctx *c;
+        struct gmca_engine_client *k;
+        struct gmca_error e = {0};
+        struct gmca_crl_rec r1, r2, r3;
+        char sock[512];
+        struct gmca_engine_crl_req q = {0};
+        struct gmca_engine_crl_res res[3];
+        char s1[GMCA_SERIAL_HEX_MAX], s2[GMCA_SERIAL_HEX_MAX], s3[GMCA_SERIAL_HEX_MAX];
+        unsigned char *tbs = NULL;
+        uint8_t sig[GMCA_SM2_SIG_MAX];
+        size_t siglen = 0, made = 0;
+        int64_t due = 0;
+        X509_CRL *crl;
+        pid_t pid;
+        int n;
+
+        (void)state;
+        memset(&r1, 0, sizeof(r1));
+        memset(&r2, 0, sizeof(r2));
+        memset(&r3, 0, sizeof(r3));
+        assert_int_equal(test_ca_make(&t, "enginecrl"), 0);
+        /* Certificates issued in-process, one revoked; then the engine takes the keys. */
+        assert_non_null(c = gmca_ctx_open(t.dir, "unit", &e));
+        gmca_error_clear(&e);
+        expect(gmca_ctx_activate(c, t.cust, 3, &e), &e, 0, NULL, "activate in-process");
+        ca_issue(c, "甲 一", s1);
+        ca_issue(c, "乙 二", s2);
+        ca_issue(c, "丙 三", s3);
+        gmca_error_clear(&e);
+        expect(gmca_ca_revoke(c, s1, 1, 0, &e), &e, 0, NULL, "revoke s1");
+        gmca_ctx_close(c);
+        pid = ca_engine(&t);
+
+        assert_non_null(c = gmca_ctx_open(t.dir, "op:测试员", &e));
+        gmca_error_clear(&e);
+        expect(gmca_ctx_use_engine(c, &e), &e, 0, NULL, "use the engine");
+        gmca_error_clear(&e);
+        expect(gmca_ctx_engine_path(c, sock, sizeof(sock), &e), &e, 0, NULL, "socket path");
+        assert_non_null(k = gmca_engine_connect(sock, &e));
+        gmca_error_clear(&e);
+        expect(gmca_ca_crl_generate(c, NULL, 0, &r1, &e), &e, 0, NULL, "CRL through the engine");
+        assert_int_equal(r1.number, 1);
+        assert_int_equal(r1.entries, 1);
+        assert_int_equal(r1.next_update - r1.this_update, 24 * 3600); /* crl_hours */
+        crl = crl_checked(c, &r1);
+        assert_true(crl_lists(crl, s1));
+        assert_false(crl_lists(crl, s2));
+        assert_int_equal(
+            audit_count(c, GMCA_EV_CRL_GENERATE, "engine", "\"requested_by\":\"op:测试员\""), 1);
+        assert_int_equal(audit_count(c, GMCA_EV_CRL_GENERATE, "op:测试员", ""), 0);
+
+        /* The engine signs no CRL body, not even its own. */
+        assert_true((n = i2d_re_X509_CRL_tbs(crl, &tbs)) > 0);
+        gmca_error_clear(&e);
+        expect(gmca_engine_sign(k, "sub", tbs, (size_t)n, sig, &siglen, &e), &e, GMCA_ERR_POLICY,
+               "CRLs are made by the engine: op C", "S: the CRL's own TBS");
+        OPENSSL_free(tbs);
+        X509_CRL_free(crl);
+
+        /* A later revocation is on the next CRL, whose number is the next. */
+        gmca_error_clear(&e);
+        expect(gmca_ca_revoke(c, s2, 4, 0, &e), &e, 0, NULL, "revoke s2 (no key needed)");
+        gmca_error_clear(&e);
+        expect(gmca_ca_crl_generate(c, "sub", 6, &r2, &e), &e, 0, NULL, "second CRL, 6 hours");
+        assert_int_equal(r2.number, 2);
+        assert_int_equal(r2.entries, 2);
+        assert_int_equal(r2.next_update - r2.this_update, 6 * 3600);
+        assert_true(r2.this_update > r1.this_update); /* paced: one a second */
+        crl = crl_checked(c, &r2);
+        assert_true(crl_lists(crl, s1) && crl_lists(crl, s2) && !crl_lists(crl, s3));
+        X509_CRL_free(crl);
+        gmca_error_clear(&e);
+        expect(gmca_ca_crl_generate(c, "nosuch", 0, NULL, &e), &e, GMCA_ERR_NOTFOUND, NULL,
+               "unknown CA");
+        gmca_error_clear(&e);
+        expect(gmca_ca_crl_generate_delta(c, NULL, NULL, &e), &e, GMCA_ERR_STATE, "not configured",
+               "delta CRLs not configured: the engine says so");
+
+        /* A hostile pass: the longest interval is cut to crl_hours (24 h, plus a quarter). */
+        q.kind = GMCA_ENGINE_CRL_PASS;
+        q.force = 1;
+        q.arg = 0xffffffffu;
+        gmca_strlcpy(q.actor, "hostile", sizeof(q.actor));
+        gmca_error_clear(&e);
+        expect(gmca_engine_crl(k, GMCA_ENGINE_CRL_ALL, &q, &res[0], &e), &e, 0, NULL,
+               "forced pass with a huge interval");
+        assert_int_equal(res[0].made, 2); /* root and sub */
+        {
+                struct gmca_ca_rec sub;
+
+                memset(&sub, 0, sizeof(sub));
+                gmca_error_clear(&e);
+                expect(gmca_store_ca_get(gmca_ctx_store(c), "sub", &sub, &e), &e, 0, NULL, "sub");
+                gmca_error_clear(&e);
+                expect(gmca_store_crl_latest(gmca_ctx_store(c), sub.id, &r3, &e), &e, 0, NULL,
+                       "latest");
+                assert_int_equal(r3.number, 3);
+                assert_int_equal(r3.next_update - r3.this_update, 24 * 3600 + 6 * 3600);
+                assert_true(res[0].next_due <= r3.this_update + 24 * 3600);
+                gmca_ca_rec_clear(&sub);
+        }
+        /* Through the library: the same pass, nothing due now. */
+        gmca_error_clear(&e);
+        expect(gmca_ca_crl_refresh(c, 0, 0, &due, &made, &e), &e, 0, NULL, "a pass, nothing due");
+        assert_int_equal(made, 0);
+        assert_true(due > (int64_t)time(NULL));
+        gmca_error_clear(&e);
+        expect(gmca_ca_crl_refresh(c, GMCA_CRL_INTERVAL_MAX + 1, 0, &due, &made, &e), &e,
+               GMCA_ERR_INVALID, NULL, "interval over the CPS cap");
+
+        /* Rapid repeats: each its own second, numbers in order. */
+        q.kind = GMCA_ENGINE_CRL_FULL;
+        q.force = 0;
+        q.arg = 0;
+        for (int i = 0; i < 3; i++) {
+                gmca_error_clear(&e);
+                expect(gmca_engine_crl(k, "sub", &q, &res[i], &e), &e, 0, NULL, "rapid CRL");
+        }
+        for (int i = 1; i < 3; i++) {
+                assert_int_equal(res[i].number, res[i - 1].number + 1);
+                assert_true(res[i].this_update > res[i - 1].this_update);
+        }
+        assert_int_equal(res[0].number, 4);
+        assert_int_equal(res[2].next_update - res[2].this_update, 24 * 3600);
+        /* The bounds travel: over the CPS cap refused before it leaves. */
+        q.arg = 745;
+        gmca_error_clear(&e);
+        expect(gmca_engine_crl(k, "sub", &q, &res[0], &e), &e, GMCA_ERR_INVALID, "0..744",
+               "745 hours");
+
+        gmca_engine_disconnect(k);
+        gmca_error_clear(&e);
+        expect(gmca_ctx_deactivate_engine(c, &e), &e, 0, NULL, "deactivate");
+        assert_int_equal(wait_engine(pid), 0);
+        gmca_ctx_close(c);
+        gmca_crl_rec_clear(&r1);
+        gmca_crl_rec_clear(&r2);
+        gmca_crl_rec_clear(&r3);
+        test_ca_remove(&t);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_parse_request), cmocka_unit_test(test_check_tbs),
-            cmocka_unit_test(test_list),          cmocka_unit_test(test_sign_cert),
-            cmocka_unit_test(test_sign_crl),      cmocka_unit_test(test_refusals),
-            cmocka_unit_test(test_frames),        cmocka_unit_test(test_interleave),
-            cmocka_unit_test(test_many_clients),  cmocka_unit_test(test_lifecycle),
-            cmocka_unit_test(test_stale_socket),  cmocka_unit_test(test_run_dir),
-            cmocka_unit_test(test_parse_ra),      cmocka_unit_test(test_parse_request_tr),
-            cmocka_unit_test(test_authorisation), cmocka_unit_test(test_ra_requests),
+            cmocka_unit_test(test_parse_request),
+            cmocka_unit_test(test_check_tbs),
+            cmocka_unit_test(test_list),
+            cmocka_unit_test(test_sign_cert),
+            cmocka_unit_test(test_crl_tbs_refused),
+            cmocka_unit_test(test_refusals),
+            cmocka_unit_test(test_frames),
+            cmocka_unit_test(test_interleave),
+            cmocka_unit_test(test_many_clients),
+            cmocka_unit_test(test_lifecycle),
+            cmocka_unit_test(test_stale_socket),
+            cmocka_unit_test(test_run_dir),
+            cmocka_unit_test(test_parse_ra),
+            cmocka_unit_test(test_parse_request_tr),
+            cmocka_unit_test(test_authorisation),
+            cmocka_unit_test(test_ra_requests),
             cmocka_unit_test(test_seal),
+            cmocka_unit_test(test_parse_crl),
+            cmocka_unit_test(test_crl_by_engine),
         };
 
         return cmocka_run_group_tests(tests, setup, teardown);

@@ -119,6 +119,14 @@ static int t_issue(void *arg, int64_t app_id, char serial[GMCA_SERIAL_HEX_MAX],
         return gmca_ra_issue_approved(f->c, app_id, f->now, serial, e);
 }
 
+/* The CA engine's revocation (ca_ra_revoke.c), at the test's clock. */
+static int t_revoke(void *arg, int64_t id, struct gmca_error *e)
+{
+        struct fixture *f = arg;
+
+        return gmca_ra_revoke_approved(f->c, id, f->now, e);
+}
+
 /* ---- keys, CSRs, operators, requests ---- */
 
 /* DER CSR for "C=CN[, O=o][, OU=ou], CN=cn" signed with key. */
@@ -214,7 +222,8 @@ static int setup(void **state)
         }
         f->s = gmca_ctx_store(f->c);
         f->sealer = (struct gmca_pii_sealer){t_seal, t_unseal, f};
-        f->env = (struct gmca_ra_env){f->s, f->ca.dir, &f->sealer, t_issue, f, NULL};
+        f->env =
+            (struct gmca_ra_env){f->s, f->ca.dir, &f->sealer, t_issue, f, NULL, t_revoke, NULL};
         *state = f;
         new_operator(f, &f->entry, "entry", GMCA_ROLE_BUSINESS_OPERATOR);
         new_operator(f, &f->vetter, "vetter", GMCA_ROLE_BUSINESS_OPERATOR);
@@ -1675,7 +1684,7 @@ static void test_revocation(void **state)
         struct gmca_auth_result who;
         struct gmca_cert_rec rec;
         struct gmca_error e = {0};
-        char s1[GMCA_SERIAL_HEX_MAX], s2[GMCA_SERIAL_HEX_MAX], body[512];
+        char s1[GMCA_SERIAL_HEX_MAX], s2[GMCA_SERIAL_HEX_MAX], body[512], target[64];
         EVP_PKEY *k1, *k2;
         int64_t applicant, rid, revokes, notes;
         json_t *out = NULL;
@@ -1727,13 +1736,14 @@ static void test_revocation(void **state)
         json_decref(out);
         gmca_auth_result_clear(&who);
         /* Completed by a business admin: revoked, recorded, the subscriber told. */
-        signed_by(f, &f->entry, "POST", "/api/v1/revocations/1/complete", NULL, &who);
+        snprintf(target, sizeof(target), "/api/v1/revocations/%lld/complete", (long long)rid);
+        signed_by(f, &f->entry, "POST", target, NULL, &who);
         CHECK(gmca_ra_revocation_complete(&f->env, &who, rid, f->now, &out, &e), GMCA_ERR_FORBIDDEN,
               NULL, "operator completes");
         gmca_auth_result_clear(&who);
         revokes = audits(f, GMCA_EV_CERT_REVOKE, 1, NULL);
         notes = rows(f, "notifications");
-        signed_by(f, &f->admin2, "POST", "/api/v1/revocations/1/complete", NULL, &who);
+        signed_by(f, &f->admin2, "POST", target, NULL, &who);
         gmca_error_clear(&e);
         CHECK(gmca_ra_revocation_complete(&f->env, &who, rid, f->now, &out, &e), 0, NULL,
               "complete");

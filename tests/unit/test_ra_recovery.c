@@ -187,7 +187,7 @@ static int setup(void **state)
                 return -1;
         }
         f->s = gmca_ctx_store(f->c);
-        f->env = (struct gmca_ra_env){f->s, f->ca.dir, NULL, NULL, f, t_recover};
+        f->env = (struct gmca_ra_env){f->s, f->ca.dir, NULL, NULL, f, t_recover, NULL, NULL};
         *state = f;
         new_operator(f, &f->entry, "entry", GMCA_ROLE_BUSINESS_OPERATOR);
         new_operator(f, &f->entry2, "entry2", GMCA_ROLE_BUSINESS_OPERATOR);
