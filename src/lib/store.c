@@ -326,6 +326,12 @@ static const char *const migrations[] = {
      * revokes (ca_ra_revoke.c), so a front cannot revoke on its own word.
      */
     "ALTER TABLE revocation_requests ADD COLUMN complete_auth BLOB;",
+    /*
+     * 12: the engine looks for its own record of a completed revocation or a delivered
+     * recovery by object before acting (ca_ra_revoke.c, ca_km_recover.c), once per request:
+     * without an index that is a scan of the whole audit log. Auditors search by object too.
+     */
+    "CREATE INDEX audit_object ON audit (object);",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

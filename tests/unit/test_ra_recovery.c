@@ -692,6 +692,7 @@ static void t_namesake(void **state)
 
         issue(f, "personal-sign", NULL, "王小明",
               "{\"identity_card_number\":\"110105198001010016\"}", 0, namesake, NULL, NULL);
+        f->now = (int64_t)gmca_now() + 1; /* its notBefore is the clock's, not f->now */
         expect(subscriber(f, &f->entry, f->enc, namesake, &id, &e), &e, GMCA_ERR_POLICY,
                "identity_card_number", "namesake");
         assert_int_equal(recoveries(f), n);
