@@ -30,6 +30,7 @@
 #include "ra_internal.h"
 #include "store_internal.h"
 #include "testca.h"
+#include "testops.h"
 #include "testutil.h"
 #include "util.h"
 
@@ -112,45 +113,16 @@ static void issue(struct fixture *f, const char *profile, const char *o, const c
 
 static void new_operator(struct fixture *f, struct op *k, const char *name, unsigned roles)
 {
-        struct gmca_operator op;
-        struct gmca_error e = {0};
-        uint8_t *der = NULL;
-        int n;
-
         memset(k, 0, sizeof(*k));
         k->name = name;
         issue(f, GMCA_OPERATOR_PROFILE, "单元测试认证中心", name, NULL, 0, k->serial, &k->key,
               &k->cert);
-        memset(&op, 0, sizeof(op));
-        gmca_strlcpy(op.name, name, sizeof(op.name));
-        op.roles = roles;
-        gmca_strlcpy(op.cert_serial, k->serial, sizeof(op.cert_serial));
-        assert_true((n = i2d_X509(k->cert, &der)) > 0);
-        gmca_auth_fingerprint(der, (size_t)n, op.fingerprint);
-        OPENSSL_free(der);
-        op.created_at = (int64_t)gmca_now();
-        gmca_strlcpy(op.created_by, "unit", sizeof(op.created_by));
-        assert_int_equal(gmca_store_begin(f->s, &e), 0);
-        if (gmca_operator_insert(f->s, &op, f->k_op, &e) != 0)
-                fail_msg("operator %s: %s", name, e.msg);
-        assert_int_equal(gmca_store_commit(f->s, &e), 0);
+        test_operator_enrol(f->s, f->k_op, name, roles, k->cert, k->serial);
 }
 
 static void sql(struct fixture *f, const char *stmt, const char *a, const char *b, int64_t id)
 {
-        struct gmca_error e = {0};
-        struct gmca_q q;
-
-        assert_int_equal(gmca_q_open(f->s, stmt, &q, &e), 0);
-        if (a != NULL)
-                gmca_q_text(&q, a);
-        if (b != NULL)
-                gmca_q_text(&q, b);
-        if (id != 0)
-                gmca_q_int(&q, id);
-        if (gmca_q_step(&q, &e, "test sql") < 0)
-                fail_msg("%s: %s", stmt, e.msg);
-        gmca_q_close(&q);
+        test_sql(f->s, stmt, a, b, id);
 }
 
 static const char SQL_T_DUAL[] = "INSERT INTO dual_keys (enc_serial, sig_serial, envelope, created)"
