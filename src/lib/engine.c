@@ -2434,7 +2434,9 @@ int gmca_engine_ra_issue(struct gmca_engine_ra *ra, int64_t app_id,
         return 0;
 }
 
-int gmca_engine_ra_recover(struct gmca_engine_ra *ra, int64_t id, struct gmca_error *e)
+/* An RA request naming a record by its id (what: for messages), answered with nothing. */
+static int ra_by_id(struct gmca_engine_ra *ra, const char *subop, const char *what, int64_t id,
+                    struct gmca_error *e)
 {
         char arg[24];
         uint8_t *b = NULL;
@@ -2442,14 +2444,19 @@ int gmca_engine_ra_recover(struct gmca_engine_ra *ra, int64_t id, struct gmca_er
         int rc;
 
         if (id <= 0)
-                return gmca_error_set(e, GMCA_ERR_INVALID, "engine: recovery id %lld",
+                return gmca_error_set(e, GMCA_ERR_INVALID, "engine: %s id %lld", what,
                                       (long long)id);
         snprintf(arg, sizeof(arg), "%lld", (long long)id);
-        if ((rc = ra_request(ra, "recover", arg, strlen(arg), NULL, 0, &b, &n, e)) != 0)
+        if ((rc = ra_request(ra, subop, arg, strlen(arg), NULL, 0, &b, &n, e)) != 0)
                 return rc;
         free(b);
         return n == 0 ? 0
-                      : gmca_error_set(e, GMCA_ERR_INVALID, "engine: recover: unexpected reply");
+                      : gmca_error_set(e, GMCA_ERR_INVALID, "engine: %s: unexpected reply", subop);
+}
+
+int gmca_engine_ra_recover(struct gmca_engine_ra *ra, int64_t id, struct gmca_error *e)
+{
+        return ra_by_id(ra, "recover", "recovery", id, e);
 }
 
 int gmca_engine_ra_recover_cb(void *arg, int64_t id, struct gmca_error *e)
@@ -2459,19 +2466,7 @@ int gmca_engine_ra_recover_cb(void *arg, int64_t id, struct gmca_error *e)
 
 int gmca_engine_ra_revoke(struct gmca_engine_ra *ra, int64_t id, struct gmca_error *e)
 {
-        char arg[24];
-        uint8_t *b = NULL;
-        size_t n = 0;
-        int rc;
-
-        if (id <= 0)
-                return gmca_error_set(e, GMCA_ERR_INVALID, "engine: revocation request id %lld",
-                                      (long long)id);
-        snprintf(arg, sizeof(arg), "%lld", (long long)id);
-        if ((rc = ra_request(ra, "revoke", arg, strlen(arg), NULL, 0, &b, &n, e)) != 0)
-                return rc;
-        free(b);
-        return n == 0 ? 0 : gmca_error_set(e, GMCA_ERR_INVALID, "engine: revoke: unexpected reply");
+        return ra_by_id(ra, "revoke", "revocation request", id, e);
 }
 
 int gmca_engine_ra_disable(struct gmca_engine_ra *ra, const char *name, const uint8_t *proof,

@@ -197,16 +197,7 @@ static void state_is(struct fixture *f, int64_t id, const char *want)
 static void signed_by(struct fixture *f, const struct op *k, const char *target, const char *body,
                       struct gmca_auth_result *who)
 {
-        struct gmca_auth_headers h;
-        struct gmca_error e = {0};
-        size_t len = body != NULL ? strlen(body) : 0;
-
-        memset(who, 0, sizeof(*who));
-        if (gmca_auth_sign(k->key, k->cert, "POST", target, (const uint8_t *)body, len, f->now, &h,
-                           &e) != 0 ||
-            gmca_auth_verify(f->s, &h, "POST", target, (const uint8_t *)body, len, f->now, who,
-                             &e) != 0)
-                fail_msg("POST %s by %s: %s", target, k->name, e.msg);
+        test_signed_post(f->s, k->key, k->cert, k->name, target, body, f->now, who);
 }
 
 /* POST /api/v1/revocations; *id the request's, *state its state. */

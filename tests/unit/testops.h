@@ -56,4 +56,21 @@ static void test_sql(struct gmca_store *s, const char *stmt, const char *a, cons
         gmca_q_close(&q);
 }
 
+/* who for a signed POST to target with body (NULL: none) by key and cert at now, as the front
+ * verifies it (the operator's name for messages). */
+static void test_signed_post(struct gmca_store *s, EVP_PKEY *key, X509 *cert, const char *name,
+                             const char *target, const char *body, int64_t now,
+                             struct gmca_auth_result *who)
+{
+        struct gmca_auth_headers h;
+        struct gmca_error e = {0};
+        size_t len = body != NULL ? strlen(body) : 0;
+
+        memset(who, 0, sizeof(*who));
+        if (gmca_auth_sign(key, cert, "POST", target, (const uint8_t *)body, len, now, &h, &e) !=
+                0 ||
+            gmca_auth_verify(s, &h, "POST", target, (const uint8_t *)body, len, now, who, &e) != 0)
+                fail_msg("POST %s by %s: %s", target, name, e.msg);
+}
+
 #endif
