@@ -929,3 +929,32 @@ out:
         EVP_PKEY_free(pub);
         return rc;
 }
+
+int gmca_auth_step_check(struct gmca_store *s, const uint8_t k_op[GMCA_OP_KEY_LEN],
+                         const char *what, const char *name, const uint8_t *proof, size_t len,
+                         const char *who, enum gmca_action act, const char *target, int64_t now,
+                         struct gmca_auth_proof *p, struct gmca_operator *op, struct gmca_error *e)
+{
+        struct gmca_error in = {0};
+        int rc;
+
+        if (proof == NULL || len == 0 || (who != NULL && who[0] == '\0'))
+                return gmca_error_set(e, GMCA_ERR_AUTH, "%s: no signed %s", what, name);
+        if (gmca_auth_proof_check(s, proof, len, now, p, op, &in) != 0)
+                return gmca_error_set(e, GMCA_ERR_AUTH, "%s: %s: %s", what, name, in.msg);
+        if ((rc = gmca_operator_tag_check(op, k_op, &in)) != 0)
+                return gmca_error_set(e, rc, "%s: %s: %s", what, name, in.msg);
+        if (who != NULL && strcmp(op->name, who) != 0)
+                return gmca_error_set(e, GMCA_ERR_AUTH,
+                                      "%s: the %s was signed by %s, the record "
+                                      "says %s",
+                                      what, name, op->name, who);
+        if (strcmp(p->method, "POST") != 0 || strcmp(p->target, target) != 0)
+                return gmca_error_set(e, GMCA_ERR_AUTH,
+                                      "%s: the signed %s is a %s to %s, not to %s", what, name,
+                                      p->method, p->target, target);
+        if (gmca_auth_allowed(op->roles, act, &in) != 0)
+                return gmca_error_set(e, GMCA_ERR_AUTH, "%s: %s by %s: %s", what, name, op->name,
+                                      in.msg);
+        return 0;
+}

@@ -330,4 +330,19 @@ int gmca_auth_proof_check(struct gmca_store *s, const uint8_t *proof, size_t len
                           struct gmca_auth_proof *p, struct gmca_operator *op,
                           struct gmca_error *e) GMCA_WUR;
 
+/*
+ * The CA engine's check of one stored step of an RA workflow (a recovery's
+ * request or approval, a revocation's request or completion): proof is the
+ * signed request (name: "request", "approval", ... for messages), checked
+ * with gmca_auth_proof_check, its operator record's tag under k_op before
+ * the name and roles count, signed by who when who is not NULL, a POST to
+ * target, by a role allowed act. Messages start with what ("recovery 5").
+ * GMCA_ERR_AUTH (or the tag check's code) with the cause.
+ */
+int gmca_auth_step_check(struct gmca_store *s, const uint8_t k_op[GMCA_OP_KEY_LEN],
+                         const char *what, const char *name, const uint8_t *proof, size_t len,
+                         const char *who, enum gmca_action act, const char *target, int64_t now,
+                         struct gmca_auth_proof *p, struct gmca_operator *op,
+                         struct gmca_error *e) GMCA_WUR;
+
 #endif

@@ -63,28 +63,10 @@ static int step(struct gmca_store *s, const uint8_t k_op[GMCA_OP_KEY_LEN],
                 const char *who, enum gmca_action act, const char *want, int64_t now,
                 struct gmca_auth_proof *p, struct gmca_operator *op, struct gmca_error *e)
 {
-        struct gmca_error in = {0};
-        long long id = (long long)r->id;
-        int rc;
+        char what[40];
 
-        if (proof == NULL || len == 0 || who[0] == '\0')
-                return gmca_error_set(e, GMCA_ERR_AUTH, "recovery %lld: no signed %s", id, name);
-        if ((rc = gmca_auth_proof_check(s, proof, len, now, p, op, &in)) != 0)
-                return gmca_error_set(e, GMCA_ERR_AUTH, "recovery %lld: %s: %s", id, name, in.msg);
-        if ((rc = gmca_operator_tag_check(op, k_op, &in)) != 0)
-                return gmca_error_set(e, rc, "recovery %lld: %s: %s", id, name, in.msg);
-        if (strcmp(op->name, who) != 0)
-                return gmca_error_set(e, GMCA_ERR_AUTH,
-                                      "recovery %lld: the %s was signed by %s, the record says %s",
-                                      id, name, op->name, who);
-        if (strcmp(p->method, "POST") != 0 || strcmp(p->target, want) != 0)
-                return gmca_error_set(e, GMCA_ERR_AUTH,
-                                      "recovery %lld: the signed %s is a %s to %s, not to %s", id,
-                                      name, p->method, p->target, want);
-        if (gmca_auth_allowed(op->roles, act, &in) != 0)
-                return gmca_error_set(e, GMCA_ERR_AUTH, "recovery %lld: %s by %s: %s", id, name,
-                                      op->name, in.msg);
-        return 0;
+        snprintf(what, sizeof(what), "recovery %lld", (long long)r->id);
+        return gmca_auth_step_check(s, k_op, what, name, proof, len, who, act, want, now, p, op, e);
 }
 
 static int same(const char *x, const char *y)

@@ -27,29 +27,19 @@ static int check(struct gmca_store *s, const uint8_t k_op[GMCA_OP_KEY_LEN], cons
                  const uint8_t *proof, size_t len, int64_t now, struct gmca_operator *op,
                  struct gmca_error *e)
 {
-        struct gmca_error in = {0};
         struct gmca_auth_proof p;
-        char want[GMCA_NAME_MAX + 32];
+        char want[GMCA_NAME_MAX + 32], what[GMCA_NAME_MAX + 16];
         int rc;
 
-        if (proof == NULL || len == 0)
-                return gmca_error_set(e, GMCA_ERR_AUTH, "disable %s: no signed request", name);
-        if (gmca_auth_proof_check(s, proof, len, now, &p, op, &in) != 0)
-                return gmca_error_set(e, GMCA_ERR_AUTH, "disable %s: %s", name, in.msg);
-        if ((rc = gmca_operator_tag_check(op, k_op, &in)) != 0)
-                return gmca_error_set(e, rc, "disable %s: %s", name, in.msg);
+        snprintf(what, sizeof(what), "disable %s", name);
         snprintf(want, sizeof(want), "/api/v1/operators/%s/disable", name);
-        if (strcmp(p.method, "POST") != 0 || strcmp(p.target, want) != 0)
-                return gmca_error_set(e, GMCA_ERR_AUTH,
-                                      "disable %s: the signed request is a %s to %s, not to %s",
-                                      name, p.method, p.target, want);
+        if ((rc = gmca_auth_step_check(s, k_op, what, "request", proof, len, NULL,
+                                       GMCA_ACT_OPERATOR_DISABLE, want, now, &p, op, e)) != 0)
+                return rc;
         if (p.timestamp > now + GMCA_AUTH_SKEW || p.timestamp < now - GMCA_AUTH_SKEW)
                 return gmca_error_set(e, GMCA_ERR_AUTH,
                                       "disable %s: the signed request of %lld is stale", name,
                                       (long long)p.timestamp);
-        if (gmca_auth_allowed(op->roles, GMCA_ACT_OPERATOR_DISABLE, &in) != 0)
-                return gmca_error_set(e, GMCA_ERR_AUTH, "disable %s: by %s: %s", name, op->name,
-                                      in.msg);
         return 0;
 }
 

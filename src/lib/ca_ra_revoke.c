@@ -83,27 +83,11 @@ static int step(struct gmca_store *s, const uint8_t k_op[GMCA_OP_KEY_LEN], int64
                 const char *want, int64_t now, struct gmca_auth_proof *p, struct gmca_operator *op,
                 struct gmca_error *e)
 {
-        struct gmca_error in = {0};
-        int rc;
+        char what[48];
 
-        if (proof == NULL || len == 0)
-                return gmca_error_set(e, GMCA_ERR_AUTH, "revocation request %lld: no signed %s",
-                                      (long long)id, name);
-        if (gmca_auth_proof_check(s, proof, len, now, p, op, &in) != 0)
-                return gmca_error_set(e, GMCA_ERR_AUTH, "revocation request %lld: %s: %s",
-                                      (long long)id, name, in.msg);
-        if ((rc = gmca_operator_tag_check(op, k_op, &in)) != 0)
-                return gmca_error_set(e, rc, "revocation request %lld: %s: %s", (long long)id, name,
-                                      in.msg);
-        if (strcmp(p->method, "POST") != 0 || strcmp(p->target, want) != 0)
-                return gmca_error_set(e, GMCA_ERR_AUTH,
-                                      "revocation request %lld: the signed %s is a %s to %s, not "
-                                      "to %s",
-                                      (long long)id, name, p->method, p->target, want);
-        if (gmca_auth_allowed(op->roles, act, &in) != 0)
-                return gmca_error_set(e, GMCA_ERR_AUTH, "revocation request %lld: %s by %s: %s",
-                                      (long long)id, name, op->name, in.msg);
-        return 0;
+        snprintf(what, sizeof(what), "revocation request %lld", (long long)id);
+        return gmca_auth_step_check(s, k_op, what, name, proof, len, NULL, act, want, now, p, op,
+                                    e);
 }
 
 static int same_text(const char *signed_text, const char *row)
